@@ -1,0 +1,223 @@
+"""Export fitted scikit-learn estimators as model documents (JSON, no pickle).
+
+Each supported estimator class has a converter registered in :data:`CONVERTERS`; a converter turns
+the fitted estimator into one estimator node of the format (see docs/model-format.md). Anything not
+registered, or a parameter a converter does not handle, raises :class:`UnsupportedEstimator` naming
+it: never a silent approximation.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import scorer
+from scorer import content_sha256, encode_array
+
+Converter = Callable[[Any, "ExportContext"], dict[str, Any]]
+CONVERTERS: dict[type, Converter] = {}
+DEFAULT_TEST_VECTORS = 25
+
+_FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
+             "naive_bayes", "neural_network", "cluster")
+
+
+class UnsupportedEstimator(ValueError):
+    """An estimator class or parameter value the format cannot represent exactly."""
+
+
+def converter(*classes: type) -> Callable[[Converter], Converter]:
+    """Register ``fn`` as the converter for each scikit-learn class given."""
+
+    def deco(fn: Converter) -> Converter:
+        for cls in classes:
+            CONVERTERS[cls] = fn
+        return fn
+
+    return deco
+
+
+def supported_estimators() -> list[str]:
+    _load_families()
+    return sorted(f"{c.__module__.split('.')[1]}.{c.__name__}" for c in CONVERTERS)
+
+
+class ExportContext:
+    """Options for one export and the recursion into sub-estimators."""
+
+    def __init__(self, compact: bool = True, compress: bool = False) -> None:
+        self.compact = compact
+        self.compress = compress
+
+    def array(self, a: Any, compress: bool | None = None) -> Any:
+        return encode_array(np.asarray(a), compact=self.compact,
+                            compress=self.compress if compress is None else compress)
+
+    def convert(self, est: Any) -> dict[str, Any]:
+        return convert(est, self)
+
+    @staticmethod
+    def unsupported(est: Any, param: str, value: Any, supported: Sequence[Any]) -> UnsupportedEstimator:
+        return UnsupportedEstimator(
+            f"{type(est).__name__}({param}={value!r}) is not supported; supported {param}: "
+            f"{', '.join(map(repr, supported))}")
+
+
+def _load_families() -> None:
+    for family in _FAMILIES:
+        try:
+            importlib.import_module(f"{__name__}.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{family}":
+                raise
+
+
+def convert(est: Any, ctx: ExportContext) -> dict[str, Any]:
+    _load_families()
+    fn = CONVERTERS.get(type(est))
+    if fn is None:
+        raise UnsupportedEstimator(
+            f"{type(est).__name__} is not supported; supported estimators: {', '.join(supported_estimators())}")
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(est)
+    return fn(est, ctx)
+
+
+# -- the document envelope --------------------------------------------------------------------------
+
+def _is_categorical_column(values: np.ndarray) -> bool:
+    return any(isinstance(v, str) for v in values.tolist())
+
+
+def _sample_frame(X: Any, feature_names: Sequence[str] | None) -> tuple[list[str], list[list[Any]], Any]:
+    """Column names, rows as Python lists, and the object to hand to scikit-learn for outputs."""
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        names = [str(c) for c in X.columns]
+        rows = X.to_numpy(dtype=object).tolist()
+        return names, rows, X
+    arr = np.asarray(X, dtype=object) if not isinstance(X, np.ndarray) else X
+    if arr.ndim != 2:
+        raise ValueError("X_sample must be 2-D (rows x features)")
+    names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        raise ValueError(f"{len(names)} feature names for {arr.shape[1]} columns")
+    return names, arr.tolist(), X
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, float) and math.isinf(v):
+        raise ValueError("infinite values cannot be test vector inputs")
+    return v
+
+
+def _output_list(values: Any) -> list[Any]:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError("scikit-learn returned non-finite outputs for the sample; choose other sample rows")
+    return [_jsonable(v) if not isinstance(v, list) else v for v in arr.tolist()]
+
+
+def _task(est: Any) -> str:
+    from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+
+    if is_classifier(est):
+        return "classification"
+    if is_regressor(est):
+        return "regression"
+    if is_outlier_detector(est):
+        return "outlier_detection"
+    if getattr(est, "_estimator_type", None) == "clusterer" or type(est).__name__ in ("KMeans",):
+        return "clustering"
+    return "transform"
+
+
+def _methods(est: Any) -> list[str]:
+    out = []
+    for m in scorer._model.METHODS:
+        try:
+            if hasattr(est, m):
+                out.append(m)
+        except AttributeError:
+            pass
+    return out
+
+
+def export_model(estimator: Any, X_sample: Any, name: str, *, description: str = "",
+                 feature_names: Sequence[str] | None = None, n_test_vectors: int = DEFAULT_TEST_VECTORS,
+                 compact: bool = True, compress: bool = False) -> dict[str, Any]:
+    """Export a fitted estimator with test vectors computed by scikit-learn on ``X_sample``.
+
+    ``X_sample`` is a few representative rows (a DataFrame, or an array with ``feature_names``);
+    its first ``n_test_vectors`` rows become the test vectors every scorer must reproduce.
+    """
+    import sklearn
+
+    if not isinstance(name, str) or not name:
+        raise ValueError("name must be a non-empty string")
+    ctx = ExportContext(compact=compact, compress=compress)
+    node = convert(estimator, ctx)
+    names, rows, X_sk = _sample_frame(X_sample, feature_names)
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None and list(map(str, fitted_names)) != names:
+        raise ValueError("X_sample's columns differ from the feature names the estimator was fitted on")
+    columns = np.array(rows, dtype=object).T if rows else np.empty((len(names), 0), dtype=object)
+    features: list[dict[str, Any]] = []
+    for i, fname in enumerate(names):
+        if rows and _is_categorical_column(columns[i]):
+            cats = sorted({str(v) for v in columns[i].tolist() if v is not None and not _is_nan(v)})
+            features.append({"name": fname, "type": "categorical", "categories": cats})
+        else:
+            features.append({"name": fname, "type": "numeric"})
+    k = max(1, min(n_test_vectors, len(rows)))
+    X_tv = X_sk.iloc[:k] if hasattr(X_sk, "iloc") else np.asarray(X_sk)[:k]
+    task = _task(estimator)
+    methods = _methods(estimator)
+    outputs: dict[str, Any] = {}
+    for m in methods:
+        outputs[m] = _output_list(getattr(estimator, m)(X_tv))
+    classes = getattr(estimator, "classes_", None)
+    output: dict[str, Any] = {"task": task, "methods": methods}
+    if classes is not None and task == "classification":
+        output["classes"] = [_jsonable(c) for c in np.asarray(classes).tolist()] if np.ndim(classes) == 1 else \
+            [[_jsonable(c) for c in np.asarray(cl).tolist()] for cl in classes]
+    doc: dict[str, Any] = {
+        "format_version": scorer.FORMAT_VERSION,
+        "metadata": {
+            "name": name,
+            "description": description,
+            "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "producer": {"name": "modelsync", "version": _version()},
+            "sklearn_version": sklearn.__version__,
+            "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
+        },
+        "input": {"features": features},
+        "output": output,
+        "estimator": node,
+        "test_vectors": {
+            "inputs": [[_jsonable(v) for v in row] for row in rows[:k]],
+            "outputs": outputs,
+            "tolerance": scorer._model.DEFAULT_TOLERANCE,
+        },
+    }
+    doc["sha256"] = content_sha256(doc)
+    return doc
+
+
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _version() -> str:
+    from modelsync import __version__
+
+    return __version__
