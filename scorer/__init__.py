@@ -2,24 +2,45 @@
 
 Imports numpy and the standard library only, so this folder can be copied beside a script,
 vendored into a device app, or shipped in a Lambda layer.
+
+    import scorer
+    model = scorer.load_model("model.json")      # dict, path, bytes or JSON text
+    model.predict([{"age": 41, "colour": "red"}])
+    scorer.validate_model("model.json")          # full check: raises InvalidModel listing .problems
+
+The document format is specified in docs/model-format.md; ``scorer/schema.json`` is its JSON Schema.
 """
 
 from __future__ import annotations
 
+import json
+import pathlib
 from typing import Any
 
 from ._base import (
+    ARRAY_DTYPES,
+    ARRAY_ENCODINGS,
+    MAX_DOCUMENT_BYTES,
     REGISTRY,
+    Estimator,
     InvalidInput,
     InvalidModel,
+    LoadContext,
     MethodNotSupported,
     ModelsyncScorerError,
     UnsupportedModel,
+    as_float,
     decode_array,
+    decode_labels,
     encode_array,
+    load_estimator,
+    register,
 )
 from ._model import (
     FORMAT_VERSION,
+    METHODS,
+    TASKS,
+    Feature,
     Model,
     canonical_bytes,
     check_format_version,
@@ -27,52 +48,57 @@ from ._model import (
     content_sha256,
     load_model,
     parse_document,
+    to_matrix,
+    validate_model,
 )
 
 # Importing the implementations fills REGISTRY (model type name -> implementation).
 from . import models as _models  # noqa: F401,E402  isort: skip
 
 __all__ = [
+    "ARRAY_DTYPES",
+    "ARRAY_ENCODINGS",
     "FORMAT_VERSION",
+    "MAX_DOCUMENT_BYTES",
+    "METHODS",
     "REGISTRY",
+    "TASKS",
+    "Estimator",
+    "Feature",
     "InvalidInput",
     "InvalidModel",
+    "LoadContext",
     "MethodNotSupported",
     "Model",
     "ModelsyncScorerError",
     "UnsupportedModel",
+    "as_float",
     "canonical_bytes",
+    "check_format_version",
+    "check_test_vectors",
     "content_sha256",
     "decode_array",
+    "decode_labels",
     "encode_array",
+    "load_estimator",
     "load_model",
+    "load_schema",
+    "parse_document",
+    "register",
     "supported_types",
+    "to_matrix",
     "validate_model",
 ]
 __version__ = "0.1.0"
 
+SCHEMA_PATH = pathlib.Path(__file__).with_name("schema.json")
+
 
 def supported_types() -> list[str]:
+    """The estimator ``type`` names this scorer can load."""
     return sorted(REGISTRY)
 
 
-def validate_model(doc: Any) -> Model:
-    """Fully check a document: structure, semantics, limits, sha256 and the test vectors re-scored.
-
-    Returns the loaded model; raises :class:`InvalidModel` whose ``problems`` lists every
-    (JSON pointer, message) pair found.
-    """
-    from ._model import parse_document as _parse
-
-    parsed = _parse(doc)
-    problems: list[tuple[str, str]] = []
-    sha = parsed.get("sha256")
-    if not isinstance(sha, str):
-        problems.append(("/sha256", "required string field is missing"))
-    elif sha != content_sha256(parsed):
-        problems.append(("/sha256", "does not match the document's content"))
-    model = load_model(parsed)
-    problems.extend(check_test_vectors(model))
-    if problems:
-        raise InvalidModel(problems)
-    return model
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a model document, for tools that validate with jsonschema."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))  # type: ignore[no-any-return]

@@ -2,15 +2,19 @@
 
 Every estimator node in a document is turned into an :class:`Estimator` exactly once, at load time:
 arrays are decoded and checked here so that scoring is plain vectorised numpy with no re-validation.
+A hostile document must end in :class:`InvalidModel` with a pointer to the offending field, never in
+RecursionError, MemoryError, KeyError or TypeError: every size is checked before anything is allocated.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import math
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,8 +22,11 @@ import numpy as np
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
 MAX_ARRAY_ELEMENTS = 50_000_000
+MAX_ARRAY_NDIM = 8
 MAX_TOTAL_ELEMENTS = 100_000_000
+MAX_DECODED_BYTES = 512 * 1024 * 1024  # all arrays of one document, after base64 / zlib decoding
 MAX_ESTIMATOR_DEPTH = 16  # pipeline / column transformer nesting
+MAX_SAFE_INTEGER = 2**53  # JSON numbers are IEEE doubles for every other language
 
 ARRAY_DTYPES: dict[str, str] = {
     "float64": "<f8",
@@ -31,6 +38,7 @@ ARRAY_DTYPES: dict[str, str] = {
     "bool": "?",
 }
 ARRAY_ENCODINGS = ("base64", "base64-zlib")
+_BLOCK_KEYS = frozenset({"encoding", "dtype", "shape", "data"})
 
 
 class ModelsyncScorerError(ValueError):
@@ -75,11 +83,18 @@ def pointer_join(base: str, *parts: str | int) -> str:
 
 
 class LoadContext:
-    """Where we are in the document while loading, plus the running budget of decoded elements."""
+    """Where we are in the document while loading, plus the running budgets of decoded arrays.
+
+    The budgets (elements and bytes) are shared by every child context of one document, so that many
+    medium arrays cannot add up to more than one huge array is allowed to be.
+    """
 
     def __init__(self, pointer: str = "/estimator", budget: list[int] | None = None, depth: int = 0) -> None:
         self.pointer = pointer
-        self._budget = budget if budget is not None else [MAX_TOTAL_ELEMENTS]
+        # [elements left, bytes left]; a one-element list (older callers) gets the byte budget added.
+        self._budget = budget if budget is not None else [MAX_TOTAL_ELEMENTS, MAX_DECODED_BYTES]
+        if len(self._budget) == 1:
+            self._budget.append(MAX_DECODED_BYTES)
         self.depth = depth
 
     def child(self, *parts: str | int) -> LoadContext:
@@ -97,35 +112,57 @@ class LoadContext:
     # -- field access ---------------------------------------------------------------------------
     def get(self, node: dict[str, Any], key: str, types: type | tuple[type, ...] | None = None,
             default: Any = ..., choices: Sequence[Any] | None = None) -> Any:
+        """``node[key]`` checked against ``types`` (a bool is never accepted as a number)."""
+        if not isinstance(node, dict):
+            raise InvalidModel(f"expected an object, got {_json_type(node)}", self.pointer)
         if key not in node:
             if default is ...:
                 raise self.fail("required field is missing", key)
             return default
         value = node[key]
-        if types is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in (
-                types if isinstance(types, tuple) else (types,))):
-            raise self.fail(f"expected {_type_name(types)}, got {type(value).__name__}", key)
-        if choices is not None and value not in choices:
-            raise self.fail(f"must be one of {list(choices)}, got {value!r}", key)
+        if types is not None:
+            allowed = types if isinstance(types, tuple) else (types,)
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise self.fail(f"expected {_type_name(types)}, got {_json_type(value)}", key)
+        if choices is not None and not any(value == c and type(value) is type(c) for c in choices):
+            raise self.fail(f"must be one of {list(choices)}, got {_short(value)}", key)
         return value
+
+    def string(self, node: dict[str, Any], key: str, default: Any = ...,
+               choices: Sequence[str] | None = None) -> str:
+        return self.get(node, key, str, default, choices)  # type: ignore[no-any-return]
+
+    def boolean(self, node: dict[str, Any], key: str, default: Any = ...) -> bool:
+        return self.get(node, key, bool, default)  # type: ignore[no-any-return]
 
     def number(self, node: dict[str, Any], key: str, default: Any = ..., finite: bool = True) -> float:
         value = self.get(node, key, (int, float), default)
         if value is None:
             return value  # type: ignore[no-any-return]
-        if finite and not np.isfinite(value):
+        try:
+            out = float(value)
+        except OverflowError:
+            raise self.fail("number too large", key) from None
+        if finite and not math.isfinite(out):
             raise self.fail("must be a finite number", key)
-        return float(value)
+        return out
 
-    def integer(self, node: dict[str, Any], key: str, default: Any = ..., minimum: int | None = None) -> int:
+    def integer(self, node: dict[str, Any], key: str, default: Any = ..., minimum: int | None = None,
+                maximum: int | None = MAX_SAFE_INTEGER) -> int:
         value = self.get(node, key, int, default)
-        if minimum is not None and value is not None and value < minimum:
+        if value is None:
+            return value  # type: ignore[no-any-return]
+        if minimum is not None and value < minimum:
             raise self.fail(f"must be >= {minimum}", key)
+        if maximum is not None and value > maximum:
+            raise self.fail(f"must be <= {maximum}", key)
         return value  # type: ignore[no-any-return]
 
     def array(self, node: dict[str, Any], key: str, dtype: str = "float64", ndim: int | None = None,
               shape: Sequence[int | None] | None = None, finite: bool = True, default: Any = ...) -> np.ndarray:
-        """Decode ``node[key]`` (plain JSON list or base64 block) into a C-contiguous array of ``dtype``."""
+        """Decode ``node[key]`` (plain JSON list or base64 block) into a read-only array of ``dtype``."""
+        if not isinstance(node, dict):
+            raise InvalidModel(f"expected an object, got {_json_type(node)}", self.pointer)
         if key not in node:
             if default is ...:
                 raise self.fail("required array is missing", key)
@@ -137,10 +174,14 @@ class LoadContext:
         raw = self.get(node, key, list)
         return decode_labels(raw, self.child(key))
 
-    def take_budget(self, n: int) -> None:
+    def take_budget(self, n: int, nbytes: int = 0) -> None:
+        """Charge ``n`` elements (and ``nbytes`` decoded bytes) to the document's budget."""
         self._budget[0] -= n
+        self._budget[1] -= nbytes
         if self._budget[0] < 0:
             raise InvalidModel(f"document holds more than {MAX_TOTAL_ELEMENTS} array elements", self.pointer)
+        if self._budget[1] < 0:
+            raise InvalidModel(f"document's arrays decode to more than {MAX_DECODED_BYTES} bytes", self.pointer)
 
 
 def _type_name(types: type | tuple[type, ...]) -> str:
@@ -149,149 +190,248 @@ def _type_name(types: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in ts)
 
 
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def decode_labels(raw: list[Any], ctx: LoadContext) -> np.ndarray:
+    """Class labels as an array: object (strings), bool, int64 or float64; never mixed kinds."""
+    if not isinstance(raw, list):
+        raise InvalidModel(f"labels must be a list, got {_json_type(raw)}", ctx.pointer)
     if not raw:
         raise InvalidModel("labels must not be empty", ctx.pointer)
-    if all(isinstance(v, str) for v in raw):
-        return np.array(raw, dtype=object)
-    if all(isinstance(v, bool) for v in raw):
-        return np.array(raw, dtype=bool)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
-        return np.array(raw, dtype=np.int64)
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
-        arr = np.array(raw, dtype=np.float64)
+    types = set(map(type, raw))
+    if types == {str}:
+        return _readonly(np.array(raw, dtype=object))
+    if types == {bool}:
+        return _readonly(np.array(raw, dtype=bool))
+    if types == {int}:
+        if max(map(abs, raw)) > MAX_SAFE_INTEGER:
+            raise InvalidModel(f"integer labels must be within ±2**53", ctx.pointer)
+        return _readonly(np.array(raw, dtype=np.int64))
+    if types <= {int, float}:
+        try:
+            arr = np.array(raw, dtype=np.float64)
+        except OverflowError:
+            raise InvalidModel("labels must be finite numbers", ctx.pointer) from None
         if not np.all(np.isfinite(arr)):
             raise InvalidModel("labels must be finite", ctx.pointer)
-        return arr
+        return _readonly(arr)
     raise InvalidModel("labels must be all strings, all booleans or all numbers", ctx.pointer)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def decode_array(value: Any, ctx: LoadContext, dtype: str = "float64", ndim: int | None = None,
                  shape: Sequence[int | None] | None = None, finite: bool = True) -> np.ndarray:
-    """Decode one array field. Plain lists must be rectangular; base64 blocks are little-endian."""
+    """Decode one array field into a C-contiguous, read-only array of ``dtype``.
+
+    Plain lists must be rectangular and hold JSON numbers of the right kind (integers for integer
+    dtypes, booleans for ``bool``); base64 blocks are little-endian and may be converted to ``dtype``
+    only without loss (int16 -> int64, float32 -> float64, float64 -> float32 when exact, ...).
+    """
+    if dtype not in ARRAY_DTYPES:
+        raise ValueError(f"decode_array: unknown dtype {dtype!r}")  # a bug in the caller, not the document
     target = np.dtype(ARRAY_DTYPES[dtype])
     if isinstance(value, dict):
-        arr = _decode_block(value, ctx)
-        if arr.dtype.kind == "f" and target.kind in "iub":
-            raise ctx.fail(f"expected {dtype} values, got {arr.dtype.name}")
-        if arr.dtype.kind in "iu" and target.kind in "iu" and arr.size:
-            info = np.iinfo(target)
-            if arr.min() < info.min or arr.max() > info.max:
-                raise ctx.fail(f"values out of range for {dtype}")
-        out = arr.astype(target, copy=False)
+        out = _convert_block(_decode_block(value, ctx), target, dtype, ctx)
     elif isinstance(value, list):
-        _check_nesting(value, ctx, ndim)
-        try:
-            out = np.array(value, dtype=target if target.kind != "b" else bool)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ctx.fail(f"not a rectangular array of {dtype}: {exc}") from None
-        if out.dtype == object:
-            raise ctx.fail("not a rectangular array")
-        if target.kind in "iub":
-            # np.array(.., int) silently truncates floats: require exact integers in the JSON.
-            if any(isinstance(v, float) for v in _flat(value)):
-                raise ctx.fail(f"expected integers ({dtype})")
-        if any(isinstance(v, str) for v in _flat(value)):
-            raise ctx.fail(f"expected numbers ({dtype}), found a string")
+        out = _decode_list(value, ctx, target, dtype)
     else:
-        raise ctx.fail("expected an array (JSON list or base64 block)")
+        raise ctx.fail(f"expected an array (JSON list or base64 block), got {_json_type(value)}")
     if ndim is not None and out.ndim != ndim:
-        if not (out.size == 0 and isinstance(value, list) and ndim > 1):
+        if not (out.size == 0 and isinstance(value, list)):
             raise ctx.fail(f"expected a {ndim}-D array, got {out.ndim}-D")
-        out = out.reshape((0,) * ndim)
+        dims = [0 if shape is None or i >= len(shape) or shape[i] is None else int(shape[i])  # type: ignore[arg-type]
+                for i in range(ndim)]
+        out = np.zeros(dims if math.prod(dims) == 0 else [0] * ndim, dtype=target)
     if shape is not None:
         if len(shape) != out.ndim or any(s is not None and s != o for s, o in zip(shape, out.shape, strict=False)):
-            want = "x".join("*" if s is None else str(s) for s in shape)
-            raise ctx.fail(f"expected shape {want}, got {'x'.join(map(str, out.shape))}")
+            want_s = "x".join("*" if s is None else str(s) for s in shape)
+            raise ctx.fail(f"expected shape {want_s}, got {'x'.join(map(str, out.shape)) or 'a scalar'}")
     if finite and out.dtype.kind == "f" and not np.all(np.isfinite(out)):
         raise ctx.fail("must hold only finite numbers")
-    ctx.take_budget(out.size)
-    return np.ascontiguousarray(out)
+    return _readonly(np.ascontiguousarray(out))
 
 
-def _flat(value: Any) -> Any:
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, list):
-            stack.extend(v)
-        else:
-            yield v
+_LIST_LEAF_TYPES: dict[str, frozenset[type]] = {
+    "f": frozenset({int, float}),
+    "i": frozenset({int}),
+    "u": frozenset({int}),
+    "b": frozenset({bool}),
+}
 
 
-def _check_nesting(value: list[Any], ctx: LoadContext, ndim: int | None) -> None:
-    depth, cur = 0, value
-    while isinstance(cur, list):
-        depth += 1
-        if depth > 8:
-            raise ctx.fail("array nested too deeply")
-        cur = cur[0] if cur else None
-    count = 0
-    for _ in _flat(value):
-        count += 1
-        if count > MAX_ARRAY_ELEMENTS:
-            raise ctx.fail(f"array longer than {MAX_ARRAY_ELEMENTS} elements")
+def _decode_list(value: list[Any], ctx: LoadContext, target: np.dtype[Any], dtype: str) -> np.ndarray:
+    """A rectangular nested JSON list -> array; checked level by level at C speed (no per-element Python)."""
+    shape: list[int] = []
+    level: list[Any] = value
+    while True:
+        shape.append(len(level))
+        if not level:
+            leaf_types: set[type] = set()
+            break
+        types = set(map(type, level))
+        if list in types:
+            if types != {list}:
+                raise ctx.fail("not a rectangular array: a level mixes lists and values")
+            lengths = set(map(len, level))
+            if len(lengths) != 1:
+                raise ctx.fail(f"not a rectangular array: rows of lengths {sorted(lengths)[:5]} at depth {len(shape)}")
+            if len(shape) >= MAX_ARRAY_NDIM:
+                raise ctx.fail(f"array has more than {MAX_ARRAY_NDIM} dimensions")
+            if len(level) * next(iter(lengths)) > MAX_ARRAY_ELEMENTS:
+                raise ctx.fail(f"array longer than {MAX_ARRAY_ELEMENTS} elements")
+            level = list(itertools.chain.from_iterable(level))
+            continue
+        leaf_types = types
+        break
+    allowed = _LIST_LEAF_TYPES[target.kind]
+    if not leaf_types <= allowed:
+        bad = sorted(_TYPE_WORDS.get(t, t.__name__) for t in leaf_types - allowed)
+        want = {"f": "numbers", "i": "integers", "u": "integers", "b": "booleans"}[target.kind]
+        raise ctx.fail(f"expected {want} ({dtype}), found {', '.join(bad)}")
+    n = len(level) if shape[-1] else 0
+    ctx.take_budget(n, n * target.itemsize)
+    try:
+        flat = np.array(level, dtype=target)
+    except OverflowError:
+        raise ctx.fail(f"a value is out of range for {dtype}") from None
+    if target.kind in "iu" and flat.size:
+        # np.array(.., int16) wraps out-of-range Python ints silently on some platforms: compare back.
+        if (int(flat.min()) != min(level)) or (int(flat.max()) != max(level)):
+            raise ctx.fail(f"a value is out of range for {dtype}")
+    return flat.reshape(shape)
+
+
+_TYPE_WORDS = {str: "a string", bool: "a boolean", float: "a non-integer number", type(None): "null",
+               dict: "an object", int: "an integer"}
 
 
 def _decode_block(block: dict[str, Any], ctx: LoadContext) -> np.ndarray:
-    extra = set(block) - {"encoding", "dtype", "shape", "data"}
+    extra = set(block) - _BLOCK_KEYS
     if extra:
         raise ctx.fail(f"unknown keys in array block: {sorted(extra)}")
-    encoding = block.get("encoding")
-    if encoding not in ARRAY_ENCODINGS:
-        raise ctx.fail(f"encoding must be one of {list(ARRAY_ENCODINGS)}", "encoding")
-    dtype = block.get("dtype")
-    if dtype not in ARRAY_DTYPES:
-        raise ctx.fail(f"dtype must be one of {list(ARRAY_DTYPES)}", "dtype")
-    shape = block.get("shape")
-    if (not isinstance(shape, list) or len(shape) > 8
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
-        raise ctx.fail("shape must be a list of non-negative integers", "shape")
-    n = 1
-    for s in shape:
-        n *= s
+    missing = sorted(_BLOCK_KEYS - set(block))
+    if missing:
+        raise ctx.fail(f"array block needs {', '.join(missing)}", missing[0])
+    encoding, dtype, shape, data = block["encoding"], block["dtype"], block["shape"], block["data"]
+    if not isinstance(encoding, str) or encoding not in ARRAY_ENCODINGS:
+        raise ctx.fail(f"encoding must be one of {list(ARRAY_ENCODINGS)}, got {_short(encoding)}", "encoding")
+    if not isinstance(dtype, str) or dtype not in ARRAY_DTYPES:
+        raise ctx.fail(f"dtype must be one of {list(ARRAY_DTYPES)}, got {_short(dtype)}", "dtype")
+    if (not isinstance(shape, list) or len(shape) > MAX_ARRAY_NDIM
+            or not all(type(s) is int and s >= 0 for s in shape)):
+        raise ctx.fail(f"shape must be a list of at most {MAX_ARRAY_NDIM} non-negative integers", "shape")
+    n = math.prod(shape)
     if n > MAX_ARRAY_ELEMENTS:
-        raise ctx.fail(f"array longer than {MAX_ARRAY_ELEMENTS} elements", "shape")
-    data = block.get("data")
+        raise ctx.fail(f"declared shape {shape} holds {n} elements, over the limit of {MAX_ARRAY_ELEMENTS}",
+                       "shape")
     if not isinstance(data, str):
-        raise ctx.fail("data must be a base64 string", "data")
+        raise ctx.fail(f"data must be a base64 string, got {_json_type(data)}", "data")
     np_dtype = np.dtype(ARRAY_DTYPES[dtype])
+    nbytes = n * np_dtype.itemsize
+    if encoding == "base64" and len(data) != 4 * ((nbytes + 2) // 3):
+        raise ctx.fail(f"data holds {len(data)} base64 characters, shape {shape} x {dtype} needs "
+                       f"{4 * ((nbytes + 2) // 3)}", "data")
+    ctx.take_budget(n, nbytes)  # before decoding: a zlib bomb is refused before it inflates
     try:
         raw = base64.b64decode(data.encode("ascii"), validate=True)
         if encoding == "base64-zlib":
             d = zlib.decompressobj()
-            raw = d.decompress(raw, n * np_dtype.itemsize + 1)
-            if d.unconsumed_tail or not d.eof:
+            raw = d.decompress(raw, nbytes + 1)
+            if d.unconsumed_tail or not d.eof or d.unused_data:
                 raise ctx.fail("compressed data does not match its shape", "data")
-    except (binascii.Error, UnicodeEncodeError, zlib.error) as exc:
+    except (binascii.Error, UnicodeEncodeError, ValueError, zlib.error) as exc:
+        if isinstance(exc, InvalidModel):
+            raise
         raise ctx.fail(f"data is not valid {encoding}: {exc}", "data") from None
-    if len(raw) != n * np_dtype.itemsize:
-        raise ctx.fail(f"data holds {len(raw)} bytes, shape {shape} x {dtype} needs {n * np_dtype.itemsize}", "data")
-    return np.frombuffer(raw, dtype=np_dtype).reshape(shape)
+    if len(raw) != nbytes:
+        raise ctx.fail(f"data holds {len(raw)} bytes, shape {shape} x {dtype} needs {nbytes}", "data")
+    arr = np.frombuffer(raw, dtype=np_dtype)
+    if np_dtype.kind == "b" and arr.size and np.frombuffer(raw, dtype=np.uint8).max() > 1:
+        raise ctx.fail("bool data must hold only bytes 0 and 1", "data")
+    return arr.reshape(shape)
+
+
+def _convert_block(arr: np.ndarray, target: np.dtype[Any], dtype: str, ctx: LoadContext) -> np.ndarray:
+    """Convert a decoded block to the dtype the estimator wants, only when no value changes."""
+    if arr.dtype == target:
+        return arr
+    src, dst = arr.dtype.kind, target.kind
+    if dst == "f":
+        if src == "f" and target.itemsize < arr.dtype.itemsize:
+            out = arr.astype(target)
+            with np.errstate(invalid="ignore"):
+                same = np.array_equal(out.astype(arr.dtype), arr, equal_nan=True)
+            if not same:
+                raise ctx.fail(f"{arr.dtype.name} values do not fit {dtype} exactly")
+            return out
+        return arr.astype(target)
+    if dst in "iu":
+        if src == "f":
+            raise ctx.fail(f"expected {dtype} values, got {arr.dtype.name}")
+        if arr.size and src in "iu":
+            info = np.iinfo(target)
+            if int(arr.min()) < info.min or int(arr.max()) > info.max:
+                raise ctx.fail(f"values out of range for {dtype}")
+        return arr.astype(target)
+    # target bool
+    if src in "iu" and (not arr.size or (int(arr.min()) >= 0 and int(arr.max()) <= 1)):
+        return arr.astype(bool)
+    raise ctx.fail(f"expected {dtype} values, got {arr.dtype.name}")
 
 
 def encode_array(arr: Any, compact: bool = True, compress: bool = False) -> Any:
     """Inverse of :func:`decode_array`: a base64 block (compact) or a plain list. Both round-trip exactly.
 
-    Plain lists cannot carry NaN or infinities (strict JSON), so such arrays are always written as blocks.
+    Plain lists cannot carry NaN or infinities (strict JSON) nor integers beyond ±2**53 (other
+    languages read JSON numbers as doubles), so such arrays are always written as blocks.
     """
     a = np.asarray(arr)
-    if a.dtype == np.bool_:
+    kind = a.dtype.kind
+    if kind == "b":
         dtype = "bool"
+    elif kind == "f":
+        dtype = "float32" if a.dtype.itemsize == 4 else "float64"
+        if a.dtype.itemsize > 8:
+            raise TypeError(f"cannot encode {a.dtype} exactly")
+    elif kind in "iu":
+        dtype = next((k for k, v in ARRAY_DTYPES.items() if np.dtype(v).kind in "iu"
+                      and np.dtype(v).kind == kind and np.dtype(v).itemsize == a.dtype.itemsize), "int64")
+        if kind == "u" and a.dtype.itemsize >= 8 and a.size and int(a.max()) > np.iinfo(np.int64).max:
+            raise TypeError("cannot encode uint64 values above 2**63 - 1")
     else:
-        names = {np.dtype(v).newbyteorder("=") if np.dtype(v).byteorder != "|" else np.dtype(v): k
-                 for k, v in ARRAY_DTYPES.items()}
-        dtype = names.get(a.dtype.newbyteorder("=") if a.dtype.byteorder not in "|=" else a.dtype)  # type: ignore[arg-type]
-        if dtype is None:
-            if a.dtype.kind in "iu":
-                dtype = "int64"
-            elif a.dtype.kind == "f":
-                dtype = "float64"
-            else:
-                raise TypeError(f"cannot encode arrays of dtype {a.dtype}")
+        raise TypeError(f"cannot encode arrays of dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.dtype(ARRAY_DTYPES[dtype]))
-    nonfinite = a.dtype.kind == "f" and not np.all(np.isfinite(a))
-    if not compact and not nonfinite:
+    plain_ok = True
+    if a.dtype.kind == "f":
+        plain_ok = bool(np.all(np.isfinite(a)))
+    elif a.dtype.kind in "iu" and a.size:
+        plain_ok = int(a.max()) <= MAX_SAFE_INTEGER and int(a.min()) >= -MAX_SAFE_INTEGER
+    if not compact and plain_ok:
         return a.tolist()
     raw = a.tobytes()
     encoding = "base64"
@@ -308,10 +448,11 @@ class Estimator:
     Methods receive ``X`` already converted by the input layer: a 2-D float64 array, or a 2-D object
     array when the model has categorical string inputs (use :func:`as_float` where numbers are needed).
     A method a subclass does not implement raises :class:`MethodNotSupported`, as scikit-learn would
-    raise AttributeError.
+    raise AttributeError. After loading, ``type_name`` is the node's own ``type`` (one class may serve
+    several type names).
     """
 
-    type_name: ClassVar[str] = ""
+    type_name: str = ""
     n_features_in: int = 0
     classes: np.ndarray | None = None
 
@@ -339,13 +480,17 @@ class Estimator:
 REGISTRY: dict[str, type[Estimator]] = {}
 E = TypeVar("E", bound=type[Estimator])
 
+# What a from_doc that indexes a malformed node may raise; turned into InvalidModel at the node.
+_LOAD_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError,
+                ZeroDivisionError, FloatingPointError, AssertionError)
+
 
 def register(*type_names: str) -> Callable[[E], E]:
     """Class decorator: map document ``type`` names to an implementation."""
 
     def deco(cls: E) -> E:
         for name in type_names:
-            if name in REGISTRY:
+            if name in REGISTRY and REGISTRY[name] is not cls:
                 raise RuntimeError(f"model type {name!r} registered twice")
             REGISTRY[name] = cls
         if not cls.type_name:
@@ -356,38 +501,58 @@ def register(*type_names: str) -> Callable[[E], E]:
 
 
 def load_estimator(node: Any, ctx: LoadContext) -> Estimator:
-    """Build the implementation for one estimator node (recursing through composites)."""
+    """Build the implementation for one estimator node (recursing through composites).
+
+    Whatever goes wrong inside an implementation's ``from_doc`` ends as :class:`InvalidModel` pointing
+    at this node: a hostile document never surfaces as KeyError, TypeError, MemoryError, ...
+    """
     if not isinstance(node, dict):
-        raise InvalidModel("estimator must be an object", ctx.pointer)
+        raise InvalidModel(f"estimator must be an object, got {_json_type(node)}", ctx.pointer)
     type_name = node.get("type")
     if not isinstance(type_name, str):
         raise InvalidModel("estimator needs a string 'type'", pointer_join(ctx.pointer, "type"))
     impl = REGISTRY.get(type_name)
     if impl is None:
         raise UnsupportedModel(
-            f"unsupported model type {type_name!r}; supported: {', '.join(sorted(REGISTRY))}",
+            f"unsupported model type {type_name[:80]!r}; supported: {', '.join(sorted(REGISTRY))}",
             pointer_join(ctx.pointer, "type"),
         )
-    est = impl.from_doc(node, ctx)
-    if not est.type_name:
+    try:
+        est = impl.from_doc(node, ctx)
+    except ModelsyncScorerError:
+        raise
+    except _LOAD_ERRORS as exc:
+        raise InvalidModel(f"malformed {type_name} node ({type(exc).__name__}: {_short(str(exc), 200)})",
+                           ctx.pointer) from exc
+    except MemoryError:
+        raise InvalidModel(f"{type_name} node is too large to load", ctx.pointer) from None
+    except RecursionError:
+        raise InvalidModel(f"{type_name} node is nested too deeply", ctx.pointer) from None
+    if not isinstance(est, Estimator):
+        raise TypeError(f"{impl.__name__}.from_doc returned {type(est).__name__}, not an Estimator")
+    if type(est) is impl:
         est.type_name = type_name
     return est
 
 
 def as_float(X: np.ndarray, where: str = "input") -> np.ndarray:
-    """Numbers for estimators that need them; a string in an object array is an InvalidInput."""
+    """Numbers for estimators that need them. ``None`` becomes NaN; a non-numeric string is InvalidInput.
+
+    Numeric strings ("1.5") are accepted as scikit-learn's ``check_array`` accepts them.
+    """
     if X.dtype == np.float64:
         return X
     if X.dtype.kind in "iufb":
         return X.astype(np.float64)
     try:
-        return X.astype(np.float64)
-    except (TypeError, ValueError):
-        for (r, c), v in np.ndenumerate(X):
-            if isinstance(v, str):
-                try:
-                    float(v)
-                except ValueError:
-                    raise InvalidInput(f"row {r}, column {c} of {where}: expected a number, got {v!r}",
-                                       row=r) from None
-        raise InvalidInput(f"{where}: expected numbers") from None
+        return X.astype(np.float64)  # None -> NaN, "1.5" -> 1.5
+    except (TypeError, ValueError, OverflowError):
+        pass
+    flat = X.reshape(X.shape[0], -1) if X.ndim else X.reshape(1, 1)
+    for (r, c), v in np.ndenumerate(flat):  # error path only: find the first culprit
+        try:
+            float(v if v is not None else "nan")
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidInput(f"row {r}, column {c} of {where}: expected a number, got {_short(v)}",
+                               row=r) from None
+    raise InvalidInput(f"{where}: expected numbers")

@@ -121,6 +121,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def _output_list(values: Any) -> list[Any]:
+    if hasattr(values, "toarray"):  # scipy sparse (e.g. OneHotEncoder's default output): scorers are dense
+        values = values.toarray()
     arr = np.asarray(values)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError("scikit-learn returned non-finite outputs for the sample; choose other sample rows")
@@ -136,7 +138,8 @@ def _task(est: Any) -> str:
         return "regression"
     if is_outlier_detector(est):
         return "outlier_detection"
-    if getattr(est, "_estimator_type", None) == "clusterer" or type(est).__name__ in ("KMeans",):
+    if getattr(est, "_estimator_type", None) == "clusterer" or type(est).__name__ in (
+            "KMeans", "MiniBatchKMeans"):
         return "clustering"
     return "transform"
 

@@ -1,0 +1,1007 @@
+#!/usr/bin/env python3
+"""modelsync's benchmark: the scorer against scikit-learn and onnxruntime, on one machine, in one run.
+
+    .venv/bin/python bench/run.py [--write bench/RESULTS.md] [--quick] [--only NAME[,NAME...]]
+                                  [--unset-openblas-env] [--strict]
+
+Fits each model once (cached under bench/.cache/ as joblib, ONNX and the exported JSON document),
+checks that the scorer's outputs equal scikit-learn's, then measures batch throughput, single-row
+latency, cold start (fresh processes) and size, each against its target. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import gc
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+CACHE = BENCH / ".cache"
+COLD_SCRIPT = BENCH / "_cold_start.py"
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_REEXEC_MARK = "MODELSYNC_BENCH_REEXECED"
+_REMOVED_MARK = "MODELSYNC_BENCH_REMOVED_ENV"
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# -- configuration ----------------------------------------------------------------------------------
+
+DATA = {"n_train": 20_000, "n_test": 100_000, "n_features": 20, "random_state": 0,
+        "n_informative": 10, "n_redundant": 4}
+FULL = {"rows": 100_000, "repeat": 5, "calls": 1_000, "cold_runs": 5}
+QUICK = {"rows": 20_000, "repeat": 3, "calls": 300, "cold_runs": 3}
+TEST_VECTOR_ROWS = 25
+NON_TREE_TOL = 1e-9  # the project's parity tolerance (docs/CONTRIBUTING.md)
+TARGETS = {
+    "batch": 1.0,          # scorer time / sklearn time
+    "lat_sklearn": 1 / 20,  # scorer latency / sklearn latency
+    "lat_onnx": 3.0,       # scorer latency / onnxruntime latency
+    "cold_sklearn": 1 / 5,  # scorer cold start / sklearn cold start
+    "cold_onnx": 1.0,      # scorer cold start / onnxruntime cold start
+    "size_onnx": 1.5,      # forest document bytes / ONNX bytes
+}
+SECTIONS = ("batch", "latency", "cold", "size")
+
+
+@dataclass
+class Spec:
+    name: str
+    label: str
+    task: str  # "classification" | "regression"
+    method: str
+    tree: bool
+    make: Callable[[], Any]
+    params: dict[str, Any]
+    fit_jobs: bool = False  # fit with n_jobs=-1, predict with n_jobs=1 (same fitted trees)
+
+
+def _specs() -> list[Spec]:
+    from sklearn.ensemble import (
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    rf = {"n_estimators": 100, "max_depth": 10, "random_state": 0, "n_jobs": 1}
+    hgb = {"max_iter": 100, "early_stopping": False, "random_state": 0}
+    gbr = {"n_estimators": 100, "random_state": 0}
+    lr = {"max_iter": 1000}
+    mlp = {"hidden_layer_sizes": (100,), "max_iter": 30, "random_state": 0}
+    return [
+        Spec("rf", "RandomForestClassifier", "classification", "predict_proba", True,
+             lambda: RandomForestClassifier(**rf), rf, fit_jobs=True),
+        Spec("hgb", "HistGradientBoostingClassifier", "classification", "predict_proba", True,
+             lambda: HistGradientBoostingClassifier(**hgb), hgb),
+        Spec("gbr", "GradientBoostingRegressor", "regression", "predict", True,
+             lambda: GradientBoostingRegressor(**gbr), gbr),
+        Spec("logreg", "LogisticRegression", "classification", "predict_proba", False,
+             lambda: LogisticRegression(**lr), lr),
+        Spec("mlp", "MLPClassifier", "classification", "predict_proba", False,
+             lambda: MLPClassifier(**mlp), mlp),
+    ]
+
+
+MODEL_NAMES = ("rf", "hgb", "gbr", "logreg", "mlp")
+
+# -- small helpers ----------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def short(exc: BaseException, n: int = 160) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "–"
+    return f"{r:.3f}×" if r < 10 else f"{r:.1f}×"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return f"{n / div:.2f} {unit} ({n:,} B)"
+    return f"{n:,} B"
+
+
+def verdict(ratio: float | None, limit: float, valid: bool = True) -> str:
+    if ratio is None:
+        return "n/a"
+    if not valid:
+        return "INVALID (wrong answers)"
+    return "PASS" if ratio <= limit else "FAIL"
+
+
+def sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def source_hash(*folders: Path) -> str:
+    """Hash of the exporter's and scorer's sources: a cached document is re-exported when they change."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for p in sorted(folder.rglob("*.py")):
+            if "__pycache__" in p.parts:
+                continue
+            h.update(str(p.relative_to(REPO)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+# -- data and models --------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=2)
+def make_data(task: str) -> tuple[Any, Any, Any, Any]:
+    import numpy as np
+    from sklearn.datasets import make_classification, make_regression
+
+    n = DATA["n_train"] + DATA["n_test"]
+    if task == "classification":
+        X, y = make_classification(n_samples=n, n_features=DATA["n_features"],
+                                   n_informative=DATA["n_informative"], n_redundant=DATA["n_redundant"],
+                                   random_state=DATA["random_state"])
+    else:
+        X, y = make_regression(n_samples=n, n_features=DATA["n_features"],
+                               n_informative=DATA["n_informative"], noise=10.0,
+                               random_state=DATA["random_state"])
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    k = DATA["n_train"]
+    return X[:k], y[:k], np.ascontiguousarray(X[k:]), y[k:]
+
+
+@dataclass
+class Result:
+    spec: Spec
+    est: Any = None
+    key: str = ""
+    joblib_path: Path | None = None
+    doc_path: Path | None = None
+    onnx_path: Path | None = None
+    onnx_dtype: str | None = None
+    onnx_note: str = ""
+    model: Any = None  # scorer.Model
+    supported: bool = False
+    unsupported_reason: str = ""
+    self_check: str = ""
+    parity: str = "–"
+    parity_ok: bool = False
+    onnx_parity: str = "–"
+    batch: dict[str, float | None] = field(default_factory=dict)
+    lat: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def fit_cached(spec: Spec, X: Any, y: Any) -> tuple[Any, str, Path]:
+    import joblib
+    import sklearn
+
+    key = sha({"model": spec.label, "params": spec.params, "data": DATA, "task": spec.task,
+               "sklearn": sklearn.__version__})
+    path = CACHE / f"{spec.name}-{key}.joblib"
+    if path.exists():
+        try:
+            return joblib.load(path), key, path
+        except Exception as exc:  # noqa: BLE001  a stale or truncated cache entry: refit
+            log(f"{spec.name}: cached fit unreadable ({short(exc)}); refitting")
+    from sklearn.exceptions import ConvergenceWarning
+
+    est = spec.make()
+    if spec.fit_jobs:
+        est.set_params(n_jobs=-1)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    if spec.fit_jobs:
+        est.set_params(n_jobs=1)
+    log(f"{spec.name}: fitted in {time.perf_counter() - t0:.1f} s")
+    tmp = path.with_suffix(".tmp")
+    joblib.dump(est, tmp)
+    tmp.replace(path)
+    return est, key, path
+
+
+def onnx_opset() -> dict[str, int]:
+    import onnx
+    import skl2onnx
+
+    main = min(onnx.defs.onnx_opset_version(), int(getattr(skl2onnx, "__max_supported_opset__", 17)))
+    return {"": main, "ai.onnx.ml": 3}
+
+
+def ort_session(source: bytes | str) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+
+
+_PATCHED_SKL2ONNX = False
+
+
+def _patch_skl2onnx_bool_attr() -> bool:
+    """skl2onnx 1.20's HistGradientBoosting converter passes Python/numpy bools in an ``ints`` attribute
+    (nodes_missing_value_tracks_true), which onnx >= 1.17's make_attribute rejects. Coerce to int."""
+    global _PATCHED_SKL2ONNX
+    if _PATCHED_SKL2ONNX:
+        return True
+    try:
+        from skl2onnx.common import tree_ensemble as te
+    except ImportError:
+        return False
+    orig = te.add_node
+
+    def add_node(*args: Any, **kwargs: Any) -> Any:
+        if "nodes_missing_value_tracks_true" in kwargs:
+            kwargs["nodes_missing_value_tracks_true"] = int(kwargs["nodes_missing_value_tracks_true"])
+        return orig(*args, **kwargs)
+
+    te.add_node = add_node
+    _PATCHED_SKL2ONNX = True
+    return True
+
+
+def onnx_cached(spec: Spec, est: Any, key: str, X_probe: Any) -> tuple[Path | None, str | None, str]:
+    """Convert with skl2onnx; double input when the converter and onnxruntime accept it, else float32."""
+    import numpy as np
+    import onnx
+    import skl2onnx
+
+    opset = onnx_opset()
+    okey = sha({"fit": key, "skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__, "opset": opset})
+    for dtype in ("float64", "float32"):
+        p = CACHE / f"{spec.name}-{okey}.{dtype}.onnx"
+        if p.exists():
+            note = (CACHE / f"{p.name}.note").read_text() if (CACHE / f"{p.name}.note").exists() else ""
+            return p, dtype, note
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    options = {id(est): {"zipmap": False}} if spec.task == "classification" else None
+    notes: list[str] = []
+    for dtype, T in (("float64", DoubleTensorType), ("float32", FloatTensorType)):
+        for attempt in range(2):
+            try:
+                onx = convert_sklearn(est, initial_types=[("X", T([None, DATA["n_features"]]))],
+                                      target_opset=opset, options=options)
+                data = onx.SerializeToString()
+                ort_session(data).run(None, {"X": X_probe.astype(np.dtype(dtype))})
+            except Exception as exc:  # noqa: BLE001  try the next input type, and say why
+                chain = f"{exc} {exc.__cause__} {exc.__context__}"
+                if attempt == 0 and "Expected an int, got a boolean" in chain and _patch_skl2onnx_bool_attr():
+                    notes.append("skl2onnx bool-attribute workaround applied")
+                    continue
+                notes.append(f"{dtype} input not usable ({short(exc, 110)})")
+                break
+            p = CACHE / f"{spec.name}-{okey}.{dtype}.onnx"
+            p.write_bytes(data)
+            note = "; ".join(notes)
+            (CACHE / f"{p.name}.note").write_text(note)
+            return p, dtype, note
+    return None, None, "; ".join(notes)
+
+
+def export_cached(spec: Spec, est: Any, key: str, X_sample: Any, src: str, compress: bool = False) -> Path:
+    """The exported document as written to disk (compact arrays, compact JSON separators)."""
+    from modelsync.export import export_model
+
+    p = CACHE / f"{spec.name}-{key}-{src}{'-z' if compress else ''}.json"
+    if p.exists():
+        return p
+    doc = export_model(est, X_sample, name=f"bench-{spec.name}", compact=True, compress=compress)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, separators=(",", ":")))
+    tmp.replace(p)
+    for old in CACHE.glob(f"{spec.name}-{key}-*.json"):  # exports by older exporter/scorer sources
+        if old != p and old.name.endswith("-z.json") == compress:
+            old.unlink(missing_ok=True)
+    return p
+
+
+def prepare(spec: Spec, src: str) -> Result:
+    res = Result(spec)
+    Xtr, ytr, Xte, _ = make_data(spec.task)
+    res.est, key, res.joblib_path = fit_cached(spec, Xtr, ytr)
+    res.key = key
+    try:
+        res.onnx_path, res.onnx_dtype, res.onnx_note = onnx_cached(spec, res.est, key, Xte[:5])
+    except Exception as exc:  # noqa: BLE001
+        res.onnx_note = f"conversion failed: {short(exc)}"
+    if res.onnx_path is None:
+        log(f"{spec.name}: no ONNX model ({res.onnx_note})")
+    # scorer side: exporter converter and scorer implementation must both exist
+    import scorer
+    from modelsync.export import UnsupportedEstimator
+
+    try:
+        res.doc_path = export_cached(spec, res.est, key, Xte[:TEST_VECTOR_ROWS], src)
+    except UnsupportedEstimator as exc:
+        res.unsupported_reason = f"exporter: {str(exc).split('; supported')[0]}"
+        return res
+    except Exception as exc:  # noqa: BLE001  a converter being written may still crash
+        res.unsupported_reason = f"exporter error: {short(exc, 200)}"
+        return res
+    text = res.doc_path.read_text()
+    try:
+        res.model = scorer.load_model(text)
+    except scorer.UnsupportedModel as exc:
+        res.unsupported_reason = f"scorer: {str(exc).split('; supported')[0]}"
+        return res
+    except Exception as exc:  # noqa: BLE001
+        res.unsupported_reason = f"scorer load error: {short(exc, 200)}"
+        return res
+    try:
+        scorer.validate_model(json.loads(text))
+        res.self_check = "test vectors OK"
+    except Exception as exc:  # noqa: BLE001
+        res.self_check = f"FAILED: {short(exc, 120)}"
+    res.supported = True
+    return res
+
+
+# -- measurements -----------------------------------------------------------------------------------
+
+def runners(res: Result) -> dict[str, Callable[[Any], Any]]:
+    """Batch callables per runtime, each taking the float64 matrix."""
+    spec = res.spec
+    out: dict[str, Callable[[Any], Any]] = {"sklearn": getattr(res.est, spec.method)}
+    if res.model is not None:
+        out["scorer"] = getattr(res.model, spec.method)
+    if res.onnx_path is not None:
+        sess = ort_session(str(res.onnx_path))
+        name = sess.get_inputs()[0].name
+        idx = _onnx_output_index(sess, spec)
+
+        def run_onnx(X: Any, _s: Any = sess, _n: str = name, _i: int = idx) -> Any:
+            return _s.run(None, {_n: X})[_i]
+
+        out["onnxruntime"] = run_onnx
+    return out
+
+
+def _onnx_output_index(sess: Any, spec: Spec) -> int:
+    names = [o.name for o in sess.get_outputs()]
+    if spec.task == "classification":
+        return names.index("probabilities") if "probabilities" in names else len(names) - 1
+    return 0
+
+
+def _compare(got: Any, want: Any, tree: bool) -> tuple[bool, str]:
+    """Trees: bit-identical. Others: max abs diff within the parity tolerance."""
+    import numpy as np
+
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return False, f"WRONG shape {got.shape}, sklearn {want.shape}"
+    diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+    if tree:
+        if np.array_equal(got, want):
+            return True, "exact (bit-identical)"
+        nbad = int(np.sum(np.any((got != want).reshape(len(got), -1), axis=1)))
+        return False, f"NOT exact: {nbad:,} rows differ, max abs diff {diff:.3g}"
+    ok = diff <= NON_TREE_TOL
+    return ok, f"max abs diff {diff:.2g}" + ("" if ok else f" > {NON_TREE_TOL:g}")
+
+
+def check_parity(res: Result, X: Any) -> None:
+    import numpy as np
+
+    spec = res.spec
+    sk = getattr(res.est, spec.method)
+    want = np.asarray(sk(X))
+    if res.model is not None:
+        sc = getattr(res.model, spec.method)
+        try:
+            res.parity_ok, res.parity = _compare(sc(X), want, spec.tree)
+            # the single-row public path (a list row) against sklearn on the same single row
+            n1 = min(20, len(X))
+            got1 = np.vstack([np.asarray(sc([r.tolist()]), dtype=np.float64).reshape(1, -1)
+                              for r in X[:n1]])
+            want1 = np.vstack([np.asarray(sk(r.reshape(1, -1)), dtype=np.float64).reshape(1, -1)
+                               for r in X[:n1]])
+            ok1, text1 = _compare(got1, want1, spec.tree)
+            if not ok1:
+                res.parity_ok = False
+                res.parity += f"; single-row calls: {text1}"
+        except Exception as exc:  # noqa: BLE001
+            res.parity, res.parity_ok = f"ERROR {short(exc)}", False
+    if res.onnx_path is not None:
+        try:
+            sess = ort_session(str(res.onnx_path))
+            o = np.asarray(sess.run(None, {sess.get_inputs()[0].name: X.astype(res.onnx_dtype)})
+                           [_onnx_output_index(sess, spec)], dtype=np.float64)
+            o = o.reshape(want.shape)
+            diff = float(np.max(np.abs(o - want)))
+            extra = ""
+            if spec.task == "classification":
+                agree = float(np.mean(o.argmax(1) == want.argmax(1)))
+                extra = f", argmax agrees {agree:.4%}"
+            res.onnx_parity = f"max abs diff {diff:.2g}{extra}"
+        except Exception as exc:  # noqa: BLE001
+            res.onnx_parity = f"ERROR {short(exc)}"
+
+
+def timed_best(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        finally:
+            gc.enable()
+    return min(times)
+
+
+def measure_batch(res: Result, X: Any, repeat: int) -> None:
+    for rt, fn in runners(res).items():
+        Xin = X.astype(res.onnx_dtype) if rt == "onnxruntime" else X  # cast outside the timing
+        try:
+            res.batch[rt] = timed_best(lambda fn=fn, Xin=Xin: fn(Xin), repeat)
+        except Exception as exc:  # noqa: BLE001
+            res.batch[rt] = None
+            res.errors.append(f"batch {rt}: {short(exc)}")
+        log(f"{res.spec.name}: batch {rt}: {fmt_s(res.batch[rt])}")
+
+
+def _latency(call: Callable[[Any], Any], rows: list[Any], n: int) -> tuple[float, float, float]:
+    for r in rows[:20]:  # warm-up
+        call(r)
+    ts = []
+    gc.collect()
+    gc.disable()
+    try:
+        pc = time.perf_counter_ns
+        for i in range(n):
+            r = rows[i % len(rows)]
+            t0 = pc()
+            call(r)
+            ts.append(pc() - t0)
+    finally:
+        gc.enable()
+    ts.sort()
+    last = len(ts) - 1
+    return statistics.median(ts) / 1e9, ts[int(0.9 * last)] / 1e9, ts[int(0.99 * last)] / 1e9
+
+
+def measure_latency(res: Result, X: Any, calls: int) -> None:
+    spec = res.spec
+    Xr = X[: min(calls, len(X))]
+    m = spec.method
+    try:
+        sk = getattr(res.est, m)
+        res.lat["sklearn"] = _latency(sk, [r.reshape(1, -1) for r in Xr], calls)
+    except Exception as exc:  # noqa: BLE001
+        res.lat["sklearn"] = None
+        res.errors.append(f"latency sklearn: {short(exc)}")
+    if res.model is not None:
+        try:
+            sc = getattr(res.model, m)
+            res.lat["scorer"] = _latency(lambda r, sc=sc: sc([r]), Xr.tolist(), calls)
+        except Exception as exc:  # noqa: BLE001
+            res.lat["scorer"] = None
+            res.errors.append(f"latency scorer: {short(exc)}")
+    if res.onnx_path is not None:
+        try:
+            sess = ort_session(str(res.onnx_path))
+            name = sess.get_inputs()[0].name
+            rows = [r.reshape(1, -1).astype(res.onnx_dtype) for r in Xr]
+            res.lat["onnxruntime"] = _latency(lambda r, s=sess, n=name: s.run(None, {n: r}), rows, calls)
+        except Exception as exc:  # noqa: BLE001
+            res.lat["onnxruntime"] = None
+            res.errors.append(f"latency onnxruntime: {short(exc)}")
+    log(f"{spec.name}: latency median " + ", ".join(
+        f"{k} {fmt_s(v[0]) if v else '–'}" for k, v in res.lat.items()))
+
+
+@dataclass
+class Cold:
+    mode: str
+    walls: list[float] = field(default_factory=list)
+    phases: list[dict[str, float]] = field(default_factory=list)
+    out: Any = None
+    error: str = ""
+
+    def median(self) -> float | None:
+        return statistics.median(self.walls) if self.walls else None
+
+    def phase(self, k: str) -> float | None:
+        return statistics.median(p[k] for p in self.phases) if self.phases else None
+
+
+def measure_cold(res: Result, row: list[float], runs: int) -> dict[str, Cold]:
+    modes: dict[str, list[str]] = {"bare": ["bare", "-", "[]"]}
+    if res.doc_path is not None and res.supported:
+        modes["scorer"] = ["scorer", str(res.doc_path), json.dumps(row)]
+    modes["sklearn"] = ["sklearn", str(res.joblib_path), json.dumps(row)]
+    if res.onnx_path is not None:
+        modes["onnxruntime"] = ["onnxruntime", str(res.onnx_path), json.dumps(row),
+                                res.onnx_dtype or "float32"]
+    out = {m: Cold(m) for m in modes}
+    # run 0 warms the OS file cache and is discarded; then round-robin so drift hits every runtime alike
+    for rep in range(runs + 1):
+        for m, argv in modes.items():
+            c = out[m]
+            if c.error:
+                continue
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(COLD_SCRIPT), *argv], capture_output=True, text=True,
+                                  cwd=str(REPO), check=False)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                c.error = " ".join(proc.stderr.strip().splitlines()[-1:]) or f"exit {proc.returncode}"
+                continue
+            info = json.loads(proc.stdout.strip().splitlines()[-1])
+            if rep == 0:
+                c.out = info.pop("out")
+                continue
+            info.pop("out", None)
+            c.walls.append(wall)
+            c.phases.append(info)
+    log("cold start median " + ", ".join(f"{m} {fmt_s(c.median())}" for m, c in out.items()))
+    return out
+
+
+def du_bytes(path: Path) -> tuple[int, int]:
+    """(apparent bytes, disk KiB) as du reports them."""
+    apparent = int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True,
+                                  check=True).stdout.split()[0])
+    disk = int(subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True,
+                              check=True).stdout.split()[0])
+    return apparent, disk
+
+
+def folder_size(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+# -- machine info -----------------------------------------------------------------------------------
+
+def machine_info(blas_limited: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    import numpy
+    import sklearn
+    import threadpoolctl
+
+    try:
+        import onnxruntime
+        ort_v = onnxruntime.__version__
+    except ImportError:
+        ort_v = "not installed"
+    try:
+        import onnx
+        import skl2onnx
+        conv_v = f"skl2onnx {skl2onnx.__version__}, onnx {onnx.__version__}, target opset {onnx_opset()}"
+    except ImportError:
+        conv_v = "not installed"
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        avail = len(os.sched_getaffinity(0))
+    except AttributeError:
+        avail = os.cpu_count() or 0
+    rows = [
+        ("CPU", cpu),
+        ("cores", f"{os.cpu_count()} logical, {avail} available to this process"),
+        ("OS", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("Python", f"{platform.python_version()} ({sys.executable})"),
+        ("numpy", numpy.__version__),
+        ("scikit-learn", sklearn.__version__),
+        ("onnxruntime", ort_v),
+        ("converter", conv_v),
+        ("threadpoolctl", threadpoolctl.__version__),
+    ]
+    for lib in threadpoolctl.threadpool_info():
+        if lib.get("user_api") == "blas":
+            owner = Path(lib.get("filepath", "")).parent.name
+            rows.append((f"BLAS ({owner})", f"{lib.get('internal_api')} {lib.get('version')}, kernel "
+                         f"**{lib.get('architecture', '?')}**, {lib.get('num_threads')} threads by default"))
+    limited = sorted({f"{x.get('internal_api')}={x.get('num_threads')}" for x in blas_limited})
+    rows.append(("threads while measuring", "sklearn n_jobs=1; BLAS/OpenMP limited via threadpoolctl ("
+                 + ", ".join(limited) + "); onnxruntime intra_op=inter_op=1, sequential"))
+    removed = os.environ.get(_REMOVED_MARK)
+    for var in OPENBLAS_VARS:
+        val = os.environ.get(var)
+        if removed is not None:
+            was = dict(kv.split("=", 1) for kv in removed.split(";") if "=" in kv).get(var)
+            rows.append((var, f"unset by --unset-openblas-env (was {was!r})" if was is not None
+                         else "unset by --unset-openblas-env (was not set)"))
+        else:
+            rows.append((var, f"**{val}** (set in the environment; left as is)" if val is not None
+                         else "not set"))
+    return rows
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def report(ctx: dict[str, Any], results: list[Result], cold: dict[str, Cold] | None,
+           sizes: list[list[str]] | None,
+           size_ratio: tuple[float | None, str] | None) -> tuple[str, list[str]]:
+    cfg = ctx["cfg"]
+    nys = "not yet supported"
+    summary: dict[str, dict[str, str]] = {r.spec.label: {} for r in results}
+    other: list[list[str]] = []
+    body: list[str] = []
+
+    body.append("## Correctness (scorer vs scikit-learn on the measured rows)\n")
+    body.append(f"Trees must be bit-identical; the others within {NON_TREE_TOL:g} (max abs diff), on the "
+                "batch and on 20 single-row calls. onnxruntime is informational: ONNX tree ensembles "
+                "accumulate in float32 (and float32-input trees also compare thresholds in float32), so they "
+                "are not exact.\n")
+    rows = []
+    for r in results:
+        sup = "yes" if r.supported else f"**{nys}** ({r.unsupported_reason})"
+        onnx_col = (f"{r.onnx_dtype}: {r.onnx_parity}" if r.onnx_path else f"no ONNX model ({r.onnx_note})")
+        rows.append([r.spec.label, r.spec.method, sup, r.parity if r.supported else "–",
+                     r.self_check or "–", onnx_col])
+        summary[r.spec.label]["correct"] = ("PASS" if r.parity_ok else "FAIL") if r.supported else nys
+    body.append(table(["model", "method", "scorer supports it", "scorer vs sklearn", "document self-check",
+                       "onnxruntime vs sklearn (input dtype)"], rows) + "\n")
+    notes = [f"{r.spec.label}: {r.onnx_note}" for r in results if r.onnx_note and r.onnx_path]
+    if notes:
+        body.append("ONNX conversion notes: " + "; ".join(notes) + ".\n")
+
+    if "batch" in ctx["sections"]:
+        body.append(f"## 1. Batch throughput ({cfg['rows']:,} × {DATA['n_features']}, "
+                    f"best of {cfg['repeat']} wall times)\n")
+        body.append("Target: scorer time ≤ scikit-learn time. onnxruntime gets its input already cast to its "
+                    "dtype; the scorer and scikit-learn get the float64 matrix.\n")
+        rows = []
+        for r in results:
+            b = r.batch
+            rr = ratio(b.get("scorer"), b.get("sklearn"))
+            v = verdict(rr, TARGETS["batch"], r.parity_ok) if r.supported else nys
+            summary[r.spec.label]["batch"] = v
+            rows.append([r.spec.label, fmt_s(b.get("sklearn")), fmt_s(b.get("scorer")),
+                         fmt_s(b.get("onnxruntime")), fmt_ratio(rr),
+                         fmt_ratio(ratio(b.get("scorer"), b.get("onnxruntime"))),
+                         f"{cfg['rows'] / b['scorer']:,.0f}" if b.get("scorer") else "–", v])
+        body.append(table(["model", "sklearn", "scorer", "onnxruntime", "scorer/sklearn",
+                           "scorer/onnxruntime", "scorer rows/s", "target ≤ 1×"], rows) + "\n")
+
+    if "latency" in ctx["sections"]:
+        body.append(f"## 2. Single-row latency (median of {cfg['calls']:,} calls, one row each)\n")
+        body.append("Public API per call: `model.predict_proba([row])` with a list row (scorer), "
+                    "`est.predict_proba(row.reshape(1, -1))` (sklearn), `sess.run(None, {name: row})` "
+                    "(onnxruntime); `predict` for the regressor. Targets: scorer ≤ 1/20 of sklearn and "
+                    "≤ 3× onnxruntime.\n")
+        rows = []
+        for r in results:
+            lat = r.lat
+
+            def med(k: str, lat: dict[str, Any] = lat) -> float | None:
+                return lat[k][0] if lat.get(k) else None
+
+            r1 = ratio(med("scorer"), med("sklearn"))
+            r2 = ratio(med("scorer"), med("onnxruntime"))
+            if r.supported:
+                v1 = verdict(r1, TARGETS["lat_sklearn"], r.parity_ok)
+                v2 = verdict(r2, TARGETS["lat_onnx"], r.parity_ok)
+            else:
+                v1 = v2 = nys
+            summary[r.spec.label]["lat_sk"] = v1
+            summary[r.spec.label]["lat_ort"] = v2
+            sc = lat.get("scorer")
+            tail = f"{fmt_s(sc[1])} / {fmt_s(sc[2])}" if sc else "–"
+            rows.append([r.spec.label, fmt_s(med("sklearn")), fmt_s(med("scorer")), fmt_s(med("onnxruntime")),
+                         tail, fmt_ratio(r1), v1, fmt_ratio(r2), v2])
+        body.append(table(["model", "sklearn", "scorer", "onnxruntime", "scorer p90 / p99", "scorer/sklearn",
+                           "target ≤ 0.05×", "scorer/onnxruntime", "target ≤ 3×"], rows) + "\n")
+
+    if cold is not None:
+        body.append("## 3. Cold start (RandomForestClassifier; fresh process, "
+                    f"median of {cfg['cold_runs']})\n")
+        body.append("Each run is a new `python bench/_cold_start.py MODE …` process: import the runtime, "
+                    "load the forest (JSON document / joblib pickle / ONNX InferenceSession), score one row. "
+                    "Wall time is measured from outside and includes interpreter start-up; one untimed run "
+                    "per mode first warms the OS file cache, then the modes alternate. Phase columns are "
+                    "medians measured inside the process.\n")
+        rows = []
+        labels = {"bare": "bare interpreter (reference)", "scorer": "scorer (import scorer + load JSON)",
+                  "sklearn": "scikit-learn (import + joblib.load)",
+                  "onnxruntime": "onnxruntime (import + InferenceSession)"}
+        for m, c in cold.items():
+            if c.error:
+                rows.append([labels[m], f"ERROR {c.error}", "", "", "", ""])
+            elif m == "bare":
+                rows.append([labels[m], fmt_s(c.median()), fmt_s(min(c.walls)) + " / " + fmt_s(max(c.walls)),
+                             "–", "–", "–"])
+            else:
+                rows.append([labels[m], fmt_s(c.median()), fmt_s(min(c.walls)) + " / " + fmt_s(max(c.walls)),
+                             fmt_s(c.phase("import")), fmt_s(c.phase("load")), fmt_s(c.phase("score"))])
+        body.append(table(["runtime", "median wall", "min / max", "import", "load", "score 1 row"], rows)
+                    + "\n")
+        sc_, sk_, on_ = (cold.get(k) for k in ("scorer", "sklearn", "onnxruntime"))
+        r1 = ratio(sc_.median() if sc_ else None, sk_.median() if sk_ else None)
+        r2 = ratio(sc_.median() if sc_ else None, on_.median() if on_ else None)
+        v1 = verdict(r1, TARGETS["cold_sklearn"], ctx["cold_ok"]) if sc_ else nys
+        v2 = verdict(r2, TARGETS["cold_onnx"], ctx["cold_ok"]) if sc_ else nys
+        tgt = [["cold start: scorer ≤ 1/5 of scikit-learn", fmt_ratio(r1), v1],
+               ["cold start: scorer ≤ onnxruntime", fmt_ratio(r2), v2]]
+        other += tgt
+        body.append(table(["target", "ratio", "verdict"], tgt) + "\n")
+        body.append(f"Outputs of the cold processes: {ctx['cold_check']}.\n")
+
+    if sizes is not None and size_ratio is not None:
+        body.append("## 4. Size\n")
+        body.append(table(["artifact", "bytes", "gzip -6"], sizes) + "\n")
+        rr, v = size_ratio
+        tgt = [["size: forest document ≤ 1.5× its ONNX file", fmt_ratio(rr), v]]
+        other += tgt
+        body.append(table(["target", "ratio", "verdict"], tgt) + "\n")
+        body.append(ctx["layer_note"] + "\n")
+
+    errors = [f"{r.spec.label}: {e}" for r in results for e in r.errors]
+    if errors:
+        body.append("## Errors during measurement\n")
+        body.extend(f"- {md_escape(e)}" for e in errors)
+        body.append("")
+
+    out: list[str] = ["# modelsync benchmark results\n"]
+    out.append(f"Generated {ctx['date']} by:\n\n```\n{ctx['command']}\n```\n")
+    if ctx["quick"]:
+        out.append("**`--quick` run: fewer rows, repeats and calls; a smoke test, not figures to quote.**\n")
+    out.append(f"Load average (1/5/15 min) at start: {ctx['load_start']}; at end: {ctx['load_end']}. "
+               "On this machine anything near or above 1 means other work shared the cores and the timings "
+               f"are noisy. Total run time {ctx['elapsed']:.0f} s.\n")
+    out.append("## Summary\n")
+    cols = [("correct", "correct"), ("batch", "batch ≤ sklearn"), ("lat_sk", "latency ≤ sklearn/20"),
+            ("lat_ort", "latency ≤ 3× onnxruntime")]
+    cols = [c for c in cols if any(c[0] in s for s in summary.values())]
+    out.append(table(["model", *(c[1] for c in cols)],
+                     [[m, *(s.get(k, "–") for k, _ in cols)] for m, s in summary.items()]) + "\n")
+    if other:
+        out.append(table(["target", "ratio", "verdict"], other) + "\n")
+    out.append("## Machine\n")
+    out.append(table(["", ""], [[k, v] for k, v in ctx["machine"]]) + "\n")
+    out.extend(f"> **Note:** {w}\n" for w in ctx["warnings"])
+    out.append(f"Data: `make_classification` / `make_regression` (n_features={DATA['n_features']}, "
+               f"n_informative={DATA['n_informative']}, random_state={DATA['random_state']}); models fitted "
+               f"on {DATA['n_train']:,} training rows, measured on {cfg['rows']:,} separate rows.\n")
+    out.extend(body)
+    verdicts = [f"{k} {m}: {v}" for m, s in summary.items() for k, v in s.items()] + \
+        [f"{t}: {v}" for t, _, v in other]
+    return "\n".join(out), verdicts
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+def _reexec_without_openblas_env(argv: list[str]) -> None:
+    env = dict(os.environ)
+    removed = ";".join(f"{v}={env.pop(v)}" for v in OPENBLAS_VARS if v in env)
+    env[_REMOVED_MARK] = removed
+    env[_REEXEC_MARK] = "1"
+    log(f"re-executing with {', '.join(OPENBLAS_VARS)} unset (removed: {removed or 'nothing was set'})")
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
+
+
+def command_line(argv: list[str]) -> str:
+    exe = Path(sys.executable)
+    try:
+        shown = str(exe.relative_to(REPO)) if exe.is_relative_to(REPO) else str(exe)
+    except ValueError:
+        shown = str(exe)
+    cmd = shlex.join([shown, "bench/run.py", *argv])
+    if os.environ.get("MAKELEVEL"):
+        cmd += "   # via `make bench`"
+    return cmd
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", metavar="PATH", help="write the Markdown report here (else print it)")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer rows, repeats and calls: a smoke test (< 2 min)")
+    ap.add_argument("--only", metavar="NAME[,NAME]", default="",
+                    help=f"models ({', '.join(MODEL_NAMES)}) and/or sections ({', '.join(SECTIONS)}); "
+                         "cold start and size need rf")
+    ap.add_argument("--unset-openblas-env", action="store_true",
+                    help="re-exec with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset "
+                         "(recorded in the results)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target fails or a result is wrong")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.unset_openblas_env and not os.environ.get(_REEXEC_MARK):
+        _reexec_without_openblas_env(argv)
+    t_start = time.perf_counter()
+    load_start = loadavg()
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    bad = only - set(MODEL_NAMES) - set(SECTIONS)
+    if bad:
+        print(f"unknown --only name(s): {', '.join(sorted(bad))}; choose from "
+              f"{', '.join(MODEL_NAMES + SECTIONS)}", file=sys.stderr)
+        return 2
+    models = [m for m in MODEL_NAMES if not (only & set(MODEL_NAMES)) or m in only]
+    sections = [s for s in SECTIONS if not (only & set(SECTIONS)) or s in only]
+    if ("cold" in sections or "size" in sections) and "rf" not in models:
+        sections = [s for s in sections if s not in ("cold", "size")]
+    cfg = QUICK if args.quick else FULL
+    warns: list[str] = []
+    for var in OPENBLAS_VARS:
+        if os.environ.get(var) is not None and not os.environ.get(_REEXEC_MARK):
+            warns.append(f"{var}={os.environ[var]} is set in this environment and was left as is; it can "
+                         "slow numpy's BLAS. Compare with `--unset-openblas-env`.")
+            log(f"warning: {warns[-1]}")
+
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    src = source_hash(REPO / "modelsync" / "export", REPO / "scorer")
+    specs = {s.name: s for s in _specs()}
+    results: list[Result] = []
+    for name in models:
+        log(f"{name}: preparing (fit/convert/export, cached in bench/.cache)")
+        results.append(prepare(specs[name], src))
+        r = results[-1]
+        if not r.supported:
+            log(f"{name}: scorer: not yet supported ({r.unsupported_reason})")
+
+    with threadpool_limits(limits=1):
+        limited_info = threadpool_info()
+        for r in results:
+            _, _, Xte, _ = make_data(r.spec.task)
+            X = np.ascontiguousarray(Xte[: cfg["rows"]])
+            check_parity(r, X)
+            log(f"{r.spec.name}: parity: {r.parity}; onnx: {r.onnx_parity}")
+            if "batch" in sections:
+                measure_batch(r, X, cfg["repeat"])
+            if "latency" in sections:
+                measure_latency(r, X, cfg["calls"])
+
+    ctx: dict[str, Any] = {"cfg": cfg, "quick": args.quick, "sections": sections, "warnings": warns,
+                           "command": command_line(argv), "cold_ok": True, "cold_check": "–",
+                           "layer_note": ""}
+    cold = None
+    sizes = None
+    size_ratio = None
+    rf = next((r for r in results if r.spec.name == "rf"), None)
+    if rf is not None and "cold" in sections:
+        _, _, Xte, _ = make_data("classification")
+        row = [float(v) for v in Xte[0]]
+        cold = measure_cold(rf, row, cfg["cold_runs"])
+        want = rf.est.predict_proba(Xte[:1]).tolist()
+        checks = []
+        for m in ("scorer", "sklearn", "onnxruntime"):
+            c = cold.get(m)
+            if c is None or c.error or c.out is None:
+                continue
+            same = c.out == want
+            if m == "scorer" and not same:
+                ctx["cold_ok"] = False
+            close = max(abs(a - b) for a, b in zip(c.out[0], want[0], strict=True))
+            how = "identical to" if same else f"max abs diff {close:.2g} from"
+            checks.append(f"{m} {how} scikit-learn's in-process output")
+        ctx["cold_check"] = "; ".join(checks) or "–"
+    if rf is not None and "size" in sections:
+        sizes = []
+        doc_bytes = onnx_bytes = None
+        if rf.doc_path is not None:
+            data = rf.doc_path.read_bytes()
+            doc_bytes = len(data)
+            sizes.append(["forest document (compact arrays, compact JSON, as written)", fmt_bytes(doc_bytes),
+                          fmt_bytes(len(gzip.compress(data, 6)))])
+            try:
+                zp = export_cached(rf.spec, rf.est, rf.key, Xte[:TEST_VECTOR_ROWS], src, compress=True)
+                zd = zp.read_bytes()
+                sizes.append(["forest document, `compress=True` (base64-zlib arrays; informational)",
+                              fmt_bytes(len(zd)), fmt_bytes(len(gzip.compress(zd, 6)))])
+            except Exception as exc:  # noqa: BLE001
+                sizes.append(["forest document, `compress=True`", f"failed: {short(exc, 80)}", ""])
+        else:
+            sizes.append(["forest document", f"not yet supported ({rf.unsupported_reason})", ""])
+        if rf.onnx_path is not None:
+            data = rf.onnx_path.read_bytes()
+            onnx_bytes = len(data)
+            sizes.append([f"forest ONNX file ({rf.onnx_dtype} input)", fmt_bytes(onnx_bytes),
+                          fmt_bytes(len(gzip.compress(data, 6)))])
+        jl = rf.joblib_path
+        if jl is not None:
+            sizes.append(["forest joblib pickle (informational)", fmt_bytes(jl.stat().st_size), ""])
+        sb, nfiles = folder_size(REPO / "scorer")
+        sizes.append([f"scorer/ folder ({nfiles} files, without __pycache__)", fmt_bytes(sb), ""])
+        layer = REPO / ".aws-sam" / "build" / "ScorerLayer"
+        if layer.exists():
+            app, disk = du_bytes(layer)
+            sizes.append(["Lambda layer .aws-sam/build/ScorerLayer (du -sb; du -sk)", fmt_bytes(app),
+                          f"{disk:,} KiB on disk"])
+            ctx["layer_note"] = "Layer size measured from the existing `.aws-sam/build/ScorerLayer`."
+        else:
+            ctx["layer_note"] = ("Lambda layer size: `.aws-sam/build/ScorerLayer` does not exist; run "
+                                 "`make sam-build`, then `bench/run.py --only rf,size` (or "
+                                 "`du -sh .aws-sam/build/ScorerLayer`).")
+        rr = ratio(doc_bytes, onnx_bytes)
+        size_ratio = (rr, verdict(rr, TARGETS["size_onnx"]) if doc_bytes is not None else "not yet supported")
+
+    ctx.update({"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "load_end": loadavg(),
+                "load_start": load_start, "elapsed": time.perf_counter() - t_start,
+                "machine": machine_info(limited_info)})
+    text, verdicts = report(ctx, results, cold, sizes, size_ratio)
+    if args.write:
+        path = Path(args.write)
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        path.write_text(text)
+        log(f"wrote {path}")
+    else:
+        print(text)
+    log("summary: " + "; ".join(verdicts))
+    failed = [v for v in verdicts if "FAIL" in v or "INVALID" in v]
+    return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

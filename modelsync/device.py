@@ -1,0 +1,280 @@
+"""``modelsync device``: the device side of the registry - keep a model in sync, score offline, show status.
+
+Everything here is a thin shell over :mod:`scorer.sync` (which devices vendor together with the scorer);
+see docs/devices.md for the protocol and the on-disk layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
+
+import numpy as np
+
+from scorer import InvalidInput, InvalidModel
+from scorer.sync import (
+    ModelStore,
+    StoreError,
+    SyncLoop,
+    SyncResult,
+    Telemetry,
+    serve_notifications,
+    sync,
+)
+
+log = logging.getLogger("modelsync.device")
+
+EXIT_REFUSED = 1
+EXIT_OFFLINE = 3
+PREDICT_CHUNK_ROWS = 10_000
+MISSING_TOKENS = frozenset({"", "nan", "NaN", "NA", "null", "None"})
+
+
+def register(subparsers: Any) -> None:
+    device = subparsers.add_parser("device", help="keep a device's model in sync and score offline",
+                                   description=__doc__)
+    sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser("sync", help="fetch the model from the registry (once, or polling)")
+    p.add_argument("--api", required=True, help="registry API base URL")
+    p.add_argument("--model", required=True, help="model name")
+    p.add_argument("--dir", required=True, help="the device's model store directory")
+    p.add_argument("--alias", default="production", help="alias to follow (default: production)")
+    p.add_argument("--device-id", help="sent as X-Device-Id (canary routing, telemetry)")
+    p.add_argument("--public-key", metavar="PEM",
+                   help="ECDSA P-256 public key file: refuse manifests not signed with it")
+    p.add_argument("--interval", type=float, default=300.0, metavar="SECONDS",
+                   help="poll interval (default 300, +/-10%% jitter)")
+    p.add_argument("--once", action="store_true", help="sync once and exit (exit code 1 refused, 3 offline)")
+    p.add_argument("--no-telemetry", action="store_true", help="do not upload telemetry after syncing")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="also accept SNS notifications (HTTP POST) here to sync immediately")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("predict", help="score a CSV with the active model (offline) to stdout")
+    p.add_argument("--dir", required=True, help="the device's model store directory")
+    p.add_argument("--model", help="model name (needed only when the store holds several)")
+    p.add_argument("--no-telemetry", action="store_true", help="do not record telemetry")
+    p.add_argument("data", help="CSV file with a header row naming the features ('-' for stdin)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("status", help="show the installed versions, last sync and pending telemetry")
+    p.add_argument("--dir", required=True, help="the device's model store directory")
+    p.add_argument("--model", help="only this model")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# -- sync -------------------------------------------------------------------------------------------
+
+def _exit_code(result: SyncResult) -> int:
+    return {"refused": EXIT_REFUSED, "offline": EXIT_OFFLINE}.get(result.status, 0)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    store = ModelStore(args.dir)
+    telemetry = None if args.no_telemetry else Telemetry(args.dir)
+    try:
+        if args.once:
+            result = sync(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
+                          public_key=args.public_key)
+            _out(json.dumps(result.as_dict(), sort_keys=True))
+            if telemetry is not None and result.status != "offline":
+                flushed = telemetry.flush(args.api, args.model, args.device_id)
+                if flushed.status == "failed":
+                    log.warning("telemetry not uploaded: %s (%d batches kept)", flushed.reason,
+                                flushed.remaining)
+            return _exit_code(result)
+        loop = SyncLoop(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
+                        public_key=args.public_key, interval=args.interval, telemetry=telemetry,
+                        on_result=lambda r: _out(json.dumps(r.as_dict(), sort_keys=True)))
+    except (ValueError, OSError, RuntimeError) as exc:  # configuration: bad name, unreadable key, ...
+        log.error("device sync: %s", exc)
+        return 2
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server = None
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        server = serve_notifications(loop, host or "127.0.0.1", int(port))
+        log.info("listening for notifications on http://%s:%s/", *server.server_address[:2])
+    try:
+        loop.run_forever(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+# -- predict ----------------------------------------------------------------------------------------
+
+def _pick_model(store: ModelStore, name: str | None) -> str:
+    if name:
+        return name
+    models = store.models()
+    if not models:
+        raise StoreError(f"no model installed in {store.root}: run `modelsync device sync` first")
+    if len(models) > 1:
+        raise StoreError(f"{store.root} holds several models ({', '.join(models)}): pass --model")
+    return models[0]
+
+
+def _cell(value: str, categorical: bool, row: int, column: str) -> Any:
+    if value.strip() in MISSING_TOKENS:
+        return None
+    if categorical:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"row {row}, column {column!r}: expected a number, got {value!r}",
+                           row=row, feature=column) from None
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return str(v)
+
+
+def _chunks(reader: Iterable[list[str]], n: int) -> Iterator[list[list[str]]]:
+    chunk: list[list[str]] = []
+    for row in reader:
+        chunk.append(row)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def predict_csv(store: ModelStore, name: str, src: TextIO, out: TextIO,
+                telemetry: Telemetry | None = None) -> int:
+    """Score CSV ``src`` into ``out``: the input columns, ``prediction``, then ``proba_<class>`` per class.
+
+    Offline: only the store on disk is read. Streams in chunks so large files need little memory.
+    Returns the number of rows scored.
+    """
+    model = store.load_active(name)
+    reader = csv.reader(src)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput("the CSV file is empty (a header row naming the features is required)") from None
+    missing = [f for f in model.feature_names if f not in header]
+    if missing:
+        raise InvalidInput(f"the CSV has no column for feature(s) {', '.join(map(repr, missing))}")
+    index = [header.index(f.name) for f in model.features]
+    categorical = [f.kind == "categorical" for f in model.features]
+    has_proba = model.has("predict_proba")
+    classes = [] if model.classes is None or not has_proba else np.asarray(model.classes).tolist()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*header, "prediction", *(f"proba_{_fmt(c)}" for c in classes)])
+    n = 0
+    for chunk in _chunks(reader, PREDICT_CHUNK_ROWS):
+        rows = []
+        for r, raw in enumerate(chunk, start=n):
+            if len(raw) != len(header):
+                raise InvalidInput(f"row {r}: {len(raw)} values for {len(header)} columns", row=r)
+            rows.append([_cell(raw[i], cat, r, header[i]) for i, cat in zip(index, categorical, strict=True)])
+        scored = store.predict(name, rows, telemetry=telemetry, proba=has_proba)
+        for i, raw in enumerate(chunk):
+            probas = [] if scored.proba is None else [_fmt(p) for p in scored.proba[i].tolist()]
+            writer.writerow([*raw, _fmt(scored.prediction[i]), *probas])
+        n += len(chunk)
+    return n
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    store = ModelStore(args.dir)
+    telemetry = None if args.no_telemetry else Telemetry(args.dir)
+    try:
+        name = _pick_model(store, args.model)
+        if args.data == "-":
+            n = predict_csv(store, name, io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=""),
+                            sys.stdout, telemetry)
+        else:
+            with open(args.data, encoding="utf-8-sig", newline="") as f:
+                n = predict_csv(store, name, f, sys.stdout, telemetry)
+    except (StoreError, InvalidInput, InvalidModel, OSError, ValueError) as exc:
+        log.error("device predict: %s", exc)
+        return 1
+    finally:
+        if telemetry is not None:
+            try:
+                telemetry.save()
+            except OSError as exc:
+                log.warning("telemetry not saved: %s", exc)
+    entry = store.loaded_entry(name)
+    log.info("scored %d rows with %s version %s", n, name, entry["version"])
+    return 0
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+def model_status(store: ModelStore, name: str) -> dict[str, Any]:
+    state = store.read_state(name) or {}
+    snap = Telemetry(store.root).snapshot(name)
+    return {
+        "model": name,
+        "active": state.get("active"),
+        "previous": state.get("previous"),
+        "alias": state.get("alias"),
+        "revision": state.get("revision"),
+        "etag": state.get("etag"),
+        "last_sync": store.last_sync(name),
+        "telemetry": {
+            "pending_batches": len(snap["pending"]),
+            "open_windows": len(snap["open"]),
+            "dropped_batches": snap["dropped_batches"],
+            "rows_unsent": sum(w["rows"] for w in [*snap["pending"], *snap["open"].values()]),
+        },
+    }
+
+
+def _describe(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    return (f"version {entry['version']} (sha256 {entry['sha256'][:12]}, revision {entry.get('revision')}, "
+            f"installed {entry.get('installed_at')})")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = ModelStore(args.dir)
+    names: Sequence[str] = [args.model] if args.model else store.models()
+    statuses = [model_status(store, n) for n in names]
+    if args.json:
+        _out(json.dumps(statuses, indent=2, sort_keys=True))
+        return 0 if statuses else 1
+    if not statuses:
+        _out(f"no model installed in {args.dir}")
+        return 1
+    for s in statuses:
+        last = s["last_sync"] or {}
+        t = s["telemetry"]
+        _out(f"{s['model']}  alias {s['alias']}  revision {s['revision']}")
+        _out(f"  active:    {_describe(s['active'])}")
+        _out(f"  previous:  {_describe(s['previous'])}")
+        if last:
+            reason = f" - {last['reason']}" if last.get("reason") else ""
+            _out(f"  last sync: {last.get('at')} {last.get('status')}{reason}")
+        _out(f"  telemetry: {t['pending_batches']} batches pending, {t['rows_unsent']} rows unsent, "
+              f"{t['dropped_batches']} dropped")
+    return 0

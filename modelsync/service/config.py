@@ -1,0 +1,66 @@
+"""Settings from the environment the template gives each function (names, limits, switches)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"environment variable {name} must not be negative")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_bucket: str
+    registry_table: str
+    events_topic_arn: str = ""
+    idempotency_table: str = ""
+    batch_state_machine_arn: str = ""
+    max_upload_bytes: int = 32 * 1024 * 1024
+    max_rows_per_request: int = 10_000
+    max_request_bytes: int = 5 * 1024 * 1024
+    max_batch_file_bytes: int = 256 * 1024 * 1024
+    batch_chunk_rows: int = 5_000
+    presign_seconds: int = 300
+    model_cache_size: int = 8
+    require_approval: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        missing = [n for n in ("MODELS_BUCKET", "REGISTRY_TABLE") if not e.get(n)]
+        if missing:
+            raise ValueError(f"missing environment variables: {', '.join(missing)}")
+        return cls(
+            models_bucket=e["MODELS_BUCKET"],
+            registry_table=e["REGISTRY_TABLE"],
+            events_topic_arn=e.get("EVENTS_TOPIC_ARN", ""),
+            idempotency_table=e.get("IDEMPOTENCY_TABLE", ""),
+            batch_state_machine_arn=e.get("BATCH_STATE_MACHINE_ARN", ""),
+            max_upload_bytes=_int(e, "MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_rows_per_request=_int(e, "MAX_ROWS_PER_REQUEST", cls.max_rows_per_request),
+            max_request_bytes=_int(e, "MAX_REQUEST_BYTES", cls.max_request_bytes),
+            max_batch_file_bytes=_int(e, "MAX_BATCH_FILE_BYTES", cls.max_batch_file_bytes),
+            batch_chunk_rows=max(1, _int(e, "BATCH_CHUNK_ROWS", cls.batch_chunk_rows)),
+            presign_seconds=max(1, _int(e, "PRESIGN_SECONDS", cls.presign_seconds)),
+            model_cache_size=max(1, _int(e, "MODEL_CACHE_SIZE", cls.model_cache_size)),
+            require_approval=_bool(e, "REQUIRE_APPROVAL", cls.require_approval),
+        )

@@ -1,0 +1,104 @@
+"""Registry changes -> model events on SNS (one message per meaningful change).
+
+==================  ===============================================  ==========================================
+event_type          registry change                                  detail
+==================  ===============================================  ==========================================
+version.published   version item inserted                            manifest: name, version, sha256, size,
+                                                                     format_version, document_key, created_at
+alias.moved         alias item inserted or its version changed       alias, old_version, new_version, revision
+alias.deleted       alias item tombstoned                            alias, old_version, revision
+upload.rejected     upload item became ``rejected``                  upload_id, source key, problems, report
+==================  ===============================================  ==========================================
+
+Other changes (the model counter, uploads in progress or published) produce nothing: the version item
+covers a publish. Every message carries the attributes ``event_type`` and ``model`` so subscriptions can
+filter on them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .registry import KIND_ALIAS, KIND_UPLOAD, KIND_VERSION, STATUS_REJECTED, plain
+
+VERSION_PUBLISHED = "version.published"
+ALIAS_MOVED = "alias.moved"
+ALIAS_DELETED = "alias.deleted"
+UPLOAD_REJECTED = "upload.rejected"
+SCHEMA = "modelsync.event/1"
+
+
+class MalformedChange(ValueError):
+    """A registry item of a known kind lacks what its event needs (a bug or manual edit): not retried into
+    success, so the stream's bisect + retry + on-failure destination isolate it."""
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    event_type: str
+    model: str
+    detail: dict[str, Any]
+    occurred_at: str | None = None
+
+    def message(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "event_type": self.event_type, "model": self.model,
+                "occurred_at": self.occurred_at, "detail": self.detail}
+
+    def attributes(self) -> dict[str, dict[str, str]]:
+        return {"event_type": {"DataType": "String", "StringValue": self.event_type},
+                "model": {"DataType": "String", "StringValue": self.model}}
+
+
+def _need(item: Mapping[str, Any], *fields: str) -> None:
+    missing = [f for f in fields if item.get(f) is None]
+    if missing:
+        raise MalformedChange(f"{item.get('kind')} item {item.get('pk')}/{item.get('sk')} lacks {', '.join(missing)}")
+
+
+def event_for_change(event_name: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+                     ) -> ModelEvent | None:
+    """The model event of one stream record (INSERT / MODIFY / REMOVE with both images), or None."""
+    old = plain(dict(old or {}))
+    new = plain(dict(new or {}))
+    item = new or old
+    kind = item.get("kind")
+    if kind == KIND_VERSION and event_name == "INSERT":
+        _need(new, "model", "version", "sha256", "size", "document_key", "format_version")
+        detail = {k: new.get(k) for k in ("version", "sha256", "size", "format_version", "document_key",
+                                           "created_at", "model_type", "task")}
+        return ModelEvent(VERSION_PUBLISHED, str(new["model"]), {"name": new["model"], **detail},
+                          new.get("created_at"))
+    if kind == KIND_ALIAS:
+        _need(item, "model", "alias")
+        old_version = None if old.get("deleted") else old.get("version")
+        if new.get("deleted"):
+            if old.get("deleted"):
+                return None
+            return ModelEvent(ALIAS_DELETED, str(item["model"]), {
+                "alias": item["alias"], "old_version": old_version, "revision": new.get("revision")},
+                new.get("updated_at"))
+        if event_name in ("INSERT", "MODIFY") and new.get("version") != old_version:
+            _need(new, "version", "revision")
+            return ModelEvent(ALIAS_MOVED, str(new["model"]), {
+                "alias": new["alias"], "old_version": old_version, "new_version": new["version"],
+                "revision": new["revision"], "updated_by": new.get("updated_by")}, new.get("updated_at"))
+        return None
+    if kind == KIND_UPLOAD and new.get("status") == STATUS_REJECTED and old.get("status") != STATUS_REJECTED:
+        _need(new, "model", "upload_id")
+        return ModelEvent(UPLOAD_REJECTED, str(new["model"]), {
+            "upload_id": new["upload_id"], "source_key": new.get("source_key"),
+            "source_etag": new.get("source_etag"), "problems": new.get("problems") or [],
+            "problem_count": new.get("problem_count", len(new.get("problems") or [])),
+            "report_key": new.get("report_key")}, new.get("completed_at"))
+    return None
+
+
+def publish_event(sns: Any, topic_arn: str, event: ModelEvent) -> str:
+    """Send one event; returns the SNS message id."""
+    resp = sns.publish(TopicArn=topic_arn, Message=json.dumps(event.message(), sort_keys=True),
+                       Subject=f"modelsync {event.event_type} {event.model}"[:100],
+                       MessageAttributes=event.attributes())
+    return str(resp["MessageId"])

@@ -1,0 +1,352 @@
+"""The model registry: one DynamoDB table (``pk``/``sk`` strings), written only with conditional writes.
+
+Items (``kind`` tells them apart; the stream handler relies on it):
+
+=====================  ===========================  =============================================
+pk                     sk                           item
+=====================  ===========================  =============================================
+``MODELS``             ``MODEL#{name}``             model: ``version_counter`` (last version assigned)
+``MODEL#{name}``       ``VERSION#{v:010d}``         version: immutable record of a published version
+``MODEL#{name}``       ``ALIAS#{alias}``            alias: ``version`` + ``revision`` (only grows)
+``MODEL#{name}``       ``UPLOAD#{upload id}``       upload: outcome of one upload (processing ->
+                                                    published | rejected, with the problems)
+=====================  ===========================  =============================================
+
+Nothing is ever deleted (the functions have no DeleteItem permission): a deleted alias is a tombstone
+(``deleted: true``, no version) whose revision keeps growing if it is set again.
+
+Version numbers come from the per-model counter, moved with a conditional UpdateItem (expected value ->
+value + 1) in the same transaction that writes the number onto the upload record: two racing uploads get
+two distinct consecutive numbers, and a retried upload reuses the number it reserved.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from .errors import AliasNotFound, Conflict, PreconditionFailed
+from .layout import LATEST
+
+MODELS_PK = "MODELS"
+KIND_MODEL = "model"
+KIND_VERSION = "version"
+KIND_ALIAS = "alias"
+KIND_UPLOAD = "upload"
+
+STATUS_PROCESSING = "processing"
+STATUS_PUBLISHED = "published"
+STATUS_REJECTED = "rejected"
+
+_SER = TypeSerializer()
+_DESER = TypeDeserializer()
+MAX_RESERVE_ATTEMPTS = 50
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int, Decimal, bytes)):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {str(k): _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_dynamo(v) for v in value]
+    raise TypeError(f"cannot store {type(value).__name__} in the registry")
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB values -> JSON-friendly Python (Decimal -> int when integral, else float)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _SER.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: plain(_DESER.deserialize(v)) for k, v in item.items()}
+
+
+def _values(**kw: Any) -> dict[str, Any]:
+    return {f":{k}": _SER.serialize(_to_dynamo(v)) for k, v in kw.items()}
+
+
+def is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def model_key(name: str) -> dict[str, str]:
+    return {"pk": MODELS_PK, "sk": f"MODEL#{name}"}
+
+
+def version_key(name: str, version: int) -> dict[str, str]:
+    return {"pk": f"MODEL#{name}", "sk": f"VERSION#{int(version):010d}"}
+
+
+def alias_key(name: str, alias: str) -> dict[str, str]:
+    return {"pk": f"MODEL#{name}", "sk": f"ALIAS#{alias}"}
+
+
+def upload_key(name: str, upload: str) -> dict[str, str]:
+    return {"pk": f"MODEL#{name}", "sk": f"UPLOAD#{upload}"}
+
+
+class Registry:
+    """Typed access to the registry table through a low-level DynamoDB client."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _get(self, key: Mapping[str, str], consistent: bool = True) -> dict[str, Any] | None:
+        resp = self.client.get_item(TableName=self.table, Key=serialize(key), ConsistentRead=consistent)
+        item = resp.get("Item")
+        return deserialize(item) if item else None
+
+    def _query(self, pk: str, sk_prefix: str, consistent: bool = False, limit: int | None = None,
+               forward: bool = True) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _values(pk=pk, prefix=sk_prefix),
+            "ConsistentRead": consistent,
+            "ScanIndexForward": forward,
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        returned = 0
+        while True:
+            resp = self.client.query(**kwargs)
+            for item in resp.get("Items", []):
+                yield deserialize(item)
+                returned += 1
+                if limit and returned >= limit:
+                    return
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- models -------------------------------------------------------------------------------------
+    def get_model(self, name: str) -> dict[str, Any] | None:
+        return self._get(model_key(name))
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return list(self._query(MODELS_PK, "MODEL#"))
+
+    def model_known(self, name: str) -> bool:
+        """True when the model has a model item or any item under its partition (e.g. rejected uploads)."""
+        if self.get_model(name) is not None:
+            return True
+        return next(self._query(f"MODEL#{name}", "", limit=1), None) is not None
+
+    # -- uploads ------------------------------------------------------------------------------------
+    def claim_upload(self, name: str, upload: str, source: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Create the upload record (status processing) unless it exists: (created, current record)."""
+        item = {**upload_key(name, upload), "kind": KIND_UPLOAD, "model": name, "upload_id": upload,
+                "status": STATUS_PROCESSING, "received_at": now_iso(), **source}
+        try:
+            self.client.put_item(TableName=self.table, Item=serialize(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+            return True, item
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+        existing = self._get(upload_key(name, upload))
+        assert existing is not None
+        return False, existing
+
+    def get_upload(self, name: str, upload: str) -> dict[str, Any] | None:
+        return self._get(upload_key(name, upload))
+
+    def finish_upload(self, name: str, upload: str, status: str, fields: Mapping[str, Any]) -> None:
+        """processing -> published | rejected, once (a repeat with the same status is a no-op)."""
+        sets = ["#status = :status", "completed_at = :completed_at"]
+        values: dict[str, Any] = {"status": status, "completed_at": now_iso(), "processing": STATUS_PROCESSING}
+        names = {"#status": "status"}
+        for i, (k, v) in enumerate(fields.items()):
+            if v is None:
+                continue
+            names[f"#f{i}"] = k
+            sets.append(f"#f{i} = :f{i}")
+            values[f"f{i}"] = v
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=serialize(upload_key(name, upload)),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk) AND #status = :processing",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=_values(**values))
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            current = self.get_upload(name, upload)
+            if not current or current.get("status") != status:
+                raise Conflict(f"upload {upload} of {name} is already {current and current.get('status')}") from None
+
+    # -- versions -----------------------------------------------------------------------------------
+    def reserve_version(self, name: str, upload: str) -> int:
+        """The version number of this upload: reserved once, atomically with the model's counter."""
+        for attempt in range(MAX_RESERVE_ATTEMPTS):
+            record = self.get_upload(name, upload)
+            if record is None:
+                raise Conflict(f"upload {upload} of {name} was not claimed")
+            if record.get("version"):
+                return int(record["version"])
+            current = self.read_counter(name)
+            nxt = current + 1
+            counter_update: dict[str, Any] = {
+                "TableName": self.table,
+                "Key": serialize(model_key(name)),
+                "UpdateExpression": "SET version_counter = :next, kind = :kind, model = :model, "
+                                    "created_at = if_not_exists(created_at, :now), updated_at = :now",
+                "ConditionExpression": ("attribute_not_exists(version_counter)" if current == 0
+                                        else "version_counter = :current"),
+                "ExpressionAttributeValues": _values(next=nxt, kind=KIND_MODEL, model=name, now=now_iso(),
+                                                     **({"current": current} if current else {})),
+            }
+            upload_update = {
+                "TableName": self.table,
+                "Key": serialize(upload_key(name, upload)),
+                "UpdateExpression": "SET version = :next",
+                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(version)",
+                "ExpressionAttributeValues": _values(next=nxt),
+            }
+            try:
+                self.client.transact_write_items(TransactItems=[{"Update": counter_update},
+                                                                {"Update": upload_update}])
+                return nxt
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+            # Lost a race for the counter (or another delivery reserved for this upload): read again.
+            time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 5))) * random.random())
+        raise Conflict(f"could not reserve a version of {name} after {MAX_RESERVE_ATTEMPTS} attempts")
+
+    def read_counter(self, name: str) -> int:
+        model = self.get_model(name)
+        return int(model.get("version_counter") or 0) if model else 0
+
+    def put_version(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Write a version record once. A retry with the same content is fine; different content conflicts."""
+        name, version = str(record["model"]), int(record["version"])
+        item = {**version_key(name, version), "kind": KIND_VERSION, **record}
+        try:
+            self.client.put_item(TableName=self.table, Item=serialize(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+            return item
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+        existing = self.get_version(name, version)
+        if existing is None or existing.get("sha256") != record.get("sha256") or \
+                existing.get("upload_id") != record.get("upload_id"):
+            raise Conflict(f"version {version} of {name} already exists with other content")
+        return existing
+
+    def get_version(self, name: str, version: int) -> dict[str, Any] | None:
+        return self._get(version_key(name, version), consistent=False)
+
+    def list_versions(self, name: str) -> list[dict[str, Any]]:
+        return list(self._query(f"MODEL#{name}", "VERSION#"))
+
+    # -- aliases ------------------------------------------------------------------------------------
+    def get_alias(self, name: str, alias: str, consistent: bool = False) -> dict[str, Any] | None:
+        item = self._get(alias_key(name, alias), consistent=consistent)
+        if item is None or item.get("deleted"):
+            return None
+        return item
+
+    def list_aliases(self, name: str) -> dict[str, dict[str, Any]]:
+        return {a["alias"]: a for a in self._query(f"MODEL#{name}", "ALIAS#") if not a.get("deleted")}
+
+    def advance_latest(self, name: str, version: int, actor: str = "publish") -> dict[str, Any] | None:
+        """Point ``latest`` at ``version`` unless it already points at a newer one (uploads finishing out
+        of order never move it backwards). Returns the new alias item, or None when nothing moved."""
+        try:
+            resp = self.client.update_item(
+                TableName=self.table, Key=serialize(alias_key(name, LATEST)),
+                UpdateExpression="SET version = :v, revision = if_not_exists(revision, :zero) + :one, "
+                                 "kind = :kind, model = :model, alias = :alias, updated_at = :now, "
+                                 "updated_by = :actor REMOVE deleted",
+                ConditionExpression="attribute_not_exists(version) OR version < :v",
+                ExpressionAttributeValues=_values(v=int(version), zero=0, one=1, kind=KIND_ALIAS, model=name,
+                                                  alias=LATEST, now=now_iso(), actor=actor),
+                ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        return deserialize(resp["Attributes"])
+
+    def move_alias(self, name: str, alias: str, version: int, expected_revision: int | None = None,
+                   actor: str = "api") -> dict[str, Any]:
+        """Set ``alias`` to ``version`` (revision + 1); with ``expected_revision`` only if it still matches."""
+        condition = "attribute_not_exists(pk)" if expected_revision == 0 else (
+            "revision = :expected" if expected_revision is not None else None)
+        values = dict(v=int(version), zero=0, one=1, kind=KIND_ALIAS, model=name, alias=alias, now=now_iso(),
+                      actor=actor)
+        if expected_revision:
+            values["expected"] = int(expected_revision)
+        kwargs: dict[str, Any] = dict(
+            TableName=self.table, Key=serialize(alias_key(name, alias)),
+            UpdateExpression="SET version = :v, revision = if_not_exists(revision, :zero) + :one, kind = :kind, "
+                             "model = :model, alias = :alias, updated_at = :now, updated_by = :actor "
+                             "REMOVE deleted",
+            ExpressionAttributeValues=_values(**values), ReturnValues="ALL_NEW")
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            resp = self.client.update_item(**kwargs)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise PreconditionFailed(self._revision_mismatch(name, alias, expected_revision)) from None
+            raise
+        return deserialize(resp["Attributes"])
+
+    def delete_alias(self, name: str, alias: str, expected_revision: int | None = None,
+                     actor: str = "api") -> dict[str, Any]:
+        """Tombstone the alias (revision + 1). Only an alias that currently exists can be deleted."""
+        current = self._get(alias_key(name, alias))
+        if current is None or current.get("deleted"):
+            raise AliasNotFound(f"model {name} has no alias {alias!r}")
+        if expected_revision is not None and int(current.get("revision", 0)) != expected_revision:
+            raise PreconditionFailed(self._revision_mismatch(name, alias, expected_revision))
+        try:
+            resp = self.client.update_item(
+                TableName=self.table, Key=serialize(alias_key(name, alias)),
+                UpdateExpression="SET deleted = :t, revision = revision + :one, updated_at = :now, "
+                                 "updated_by = :actor, previous_version = :old REMOVE version",
+                ConditionExpression="attribute_exists(version) AND revision = :seen",
+                ExpressionAttributeValues=_values(t=True, one=1, now=now_iso(), actor=actor,
+                                                  old=int(current["version"]),
+                                                  seen=int(current.get("revision", 0))),
+                ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise PreconditionFailed(self._revision_mismatch(name, alias, expected_revision)) from None
+            raise
+        return deserialize(resp["Attributes"])
+
+    def _revision_mismatch(self, name: str, alias: str, expected: int | None) -> str:
+        current = self._get(alias_key(name, alias))
+        revision = int(current.get("revision", 0)) if current else 0
+        state = "does not exist" if not current or current.get("deleted") else f"is at revision {revision}"
+        return f"alias {alias!r} of {name} {state}, not at revision {expected}"

@@ -1,0 +1,56 @@
+"""k-means: ``k_means`` (KMeans and MiniBatchKMeans share their predict and transform).
+
+``predict`` follows scikit-learn's Lloyd kernel (``_k_means_lloyd.pyx``): the nearest centre by
+``||c||^2 - 2 x.c`` (the row's own ``||x||^2`` is constant and dropped), ties to the lowest index.
+``transform`` is ``sklearn.metrics.pairwise.euclidean_distances(X, cluster_centers_)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._base import Estimator, InvalidInput, LoadContext, as_float, register
+
+
+def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
+    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
+    Xf = as_float(X, type_name)
+    if not np.isfinite(Xf).all():
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
+        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
+    return Xf
+
+
+@register("k_means")
+class KMeans(Estimator):
+    """sklearn.cluster.KMeans / MiniBatchKMeans."""
+
+    centers: np.ndarray
+    centers_sq: np.ndarray
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> KMeans:
+        self = cls()
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.centers = ctx.array(node, "cluster_centers", "float64", ndim=2, shape=(None, self.n_features_in))
+        if self.centers.shape[0] == 0:
+            raise ctx.fail("needs at least one centre", "cluster_centers")
+        self.centers_sq = np.einsum("ij,ij->i", self.centers, self.centers)  # row_norms(squared=True)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        d = self.centers_sq - 2.0 * (Xf @ self.centers.T)
+        return np.argmin(d, axis=1).astype(np.int32)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        d = -2 * (Xf @ self.centers.T)
+        d += np.einsum("ij,ij->i", Xf, Xf)[:, np.newaxis]
+        d += self.centers_sq[np.newaxis, :]
+        np.maximum(d, 0, out=d)
+        return np.sqrt(d, out=d)

@@ -1,0 +1,188 @@
+"""Naive Bayes: ``gaussian_nb``, ``multinomial_nb``, ``bernoulli_nb``, ``complement_nb``.
+
+Each computes scikit-learn's joint log likelihood (``_joint_log_likelihood`` in
+``sklearn/naive_bayes.py``) with the same operations in the same order; ``predict`` is its argmax and
+``predict_proba`` is ``exp(jll - logsumexp(jll))`` with scikit-learn's own logsumexp
+(``sklearn.utils._array_api._logsumexp``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._base import Estimator, InvalidInput, LoadContext, as_float, register
+
+
+def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
+    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
+    Xf = as_float(X, type_name)
+    if not np.isfinite(Xf).all():
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
+        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
+    return Xf
+
+
+def logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """sklearn.utils._array_api._logsumexp(a, axis=1), step for step."""
+    a_max = np.max(a, axis=1, keepdims=True)
+    index_max = a == a_max
+    a = np.array(a, copy=True)
+    a[index_max] = -np.inf
+    m = np.sum(index_max.astype(a.dtype), axis=1, keepdims=True, dtype=a.dtype)
+    shift = np.where(np.isfinite(a_max), a_max, 0)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(a - shift)
+    s = np.sum(e, axis=1, keepdims=True, dtype=e.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(s == 0, s, s / m)
+        out = np.log1p(s) + np.log(m) + a_max
+    return np.squeeze(out, axis=1)
+
+
+class _NaiveBayes(Estimator):
+    """predict / predict_proba from a joint log likelihood (n_samples, n_classes)."""
+
+    def _jll(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.classes is not None
+        return self.classes[np.argmax(self._jll(X), axis=1)]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        jll = self._jll(X)
+        log_prob = jll - np.atleast_2d(logsumexp_rows(jll)).T
+        return np.exp(log_prob)
+
+    def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
+        jll = self._jll(X)
+        return jll - np.atleast_2d(logsumexp_rows(jll)).T
+
+    def _classes(self, node: dict[str, Any], ctx: LoadContext) -> int:
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.classes = ctx.labels(node, "classes")
+        return len(self.classes)
+
+
+@register("gaussian_nb")
+class GaussianNB(_NaiveBayes):
+    """sklearn.naive_bayes.GaussianNB; ``var`` already includes scikit-learn's ``epsilon_``."""
+
+    theta: np.ndarray
+    var: np.ndarray
+    log_prior: list[Any]
+    log_norm: list[Any]
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> GaussianNB:
+        self = cls()
+        k = self._classes(node, ctx)
+        d = self.n_features_in
+        self.theta = ctx.array(node, "theta", ndim=2, shape=(k, d))
+        self.var = ctx.array(node, "var", ndim=2, shape=(k, d))
+        prior = ctx.array(node, "class_prior", ndim=1, shape=(k,))
+        bad = np.argwhere(~(self.var > 0))
+        if bad.size:
+            raise ctx.fail("variances must be > 0", "var", int(bad[0][0]), int(bad[0][1]))
+        neg = np.flatnonzero(prior < 0)
+        if neg.size:
+            raise ctx.fail("class priors must be >= 0", "class_prior", int(neg[0]))
+        # The per-class constants, computed exactly as scikit-learn computes them on each call.
+        with np.errstate(divide="ignore"):
+            self.log_prior = [np.log(prior[i]) for i in range(k)]
+        self.log_norm = [-0.5 * np.sum(np.log(2.0 * np.pi * self.var[i, :])) for i in range(k)]
+        return self
+
+    def _jll(self, X: np.ndarray) -> np.ndarray:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        out = []
+        for i in range(self.theta.shape[0]):
+            n_ij = self.log_norm[i] - 0.5 * np.sum(((Xf - self.theta[i, :]) ** 2) / (self.var[i, :]), axis=1)
+            out.append(self.log_prior[i] + n_ij)
+        return np.stack(out).T
+
+
+class _Discrete(_NaiveBayes):
+    """Fields shared by the discrete models: ``feature_log_prob`` (classes x features), class log priors."""
+
+    feature_log_prob: np.ndarray
+    class_log_prior: np.ndarray
+
+    def _load_discrete(self, node: dict[str, Any], ctx: LoadContext) -> None:
+        k = self._classes(node, ctx)
+        self.feature_log_prob = ctx.array(node, "feature_log_prob", ndim=2, shape=(k, self.n_features_in))
+        self.class_log_prior = ctx.array(node, "class_log_prior", ndim=1, shape=(k,), finite=False)
+        bad = np.flatnonzero(np.isnan(self.class_log_prior) | (self.class_log_prior == np.inf))
+        if bad.size:
+            raise ctx.fail("must be a finite number or -inf (a class with prior 0)", "class_log_prior",
+                           int(bad[0]))
+
+
+@register("multinomial_nb")
+class MultinomialNB(_Discrete):
+    """sklearn.naive_bayes.MultinomialNB: ``X @ feature_log_prob.T + class_log_prior``."""
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> MultinomialNB:
+        self = cls()
+        self._load_discrete(node, ctx)
+        return self
+
+    def _jll(self, X: np.ndarray) -> np.ndarray:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        return Xf @ self.feature_log_prob.T + self.class_log_prior
+
+
+@register("complement_nb")
+class ComplementNB(_Discrete):
+    """sklearn.naive_bayes.ComplementNB: ``X @ feature_log_prob.T`` (+ the prior with a single class)."""
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> ComplementNB:
+        self = cls()
+        self._load_discrete(node, ctx)
+        return self
+
+    def _jll(self, X: np.ndarray) -> np.ndarray:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        jll = Xf @ self.feature_log_prob.T
+        if len(self.classes) == 1:  # type: ignore[arg-type]
+            jll += self.class_log_prior
+        return jll
+
+
+@register("bernoulli_nb")
+class BernoulliNB(_Discrete):
+    """sklearn.naive_bayes.BernoulliNB, with the optional ``binarize`` threshold (``x > t`` -> 1 else 0)."""
+
+    binarize: float | None
+    delta: np.ndarray
+    bias: np.ndarray
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> BernoulliNB:
+        self = cls()
+        self._load_discrete(node, ctx)
+        if "binarize" not in node:
+            raise ctx.fail("required field is missing (a number, or null for no binarization)", "binarize")
+        self.binarize = None if node["binarize"] is None else ctx.number(node, "binarize")
+        bad = np.argwhere(~(self.feature_log_prob < 0))
+        if bad.size:
+            raise ctx.fail("log probabilities must be < 0", "feature_log_prob", int(bad[0][0]),
+                           int(bad[0][1]))
+        neg_prob = np.log(1 - np.exp(self.feature_log_prob))
+        self.delta = self.feature_log_prob - neg_prob  # used transposed, as scikit-learn does
+        self.bias = self.class_log_prior + neg_prob.sum(axis=1)
+        return self
+
+    def _jll(self, X: np.ndarray) -> np.ndarray:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        if self.binarize is not None:
+            Xf = (Xf > self.binarize).astype(np.float64)
+        jll = Xf @ self.delta.T
+        jll += self.bias
+        return jll

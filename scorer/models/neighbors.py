@@ -1,0 +1,201 @@
+"""k-nearest neighbours: ``k_neighbors_classifier`` and ``k_neighbors_regressor``.
+
+The document holds the training matrix, so the scorer searches by brute force whatever ``algorithm``
+scikit-learn used: distances to every training row, then the k smallest with ties ordered by training
+row index (a stable sort). The votes and weighted means after that repeat scikit-learn's operations
+in the same order (``sklearn/neighbors/_classification.py``, ``_regression.py``, ``_base.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._base import Estimator, InvalidInput, LoadContext, as_float, register
+
+METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
+WEIGHTS = ("uniform", "distance")
+_CHUNK_ELEMENTS = 1 << 21  # bound on the (rows x train rows x features) difference block
+
+
+def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
+    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
+    Xf = as_float(X, type_name)
+    if not np.isfinite(Xf).all():
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
+        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
+    return Xf
+
+
+def _normalize(X: np.ndarray) -> np.ndarray:
+    """sklearn.preprocessing.normalize (l2, rows): zero rows are left as they are."""
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    norms[norms == 0.0] = 1.0
+    return X / norms[:, np.newaxis]
+
+
+class _Neighbors(Estimator):
+    """Fields and the neighbour search shared by the classifier and the regressor."""
+
+    n_neighbors: int
+    weights: str
+    metric: str
+    p: float
+    fit_X: np.ndarray
+    fit_X_normalized: np.ndarray | None
+
+    def _load_common(self, node: dict[str, Any], ctx: LoadContext) -> int:
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.fit_X = ctx.array(node, "fit_X", "float64", ndim=2)
+        n_fit = self.fit_X.shape[0]
+        if n_fit == 0:
+            raise ctx.fail("needs at least one training row", "fit_X")
+        if self.fit_X.shape[1] != self.n_features_in:
+            raise ctx.fail(f"expected {self.n_features_in} columns (n_features_in), "
+                           f"got {self.fit_X.shape[1]}", "fit_X")
+        self.n_neighbors = ctx.integer(node, "n_neighbors", minimum=1)
+        if self.n_neighbors > n_fit:
+            raise ctx.fail(f"must be <= the number of training rows ({n_fit})", "n_neighbors")
+        self.weights = ctx.get(node, "weights", str, choices=WEIGHTS)
+        self.metric = ctx.get(node, "metric", str, choices=METRICS)
+        self.p = 2.0
+        if self.metric == "minkowski":
+            self.p = ctx.number(node, "p")
+            if not self.p > 0:
+                raise ctx.fail("must be > 0", "p")
+        self.fit_X_normalized = _normalize(self.fit_X) if self.metric == "cosine" else None
+        return n_fit
+
+    def _distances(self, X: np.ndarray) -> np.ndarray:
+        """Distances (n_queries, n_train), computed as scikit-learn's DistanceMetric defines them."""
+        if self.metric == "cosine":
+            assert self.fit_X_normalized is not None
+            # sklearn.metrics.pairwise.cosine_distances: 1 - cos similarity, clipped to [0, 2].
+            S = _normalize(X) @ self.fit_X_normalized.T
+            S *= -1
+            S += 1
+            return np.clip(S, 0, 2, out=S)
+        n_fit, d = self.fit_X.shape
+        out = np.empty((X.shape[0], n_fit))
+        step = max(1, _CHUNK_ELEMENTS // max(1, n_fit * d))
+        for s in range(0, X.shape[0], step):  # chunks bound memory; each row is still computed alike
+            diff = np.abs(X[s:s + step, None, :] - self.fit_X[None, :, :])
+            if self.metric == "euclidean":
+                out[s:s + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+            elif self.metric == "manhattan":
+                out[s:s + step] = diff.sum(axis=2)
+            elif self.metric == "chebyshev":
+                out[s:s + step] = diff.max(axis=2)
+            else:
+                out[s:s + step] = (diff ** self.p).sum(axis=2) ** (1.0 / self.p)
+        return out
+
+    def _kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Xf = _finite(X, self.n_features_in, self.type_name)
+        dist = self._distances(Xf)
+        ind = np.argsort(dist, axis=1, kind="stable")[:, : self.n_neighbors]
+        return np.take_along_axis(dist, ind, axis=1), ind
+
+    def _weights(self, dist: np.ndarray) -> np.ndarray | None:
+        """sklearn.neighbors._base._get_weights: 1/d, or only the zero-distance neighbours when any."""
+        if self.weights == "uniform":
+            return None
+        with np.errstate(divide="ignore"):
+            w = 1.0 / dist
+        inf_mask = np.isinf(w)
+        inf_row = np.any(inf_mask, axis=1)
+        w[inf_row] = inf_mask[inf_row]
+        return w
+
+
+@register("k_neighbors_classifier")
+class KNeighborsClassifier(_Neighbors):
+    """sklearn.neighbors.KNeighborsClassifier (single output)."""
+
+    y: np.ndarray
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> KNeighborsClassifier:
+        self = cls()
+        n_fit = self._load_common(node, ctx)
+        self.classes = ctx.labels(node, "classes")
+        self.y = ctx.array(node, "y", "int64", ndim=1)
+        if self.y.shape[0] != n_fit:
+            raise ctx.fail(f"expected {n_fit} class indices (one per row of fit_X), got {self.y.shape[0]}",
+                           "y")
+        bad = np.flatnonzero((self.y < 0) | (self.y >= len(self.classes)))
+        if bad.size:
+            raise ctx.fail(f"class index {int(self.y[bad[0]])} is out of range for "
+                           f"{len(self.classes)} classes", "y", int(bad[0]))
+        self.y = self.y.astype(np.intp)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        dist, ind = self._kneighbors(X)
+        return self._proba(self._weights(dist), self.y[ind])
+
+    def _proba(self, w: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+        n = labels.shape[0]
+        proba = np.zeros((n, len(self.classes)))  # type: ignore[arg-type]
+        rows = np.arange(n)
+        if w is None:
+            for i in range(labels.shape[1]):
+                proba[rows, labels[:, i]] += 1.0
+        else:
+            for i in range(labels.shape[1]):  # neighbour rank order, as scikit-learn accumulates
+                proba[rows, labels[:, i]] += w[:, i]
+        proba /= proba.sum(axis=1)[:, np.newaxis]
+        return proba
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.classes is not None
+        dist, ind = self._kneighbors(X)
+        labels = self.y[ind]
+        w = self._weights(dist)
+        if w is None:
+            return self.classes[np.argmax(self._proba(None, labels), axis=1)]
+        # sklearn.utils.extmath.weighted_mode: per class, np.sum of the weights of its neighbours;
+        # a later class wins only with a strictly larger total.
+        best = np.zeros(labels.shape[0], dtype=np.intp)
+        best_count = np.zeros(labels.shape[0])
+        for c in range(len(self.classes)):
+            counts = np.sum(np.where(labels == c, w, 0.0), axis=1)
+            better = counts > best_count
+            best[better] = c
+            best_count = np.maximum(counts, best_count)
+        return self.classes[best]
+
+
+@register("k_neighbors_regressor")
+class KNeighborsRegressor(_Neighbors):
+    """sklearn.neighbors.KNeighborsRegressor (one or several targets)."""
+
+    y: np.ndarray
+    one_target: bool
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> KNeighborsRegressor:
+        self = cls()
+        n_fit = self._load_common(node, ctx)
+        y = ctx.array(node, "y", "float64")
+        if y.ndim not in (1, 2) or y.shape[0] != n_fit:
+            raise ctx.fail(f"expected {n_fit} targets (1-D) or {n_fit} rows of targets (2-D), got shape "
+                           f"{'x'.join(map(str, y.shape))}", "y")
+        self.one_target = y.ndim == 1
+        self.y = y.reshape(n_fit, -1)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        dist, ind = self._kneighbors(X)
+        w = self._weights(dist)
+        if w is None:
+            y_pred = np.mean(self.y[ind], axis=1)
+        else:
+            y_pred = np.empty((dist.shape[0], self.y.shape[1]))
+            denom = np.sum(w, axis=1)
+            for j in range(self.y.shape[1]):
+                y_pred[:, j] = np.sum(self.y[ind, j] * w, axis=1) / denom
+        return y_pred.ravel() if self.one_target else y_pred

@@ -1,0 +1,178 @@
+"""Multi-layer perceptrons: ``mlp_classifier`` and ``mlp_regressor``.
+
+The forward pass is scikit-learn's ``_forward_pass_fast`` (``sklearn/neural_network``): per layer
+``a = a @ W; a += b`` then the activation in place, the output activation last. Per-call work is kept
+to those few numpy calls because single-row latency matters for these models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._base import Estimator, InvalidInput, LoadContext, as_float, decode_array, register
+
+_add_reduce = np.add.reduce
+_max_reduce = np.maximum.reduce
+
+HIDDEN = ("identity", "logistic", "tanh", "relu")
+OUTPUTS = {"mlp_classifier": ("softmax", "logistic"), "mlp_regressor": ("identity", "exp")}
+KINDS = ("binary", "multiclass", "multilabel")
+
+
+def _identity(a: np.ndarray) -> None:
+    pass
+
+
+def _logistic(a: np.ndarray) -> None:
+    """scipy.special.expit in place: 1 / (1 + exp(-x))."""
+    with np.errstate(over="ignore"):
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+        a += 1.0
+        np.reciprocal(a, out=a)
+
+
+def _tanh(a: np.ndarray) -> None:
+    np.tanh(a, out=a)
+
+
+def _relu(a: np.ndarray) -> None:
+    np.maximum(a, 0, out=a)
+
+
+def _exp(a: np.ndarray) -> None:
+    np.exp(a, out=a)
+
+
+def _softmax(a: np.ndarray) -> None:
+    """sklearn.neural_network._base.inplace_softmax; ufunc reductions called directly (same arithmetic
+    as ``a.max(axis=1)`` / ``a.sum(axis=1)`` without the method wrappers' per-call cost)."""
+    tmp = np.subtract(a, _max_reduce(a, axis=1, keepdims=True))
+    np.exp(tmp, out=a)
+    np.divide(a, _add_reduce(a, axis=1, keepdims=True), out=a)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], None]] = {
+    "identity": _identity, "logistic": _logistic, "tanh": _tanh, "relu": _relu, "exp": _exp,
+    "softmax": _softmax}
+
+
+class _MLP(Estimator):
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    hidden_layers: list[tuple[np.ndarray, np.ndarray]]
+    hidden: Callable[[np.ndarray], None]
+    output: Callable[[np.ndarray], None]
+    n_outputs: int
+
+    def _load(self, node: dict[str, Any], ctx: LoadContext) -> None:
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.hidden = ACTIVATIONS[ctx.get(node, "activation", str, choices=HIDDEN)]
+        self.output = ACTIVATIONS[ctx.get(node, "out_activation", str, choices=OUTPUTS[self.type_name])]
+        coefs = ctx.get(node, "coefs", list)
+        intercepts = ctx.get(node, "intercepts", list)
+        if not coefs:
+            raise ctx.fail("needs at least one layer", "coefs")
+        if len(intercepts) != len(coefs):
+            raise ctx.fail(f"expected {len(coefs)} intercept vectors (one per coefs matrix), "
+                           f"got {len(intercepts)}", "intercepts")
+        width = self.n_features_in
+        self.layers = []
+        for i, (c_raw, b_raw) in enumerate(zip(coefs, intercepts, strict=True)):
+            W = decode_array(c_raw, ctx.child("coefs", i), "float64", ndim=2)
+            if W.shape[0] != width or W.shape[1] == 0:
+                what = "n_features_in" if i == 0 else f"the width of layer {i - 1}"
+                raise ctx.fail(f"expected {width} rows ({what}) and at least one column, got shape "
+                               f"{'x'.join(map(str, W.shape))}", "coefs", i)
+            b = decode_array(b_raw, ctx.child("intercepts", i), "float64", ndim=1, shape=(W.shape[1],))
+            self.layers.append((W, b))
+            width = W.shape[1]
+        self.n_outputs = width
+        self.hidden_layers = self.layers[:-1]
+
+    def _forward(self, X: np.ndarray) -> np.ndarray:
+        if X.dtype != np.float64:
+            X = as_float(X, self.type_name)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in:
+            raise InvalidInput(f"{self.type_name}: expected a matrix with {self.n_features_in} columns, "
+                               f"got shape {X.shape}")
+        # One reduction instead of isfinite().all(): a NaN or infinity anywhere makes the sum non-finite
+        # (a finite sum that overflows only costs the exact check below).
+        if not math.isfinite(_add_reduce(X, axis=None)):
+            bad = ~np.isfinite(X)
+            if bad.any():
+                r, c = (int(i) for i in np.argwhere(bad)[0])
+                raise InvalidInput(f"row {r}, column {c}: {self.type_name} cannot handle NaN or infinite "
+                                   "values", row=r)
+        hidden = self.hidden
+        a = X
+        for W, b in self.hidden_layers:
+            a = a @ W
+            np.add(a, b, out=a)
+            hidden(a)
+        W, b = self.layers[-1]
+        a = a @ W
+        np.add(a, b, out=a)
+        self.output(a)
+        return a
+
+
+@register("mlp_classifier")
+class MLPClassifier(_MLP):
+    """sklearn.neural_network.MLPClassifier: binary (one logistic unit), multiclass (softmax) or
+    multilabel (one logistic unit per label)."""
+
+    kind: str
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> MLPClassifier:
+        self = cls()
+        self._load(node, ctx)
+        self.classes = ctx.labels(node, "classes")
+        self.kind = ctx.get(node, "output", str, choices=KINDS)
+        k = len(self.classes)
+        want = {"binary": (1, "logistic", 2), "multiclass": (k, "softmax", 3),
+                "multilabel": (k, "logistic", 1)}
+        n_out, act, min_classes = want[self.kind]
+        if self.output is not ACTIVATIONS[act]:
+            raise ctx.fail(f"a {self.kind} classifier needs out_activation {act!r}", "out_activation")
+        if k < min_classes or (self.kind == "binary" and k != 2):
+            raise ctx.fail(f"a {self.kind} classifier cannot have {k} classes", "classes")
+        if self.n_outputs != n_out:
+            raise ctx.fail(f"the last layer has {self.n_outputs} outputs; a {self.kind} classifier with {k} "
+                           f"classes needs {n_out}", "coefs", len(self.layers) - 1)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.classes is not None
+        y = self._forward(X)
+        if self.kind == "multiclass":
+            return self.classes[y.argmax(axis=1)]
+        if self.kind == "binary":
+            return self.classes[(y[:, 0] > 0.5).astype(np.intp)]
+        return (y > 0.5).astype(np.intp)  # multilabel: an indicator matrix, as LabelBinarizer returns
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        y = self._forward(X)
+        if self.kind == "binary":
+            p = y[:, 0]
+            return np.vstack([1 - p, p]).T
+        return y
+
+
+@register("mlp_regressor")
+class MLPRegressor(_MLP):
+    """sklearn.neural_network.MLPRegressor (identity output; exp output when fitted with Poisson loss)."""
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> MLPRegressor:
+        self = cls()
+        self._load(node, ctx)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        y = self._forward(X)
+        return y.ravel() if y.shape[1] == 1 else y
