@@ -51,7 +51,7 @@ def _node_value(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return loader.construct_mapping(node, deep=True)
 
 
 def _make_constructor(long_name: str) -> Callable[[yaml.SafeLoader, yaml.Node], Any]:
@@ -77,7 +77,7 @@ _Loader.add_constructor("!GetAtt", _construct_getatt)
 
 
 def loads(text: str) -> dict[str, Any]:
-    doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    doc = yaml.load(text, Loader=_Loader)
     if not isinstance(doc, dict):
         raise TemplateError("a template must be a mapping")
     return doc
@@ -344,7 +344,8 @@ class Resolver:
 
     def _sub(self, arg: Any) -> str:
         if isinstance(arg, list):
-            text, variables = arg[0], {k: self._resolve(v) for k, v in (arg[1] if len(arg) > 1 else {}).items()}
+            extra = arg[1] if len(arg) > 1 else {}
+            text, variables = arg[0], {k: self._resolve(v) for k, v in extra.items()}
         else:
             text, variables = arg, {}
 
@@ -381,7 +382,8 @@ _TYPE_SUFFIXES = ("Bucket", "Table", "Topic", "Queue", "StateMachine", "Function
 
 
 def physical_name(logical_id: str, stack_name: str = "modelsync") -> str:
-    """The local naming rule: ``ModelsBucket`` -> ``modelsync-models``, ``RegistryTable`` -> ``modelsync-registry``.
+    """The local naming rule: ``ModelsBucket`` -> ``modelsync-models``, ``RegistryTable`` ->
+    ``modelsync-registry``.
 
     CloudFormation generates names in AWS; locally one rule shared by the tests, the local stack and the
     sample events keeps them in agreement. An explicit name property in the template wins over this.
@@ -410,7 +412,7 @@ _NAME_PROPERTY = {
 def declared_name(template: Template, logical_id: str, parameters: Mapping[str, Any] | None = None,
                   stack_name: str = "modelsync", region: str = "us-east-1",
                   account_id: str = "123456789012") -> str:
-    """The resource's explicit name property when it resolves from parameters alone, else :func:`physical_name`."""
+    """The explicit name property when it resolves from parameters alone, else :func:`physical_name`."""
     res = template.resource(logical_id)
     prop = _NAME_PROPERTY.get(res.get("Type", ""))
     value = (res.get("Properties") or {}).get(prop) if prop else None
@@ -475,3 +477,155 @@ def iter_intrinsic_refs(value: Any) -> Iterable[str]:
                     yield from iter_intrinsic_refs(v[1])
             else:
                 yield from iter_intrinsic_refs(v)
+
+
+# -- provisioning (moto, or any endpoint) -----------------------------------------------------------
+
+@dataclass
+class Stack:
+    """What :func:`provision` created: physical values per logical id and a :class:`Resolver` over them."""
+
+    template: Template
+    refs: dict[str, Any]
+    attrs: dict[tuple[str, str], Any]
+    resolver: Resolver
+    skipped: list[str] = field(default_factory=list)
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        return self.resolver.function_environment(logical_id)
+
+    def function_code(self, logical_id: str, root: pathlib.Path | None = None) -> tuple[pathlib.Path, str]:
+        """(path of the handler's file, handler function name) from CodeUri + Handler."""
+        props = self.template.properties(logical_id)
+        base = root or (self.template.path.parent if self.template.path else pathlib.Path.cwd())
+        module, _, attr = str(props["Handler"]).rpartition(".")
+        code_dir = base / str(props["CodeUri"])
+        return code_dir.joinpath(*module.split(".")).with_suffix(".py"), attr
+
+
+def _arn(service: str, region: str, account: str, resource: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+def provision(template: Template, clients: Callable[[str], Any], parameters: Mapping[str, Any] | None = None,
+              stack_name: str = "modelsync", region: str = "us-east-1", account_id: str = "123456789012",
+              bucket_policies: bool = False) -> Stack:
+    """Create the template's buckets, tables, topics, queues and state machines with boto3.
+
+    ``clients(service)`` returns a boto3 client (pointed at moto or a local endpoint). Functions, layers,
+    APIs and IAM are not created; their refs/ARNs are still computed so intrinsics resolve. Resources
+    whose Condition is false are skipped. The state machine is created last (its definition refers to
+    functions). ``bucket_policies`` applies bucket policies too (off by default: emulators may enforce them
+    without the TLS context a real client has).
+    """
+    params = dict(parameters or {})
+    refs: dict[str, Any] = {}
+    attrs: dict[tuple[str, str], Any] = {}
+    resolver = Resolver(template, refs, attrs, params, region=region, account_id=account_id,
+                        stack_name=stack_name)
+    skipped: list[str] = []
+
+    def name_of(lid: str) -> str:
+        return declared_name(template, lid, params, stack_name, region, account_id)
+
+    # names and ARNs that need nothing created first
+    for lid, res in template.resources.items():
+        rtype = res.get("Type", "")
+        if not resolver.resource_enabled(lid):
+            skipped.append(lid)
+            continue
+        name = name_of(lid)
+        if rtype == "AWS::Serverless::Function":
+            arn = _arn("lambda", region, account_id, f"function:{name}")
+            refs[lid] = name
+            attrs[(lid, "Arn")] = arn
+        elif rtype == "AWS::Serverless::LayerVersion":
+            refs[lid] = _arn("lambda", region, account_id, f"layer:{name}:1")
+        elif rtype in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi"):
+            refs[lid] = f"{name}-api"
+            attrs[(lid, "RootResourceId")] = "root"
+        elif rtype == "AWS::Logs::LogGroup":
+            refs[lid] = f"/modelsync/{name}"
+            attrs[(lid, "Arn")] = _arn("logs", region, account_id, f"log-group:/modelsync/{name}:*")
+        elif rtype in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            arn = _arn("states", region, account_id, f"stateMachine:{name}")
+            refs[lid], attrs[(lid, "Arn")], attrs[(lid, "Name")] = arn, arn, name
+        elif rtype == "AWS::Cognito::UserPool":
+            refs[lid] = f"{region}_local"
+            attrs[(lid, "Arn")] = _arn("cognito-idp", region, account_id, f"userpool/{region}_local")
+
+    for lid, res in template.resources.items():
+        if lid in skipped:
+            continue
+        rtype = res.get("Type", "")
+        props = resolver.resolve(res.get("Properties") or {}) or {}
+        name = name_of(lid)
+        if rtype == "AWS::S3::Bucket":
+            s3 = clients("s3")
+            kwargs: dict[str, Any] = {"Bucket": name}
+            if region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            s3.create_bucket(**kwargs)
+            if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+            if props.get("BucketEncryption"):
+                rules = [{("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                          for k, v in rule.items()}
+                         for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+            if props.get("PublicAccessBlockConfiguration"):
+                s3.put_public_access_block(
+                    Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+            refs[lid] = name
+            attrs[(lid, "Arn")] = f"arn:aws:s3:::{name}"
+            attrs[(lid, "DomainName")] = f"{name}.s3.amazonaws.com"
+        elif rtype == "AWS::DynamoDB::Table":
+            ddb = clients("dynamodb")
+            desc = ddb.create_table(**table_create_kwargs(props, name))["TableDescription"]
+            ttl = ttl_attribute(props)
+            if ttl:
+                ddb.update_time_to_live(TableName=name,
+                                        TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
+            refs[lid] = name
+            attrs[(lid, "Arn")] = desc["TableArn"]
+            if desc.get("LatestStreamArn"):
+                attrs[(lid, "StreamArn")] = desc["LatestStreamArn"]
+        elif rtype == "AWS::SNS::Topic":
+            arn = clients("sns").create_topic(Name=name)["TopicArn"]
+            refs[lid], attrs[(lid, "TopicArn")], attrs[(lid, "TopicName")] = arn, arn, name
+        elif rtype == "AWS::SQS::Queue":
+            sqs = clients("sqs")
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            queue_attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+            arn = queue_attrs["QueueArn"]
+            refs[lid], attrs[(lid, "Arn")], attrs[(lid, "QueueName")] = url, arn, name
+            attrs[(lid, "QueueUrl")] = url
+    if bucket_policies:
+        for lid, res in template.of_type("AWS::S3::BucketPolicy").items():
+            if lid in skipped:
+                continue
+            props = resolver.resolve(res.get("Properties") or {}) or {}
+            clients("s3").put_bucket_policy(Bucket=props["Bucket"],
+                                            Policy=json.dumps(props["PolicyDocument"]))
+    for lid in template.of_type("AWS::Serverless::StateMachine"):
+        if lid in skipped:
+            continue
+        props = template.properties(lid)
+        definition = state_machine_definition(resolver, props)
+        clients("stepfunctions").create_state_machine(
+            name=attrs[(lid, "Name")], definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{account_id}:role/{stack_name}-{lid}",
+            type=str(props.get("Type", "STANDARD")))
+    return Stack(template, refs, attrs, resolver, skipped)
+
+
+def state_machine_definition(resolver: Resolver, props: Mapping[str, Any]) -> dict[str, Any]:
+    """A SAM state machine's inline ``Definition`` with ``DefinitionSubstitutions`` applied."""
+    resolved = resolver.resolve(props.get("DefinitionSubstitutions") or {}) or {}
+    subs = {k: str(v) for k, v in resolved.items()}
+    text = json.dumps(props["Definition"])
+    for key, value in subs.items():
+        text = text.replace("${" + key + "}", value)
+    result = json.loads(text)
+    assert isinstance(result, dict)
+    return result

@@ -103,7 +103,8 @@ class LoadContext:
     def nested(self, *parts: str | int) -> LoadContext:
         """A child that is itself an estimator node (counts towards the nesting limit)."""
         if self.depth + 1 > MAX_ESTIMATOR_DEPTH:
-            raise InvalidModel(f"estimators nested deeper than {MAX_ESTIMATOR_DEPTH}", pointer_join(self.pointer, *parts))
+            raise InvalidModel(f"estimators nested deeper than {MAX_ESTIMATOR_DEPTH}",
+                               pointer_join(self.pointer, *parts))
         return LoadContext(pointer_join(self.pointer, *parts), self._budget, self.depth + 1)
 
     def fail(self, message: str, *parts: str | int) -> InvalidModel:
@@ -130,15 +131,15 @@ class LoadContext:
 
     def string(self, node: dict[str, Any], key: str, default: Any = ...,
                choices: Sequence[str] | None = None) -> str:
-        return self.get(node, key, str, default, choices)  # type: ignore[no-any-return]
+        return self.get(node, key, str, default, choices)
 
     def boolean(self, node: dict[str, Any], key: str, default: Any = ...) -> bool:
-        return self.get(node, key, bool, default)  # type: ignore[no-any-return]
+        return self.get(node, key, bool, default)
 
     def number(self, node: dict[str, Any], key: str, default: Any = ..., finite: bool = True) -> float:
         value = self.get(node, key, (int, float), default)
         if value is None:
-            return value  # type: ignore[no-any-return]
+            return value  # type: ignore[return-value]
         try:
             out = float(value)
         except OverflowError:
@@ -151,22 +152,23 @@ class LoadContext:
                 maximum: int | None = MAX_SAFE_INTEGER) -> int:
         value = self.get(node, key, int, default)
         if value is None:
-            return value  # type: ignore[no-any-return]
+            return value  # type: ignore[return-value]
         if minimum is not None and value < minimum:
             raise self.fail(f"must be >= {minimum}", key)
         if maximum is not None and value > maximum:
             raise self.fail(f"must be <= {maximum}", key)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def array(self, node: dict[str, Any], key: str, dtype: str = "float64", ndim: int | None = None,
-              shape: Sequence[int | None] | None = None, finite: bool = True, default: Any = ...) -> np.ndarray:
+              shape: Sequence[int | None] | None = None, finite: bool = True,
+              default: Any = ...) -> np.ndarray:
         """Decode ``node[key]`` (plain JSON list or base64 block) into a read-only array of ``dtype``."""
         if not isinstance(node, dict):
             raise InvalidModel(f"expected an object, got {_json_type(node)}", self.pointer)
         if key not in node:
             if default is ...:
                 raise self.fail("required array is missing", key)
-            return default  # type: ignore[no-any-return]
+            return default
         return decode_array(node[key], self.child(key), dtype=dtype, ndim=ndim, shape=shape, finite=finite)
 
     def labels(self, node: dict[str, Any], key: str) -> np.ndarray:
@@ -181,7 +183,8 @@ class LoadContext:
         if self._budget[0] < 0:
             raise InvalidModel(f"document holds more than {MAX_TOTAL_ELEMENTS} array elements", self.pointer)
         if self._budget[1] < 0:
-            raise InvalidModel(f"document's arrays decode to more than {MAX_DECODED_BYTES} bytes", self.pointer)
+            raise InvalidModel(f"document's arrays decode to more than {MAX_DECODED_BYTES} bytes",
+                               self.pointer)
 
 
 def _type_name(types: type | tuple[type, ...]) -> str:
@@ -226,7 +229,7 @@ def decode_labels(raw: list[Any], ctx: LoadContext) -> np.ndarray:
         return _readonly(np.array(raw, dtype=bool))
     if types == {int}:
         if max(map(abs, raw)) > MAX_SAFE_INTEGER:
-            raise InvalidModel(f"integer labels must be within ±2**53", ctx.pointer)
+            raise InvalidModel("integer labels must be within ±2**53", ctx.pointer)
         return _readonly(np.array(raw, dtype=np.int64))
     if types <= {int, float}:
         try:
@@ -267,8 +270,8 @@ def decode_array(value: Any, ctx: LoadContext, dtype: str = "float64", ndim: int
         dims = [0 if shape is None or i >= len(shape) or shape[i] is None else int(shape[i])  # type: ignore[arg-type]
                 for i in range(ndim)]
         out = np.zeros(dims if math.prod(dims) == 0 else [0] * ndim, dtype=target)
-    if shape is not None:
-        if len(shape) != out.ndim or any(s is not None and s != o for s, o in zip(shape, out.shape, strict=False)):
+    if shape is not None and (len(shape) != out.ndim or any(
+            s is not None and s != o for s, o in zip(shape, out.shape, strict=False))):
             want_s = "x".join("*" if s is None else str(s) for s in shape)
             raise ctx.fail(f"expected shape {want_s}, got {'x'.join(map(str, out.shape)) or 'a scalar'}")
     if finite and out.dtype.kind == "f" and not np.all(np.isfinite(out)):
@@ -286,43 +289,40 @@ _LIST_LEAF_TYPES: dict[str, frozenset[type]] = {
 
 def _decode_list(value: list[Any], ctx: LoadContext, target: np.dtype[Any], dtype: str) -> np.ndarray:
     """A rectangular nested JSON list -> array; checked level by level at C speed (no per-element Python)."""
-    shape: list[int] = []
+    shape: list[int] = [len(value)]
     level: list[Any] = value
-    while True:
-        shape.append(len(level))
-        if not level:
-            leaf_types: set[type] = set()
-            break
+    leaf_types: set[type] = set()
+    while level:
         types = set(map(type, level))
-        if list in types:
-            if types != {list}:
-                raise ctx.fail("not a rectangular array: a level mixes lists and values")
-            lengths = set(map(len, level))
-            if len(lengths) != 1:
-                raise ctx.fail(f"not a rectangular array: rows of lengths {sorted(lengths)[:5]} at depth {len(shape)}")
-            if len(shape) >= MAX_ARRAY_NDIM:
-                raise ctx.fail(f"array has more than {MAX_ARRAY_NDIM} dimensions")
-            if len(level) * next(iter(lengths)) > MAX_ARRAY_ELEMENTS:
-                raise ctx.fail(f"array longer than {MAX_ARRAY_ELEMENTS} elements")
-            level = list(itertools.chain.from_iterable(level))
-            continue
-        leaf_types = types
-        break
+        if list not in types:
+            leaf_types = types
+            break
+        if types != {list}:
+            raise ctx.fail("not a rectangular array: a level mixes lists and values")
+        lengths = set(map(len, level))
+        if len(lengths) != 1:
+            raise ctx.fail(f"not a rectangular array: rows of lengths {sorted(lengths)[:5]} "
+                           f"at depth {len(shape)}")
+        shape.append(lengths.pop())
+        if len(shape) > MAX_ARRAY_NDIM:
+            raise ctx.fail(f"array has more than {MAX_ARRAY_NDIM} dimensions")
+        if math.prod(shape) > MAX_ARRAY_ELEMENTS:
+            raise ctx.fail(f"array longer than {MAX_ARRAY_ELEMENTS} elements")
+        level = list(itertools.chain.from_iterable(level))
     allowed = _LIST_LEAF_TYPES[target.kind]
     if not leaf_types <= allowed:
         bad = sorted(_TYPE_WORDS.get(t, t.__name__) for t in leaf_types - allowed)
         want = {"f": "numbers", "i": "integers", "u": "integers", "b": "booleans"}[target.kind]
         raise ctx.fail(f"expected {want} ({dtype}), found {', '.join(bad)}")
-    n = len(level) if shape[-1] else 0
+    n = len(level)
     ctx.take_budget(n, n * target.itemsize)
     try:
         flat = np.array(level, dtype=target)
     except OverflowError:
         raise ctx.fail(f"a value is out of range for {dtype}") from None
-    if target.kind in "iu" and flat.size:
-        # np.array(.., int16) wraps out-of-range Python ints silently on some platforms: compare back.
-        if (int(flat.min()) != min(level)) or (int(flat.max()) != max(level)):
-            raise ctx.fail(f"a value is out of range for {dtype}")
+    # np.array(.., int16) may wrap out-of-range Python ints silently (older numpy): compare back.
+    if target.kind in "iu" and flat.size and (int(flat.min()) != min(level) or int(flat.max()) != max(level)):
+        raise ctx.fail(f"a value is out of range for {dtype}")
     return flat.reshape(shape)
 
 
@@ -437,7 +437,8 @@ def encode_array(arr: Any, compact: bool = True, compress: bool = False) -> Any:
     encoding = "base64"
     if compress:
         raw, encoding = zlib.compress(raw, 9), "base64-zlib"
-    return {"encoding": encoding, "dtype": dtype, "shape": list(a.shape), "data": base64.b64encode(raw).decode("ascii")}
+    return {"encoding": encoding, "dtype": dtype, "shape": list(a.shape),
+            "data": base64.b64encode(raw).decode("ascii")}
 
 
 # -- estimators -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import os
 import pathlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 CREATED_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 
 Problem = tuple[str, str]
+_ARTICLE_NAMES = {str: "a string", dict: "an object", list: "an array", int: "an integer", float: "a number"}
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -78,10 +79,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# A number that might overflow a double (a 3-digit positive exponent): only then is every float parsed
+# through the slower Python hook. Matches inside strings are harmless false alarms. (An overflowing
+# literal of 310 plain digits slips through as inf: every consumer refuses non-finite numbers anyway.)
+_HUGE_NUMBER = re.compile(r"[eE]\+?0*[1-9][0-9]{2}")
+
+
 def _loads(text: str) -> Any:
     """json.loads with the format's rules: no NaN/Infinity, no overflowing numbers, no duplicate keys."""
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
-                      parse_float=_finite_float)
+    if _HUGE_NUMBER.search(text):
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                          parse_float=_finite_float)
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
 
 
 def parse_document(source: Any) -> dict[str, Any]:
@@ -199,7 +208,9 @@ def _check_json_value(doc: dict[str, Any]) -> None:
             continue
         types = set(map(type, cur))
         if types <= _SCALAR_TYPES:
-            if float in types and not all(map(math.isfinite, (v for v in cur if type(v) is float))):
+            finite = (all(map(math.isfinite, cur)) if types <= {float, int, bool} and int not in types
+                      else all(math.isfinite(v) for v in cur if type(v) is float))
+            if float in types and not finite:
                 i = next(i for i, v in enumerate(cur) if type(v) is float and not math.isfinite(v))
                 raise InvalidModel("NaN and infinities are not valid JSON", pointer_join(ptr, i))
             continue
@@ -271,8 +282,11 @@ def _jcs(v: Any, out: list[str], path: list[str | int]) -> None:
         out.append("[")
         types = set(map(type, v))
         if types == {float}:
-            out.append(",".join([s if "e" not in s and s[-2:] != ".0" and s[-1] not in "nf" else _es_number(x)
-                                 for s, x in zip(map(float.__repr__, v), v, strict=True)]))
+            # Python's repr and ECMAScript agree on the shortest digits; only "1.0" and exponent forms
+            # (and inf/nan, refused by _es_number) are written differently. The joined text holds
+            # numbers only, so a regex can find those safely.
+            text = ",".join(map(float.__repr__, v))
+            out.append(_PY_ONLY_NUMBER.sub(_es_token, text) if _PY_ONLY_NUMBER.search(text) else text)
         elif types == {int} and max(v) <= MAX_SAFE_INTEGER and min(v) >= -MAX_SAFE_INTEGER:
             out.append(",".join(map(int.__repr__, v)))
         else:
@@ -293,6 +307,13 @@ def _jcs(v: Any, out: list[str], path: list[str | int]) -> None:
         out.append(_es_number(v))
     else:
         raise _NotCanonical(f"not a JSON value: {type(v).__name__}")
+
+
+_PY_ONLY_NUMBER = re.compile(r"(?<![^,])(?:-?[0-9.]+e[-+]?[0-9]+|-?[0-9]+\.0(?=,|$)|-?inf|nan)")
+
+
+def _es_token(m: re.Match[str]) -> str:
+    return _es_number(float(m.group()))
 
 
 def _utf16_key(k: str) -> bytes:
@@ -346,8 +367,8 @@ def check_format_version(doc: Mapping[str, Any]) -> str:
     if major != SUPPORTED_FORMAT_MAJOR:
         raise InvalidModel(
             f"format_version {fv!r} is not supported: this scorer reads format {SUPPORTED_FORMAT_MAJOR}.x "
-            f"(documents of another major version need {'a newer' if major > SUPPORTED_FORMAT_MAJOR else 'an older'}"
-            " scorer)", "/format_version")
+            f"(documents of another major version need "
+            f"{'a newer' if major > SUPPORTED_FORMAT_MAJOR else 'an older'} scorer)", "/format_version")
     return fv
 
 
@@ -368,8 +389,7 @@ def envelope_problems(doc: Mapping[str, Any], full: bool = True) -> list[Problem
         value = parent[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            names = {str: "a string", dict: "an object", list: "an array", int: "an integer", float: "a number"}
-            want = " or ".join(names.get(k, k.__name__) for k in kinds)
+            want = " or ".join(_ARTICLE_NAMES.get(k, k.__name__) for k in kinds)
             problems.append((pointer_join(ptr, key), f"must be {want}, got {_json_type(value)}"))
             return None
         return value
@@ -402,7 +422,8 @@ def envelope_problems(doc: Mapping[str, Any], full: bool = True) -> list[Problem
                 problems.append(("/output/methods", "must list at least one method"))
             for i, m in enumerate(methods):
                 if m not in METHODS or not isinstance(m, str):
-                    problems.append((f"/output/methods/{i}", f"must be one of {list(METHODS)}, got {_short(m)}"))
+                    problems.append((f"/output/methods/{i}",
+                                     f"must be one of {list(METHODS)}, got {_short(m)}"))
                 elif methods.index(m) != i:
                     problems.append((f"/output/methods/{i}", f"{m} is listed twice"))
             if task == "classification" and "predict" not in methods:
@@ -410,7 +431,8 @@ def envelope_problems(doc: Mapping[str, Any], full: bool = True) -> list[Problem
         classes = need(output, "classes", "/output", list, task == "classification")
         if classes is not None:
             if task is not None and task != "classification":
-                problems.append(("/output/classes", f"only classification models have classes (task is {task})"))
+                problems.append(("/output/classes",
+                                 f"only classification models have classes (task is {task})"))
             elif not classes:
                 problems.append(("/output/classes", "must not be empty"))
 
@@ -420,7 +442,8 @@ def envelope_problems(doc: Mapping[str, Any], full: bool = True) -> list[Problem
         need(tv, "outputs", "/test_vectors", dict, True)
         tol = need(tv, "tolerance", "/test_vectors", (int, float), False)
         if tol is not None and not 0 <= tol <= MAX_TOLERANCE:
-            problems.append(("/test_vectors/tolerance", f"must be between 0 and {MAX_TOLERANCE:g}, got {tol!r}"))
+            problems.append(("/test_vectors/tolerance",
+                             f"must be between 0 and {MAX_TOLERANCE:g}, got {tol!r}"))
 
     sha = need(doc, "sha256", "", str, full)
     if sha is not None and not SHA256_PATTERN.fullmatch(sha):
@@ -438,8 +461,8 @@ def sha256_problems(doc: Mapping[str, Any]) -> list[Problem]:
     except InvalidModel as exc:
         return [(p or "/", f"cannot compute the canonical form: {m}") for p, m in exc.problems]
     if actual != sha:
-        return [("/sha256", f"does not match the document's content (canonical sha256 is {actual}); "
-                 "the document was changed after export or damaged in transit")]
+        return [("/sha256", "does not match the document's content: it was changed after export "
+                 "or damaged in transit")]
     return []
 
 
@@ -497,7 +520,7 @@ def _load_features(doc: Mapping[str, Any]) -> list[Feature]:
         seen.add(name)
         kind = f.get("type", NUMERIC)
         if kind not in (NUMERIC, CATEGORICAL) or not isinstance(kind, str):
-            problems.append((ptr + "/type", f"must be \"{NUMERIC}\" or \"{CATEGORICAL}\", got {_short(kind)}"))
+            problems.append((ptr + "/type", f"must be {NUMERIC!r} or {CATEGORICAL!r}, got {_short(kind)}"))
             continue
         cats = f.get("categories")
         if cats is not None:
@@ -567,7 +590,8 @@ def to_matrix(X: Any, features: Sequence[Feature]) -> np.ndarray:
         return out
     obj = np.empty((m, n), dtype=object)
     for j, f in enumerate(features):
-        obj[:, j] = _categorical_column(columns[j], f) if f.kind == CATEGORICAL else _numeric_column(columns[j], f)
+        obj[:, j] = (_categorical_column(columns[j], f) if f.kind == CATEGORICAL
+                     else _numeric_column(columns[j], f))
     return obj
 
 
@@ -612,7 +636,8 @@ def _record_columns(rows: list[Any], names: list[str]) -> tuple[list[np.ndarray]
     wanted = set(names)
     for r, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise InvalidInput(f"row {r}: expected an object keyed by feature name, got {_json_type(row)}", row=r)
+            raise InvalidInput(f"row {r}: expected an object keyed by feature name, got {_json_type(row)}",
+                               row=r)
         if row.keys() != wanted:
             _check_names(list(row.keys()), names, r)
     return [_object_column(list(map(operator.itemgetter(k), rows))) for k in names], len(rows)
@@ -688,7 +713,7 @@ def _numeric_column(col: np.ndarray, feature: Feature) -> np.ndarray:
 
 
 def _bad_number(r: int, feature: Feature, v: Any) -> np.ndarray:
-    hint = " (text must be converted to numbers first, e.g. with scorer.tabular)" if isinstance(v, str) else ""
+    hint = " (convert text to numbers first, e.g. with scorer.tabular)" if isinstance(v, str) else ""
     raise InvalidInput(f"row {r}, feature {feature.name!r}: expected a number, got {_short(v)}{hint}",
                        row=r, feature=feature.name)
 
@@ -790,8 +815,9 @@ class Model:
     def _call(self, method: str, X: Any) -> np.ndarray:
         if method not in self._methods:
             offers = ", ".join(self._methods) or "no method"
-            raise MethodNotSupported(f"model {self.name or self.type_name!r} has no {method}; it offers {offers}")
-        return getattr(self.estimator, method)(to_matrix(X, self._features))  # type: ignore[no-any-return]
+            raise MethodNotSupported(f"model {self.name or self.type_name!r} has no {method}; "
+                                     f"it offers {offers}")
+        return getattr(self.estimator, method)(to_matrix(X, self._features))
 
     def predict(self, X: Any) -> np.ndarray:
         return self._call("predict", X)
@@ -858,7 +884,8 @@ def _consistency_problems(doc: Mapping[str, Any], features: list[Feature], est: 
             problems.append(("/output/classes", f"does not match the estimator's classes "
                              f"{_short(np.asarray(est.classes, dtype=object).tolist(), 120)}"))
     elif output.get("task") == "classification" and est.classes is None:
-        problems.append(("/estimator", f"{est.type_name} is not a classifier but output.task is classification"))
+        problems.append(("/estimator",
+                         f"{est.type_name} is not a classifier but output.task is classification"))
     return problems
 
 
@@ -881,7 +908,8 @@ def load_model(source: Any, *, verify_sha256: bool = False) -> Model:
     check_format_version(doc)
     model, problems, unsupported = _build(doc, full=False)
     if verify_sha256:
-        problems.extend(sha256_problems(doc) if "sha256" in doc else [("/sha256", "required field is missing")])
+        problems.extend(sha256_problems(doc) if "sha256" in doc
+                        else [("/sha256", "required field is missing")])
     if problems or model is None:
         raise (UnsupportedModel if unsupported else InvalidModel)(problems)
     return model
@@ -926,7 +954,8 @@ def check_test_vectors(model: Model) -> list[Problem]:
     problems: list[Problem] = []
     for r, row in enumerate(inputs):
         if not isinstance(row, list):
-            problems.append((f"/test_vectors/inputs/{r}", "a row must be an array of values in feature order"))
+            problems.append((f"/test_vectors/inputs/{r}",
+                             "a row must be an array of values in feature order"))
     if problems:
         return problems
     try:
@@ -994,8 +1023,8 @@ def _compare(name: str, got: np.ndarray, want: list[Any], tol: float, ptr: str) 
         if numeric:
             d = diff[r] if diff.ndim else diff
             worst = float(np.nanmax(np.where(np.isnan(d), np.inf, d))) if np.size(d) else 0.0
-            msg = (f"{name} of row {r}: expected {_short(w[r].tolist() if w.ndim > 1 else w[r], 80)}, scorer gave "
-                   f"{_short(got[r].tolist(), 80)} (differs by {worst:.3g}, tolerance {tol:g})")
+            msg = (f"{name} of row {r}: expected {_short(w[r].tolist() if w.ndim > 1 else w[r], 80)}, "
+                   f"scorer gave {_short(got[r].tolist(), 80)} (differs by {worst:.3g}, tolerance {tol:g})")
         else:
             msg = (f"{name} of row {r}: expected {_short(w[r].tolist() if w.ndim > 1 else w[r], 80)}, "
                    f"scorer gave {_short(got[r].tolist(), 80)}")

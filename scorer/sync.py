@@ -50,8 +50,6 @@ from ._model import (
     CATEGORICAL,
     SUPPORTED_FORMAT_MAJOR,
     Model,
-    _no_duplicates,
-    _reject_constant,
     content_sha256,
     load_model,
     parse_document,
@@ -89,7 +87,8 @@ STATE_SCHEMA = 1
 TELEMETRY_SCHEMA = "modelsync.telemetry/1"
 DEFAULT_KEEP = 2
 MAX_MANIFEST_BYTES = 256 * 1024
-MANIFEST_UNSIGNED_FIELDS = ("signature", "url")
+# per-request presign data (changes on every response) and the signature itself are not signed
+MANIFEST_UNSIGNED_FIELDS = ("signature", "url", "url_expires_at")
 EVENT_TYPES = ("version.published", "alias.moved")
 MAX_LABELS = 100  # distinct predicted labels counted per telemetry window; the rest go to OTHER_LABEL
 OTHER_LABEL = "__other__"
@@ -445,10 +444,11 @@ class ModelStore:
 def manifest_signing_bytes(manifest: Mapping[str, Any]) -> bytes:
     """The bytes a manifest signature covers.
 
-    UTF-8 JSON of the manifest without ``signature`` and ``url`` (the presigned URL changes on every
-    request; the document it points to is pinned by ``sha256``), keys sorted, separators ``,`` and
-    ``:``, non-ASCII characters unescaped, no NaN/Infinity. The registry signs exactly these bytes
-    (e.g. KMS ``Sign`` with ``ECDSA_SHA_256``, ``MessageType=RAW``).
+    UTF-8 JSON of the manifest without ``signature``, ``url`` and ``url_expires_at`` (the presigned
+    URL and its expiry change on every request; the document it points to is pinned by ``sha256``
+    and ``size``), keys sorted, separators ``,`` and ``:``, non-ASCII characters unescaped, no
+    NaN/Infinity. The registry signs exactly these bytes (e.g. KMS ``Sign`` with ``ECDSA_SHA_256``,
+    ``MessageType=RAW``), so it can sign once per (version, revision) and cache the signature.
     """
     body = {k: v for k, v in manifest.items() if k not in MANIFEST_UNSIGNED_FIELDS}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -617,10 +617,23 @@ def _read_capped(resp: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:  # two parsers could disagree on which value counts: never accept that in signed data
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _parse_json(raw: bytes, what: str) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                          parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
+                          parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _Refused(f"{what} is not valid JSON: {exc}") from None
 
@@ -919,14 +932,17 @@ class Telemetry:
 
     ``record`` accumulates in memory and persists at most every ``persist_interval`` seconds (and on
     :meth:`save`/:meth:`flush`), so that scoring does not fsync on every call; a crash loses at most
-    that much. The file is bounded: at most ``max_pending`` sealed batches and ``max_bytes`` bytes;
-    the oldest batches are dropped first and counted in ``dropped_batches``.
+    that much. A window is sealed into a pending batch at each flush or once ``window_seconds`` old
+    (so a device offline for days still reports hourly). The file is bounded: at most ``max_pending``
+    sealed batches and ``max_bytes`` bytes; the oldest batches are dropped first and counted in
+    ``dropped_batches``.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, max_pending: int = 100,
-                 max_bytes: int = 1_000_000, persist_interval: float = 5.0, max_features: int = 256,
-                 batches_per_request: int = 20) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_pending: int = 500,
+                 max_bytes: int = 1_000_000, persist_interval: float = 5.0, window_seconds: float = 3600.0,
+                 max_features: int = 256, batches_per_request: int = 20) -> None:
         self.root = os.fspath(root)
+        self.window_seconds = window_seconds
         self.max_pending = max_pending
         self.max_bytes = max_bytes
         self.persist_interval = persist_interval
@@ -1046,6 +1062,7 @@ class Telemetry:
                             _merge_window(data["open"][key], w, self.max_features)
                         else:
                             data["open"][key] = w
+                    self._seal_old(data)
             except OSError:
                 with self._lock:  # put it back: it is retried on the next save
                     mine = self._delta.setdefault(m, {})
@@ -1055,6 +1072,15 @@ class Telemetry:
                         else:
                             mine[key] = w
                 raise
+
+    def _seal_old(self, data: dict[str, Any], everything: bool = False) -> None:
+        """Move open windows into pending batches: all of them, or those older than ``window_seconds``."""
+        now = _dt.datetime.now(_dt.UTC)
+        for key, w in sorted(data["open"].items(), key=lambda kv: kv[1]["window_start"]):
+            started = _dt.datetime.strptime(w["window_start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
+            if everything or (now - started).total_seconds() >= self.window_seconds:
+                data["pending"].append({"batch_id": str(uuid.uuid4()), **w, "window_end": _now()})
+                del data["open"][key]
 
     def pending(self, model: str) -> list[dict[str, Any]]:
         """Sealed batches waiting for the server (does not include the open window)."""
@@ -1078,9 +1104,7 @@ class Telemetry:
         if not current["open"]:  # nothing to seal: do not rewrite the file
             return len(current["pending"])
         with self._locked(model) as data:
-            for w in sorted(data["open"].values(), key=lambda w: w["window_start"]):
-                data["pending"].append({"batch_id": str(uuid.uuid4()), **w, "window_end": _now()})
-            data["open"] = {}
+            self._seal_old(data, everything=True)
             n = len(data["pending"])
         return n
 
@@ -1233,7 +1257,9 @@ class SyncLoop:
         event = parse_notification(message)
         if event is None or event.get("event_type") not in EVENT_TYPES or event.get("model") != self.model:
             return False
-        if event["event_type"] == "alias.moved" and event.get("alias") not in (None, self.alias):
+        detail = event.get("detail")
+        alias = event.get("alias", detail.get("alias") if isinstance(detail, dict) else None)
+        if event["event_type"] == "alias.moved" and alias not in (None, self.alias):
             return False
         log.info("%s: %s event, syncing now", self.model, event["event_type"])
         self._wake.set()

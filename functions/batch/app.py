@@ -1,1 +1,83 @@
-def lambda_handler(event, context): return {}
+"""Batch: the scheduled run over ``batch/input/``, and the state machine's plan / chunk / finalize steps.
+
+Event shapes:
+* EventBridge Scheduled Event (``detail-type: Scheduled Event``), or ``{"action": "run", "model"?,
+  "version"?}`` to run by hand: score every new input;
+* ``{"action": "plan", "request": {"model", "key", "version"?}}``: count lines, write the chunk events;
+* ``{"action": "chunk", "model", "key", "start_line", "end_line", ...}`` (``action`` optional when the
+  line range is given; ``start_byte``/``end_byte`` make it a ranged read): score one chunk into parts;
+* ``{"action": "finalize", "plan": {...}}``: join the parts, write the manifest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from modelsync.service import batch
+from modelsync.service.config import Settings
+from modelsync.service.registry import Registry
+from modelsync.service.store import ModelCache, cached_loader
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+SETTINGS = Settings.from_env()
+s3 = boto3.client("s3")
+registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
+sfn = boto3.client("stepfunctions") if SETTINGS.batch_state_machine_arn else None
+MODEL_CACHE = ModelCache(4)
+
+
+class UnknownEvent(ValueError):
+    pass
+
+
+def _context(context: LambdaContext | None) -> batch.BatchContext:
+    remaining = context.get_remaining_time_in_millis if context is not None else (lambda: 10**9)
+    return batch.BatchContext(s3=s3, registry=registry, settings=SETTINGS, sfn=sfn,
+                              load_model=cached_loader(s3, SETTINGS.models_bucket, MODEL_CACHE),
+                              remaining_ms=remaining)
+
+
+def action_of(event: dict[str, Any]) -> str:
+    if event.get("detail-type") == "Scheduled Event":
+        return "run"
+    action = event.get("action")
+    if action is None and "start_line" in event and "end_line" in event:
+        return "chunk"
+    if action in ("run", "plan", "chunk", "finalize"):
+        return str(action)
+    raise UnknownEvent(f"unknown batch event (action {action!r})")
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ctx = _context(context)
+    action = action_of(event)
+    logger.append_keys(batch_action=action)
+    if action == "plan":
+        return batch.plan(ctx, dict(event.get("request") or {}))
+    if action == "chunk":
+        summary = batch.score_chunk(ctx, event)
+        metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=summary["scored"])
+        return summary
+    if action == "finalize":
+        return batch.finalize(ctx, dict(event["plan"]))
+    version = batch.optional_int(event.get("version"))
+    results = batch.run_scheduled(ctx, model=event.get("model"), version=version)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+        if r.status == "scored":
+            metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=r.scored)
+            metrics.add_metric(name="BatchRowErrors", unit=MetricUnit.Count, value=r.errors)
+    logger.info("batch run finished", extra={"counts": counts})
+    return {"results": [r.as_dict() for r in results], "counts": counts}

@@ -81,8 +81,8 @@ def convert(est: Any, ctx: ExportContext) -> dict[str, Any]:
     _load_families()
     fn = CONVERTERS.get(type(est))
     if fn is None:
-        raise UnsupportedEstimator(
-            f"{type(est).__name__} is not supported; supported estimators: {', '.join(supported_estimators())}")
+        raise UnsupportedEstimator(f"{type(est).__name__} is not supported; supported estimators: "
+                                   f"{', '.join(supported_estimators())}")
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(est)
@@ -111,26 +111,40 @@ def _sample_frame(X: Any, feature_names: Sequence[str] | None) -> tuple[list[str
 
 
 def _jsonable(v: Any) -> Any:
+    """A JSON value for one cell: numpy scalars unwrapped, NaN / None / pandas.NA -> null."""
     if isinstance(v, np.generic):
         v = v.item()
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return None
     if isinstance(v, float) and math.isnan(v):
         return None
     if isinstance(v, float) and math.isinf(v):
-        raise ValueError("infinite values cannot be test vector inputs")
-    return v
+        raise ValueError("infinite values cannot be test vector inputs; choose other sample rows")
+    if isinstance(v, (str, bool, int, float)):
+        return v
+    raise ValueError(f"a sample value of type {type(v).__name__} cannot be a test vector input")
 
 
-def _output_list(values: Any) -> list[Any]:
+def _output_list(values: Any, method: str = "output") -> list[Any]:
+    """scikit-learn's outputs as JSON: NaN -> null (e.g. a scaler passing a missing value through)."""
     if hasattr(values, "toarray"):  # scipy sparse (e.g. OneHotEncoder's default output): scorers are dense
         values = values.toarray()
     arr = np.asarray(values)
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError("scikit-learn returned non-finite outputs for the sample; choose other sample rows")
-    return [_jsonable(v) if not isinstance(v, list) else v for v in arr.tolist()]
+    if arr.dtype.kind == "f" and np.isinf(arr).any():
+        raise ValueError(f"scikit-learn's {method} returned infinite values for the sample; "
+                         "choose other sample rows")
+    if arr.dtype.kind == "c":
+        raise ValueError(f"scikit-learn's {method} returned complex values")
+    out: list[Any] = _nested_jsonable(arr.tolist())
+    return out
+
+
+def _nested_jsonable(values: list[Any]) -> list[Any]:
+    return [_nested_jsonable(v) if isinstance(v, list) else _jsonable(v) for v in values]
 
 
 def _task(est: Any) -> str:
-    from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+    from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
 
     if is_classifier(est):
         return "classification"
@@ -138,8 +152,7 @@ def _task(est: Any) -> str:
         return "regression"
     if is_outlier_detector(est):
         return "outlier_detection"
-    if getattr(est, "_estimator_type", None) == "clusterer" or type(est).__name__ in (
-            "KMeans", "MiniBatchKMeans"):
+    if is_clusterer(est):
         return "clustering"
     return "transform"
 
@@ -165,11 +178,14 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
     """
     import sklearn
 
-    if not isinstance(name, str) or not name:
-        raise ValueError("name must be a non-empty string")
+    if not isinstance(name, str) or not scorer._model.NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"name {name!r} is not valid: 1-128 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (it becomes part of storage keys and URLs)")
     ctx = ExportContext(compact=compact, compress=compress)
     node = convert(estimator, ctx)
     names, rows, X_sk = _sample_frame(X_sample, feature_names)
+    if not rows:
+        raise ValueError("X_sample needs at least one row: its first rows become the test vectors")
     fitted_names = getattr(estimator, "feature_names_in_", None)
     if fitted_names is not None and list(map(str, fitted_names)) != names:
         raise ValueError("X_sample's columns differ from the feature names the estimator was fitted on")
@@ -187,12 +203,12 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
     methods = _methods(estimator)
     outputs: dict[str, Any] = {}
     for m in methods:
-        outputs[m] = _output_list(getattr(estimator, m)(X_tv))
+        outputs[m] = _output_list(getattr(estimator, m)(X_tv), m)
     classes = getattr(estimator, "classes_", None)
     output: dict[str, Any] = {"task": task, "methods": methods}
     if classes is not None and task == "classification":
-        output["classes"] = [_jsonable(c) for c in np.asarray(classes).tolist()] if np.ndim(classes) == 1 else \
-            [[_jsonable(c) for c in np.asarray(cl).tolist()] for cl in classes]
+        output["classes"] = (_nested_jsonable(np.asarray(classes).tolist()) if np.ndim(classes) == 1
+                             else [_nested_jsonable(np.asarray(cl).tolist()) for cl in classes])
     doc: dict[str, Any] = {
         "format_version": scorer.FORMAT_VERSION,
         "metadata": {

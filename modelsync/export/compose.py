@@ -47,7 +47,7 @@ def _names_after(est: Pipeline, i: int) -> Any:
 
 @converter(Pipeline)
 def pipeline(est: Any, ctx: ExportContext) -> dict[str, Any]:
-    steps = []
+    steps: list[dict[str, Any]] = []
     for i, (name, step) in enumerate(est.steps):
         if step is None or (isinstance(step, str) and step == PASSTHROUGH):
             steps.append({"name": str(name), "estimator": PASSTHROUGH})
@@ -75,9 +75,10 @@ def column_transformer(est: Any, ctx: ExportContext) -> dict[str, Any]:
             continue  # scikit-learn skips empty selections at transform time
         if np.isscalar(columns) or (isinstance(columns, str)):
             raise UnsupportedEstimator(
-                f"ColumnTransformer: transformer {name!r} selects the scalar column {columns!r}, which hands a "
-                f"1-D array to the transformer; select a list ([{columns!r}]) instead")
-        part: dict[str, Any] = {"name": str(name), "columns": ctx.array(np.asarray(indices, dtype=np.int64))}
+                f"ColumnTransformer: transformer {name!r} selects the scalar column {columns!r}, which hands "
+                f"a 1-D array to the transformer; select a list ([{columns!r}]) instead")
+        part: dict[str, Any] = {"name": str(name),
+                                "columns": ctx.array(np.asarray(indices, dtype=np.int64))}
         if _is_passthrough(trans):
             part["estimator"] = PASSTHROUGH
         else:

@@ -156,8 +156,8 @@ def simple_imputer(est: Any, ctx: ExportContext) -> dict[str, Any]:
     stats: list[Any] = []
     for s in np.asarray(est.statistics_, dtype=object).tolist():
         if s is None and obj:
-            raise UnsupportedEstimator("SimpleImputer: a statistic is None (None was the most frequent value); "
-                                       "it cannot be told apart from a dropped column")
+            raise UnsupportedEstimator("SimpleImputer: a statistic is None (None was the most frequent "
+                                       "value); it cannot be told apart from a dropped column")
         stats.append(None if s is None or _is_nan(s) else _json_scalar(est, "statistic", s))
     node["statistics"] = stats
     if est.add_indicator:
@@ -187,8 +187,8 @@ def _categories(est: Any) -> list[list[Any]]:
                 raise UnsupportedEstimator(f"{type(est).__name__}: category {v!r} of feature {i} is infinite")
             values.append(v)
         if missing > 1:
-            raise UnsupportedEstimator(f"{type(est).__name__}: feature {i} was fitted with both None and NaN as "
-                                       "categories; the scorer has one missing value. Use one of them.")
+            raise UnsupportedEstimator(f"{type(est).__name__}: feature {i} was fitted with both None and NaN "
+                                       "as categories; the scorer has one missing value. Use one of them.")
         out.append(values)
     return out
 
@@ -264,6 +264,6 @@ def ordinal_encoder(est: Any, ctx: ExportContext) -> dict[str, Any]:
         codes.append(ctx.array(values))
     node["codes"] = codes
     if handle == "use_encoded_value":
-        uv = float(est.unknown_value)
-        node["unknown_value"] = None if math.isnan(uv) else _json_scalar(est, "unknown_value", est.unknown_value)
+        uv = est.unknown_value
+        node["unknown_value"] = None if math.isnan(float(uv)) else _json_scalar(est, "unknown_value", uv)
     return node

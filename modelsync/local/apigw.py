@@ -110,9 +110,17 @@ def _is_binary(content_type: str, binary_media_types: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(ct, t.replace("~1", "/").lower()) for t in binary_media_types)
 
 
-def proxy_event(route: Route, *, method: str, path: str, path_params: dict[str, str],
-                query: list[tuple[str, str]], headers: list[tuple[str, str]], body: bytes,
-                source_ip: str) -> dict[str, Any]:
+def proxy_event(
+    route: Route,
+    *,
+    method: str,
+    path: str,
+    path_params: dict[str, str],
+    query: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
     """The API Gateway REST API (payload version 1.0) Lambda proxy event for one request."""
     single_headers, multi_headers = _pairs_to_maps(headers)
     single_query, multi_query = _pairs_to_maps(query)
@@ -153,11 +161,20 @@ def proxy_event(route: Route, *, method: str, path: str, path_params: dict[str, 
             "requestTimeEpoch": int(now.timestamp() * 1000),
             "requestId": request_id,
             "identity": {
-                "cognitoIdentityPoolId": None, "accountId": None, "cognitoIdentityId": None, "caller": None,
-                "apiKey": lower.get("x-api-key"), "apiKeyId": None, "sourceIp": source_ip,
-                "principalOrgId": None, "accessKey": None, "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None, "userArn": None,
-                "userAgent": lower.get("user-agent"), "user": None,
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "apiKey": lower.get("x-api-key"),
+                "apiKeyId": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": lower.get("user-agent"),
+                "user": None,
             },
             "domainName": lower.get("host", "localhost"),
             "apiId": route.api_id,
@@ -226,8 +243,14 @@ class ApiGateway:
         self.runtime = runtime
         self.stages = {r.stage for r in routes}
 
-    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-               source_ip: str = "127.0.0.1") -> HttpResponse:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
         split = urllib.parse.urlsplit(target)
         path = split.path or "/"
         query = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
@@ -244,11 +267,23 @@ class ApiGateway:
                 if cors is not None:
                     return self._preflight(cors)
             return _json_response(403, MISSING_TOKEN)
-        event = proxy_event(route, method=method, path=path, path_params=params, query=query,
-                            headers=headers, body=body, source_ip=source_ip)
+        event = proxy_event(
+            route,
+            method=method,
+            path=path,
+            path_params=params,
+            query=query,
+            headers=headers,
+            body=body,
+            source_ip=source_ip,
+        )
         request_id = event["requestContext"]["requestId"]
-        inv = self.runtime.invoke(route.function, event, trigger=f"Api {method} {route.path}",
-                                  outcome_of=lambda r: str(r.get("statusCode")) if isinstance(r, dict) else "?")
+        inv = self.runtime.invoke(
+            route.function,
+            event,
+            trigger=f"Api {method} {route.path}",
+            outcome_of=lambda r: str(r.get("statusCode")) if isinstance(r, dict) else "?",
+        )
         if not inv.ok:
             return _json_response(502, INTERNAL_ERROR, request_id)
         return proxy_response(inv.result, request_id)
@@ -258,9 +293,11 @@ class ApiGateway:
         def unquote(v: Any) -> str:
             return str(v).strip("'")
 
-        headers = [("Access-Control-Allow-Origin", unquote(cors.get("AllowOrigin", "*"))),
-                   ("Access-Control-Allow-Methods", unquote(cors.get("AllowMethods", "*"))),
-                   ("Access-Control-Allow-Headers", unquote(cors.get("AllowHeaders", "*")))]
+        headers = [
+            ("Access-Control-Allow-Origin", unquote(cors.get("AllowOrigin", "*"))),
+            ("Access-Control-Allow-Methods", unquote(cors.get("AllowMethods", "*"))),
+            ("Access-Control-Allow-Headers", unquote(cors.get("AllowHeaders", "*"))),
+        ]
         if "MaxAge" in cors:
             headers.append(("Access-Control-Max-Age", unquote(cors["MaxAge"])))
         return HttpResponse(200, headers, b"")
@@ -275,9 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            resp = self.gateway.handle(self.command, self.path, list(self.headers.items()), body,
-                                       self.client_address[0])
-        except Exception:  # noqa: BLE001 - the gateway must answer whatever happens
+            resp = self.gateway.handle(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+        except Exception:
             log.exception("local API gateway failed on %s %s", self.command, self.path)
             resp = _json_response(500, INTERNAL_ERROR)
         self.send_response(resp.status)
@@ -292,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("api %s - %s", self.address_string(), format % args)
 
 
@@ -303,8 +341,12 @@ class ApiServer:
         handler = type("Handler", (_Handler,), {"gateway": gateway})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="modelsync-local-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="modelsync-local-api",
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -42,20 +43,40 @@ def complete_s3_record(record: dict[str, Any], *, version_id: str | None = None)
     bucket.setdefault("arn", f"arn:aws:s3:::{bucket.get('name', '')}")
     rec.setdefault("userIdentity", {"principalId": "AWS:AIDAINPONIXQXHT3IKHL2"})
     rec.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
-    rec.setdefault("responseElements", {"x-amz-request-id": uuid.uuid4().hex[:16].upper(),
-                                        "x-amz-id-2": base64.b64encode(uuid.uuid4().bytes * 2).decode()})
+    rec.setdefault(
+        "responseElements",
+        {
+            "x-amz-request-id": uuid.uuid4().hex[:16].upper(),
+            "x-amz-id-2": base64.b64encode(uuid.uuid4().bytes * 2).decode(),
+        },
+    )
     return rec
 
 
-def s3_event(bucket: str, key: str, *, region: str, size: int, etag: str, version_id: str | None = None,
-             event_name: str = "ObjectCreated:Put", configuration_id: str = "local") -> dict[str, Any]:
+def s3_event(
+    bucket: str,
+    key: str,
+    *,
+    region: str,
+    size: int,
+    etag: str,
+    version_id: str | None = None,
+    event_name: str = "ObjectCreated:Put",
+    configuration_id: str = "local",
+) -> dict[str, Any]:
     """An S3 notification built from scratch (used by ``events`` generation; the stack uses moto's own)."""
     record = {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region, "eventTime": _iso_now(),
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": _iso_now(),
         "eventName": event_name,
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": configuration_id,
-               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": key, "size": size, "eTag": etag.strip('"')}},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": configuration_id,
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": key, "size": size, "eTag": etag.strip('"')},
+        },
     }
     return {"Records": [complete_s3_record(record, version_id=version_id)]}
 
@@ -86,17 +107,22 @@ def stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     if isinstance(when, _dt.datetime):
         ddb["ApproximateCreationDateTime"] = int(when.timestamp())
     elif isinstance(when, str):
-        try:
+        with contextlib.suppress(ValueError):
             ddb["ApproximateCreationDateTime"] = int(_dt.datetime.fromisoformat(when).timestamp())
-        except ValueError:
-            pass
     rec["eventSourceARN"] = stream_arn
     return rec
 
 
-def stream_failure_record(*, function_arn: str, stream_arn: str, shard_id: str,
-                          records: list[dict[str, Any]], attempts: int, condition: str,
-                          error: dict[str, Any] | None) -> dict[str, Any]:
+def stream_failure_record(
+    *,
+    function_arn: str,
+    stream_arn: str,
+    shard_id: str,
+    records: list[dict[str, Any]],
+    attempts: int,
+    condition: str,
+    error: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The invocation record Lambda sends to a stream event source's OnFailure destination."""
 
     def arrival(rec: dict[str, Any]) -> str:
@@ -106,10 +132,17 @@ def stream_failure_record(*, function_arn: str, stream_arn: str, shard_id: str,
         return _iso_now()
 
     return {
-        "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": function_arn,
-                           "condition": condition, "approximateInvokeCount": attempts},
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
-                            "functionError": "Unhandled" if error else ""},
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled" if error else "",
+        },
         "version": "1.0",
         "timestamp": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "DDBStreamBatchInfo": {
@@ -130,23 +163,42 @@ def sqs_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[
     attrs = {k: str(v) for k, v in message.get("Attributes", {}).items()}
     msg_attrs = {}
     for name, a in message.get("MessageAttributes", {}).items():
-        msg_attrs[name] = {"stringValue": a.get("StringValue"), "binaryValue": a.get("BinaryValue"),
-                           "stringListValues": a.get("StringListValues", []),
-                           "binaryListValues": a.get("BinaryListValues", []), "dataType": a.get("DataType")}
+        msg_attrs[name] = {
+            "stringValue": a.get("StringValue"),
+            "binaryValue": a.get("BinaryValue"),
+            "stringListValues": a.get("StringListValues", []),
+            "binaryListValues": a.get("BinaryListValues", []),
+            "dataType": a.get("DataType"),
+        }
         if msg_attrs[name]["binaryValue"] is None:
             del msg_attrs[name]["binaryValue"]
         if msg_attrs[name]["stringValue"] is None:
             del msg_attrs[name]["stringValue"]
     body = message.get("Body", "")
-    return {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": body,
-            "attributes": attrs, "messageAttributes": msg_attrs,
-            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
-            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region}
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": attrs,
+        "messageAttributes": msg_attrs,
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
 
 
 # -- EventBridge ----------------------------------------------------------------------------------------
 def scheduled_event(*, region: str, rule_name: str) -> dict[str, Any]:
     """What an EventBridge schedule rule delivers to its Lambda target."""
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": ACCOUNT_ID, "time": _iso_now(), "region": region,
-            "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{rule_name}"], "detail": {}}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": _iso_now(),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{rule_name}"],
+        "detail": {},
+    }

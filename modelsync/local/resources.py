@@ -32,10 +32,13 @@ FUNCTION = "AWS::Serverless::Function"
 API = "AWS::Serverless::Api"
 CREATED_TYPES = (BUCKET, *TABLES, TOPIC, QUEUE, SUBSCRIPTION)
 
-_ARN_SERVICE = {"AWS::Serverless::LayerVersion": ("lambda", "layer:"), "AWS::Logs::LogGroup": ("logs", "log-group:"),
-                "AWS::Serverless::StateMachine": ("states", "stateMachine:"),
-                "AWS::StepFunctions::StateMachine": ("states", "stateMachine:"),
-                "AWS::Cognito::UserPool": ("cognito-idp", "userpool/")}
+_ARN_SERVICE = {
+    "AWS::Serverless::LayerVersion": ("lambda", "layer:"),
+    "AWS::Logs::LogGroup": ("logs", "log-group:"),
+    "AWS::Serverless::StateMachine": ("states", "stateMachine:"),
+    "AWS::StepFunctions::StateMachine": ("states", "stateMachine:"),
+    "AWS::Cognito::UserPool": ("cognito-idp", "userpool/"),
+}
 
 
 def primary_bucket(template: tpl.Template) -> str | None:
@@ -81,13 +84,27 @@ class StackNames:
     queue_endpoint: str | None = None
 
     @classmethod
-    def local(cls, template: tpl.Template, *, region: str, endpoint: str | None, stack_name: str = "modelsync",
-              parameters: Mapping[str, Any] | None = None, bucket: str | None = None,
-              clients: ClientFactory | None = None) -> StackNames:
+    def local(
+        cls,
+        template: tpl.Template,
+        *,
+        region: str,
+        endpoint: str | None,
+        stack_name: str = "modelsync",
+        parameters: Mapping[str, Any] | None = None,
+        bucket: str | None = None,
+        clients: ClientFactory | None = None,
+    ) -> StackNames:
         """The names ``modelsync local`` uses (computable without the stack, for ``modelsync invoke``)."""
         params, direct_bucket = bucket_parameters(template, bucket)
-        self = cls(template, region=region, stack_name=stack_name, parameters={**(parameters or {}), **params},
-                   clients=clients, queue_endpoint=endpoint)
+        self = cls(
+            template,
+            region=region,
+            stack_name=stack_name,
+            parameters={**(parameters or {}), **params},
+            clients=clients,
+            queue_endpoint=endpoint,
+        )
         probe = self.resolver()
         for lid, res in template.resources.items():
             try:
@@ -102,9 +119,17 @@ class StackNames:
             elif rtype == BUCKET:
                 name = name.lower()
             props = res.get("Properties") or {}
-            if rtype == TOPIC and str(props.get("FifoTopic", "")).lower() == "true" and not name.endswith(".fifo"):
+            if (
+                rtype == TOPIC
+                and str(props.get("FifoTopic", "")).lower() == "true"
+                and not name.endswith(".fifo")
+            ):
                 name += ".fifo"
-            if rtype == QUEUE and str(props.get("FifoQueue", "")).lower() == "true" and not name.endswith(".fifo"):
+            if (
+                rtype == QUEUE
+                and str(props.get("FifoQueue", "")).lower() == "true"
+                and not name.endswith(".fifo")
+            ):
                 name += ".fifo"
             if rtype == API:
                 name = lid.lower()[:10]
@@ -113,16 +138,20 @@ class StackNames:
         return self
 
     @classmethod
-    def from_cloudformation(cls, template: tpl.Template, stack: str, *, region: str,
-                            clients: ClientFactory) -> StackNames:
+    def from_cloudformation(
+        cls, template: tpl.Template, stack: str, *, region: str, clients: ClientFactory
+    ) -> StackNames:
         """Names of a deployed stack: physical ids from DescribeStackResources, parameter values."""
         cfn = clients("cloudformation")
         desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-        params = {p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue"))
-                  for p in desc.get("Parameters", [])}
+        params = {
+            p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue"))
+            for p in desc.get("Parameters", [])
+        }
         account = desc["StackId"].split(":")[4] if desc.get("StackId") else ACCOUNT_ID
-        self = cls(template, region=region, stack_name=stack, account_id=account, parameters=params,
-                   clients=clients)
+        self = cls(
+            template, region=region, stack_name=stack, account_id=account, parameters=params, clients=clients
+        )
         paginator = cfn.get_paginator("list_stack_resources")
         for page in paginator.paginate(StackName=stack):
             for r in page.get("StackResourceSummaries", []):
@@ -151,8 +180,15 @@ class StackNames:
         return name
 
     def resolver(self) -> tpl.Resolver:
-        return tpl.Resolver(self.template, refs=self.refs, attrs=self.attr, parameters=self.parameters,
-                            region=self.region, account_id=self.account_id, stack_name=self.stack_name)
+        return tpl.Resolver(
+            self.template,
+            refs=self.refs,
+            attrs=self.attr,
+            parameters=self.parameters,
+            region=self.region,
+            account_id=self.account_id,
+            stack_name=self.stack_name,
+        )
 
     def attr(self, lid: str, attribute: str) -> Any:
         """``!GetAtt lid.attribute`` for the resource types the stack uses."""
@@ -164,21 +200,28 @@ class StackNames:
         name, r, a = self.names[lid], self.region, self.account_id
         value: Any = None
         if rtype == BUCKET:
-            value = {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
-                     "RegionalDomainName": f"{name}.s3.{r}.amazonaws.com",
-                     "DualStackDomainName": f"{name}.s3.dualstack.{r}.amazonaws.com",
-                     "WebsiteURL": f"http://{name}.s3-website-{r}.amazonaws.com"}.get(attribute)
+            value = {
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{r}.amazonaws.com",
+                "DualStackDomainName": f"{name}.s3.dualstack.{r}.amazonaws.com",
+                "WebsiteURL": f"http://{name}.s3-website-{r}.amazonaws.com",
+            }.get(attribute)
         elif rtype in TABLES:
             if attribute == "Arn":
                 value = f"arn:aws:dynamodb:{r}:{a}:table/{name}"
             elif attribute == "StreamArn" and self.clients is not None:
-                value = self.clients("dynamodb").describe_table(TableName=name)["Table"].get("LatestStreamArn")
+                value = (
+                    self.clients("dynamodb").describe_table(TableName=name)["Table"].get("LatestStreamArn")
+                )
                 if value:
                     self.actual[(lid, attribute)] = value
         elif rtype == TOPIC:
             value = {"TopicArn": self.refs[lid], "TopicName": name}.get(attribute)
         elif rtype == QUEUE:
-            value = {"Arn": f"arn:aws:sqs:{r}:{a}:{name}", "QueueName": name, "QueueUrl": self.refs[lid]}.get(attribute)
+            value = {"Arn": f"arn:aws:sqs:{r}:{a}:{name}", "QueueName": name, "QueueUrl": self.refs[lid]}.get(
+                attribute
+            )
         elif rtype == FUNCTION:
             value = f"arn:aws:lambda:{r}:{a}:function:{name}" if attribute == "Arn" else None
         elif rtype == API:
@@ -232,8 +275,15 @@ class Provisioner:
         p = self._props(lid)
         name = self.names.names[lid]
         attrs: dict[str, str] = {}
-        for key in ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
-                    "VisibilityTimeout", "FifoQueue", "ContentBasedDeduplication"):
+        for key in (
+            "DelaySeconds",
+            "MaximumMessageSize",
+            "MessageRetentionPeriod",
+            "ReceiveMessageWaitTimeSeconds",
+            "VisibilityTimeout",
+            "FifoQueue",
+            "ContentBasedDeduplication",
+        ):
             if key in p:
                 attrs[key] = str(p[key]).lower() if isinstance(p[key], bool) else str(p[key])
         if p.get("RedrivePolicy"):
@@ -248,8 +298,9 @@ class Provisioner:
         ddb.create_table(**tpl.table_create_kwargs(p, name))
         ttl = tpl.ttl_attribute(p)
         if ttl:
-            ddb.update_time_to_live(TableName=name,
-                                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
+            ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+            )
         stream = ddb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
         if stream:
             self.names.actual[(lid, "StreamArn")] = stream
@@ -260,10 +311,15 @@ class Provisioner:
         kind = {"String": "S", "Number": "N", "Binary": "B"}[str(pk.get("Type", "String"))]
         throughput = p.get("ProvisionedThroughput")
         self.clients("dynamodb").create_table(
-            TableName=self.names.names[lid], KeySchema=[{"AttributeName": pk["Name"], "KeyType": "HASH"}],
+            TableName=self.names.names[lid],
+            KeySchema=[{"AttributeName": pk["Name"], "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": pk["Name"], "AttributeType": kind}],
-            **({"BillingMode": "PROVISIONED", "ProvisionedThroughput": throughput} if throughput
-               else {"BillingMode": "PAY_PER_REQUEST"}))
+            **(
+                {"BillingMode": "PROVISIONED", "ProvisionedThroughput": throughput}
+                if throughput
+                else {"BillingMode": "PAY_PER_REQUEST"}
+            ),
+        )
 
     def _create_bucket(self, lid: str) -> None:
         p = self._props(lid)
@@ -292,7 +348,7 @@ class Provisioner:
 
     def _create_subscription(self, lid: str) -> None:
         p = self._props(lid)
-        attrs = {}
+        attrs: dict[str, str] = {}
         for key in ("FilterPolicy", "RedrivePolicy"):
             if key in p:
                 attrs[key] = p[key] if isinstance(p[key], str) else json.dumps(p[key])
@@ -300,8 +356,12 @@ class Provisioner:
             attrs["FilterPolicyScope"] = str(p["FilterPolicyScope"])
         if "RawMessageDelivery" in p:
             attrs["RawMessageDelivery"] = str(p["RawMessageDelivery"]).lower()
-        self.clients("sns").subscribe(TopicArn=str(p["TopicArn"]), Protocol=str(p["Protocol"]),
-                                      Endpoint=str(p["Endpoint"]), Attributes=attrs)
+        self.clients("sns").subscribe(
+            TopicArn=str(p["TopicArn"]),
+            Protocol=str(p["Protocol"]),
+            Endpoint=str(p["Endpoint"]),
+            Attributes=attrs,
+        )
 
 
 def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, FunctionSpec]:
@@ -319,7 +379,10 @@ def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, Funct
         events: dict[str, dict[str, Any]] = {}
         for ev_name, ev in (props.get("Events") or {}).items():
             try:
-                events[ev_name] = {"Type": ev.get("Type"), "Properties": resolver.resolve(ev.get("Properties") or {})}
+                events[ev_name] = {
+                    "Type": ev.get("Type"),
+                    "Properties": resolver.resolve(ev.get("Properties") or {}),
+                }
             except tpl.TemplateError as exc:
                 log.warning("%s: event %s not wired: %s", lid, ev_name, exc)
         specs[lid] = FunctionSpec(
@@ -338,9 +401,11 @@ def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, Funct
 
 
 def find_function(specs: Mapping[str, FunctionSpec], name: str) -> FunctionSpec:
-    """A function by logical id (``PublishFunction``), its functions/ folder (``publish``) or physical name."""
+    """A function by logical id (``PublishFunction``), functions/ folder (``publish``) or physical name."""
     for spec in specs.values():
-        if name in (spec.logical_id, spec.physical_name, spec.code_dir.name) or \
-                name.lower() == spec.logical_id.lower():
+        if (
+            name in (spec.logical_id, spec.physical_name, spec.code_dir.name)
+            or name.lower() == spec.logical_id.lower()
+        ):
             return spec
     raise KeyError(f"no function {name!r} in the template (functions: {', '.join(sorted(specs))})")

@@ -35,9 +35,16 @@ DUMMY_CREDENTIALS = {
 }
 # Variables that could send a handler's boto3 to a real account or another endpoint: removed while local.
 _SCRUBBED_PREFIXES = ("AWS_ENDPOINT_URL_",)
-_SCRUBBED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-             "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CA_BUNDLE")
+_SCRUBBED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_CA_BUNDLE",
+)
 
 
 @dataclass
@@ -63,7 +70,9 @@ class FunctionSpec:
         """``app.lambda_handler`` -> (code_dir/app.py, "lambda_handler"); dotted packages allowed."""
         module, _, attr = self.handler.rpartition(".")
         if not module or not attr:
-            raise ValueError(f"{self.logical_id}: Handler {self.handler!r} is not of the form module.function")
+            raise ValueError(
+                f"{self.logical_id}: Handler {self.handler!r} is not of the form module.function"
+            )
         return self.code_dir.joinpath(*module.split(".")).with_suffix(".py"), attr
 
 
@@ -126,7 +135,7 @@ class _StdoutRouter(io.TextIOBase):
     def _stream(self) -> TextIO:
         return self.handler_stream if getattr(self._local, "active", False) else self.target
 
-    def write(self, s: str) -> int:  # type: ignore[override]
+    def write(self, s: str) -> int:
         return self._stream().write(s)
 
     def flush(self) -> None:
@@ -146,8 +155,14 @@ class _StdoutRouter(io.TextIOBase):
 class Runtime:
     """Imports handlers and invokes them with their environment, one invocation at a time."""
 
-    def __init__(self, *, region: str, endpoint: str | None, metrics_namespace: str = "modelsync",
-                 on_invoke: Callable[[Invocation, str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        region: str,
+        endpoint: str | None,
+        metrics_namespace: str = "modelsync",
+        on_invoke: Callable[[Invocation, str, str], None] | None = None,
+    ) -> None:
         # on_invoke(invocation, trigger, outcome) reports each invocation (default: one log line on stderr)
         self.region = region
         self.endpoint = endpoint
@@ -162,9 +177,13 @@ class Runtime:
     # -- process state -------------------------------------------------------------------------------
     def base_environment(self) -> dict[str, str]:
         """What every function sees besides its own Environment: region, dummy credentials, endpoint."""
-        env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-               "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
-               "AWS_SAM_LOCAL": "true"}
+        env = {
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
+            "AWS_SAM_LOCAL": "true",
+        }
         if self.endpoint:
             env.update(DUMMY_CREDENTIALS)
             env["AWS_ENDPOINT_URL"] = self.endpoint
@@ -187,7 +206,7 @@ class Runtime:
             if route_stdout:
                 self._saved_stdout = sys.stdout
                 self._router = _StdoutRouter(sys.stdout, sys.stderr)
-                sys.stdout = self._router  # type: ignore[assignment]
+                sys.stdout = self._router
 
     def deactivate(self) -> None:
         with self._lock:
@@ -207,12 +226,16 @@ class Runtime:
 
     @contextlib.contextmanager
     def _function_environment(self, fn: FunctionSpec) -> Iterator[None]:
-        env = {**self.base_environment(), **fn.environment,
-               "AWS_LAMBDA_FUNCTION_NAME": fn.physical_name,
-               "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
-               "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-               "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.physical_name}",
-               "LAMBDA_TASK_ROOT": str(fn.code_dir), "_HANDLER": fn.handler}
+        env = {
+            **self.base_environment(),
+            **fn.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.physical_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.physical_name}",
+            "LAMBDA_TASK_ROOT": str(fn.code_dir),
+            "_HANDLER": fn.handler,
+        }
         before = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         router = self._router
@@ -263,8 +286,14 @@ class Runtime:
             self._handlers[fn.logical_id] = handler
             return handler
 
-    def invoke(self, fn: FunctionSpec, event: Any, *, trigger: str = "invoke",
-               outcome_of: Callable[[Any], str] | None = None) -> Invocation:
+    def invoke(
+        self,
+        fn: FunctionSpec,
+        event: Any,
+        *,
+        trigger: str = "invoke",
+        outcome_of: Callable[[Any], str] | None = None,
+    ) -> Invocation:
         """Invoke synchronously; the result is JSON round-tripped as Lambda's runtime would serialise it.
 
         ``outcome_of(result)`` words a successful invocation's outcome for the log line (default "ok").
@@ -281,10 +310,16 @@ class Runtime:
                     result = json.loads(json.dumps(result))
                 except (TypeError, ValueError) as exc:
                     raise _MarshalError(f"Unable to marshal response: {exc}") from exc
-                inv = Invocation(fn.logical_id, request_id, (time.perf_counter() - start) * 1000, result=result)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is the invocation's error
-                inv = Invocation(fn.logical_id, request_id, (time.perf_counter() - start) * 1000,
-                                 error=error_payload(exc, request_id))
+                inv = Invocation(
+                    fn.logical_id, request_id, (time.perf_counter() - start) * 1000, result=result
+                )
+            except Exception as exc:
+                inv = Invocation(
+                    fn.logical_id,
+                    request_id,
+                    (time.perf_counter() - start) * 1000,
+                    error=error_payload(exc, request_id),
+                )
                 log.debug("%s raised", fn.logical_id, exc_info=True)
         if inv.error is not None:
             outcome = f"error {inv.error['errorType']}: {inv.error['errorMessage']}"
@@ -294,6 +329,26 @@ class Runtime:
         return inv
 
 
+def configure_logging() -> None:
+    """Give the local stack's logger its own stderr handler.
+
+    Powertools' Logger takes over the logger named after the service (``modelsync``) and stops
+    propagation, so ``modelsync.local`` would otherwise end up in the handlers' JSON on stdout. AWS SDK
+    chatter stays at WARNING, as in Lambda.
+    """
+    if not any(getattr(h, "_modelsync_local", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S"))
+        handler._modelsync_local = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.propagate = False
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.DEBUG if logging.getLogger().level == logging.DEBUG else logging.INFO)
+    for name in ("botocore", "boto3", "urllib3"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 class _MarshalError(Exception):
     """Lambda's ``Runtime.MarshalError``: the handler returned something JSON cannot carry."""
 
@@ -301,8 +356,12 @@ class _MarshalError(Exception):
 def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
     """The payload Lambda returns for an unhandled exception."""
     error_type = "Runtime.MarshalError" if isinstance(exc, _MarshalError) else type(exc).__name__
-    return {"errorMessage": str(exc), "errorType": error_type, "requestId": request_id,
-            "stackTrace": traceback.format_tb(exc.__traceback__)}
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": traceback.format_tb(exc.__traceback__),
+    }
 
 
 def _log_invocation(inv: Invocation, trigger: str, outcome: str) -> None:

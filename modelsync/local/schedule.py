@@ -1,4 +1,4 @@
-"""EventBridge schedule expressions: ``rate(N unit)`` and (a minimal) ``cron(min hour dom month dow year)``."""
+"""EventBridge schedule expressions: ``rate(N unit)`` and a minimal ``cron(min hour dom month dow year)``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from dataclasses import dataclass
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$", re.I)
 _CRON = re.compile(r"^cron\((.*)\)$", re.I)
 _UNIT = {"minute": 60, "hour": 3600, "day": 86400}
-_MONTHS = {m: i for i, m in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
+    )
+}
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
 
 
@@ -29,9 +33,13 @@ class Schedule:
         minute, hour, dom, month, dow = self.fields
         for _ in range(366 * 24 * 60):
             weekday = (t.isoweekday() % 7) + 1  # EventBridge: SUN=1 .. SAT=7
-            if ((month is None or t.month in month) and (dom is None or t.day in dom)
-                    and (dow is None or weekday in dow) and (hour is None or t.hour in hour)
-                    and (minute is None or t.minute in minute)):
+            if (
+                (month is None or t.month in month)
+                and (dom is None or t.day in dom)
+                and (dow is None or weekday in dow)
+                and (hour is None or t.hour in hour)
+                and (minute is None or t.minute in minute)
+            ):
                 return t
             t += _dt.timedelta(minutes=1)
         raise ValueError(f"{self.expression}: never fires within a year")
@@ -50,10 +58,14 @@ def parse_schedule(expression: str) -> Schedule:
     if m:
         parts = m.group(1).split()
         if len(parts) not in (5, 6):
-            raise ValueError(f"{expression}: cron needs 6 fields (minutes hours day-of-month month day-of-week year)")
+            raise ValueError(
+                f"{expression}: cron needs 6 fields (minutes hours day-of-month month day-of-week year)"
+            )
         limits = [(0, 59, {}), (0, 23, {}), (1, 31, {}), (1, 12, _MONTHS), (1, 7, _DAYS)]
-        fields = tuple(_cron_field(p, lo, hi, names, expression) for p, (lo, hi, names) in zip(parts[:5], limits,
-                                                                                               strict=True))
+        fields = tuple(
+            _cron_field(p, lo, hi, names, expression)
+            for p, (lo, hi, names) in zip(parts[:5], limits, strict=True)
+        )
         return Schedule(expr, fields=fields)
     raise ValueError(f"unsupported schedule expression {expression!r} (rate(N minutes) or cron(...))")
 

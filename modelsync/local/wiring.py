@@ -77,7 +77,7 @@ class Poller(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 busy = self.step()
-            except Exception:  # noqa: BLE001 - a poller must survive a hiccup of the emulator
+            except Exception:
                 if self.stop_event.is_set():
                     return
                 log.warning("%s: poll failed", self.name, exc_info=True)
@@ -93,20 +93,32 @@ class Poller(threading.Thread):
 # -- S3 -------------------------------------------------------------------------------------------------
 def s3_queue_configuration(binding: EventBinding, queue_arn: str) -> dict[str, Any]:
     """The bucket notification entry equivalent to the SAM S3 event (sent to our queue, not Lambda)."""
-    cfg: dict[str, Any] = {"Id": f"{binding.function.logical_id}-{binding.name}", "QueueArn": queue_arn,
-                           "Events": [str(e) for e in _as_list(binding.properties.get("Events"))]}
+    cfg: dict[str, Any] = {
+        "Id": f"{binding.function.logical_id}-{binding.name}",
+        "QueueArn": queue_arn,
+        "Events": [str(e) for e in _as_list(binding.properties.get("Events"))],
+    }
     rules = ((binding.properties.get("Filter") or {}).get("S3Key") or {}).get("Rules")
     if rules:
-        cfg["Filter"] = {"Key": {"FilterRules": [{"Name": str(r["Name"]).lower(), "Value": str(r["Value"])}
-                                                 for r in rules]}}
+        cfg["Filter"] = {
+            "Key": {
+                "FilterRules": [{"Name": str(r["Name"]).lower(), "Value": str(r["Value"])} for r in rules]
+            }
+        }
     return cfg
 
 
 class S3Source(Poller):
     """Polls the internal queue that one S3 event's notifications go to; invokes with each record."""
 
-    def __init__(self, binding: EventBinding, runtime: Runtime, clients: ClientFactory, queue_url: str,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self,
+        binding: EventBinding,
+        runtime: Runtime,
+        clients: ClientFactory,
+        queue_url: str,
+        stop: threading.Event,
+    ) -> None:
         super().__init__(f"s3:{binding.function.logical_id}:{binding.name}", stop)
         self.binding = binding
         self.runtime = runtime
@@ -154,9 +166,13 @@ class S3Source(Poller):
         fn = self.binding.function
         trigger = f"{self.binding.label} {record['s3']['object']['key']}"
         for attempt in range(self.max_retries + 1):
-            if attempt and self.stop_event.wait(ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS)) - 1]):
+            if attempt and self.stop_event.wait(
+                ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS)) - 1]
+            ):
                 return
-            if self.runtime.invoke(fn, event, trigger=trigger if not attempt else f"{trigger} retry {attempt}").ok:
+            if self.runtime.invoke(
+                fn, event, trigger=trigger if not attempt else f"{trigger} retry {attempt}"
+            ).ok:
                 return
         log.warning("%s: event dropped after %d retries", fn.logical_id, self.max_retries)
 
@@ -173,8 +189,15 @@ def _async_retries(fn: FunctionSpec) -> int:
 class StreamSource(Poller):
     """Reads a table's stream shard by shard and invokes with batches, like an event source mapping."""
 
-    def __init__(self, binding: EventBinding, runtime: Runtime, clients: ClientFactory, stream_arn: str,
-                 stop: threading.Event, send_failure: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        binding: EventBinding,
+        runtime: Runtime,
+        clients: ClientFactory,
+        stream_arn: str,
+        stop: threading.Event,
+        send_failure: Callable[[str, dict[str, Any]], None],
+    ) -> None:
         super().__init__(f"ddb:{binding.function.logical_id}:{binding.name}", stop)
         p = binding.properties
         self.binding = binding
@@ -189,8 +212,10 @@ class StreamSource(Poller):
         self.on_failure = ((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.send_failure = send_failure
         self.enabled = str(p.get("Enabled", "true")).lower() != "false"
+        self.window = float(p.get("MaximumBatchingWindowInSeconds", 0) or 0)
         self.iterators: dict[str, str | None] = {}
         self.buffers: dict[str, list[dict[str, Any]]] = {}
+        self._buffered_since: dict[str, float] = {}
         self._last_discovery = 0.0
         self._discover(initial=True)
 
@@ -204,8 +229,9 @@ class StreamSource(Poller):
             position = self.starting if initial else "TRIM_HORIZON"
             if position not in ("TRIM_HORIZON", "LATEST"):
                 position = "TRIM_HORIZON"
-            it = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=sid,
-                                                 ShardIteratorType=position)["ShardIterator"]
+            it = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=sid, ShardIteratorType=position
+            )["ShardIterator"]
             self.iterators[sid] = it
             self.buffers[sid] = []
 
@@ -222,9 +248,17 @@ class StreamSource(Poller):
                 resp = self.streams.get_records(ShardIterator=it, Limit=self.batch_size - len(buf))
                 buf.extend(ev.stream_record(r, self.stream_arn) for r in resp.get("Records", []))
                 self.iterators[sid] = resp.get("NextShardIterator")
+            if not buf:
+                continue
+            since = self._buffered_since.setdefault(sid, time.monotonic())
+            if len(buf) < self.batch_size and time.monotonic() - since < self.window:
+                continue  # gather up to BatchSize records for at most MaximumBatchingWindowInSeconds
+            self._process(sid, buf)
             if buf:
-                self._process(sid, buf)
-                busy = True
+                self._buffered_since[sid] = time.monotonic()
+            else:
+                self._buffered_since.pop(sid, None)
+            busy = True
         return busy
 
     def _process(self, shard_id: str, buf: list[dict[str, Any]]) -> None:
@@ -232,8 +266,12 @@ class StreamSource(Poller):
         batch = buf[: self.batch_size]
         attempts = 0
         while batch and not self.stop_event.is_set():
-            inv = self.runtime.invoke(fn, {"Records": batch}, trigger=f"{self.binding.label} batch of {len(batch)}",
-                                      outcome_of=_failed_records_outcome if self.report_failures else None)
+            inv = self.runtime.invoke(
+                fn,
+                {"Records": batch},
+                trigger=f"{self.binding.label} batch of {len(batch)}",
+                outcome_of=_failed_records_outcome if self.report_failures else None,
+            )
             attempts += 1
             first_failed = self._first_failed(inv, batch)
             if first_failed is None:
@@ -248,7 +286,7 @@ class StreamSource(Poller):
                 self._give_up(shard_id, batch, attempts, inv)
                 del buf[: len(batch)]
                 return
-            if self.stop_event.wait(min(0.2 * 2 ** attempts, 5.0)):
+            if self.stop_event.wait(min(0.2 * 2**attempts, 5.0)):
                 return
 
     def _first_failed(self, inv: Invocation, batch: list[dict[str, Any]]) -> int | None:
@@ -272,23 +310,46 @@ class StreamSource(Poller):
     def _give_up(self, shard_id: str, batch: list[dict[str, Any]], attempts: int, inv: Invocation) -> None:
         fn = self.binding.function
         if not self.on_failure:
-            log.warning("%s: %d records skipped after %d attempts (no OnFailure destination)",
-                        fn.logical_id, len(batch), attempts)
+            log.warning(
+                "%s: %d records skipped after %d attempts (no OnFailure destination)",
+                fn.logical_id,
+                len(batch),
+                attempts,
+            )
             return
-        record = ev.stream_failure_record(function_arn=fn.arn, stream_arn=self.stream_arn, shard_id=shard_id,
-                                          records=batch, attempts=attempts,
-                                          condition="RetryAttemptsExhausted", error=inv.error)
+        record = ev.stream_failure_record(
+            function_arn=fn.arn,
+            stream_arn=self.stream_arn,
+            shard_id=shard_id,
+            records=batch,
+            attempts=attempts,
+            condition="RetryAttemptsExhausted",
+            error=inv.error,
+        )
         self.send_failure(str(self.on_failure), record)
-        log.info("%s: %d records sent to %s after %d attempts", fn.logical_id, len(batch), self.on_failure,
-                 attempts)
+        log.info(
+            "%s: %d records sent to %s after %d attempts",
+            fn.logical_id,
+            len(batch),
+            self.on_failure,
+            attempts,
+        )
 
 
 # -- SQS ------------------------------------------------------------------------------------------------
 class SqsSource(Poller):
     """Polls a queue and invokes with batches; failed messages are left for the visibility timeout."""
 
-    def __init__(self, binding: EventBinding, runtime: Runtime, clients: ClientFactory, queue_url: str,
-                 queue_arn: str, region: str, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        binding: EventBinding,
+        runtime: Runtime,
+        clients: ClientFactory,
+        queue_url: str,
+        queue_arn: str,
+        region: str,
+        stop: threading.Event,
+    ) -> None:
         super().__init__(f"sqs:{binding.function.logical_id}:{binding.name}", stop)
         p = binding.properties
         self.binding = binding
@@ -304,15 +365,23 @@ class SqsSource(Poller):
     def step(self) -> bool:
         if not self.enabled:
             return False
-        resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
-                                        WaitTimeSeconds=1, AttributeNames=["All"], MessageAttributeNames=["All"])
+        resp = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
         messages = resp.get("Messages", [])
         if not messages:
             return False
         records = [ev.sqs_record(m, queue_arn=self.queue_arn, region=self.region) for m in messages]
-        inv = self.runtime.invoke(self.binding.function, {"Records": records},
-                                  trigger=f"{self.binding.label} batch of {len(records)}",
-                                  outcome_of=_failed_records_outcome if self.report_failures else None)
+        inv = self.runtime.invoke(
+            self.binding.function,
+            {"Records": records},
+            trigger=f"{self.binding.label} batch of {len(records)}",
+            outcome_of=_failed_records_outcome if self.report_failures else None,
+        )
         if not inv.ok:
             return True
         failed: set[str] = set()
@@ -324,8 +393,11 @@ class SqsSource(Poller):
                 if not ident or ident not in ids:
                     return True  # whole batch failed
                 failed.add(ident)
-        done = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(records)
-                if r["messageId"] not in failed]
+        done = [
+            {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
+            for i, r in enumerate(records)
+            if r["messageId"] not in failed
+        ]
         if done:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         return True
@@ -335,8 +407,15 @@ class SqsSource(Poller):
 class ScheduleSource(threading.Thread):
     """Fires the function on its schedule with EventBridge's Scheduled Event (or the event's Input)."""
 
-    def __init__(self, binding: EventBinding, runtime: Runtime, schedule: Schedule, rule_name: str,
-                 region: str, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        binding: EventBinding,
+        runtime: Runtime,
+        schedule: Schedule,
+        rule_name: str,
+        region: str,
+        stop: threading.Event,
+    ) -> None:
         super().__init__(name=f"schedule:{binding.function.logical_id}:{binding.name}", daemon=True)
         self.binding = binding
         self.runtime = runtime
@@ -353,15 +432,23 @@ class ScheduleSource(threading.Thread):
             delay = (self.schedule.next_after(now) - now).total_seconds()
             if self.stop_event.wait(max(0.0, delay)):
                 return
-            event = self.input if self.input is not None else ev.scheduled_event(region=self.region,
-                                                                                 rule_name=self.rule_name)
-            self.runtime.invoke(self.binding.function, event, trigger=f"{self.binding.label} {self.schedule.expression}")
+            event = (
+                self.input
+                if self.input is not None
+                else ev.scheduled_event(region=self.region, rule_name=self.rule_name)
+            )
+            self.runtime.invoke(
+                self.binding.function, event, trigger=f"{self.binding.label} {self.schedule.expression}"
+            )
 
 
 def schedule_for(binding: EventBinding, every: float | None) -> Schedule | None:
     """The schedule of a Schedule/ScheduleV2 event (None when disabled); ``every`` overrides it."""
     p = binding.properties
-    if str(p.get("Enabled", "true")).lower() == "false" or str(p.get("State", "ENABLED")).upper() == "DISABLED":
+    if (
+        str(p.get("Enabled", "true")).lower() == "false"
+        or str(p.get("State", "ENABLED")).upper() == "DISABLED"
+    ):
         return None
     expression = str(p.get("Schedule") or p.get("ScheduleExpression") or "")
     if every is not None:
@@ -369,9 +456,21 @@ def schedule_for(binding: EventBinding, every: float | None) -> Schedule | None:
     return parse_schedule(expression)
 
 
-def api_route(binding: EventBinding, stage: str, api_id: str, binary_media_types: tuple[str, ...],
-              cors: dict[str, Any] | None) -> Route:
+def api_route(
+    binding: EventBinding,
+    stage: str,
+    api_id: str,
+    binary_media_types: tuple[str, ...],
+    cors: dict[str, Any] | None,
+) -> Route:
     p = binding.properties
-    return Route(method=str(p.get("Method", "ANY")), path=str(p["Path"]), function=binding.function,
-                 event_name=binding.name, stage=stage, api_id=api_id, binary_media_types=binary_media_types,
-                 cors=cors)
+    return Route(
+        method=str(p.get("Method", "ANY")),
+        path=str(p["Path"]),
+        function=binding.function,
+        event_name=binding.name,
+        stage=stage,
+        api_id=api_id,
+        binary_media_types=binary_media_types,
+        cors=cors,
+    )

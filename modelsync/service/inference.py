@@ -24,7 +24,8 @@ import scorer
 
 from .errors import InvalidModelInput, MethodUnavailable, PayloadTooLarge
 
-NUMERIC_DATATYPES: dict[str, Any] = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}
+NUMERIC_DATATYPES: dict[str, Any] = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32,
+                                     "INT64": np.int64}
 BYTES = "BYTES"
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -54,7 +55,8 @@ def _flatten(data: Any, shape: Sequence[int], what: str) -> list[Any]:
             return
         if not isinstance(node, list) or len(node) != shape[depth]:
             got = f"{len(node)} elements" if isinstance(node, list) else "a scalar"
-            raise InvalidModelInput(f"{what}: data{path} has {got}, shape {list(shape)} needs {shape[depth]} there")
+            raise InvalidModelInput(f"{what}: data{path} has {got}, shape {list(shape)} needs "
+                                    f"{shape[depth]} there")
         for i, child in enumerate(node):
             walk(child, depth + 1, f"{path}[{i}]")
 
@@ -154,7 +156,8 @@ def _per_feature(inputs: list[Any], features: Sequence[Any], max_rows: int) -> t
         if name in columns:
             raise InvalidModelInput(f"{what}: feature {name!r} given twice")
         if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-            raise InvalidModelInput(f"{what}: a per-feature tensor has shape [rows] or [rows, 1], got {shape}")
+            raise InvalidModelInput(f"{what}: a per-feature tensor has shape [rows] or [rows, 1], "
+                                    f"got {shape}")
         if rows is None:
             rows = shape[0]
             _rows_limit(rows, max_rows)
@@ -164,7 +167,8 @@ def _per_feature(inputs: list[Any], features: Sequence[Any], max_rows: int) -> t
         feature = by_name[name]
         if datatype == BYTES:
             if feature.kind != "categorical":
-                raise InvalidModelInput(f"{what}: feature {name!r} is numeric; use FP64, FP32, INT64 or INT32")
+                raise InvalidModelInput(f"{what}: feature {name!r} is numeric; "
+                                        "use FP64, FP32, INT64 or INT32")
             columns[name] = _strings(flat, what)
         else:
             arr = _numeric(flat, datatype, what)
@@ -182,7 +186,7 @@ def _jsonable(values: np.ndarray) -> list[Any]:
     out = values.tolist()
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         out = _nan_to_none(out)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def _nan_to_none(v: Any) -> Any:

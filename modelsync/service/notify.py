@@ -1,14 +1,12 @@
 """Registry changes -> model events on SNS (one message per meaningful change).
 
-==================  ===============================================  ==========================================
-event_type          registry change                                  detail
-==================  ===============================================  ==========================================
-version.published   version item inserted                            manifest: name, version, sha256, size,
-                                                                     format_version, document_key, created_at
-alias.moved         alias item inserted or its version changed       alias, old_version, new_version, revision
-alias.deleted       alias item tombstoned                            alias, old_version, revision
-upload.rejected     upload item became ``rejected``                  upload_id, source key, problems, report
-==================  ===============================================  ==========================================
+* ``version.published``: a version item was inserted. Detail: the manifest (name, version, sha256,
+  size, format_version, document_key, created_at, model_type, task).
+* ``alias.moved``: an alias item was inserted or its version changed. Detail: alias, old_version,
+  new_version, revision, updated_by.
+* ``alias.deleted``: an alias was tombstoned. Detail: alias, old_version, revision.
+* ``upload.rejected``: an upload item became ``rejected``. Detail: upload_id, source key and ETag,
+  problems (pointer + message), problem_count, report_key.
 
 Other changes (the model counter, uploads in progress or published) produce nothing: the version item
 covers a publish. Every message carries the attributes ``event_type`` and ``model`` so subscriptions can
@@ -55,7 +53,8 @@ class ModelEvent:
 def _need(item: Mapping[str, Any], *fields: str) -> None:
     missing = [f for f in fields if item.get(f) is None]
     if missing:
-        raise MalformedChange(f"{item.get('kind')} item {item.get('pk')}/{item.get('sk')} lacks {', '.join(missing)}")
+        raise MalformedChange(f"{item.get('kind')} item {item.get('pk')}/{item.get('sk')} lacks "
+                              + ", ".join(missing))
 
 
 def event_for_change(event_name: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None

@@ -133,8 +133,8 @@ def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Uplo
         **summarize(loaded), **upload.source(),
     })
     moved = None if settings.require_approval else registry.advance_latest(model, version)
-    report = _write_report(s3, settings, model, uid, upload, STATUS_PUBLISHED, version=version, document_key=key,
-                           sha256=sha)
+    report = _write_report(s3, settings, model, uid, upload, STATUS_PUBLISHED, version=version,
+                           document_key=key, sha256=sha)
     registry.finish_upload(model, uid, STATUS_PUBLISHED, {
         "version": version, "document_key": key, "sha256": sha, "report_key": report})
     log.info("published %s version %d (%s)%s", model, version, sha[:12],
@@ -146,7 +146,8 @@ def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Uplo
 def _outcome_from_record(model: str, uid: str, record: Mapping[str, Any], duplicate: bool) -> PublishOutcome:
     return PublishOutcome(
         status=str(record["status"]), model=model, upload_id=uid,
-        version=int(record["version"]) if record.get("version") and record["status"] == STATUS_PUBLISHED else None,
+        version=(int(record["version"]) if record.get("version") and record["status"] == STATUS_PUBLISHED
+                 else None),
         document_key=record.get("document_key"), sha256=record.get("sha256"), duplicate=duplicate,
         report_key=record.get("report_key"), problems=list(record.get("problems") or []))
 
@@ -183,9 +184,10 @@ def _validate(raw: bytes, model: str) -> scorer.Model:
         loaded = scorer.validate_model(raw)
     except scorer.InvalidModel as exc:
         raise _Rejected(list(exc.problems) or [("", str(exc))]) from None
-    except Exception:  # noqa: BLE001 - a document that crashes the validator is rejected, not retried forever
+    except Exception:
         log.exception("validating an upload of %s crashed", model)
-        raise _Rejected([("", "the document could not be validated (internal error while checking it)")]) from None
+        raise _Rejected([("", "the document could not be validated "
+                              "(internal error while checking it)")]) from None
     name = (loaded.document.get("metadata") or {}).get("name")
     if name != model:
         raise _Rejected([("/metadata/name", f"is {name!r}, but the document was uploaded under "

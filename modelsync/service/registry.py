@@ -180,7 +180,8 @@ class Registry:
     def finish_upload(self, name: str, upload: str, status: str, fields: Mapping[str, Any]) -> None:
         """processing -> published | rejected, once (a repeat with the same status is a no-op)."""
         sets = ["#status = :status", "completed_at = :completed_at"]
-        values: dict[str, Any] = {"status": status, "completed_at": now_iso(), "processing": STATUS_PROCESSING}
+        values: dict[str, Any] = {"status": status, "completed_at": now_iso(),
+                                  "processing": STATUS_PROCESSING}
         names = {"#status": "status"}
         for i, (k, v) in enumerate(fields.items()):
             if v is None:
@@ -199,7 +200,8 @@ class Registry:
                 raise
             current = self.get_upload(name, upload)
             if not current or current.get("status") != status:
-                raise Conflict(f"upload {upload} of {name} is already {current and current.get('status')}") from None
+                state = current.get("status") if current else None
+                raise Conflict(f"upload {upload} of {name} is already {state}") from None
 
     # -- versions -----------------------------------------------------------------------------------
     def reserve_version(self, name: str, upload: str) -> int:
@@ -298,7 +300,7 @@ class Registry:
 
     def move_alias(self, name: str, alias: str, version: int, expected_revision: int | None = None,
                    actor: str = "api") -> dict[str, Any]:
-        """Set ``alias`` to ``version`` (revision + 1); with ``expected_revision`` only if it still matches."""
+        """Set ``alias`` to ``version`` (revision + 1); with ``expected_revision``, only if it matches."""
         condition = "attribute_not_exists(pk)" if expected_revision == 0 else (
             "revision = :expected" if expected_revision is not None else None)
         values = dict(v=int(version), zero=0, one=1, kind=KIND_ALIAS, model=name, alias=alias, now=now_iso(),
@@ -307,9 +309,9 @@ class Registry:
             values["expected"] = int(expected_revision)
         kwargs: dict[str, Any] = dict(
             TableName=self.table, Key=serialize(alias_key(name, alias)),
-            UpdateExpression="SET version = :v, revision = if_not_exists(revision, :zero) + :one, kind = :kind, "
-                             "model = :model, alias = :alias, updated_at = :now, updated_by = :actor "
-                             "REMOVE deleted",
+            UpdateExpression="SET version = :v, revision = if_not_exists(revision, :zero) + :one, "
+                             "kind = :kind, model = :model, alias = :alias, updated_at = :now, "
+                             "updated_by = :actor REMOVE deleted",
             ExpressionAttributeValues=_values(**values), ReturnValues="ALL_NEW")
         if condition:
             kwargs["ConditionExpression"] = condition

@@ -43,6 +43,8 @@ class Pipeline(Estimator):
     ``transform`` also transforms with the last step (identity when it is 'passthrough').
     """
 
+    n_features_out: int | None
+
     def __init__(self, names: list[str], steps: list[Estimator | None], width: int | None) -> None:
         self.names = names
         self.steps = steps
@@ -116,7 +118,8 @@ class Pipeline(Estimator):
 class _Part:
     __slots__ = ("columns", "estimator", "name", "weight")
 
-    def __init__(self, name: str, estimator: Estimator | None, columns: np.ndarray, weight: float | None) -> None:
+    def __init__(self, name: str, estimator: Estimator | None, columns: np.ndarray,
+                 weight: float | None) -> None:
         self.name, self.estimator, self.columns, self.weight = name, estimator, columns, weight
 
 
@@ -126,6 +129,7 @@ class ColumnTransformer(Estimator):
     stacked left to right in document order (scikit-learn's order, remainder last)."""
 
     parts: list[_Part]
+    n_features_out: int | None
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> ColumnTransformer:
@@ -138,7 +142,8 @@ class ColumnTransformer(Estimator):
         widths: list[int | None] = []
         for i, entry in enumerate(raw):
             if not isinstance(entry, dict):
-                raise ctx.fail("a transformer must be an object {name, estimator, columns}", "transformers", i)
+                raise ctx.fail("a transformer must be an object {name, estimator, columns}",
+                               "transformers", i)
             name = _name(entry, ctx, seen, "transformers", i)
             cols = ctx.child("transformers", i).array(entry, "columns", "int64", ndim=1)
             if cols.size == 0:
@@ -152,15 +157,17 @@ class ColumnTransformer(Estimator):
             est = _child(entry["estimator"], ctx, "transformers", i, "estimator")
             if est is not None:
                 if not est.supports("transform"):
-                    raise ctx.fail(f"{est.type_name} has no transform", "transformers", i, "estimator", "type")
+                    raise ctx.fail(f"{est.type_name} has no transform",
+                                   "transformers", i, "estimator", "type")
                 if est.n_features_in and est.n_features_in != cols.size:
-                    raise ctx.fail(f"selects {cols.size} columns but the transformer expects {est.n_features_in}",
-                                   "transformers", i, "columns")
+                    raise ctx.fail(f"selects {cols.size} columns but the transformer expects "
+                                   f"{est.n_features_in}", "transformers", i, "columns")
                 widths.append(output_width(est))
             else:
                 widths.append(int(cols.size))
             self.parts.append(_Part(name, est, cols.astype(np.intp), weight))
-        self.n_features_out = None if any(w is None for w in widths) else sum(w for w in widths if w is not None)
+        known = [w for w in widths if w is not None]
+        self.n_features_out = sum(known) if len(known) == len(widths) else None
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

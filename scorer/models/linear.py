@@ -134,7 +134,8 @@ class LinearRegressor(Estimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         Xf = finite_matrix(X, self.n_features_in, self.type_name, self.feature_names)
-        return Xf @ self._coef_t + self.intercept  # type: ignore[no-any-return]
+        out: np.ndarray = Xf @ self._coef_t + self.intercept
+        return out
 
 
 # -- classifiers ------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ class LinearClassifier(Estimator):
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         Xf = finite_matrix(X, self.n_features_in, self.type_name, self.feature_names)
         scores = Xf @ self._coef_t + self.intercept
-        return scores.reshape(-1) if scores.shape[1] == 1 else scores  # type: ignore[no-any-return]
+        return scores.reshape(-1) if scores.shape[1] == 1 else scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         scores = self.decision_function(X)

@@ -36,6 +36,15 @@ def _logistic(a: np.ndarray) -> None:
         np.reciprocal(a, out=a)
 
 
+def _logistic_of_negated(a: np.ndarray) -> None:
+    """expit(z) given ``a = -z``: the output layer is stored negated when its activation is logistic
+    (``x @ -W + -b`` is exactly ``-(x @ W + b)``), which saves one pass over the outputs per call."""
+    with np.errstate(over="ignore"):
+        np.exp(a, out=a)
+        a += 1.0
+        np.reciprocal(a, out=a)
+
+
 def _tanh(a: np.ndarray) -> None:
     np.tanh(a, out=a)
 
@@ -64,8 +73,11 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], None]] = {
 class _MLP(Estimator):
     layers: list[tuple[np.ndarray, np.ndarray]]
     hidden_layers: list[tuple[np.ndarray, np.ndarray]]
+    last_W: np.ndarray
+    last_b: np.ndarray
     hidden: Callable[[np.ndarray], None]
     output: Callable[[np.ndarray], None]
+    out_fn: Callable[[np.ndarray], None]
     n_outputs: int
 
     def _load(self, node: dict[str, Any], ctx: LoadContext) -> None:
@@ -92,6 +104,11 @@ class _MLP(Estimator):
             width = W.shape[1]
         self.n_outputs = width
         self.hidden_layers = self.layers[:-1]
+        self.last_W, self.last_b = self.layers[-1]
+        self.out_fn = self.output
+        if self.output is _logistic:
+            self.last_W, self.last_b = -self.last_W, -self.last_b
+            self.out_fn = _logistic_of_negated
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         if X.dtype != np.float64:
@@ -113,10 +130,9 @@ class _MLP(Estimator):
             a = a @ W
             np.add(a, b, out=a)
             hidden(a)
-        W, b = self.layers[-1]
-        a = a @ W
-        np.add(a, b, out=a)
-        self.output(a)
+        a = a @ self.last_W
+        np.add(a, self.last_b, out=a)
+        self.out_fn(a)
         return a
 
 
@@ -157,9 +173,8 @@ class MLPClassifier(_MLP):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         y = self._forward(X)
-        if self.kind == "binary":
-            p = y[:, 0]
-            return np.vstack([1 - p, p]).T
+        if self.kind == "binary":  # scikit-learn: np.vstack([1 - p, p]).T, the same values
+            return np.concatenate((1 - y, y), axis=1)
         return y
 
 

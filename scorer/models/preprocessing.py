@@ -12,15 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import (
-    MAX_ARRAY_ELEMENTS,
-    Estimator,
-    InvalidInput,
-    LoadContext,
-    as_float,
-    decode_array,
-    register,
-)
+from .._base import Estimator, InvalidInput, LoadContext, decode_array, register
 from .linear import check_width, column_label, finite_matrix, load_feature_names
 
 EPS = float(np.finfo(np.float64).eps)
@@ -49,6 +41,12 @@ def _vector(node: dict[str, Any], ctx: LoadContext, key: str, n: int, required: 
     arr = ctx.array(node, key, "float64", ndim=1, shape=(n,), default=... if required else None)
     if arr is not None and nonzero and np.any(arr == 0):
         raise ctx.fail("must not contain zeros (it is a divisor)", key)
+    return arr
+
+
+def _required(node: dict[str, Any], ctx: LoadContext, key: str, n: int, nonzero: bool = False) -> np.ndarray:
+    arr = _vector(node, ctx, key, n, required=True, nonzero=nonzero)
+    assert arr is not None
     return arr
 
 
@@ -83,12 +81,17 @@ class StandardScaler(Transformer):
 class MinMaxScaler(Transformer):
     """``X * scale + min``, then clipped to ``feature_range`` when ``clip``."""
 
+    scale: np.ndarray
+    min: np.ndarray
+    clip: bool
+    feature_range: tuple[float, float]
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> MinMaxScaler:
         self = cls()
         n = self._start(node, ctx)
-        self.scale = _vector(node, ctx, "scale", n)
-        self.min = _vector(node, ctx, "min", n)
+        self.scale = _required(node, ctx, "scale", n)
+        self.min = _required(node, ctx, "min", n)
         self.clip = ctx.get(node, "clip", bool, default=False)
         fr = ctx.get(node, "feature_range", list, default=[0, 1])
         if (len(fr) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in fr)
@@ -111,11 +114,14 @@ class MinMaxScaler(Transformer):
 class MaxAbsScaler(Transformer):
     """``X / scale``, then clipped to [-1, 1] when ``clip``."""
 
+    scale: np.ndarray
+    clip: bool
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> MaxAbsScaler:
         self = cls()
         n = self._start(node, ctx)
-        self.scale = _vector(node, ctx, "scale", n, nonzero=True)
+        self.scale = _required(node, ctx, "scale", n, nonzero=True)
         self.clip = ctx.get(node, "clip", bool, default=False)
         self.n_features_out = n
         return self
@@ -157,6 +163,8 @@ class RobustScaler(Transformer):
 class Normalizer(Transformer):
     """Each row divided by its l1 / l2 / max norm; norms below 10 * eps count as 1 (as scikit-learn)."""
 
+    norm: str
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Normalizer:
         self = cls()
@@ -182,6 +190,8 @@ class Normalizer(Transformer):
 class Binarizer(Transformer):
     """1.0 where ``X > threshold``, else 0.0."""
 
+    threshold: float
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Binarizer:
         self = cls()
@@ -200,11 +210,18 @@ class Binarizer(Transformer):
 class PCA(Transformer):
     """``X @ components.T - mean @ components.T``, divided by sqrt(explained_variance) when whitening."""
 
+    mean: np.ndarray
+    components: np.ndarray
+    whiten: bool
+    scale: np.ndarray | None
+    _components_t: np.ndarray
+    _offset: np.ndarray
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> PCA:
         self = cls()
         n = self._start(node, ctx)
-        self.mean = _vector(node, ctx, "mean", n)
+        self.mean = _required(node, ctx, "mean", n)
         self.components = ctx.array(node, "components", "float64", ndim=2)
         k = self.components.shape[0]
         if self.components.shape[1] != n:
@@ -220,17 +237,16 @@ class PCA(Transformer):
             scale[scale < EPS] = EPS
             self.scale = scale
         self._components_t = self.components.T
-        assert self.mean is not None
         self._offset = self.mean.reshape((1, -1)) @ self._components_t
         self.n_features_out = k
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        out = self._finite(X) @ self._components_t
+        out: np.ndarray = self._finite(X) @ self._components_t
         out -= self._offset
         if self.scale is not None:
             out /= self.scale
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 # -- polynomial features --------------------------------------------------------------------------
@@ -251,6 +267,12 @@ def n_polynomial_outputs(n: int, min_degree: int, max_degree: int, interaction_o
 class PolynomialFeatures(Transformer):
     """scikit-learn's dense expansion, column for column and product for product."""
 
+    min_degree: int
+    max_degree: int
+    interaction_only: bool
+    include_bias: bool
+    _n_full: int
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> PolynomialFeatures:
         self = cls()
@@ -267,12 +289,14 @@ class PolynomialFeatures(Transformer):
         n_out = n_polynomial_outputs(n, self.min_degree, self.max_degree, self.interaction_only,
                                      self.include_bias)
         if n_full > MAX_OUTPUT_COLUMNS:
-            raise ctx.fail(f"expansion has {n_full} columns, over the limit of {MAX_OUTPUT_COLUMNS}", "max_degree")
+            raise ctx.fail(f"expansion has {n_full} columns, over the limit of {MAX_OUTPUT_COLUMNS}",
+                           "max_degree")
         if n_out == 0:
             raise ctx.fail("the expansion has no output columns", "max_degree")
         declared = ctx.integer(node, "n_output_features", default=n_out)
         if declared != n_out:
-            raise ctx.fail(f"the parameters give {n_out} output features, not {declared}", "n_output_features")
+            raise ctx.fail(f"the parameters give {n_out} output features, not {declared}",
+                           "n_output_features")
         self._n_full = n_full
         self.n_features_out = n_out
         return self
@@ -281,7 +305,7 @@ class PolynomialFeatures(Transformer):
         Xf = self._finite(X)
         n_samples, n_features = Xf.shape
         Xf = np.asfortranarray(Xf)
-        XP = np.empty((n_samples, self._n_full), dtype=np.float64, order="C")
+        XP = np.empty((n_samples, self._n_full), dtype=np.float64)
         if self.include_bias:
             XP[:, 0] = 1
             current = 1
@@ -324,7 +348,14 @@ class PolynomialFeatures(Transformer):
 
 def _object_missing(X: np.ndarray) -> np.ndarray:
     """None or NaN cells of an object matrix (the input layer writes None for a missing category)."""
-    return np.asarray(np.equal(X, None), dtype=bool) | np.asarray(np.not_equal(X, X), dtype=bool)
+    none: np.ndarray = X == None  # noqa: E711  elementwise on an object array
+    return none.astype(bool) | _object_nan(X)
+
+
+def _object_nan(X: np.ndarray) -> np.ndarray:
+    """NaN cells of an object array (NaN is the only value not equal to itself)."""
+    ne: np.ndarray = X != X
+    return ne.astype(bool)
 
 
 def _first_cell(mask: np.ndarray) -> tuple[int, int]:
@@ -341,13 +372,20 @@ class SimpleImputer(Transformer):
     ``dtype``: ``"float64"`` (numeric data) or ``"object"`` (fitted on strings: output keeps objects).
     """
 
+    dtype: str
+    missing: str
+    missing_value: Any
+    keep: np.ndarray
+    values: np.ndarray
+    indicator: np.ndarray | None
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> SimpleImputer:
         self = cls()
         n = self._start(node, ctx)
         self.dtype = ctx.get(node, "dtype", str, default="float64", choices=("float64", "object"))
         self.missing = ctx.get(node, "missing_values", str, choices=("nan", "none", "value"))
-        self.missing_value: Any = None
+        self.missing_value = None
         if self.missing == "value":
             mv = ctx.get(node, "missing_value", (int, float, str))
             if isinstance(mv, float) and not math.isfinite(mv):
@@ -384,22 +422,23 @@ class SimpleImputer(Transformer):
     def _mask(self, X: np.ndarray) -> np.ndarray:
         if X.dtype == object:
             if self.missing == "value":
-                nan = np.asarray(np.not_equal(X, X), dtype=bool)
+                nan = _object_nan(X)
                 if nan.any():
-                    r, c = _first_cell(nan)
-                    raise self._nan_error(r, c)
-                return np.asarray(np.equal(X, self.missing_value), dtype=bool)
+                    raise self._nan_error(*_first_cell(nan))
+                same: np.ndarray = X == self.missing_value  # noqa: SIM300  elementwise
+                return same.astype(bool)
             return _object_missing(X)
         if self.missing == "value":
             if np.isnan(X).any():
                 raise self._nan_error(*_first_cell(np.isnan(X)))
-            return X == self.missing_value  # type: ignore[no-any-return]
+            hit: np.ndarray = X == self.missing_value  # noqa: SIM300  elementwise
+            return hit
         return np.isnan(X)
 
     def _nan_error(self, r: int, c: int) -> InvalidInput:
         name = self.feature_names[c] if self.feature_names else str(c)
-        return InvalidInput(f"row {r}, feature {column_label(self.feature_names, c)}: missing value (NaN) but "
-                            f"this imputer treats {self.missing_value!r} as missing", row=r, feature=name)
+        return InvalidInput(f"row {r}, feature {column_label(self.feature_names, c)}: missing value (NaN) "
+                            f"but this imputer treats {self.missing_value!r} as missing", row=r, feature=name)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features_in, self.type_name)
@@ -462,7 +501,7 @@ class CategoryTable:
         """Index of each cell's category, -1 for values not seen at fit."""
         if col.dtype == object:
             out = np.asarray(self._lookup(col, -1), dtype=np.int64) if col.size else np.empty(0, np.int64)
-            out[np.asarray(np.not_equal(col, col), dtype=bool)] = self.null_index
+            out[_object_nan(col)] = self.null_index
             return out
         col = col.astype(np.float64, copy=False)
         out = np.full(col.shape[0], -1, dtype=np.int64)
@@ -493,8 +532,9 @@ class _Encoder(Transformer):
 
     def _column(self, X: np.ndarray, i: int) -> np.ndarray:
         col = X[:, i]
-        if col.dtype != object and np.isinf(col).any():
-            r = int(np.flatnonzero(np.isinf(col))[0])
+        inf: np.ndarray = np.isinf(col) if col.dtype != object else ((col == np.inf) | (col == -np.inf))
+        if inf.any():
+            r = int(np.flatnonzero(inf)[0])
             raise InvalidInput(f"row {r}, feature {column_label(self.feature_names, i)}: infinite value",
                                row=r, feature=self._name(i))
         return col
@@ -509,7 +549,8 @@ class _Encoder(Transformer):
             v.item() if isinstance(v, np.generic) else v)
         return InvalidInput(
             f"row {r}, feature {column_label(self.feature_names, i)}: unknown category {shown} "
-            f"({int(unknown.sum())} row(s) with unknown categories in this feature)", row=r, feature=self._name(i))
+            f"({int(unknown.sum())} row(s) with unknown categories in this feature)", row=r,
+            feature=self._name(i))
 
     def _codes(self, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         check_width(X, self.n_features_in, self.type_name)
@@ -528,6 +569,10 @@ class OneHotEncoder(_Encoder):
     """Dense one-hot output. ``columns[i][j]``: output column (within feature i's block) of category j,
     -1 = all zeros (dropped); ``unknown_columns[i]``: the same for values not seen at fit."""
 
+    columns: list[np.ndarray]
+    unknown_columns: list[int]
+    offsets: np.ndarray
+
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> OneHotEncoder:
         self = cls()
@@ -536,7 +581,7 @@ class OneHotEncoder(_Encoder):
         self.handle_unknown = ctx.get(node, "handle_unknown", str,
                                       choices=("error", "ignore", "infrequent_if_exist", "warn"))
         widths = ctx.get(node, "n_columns", list)
-        if len(widths) != n or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in widths):
+        if len(widths) != n or not all(type(w) is int and w >= 0 for w in widths):
             raise ctx.fail(f"expected {n} non-negative integers", "n_columns")
         if sum(widths) > MAX_OUTPUT_COLUMNS:
             raise ctx.fail(f"more than {MAX_OUTPUT_COLUMNS} output columns", "n_columns")
@@ -565,7 +610,7 @@ class OneHotEncoder(_Encoder):
         assert self.n_features_out is not None
         out = np.zeros((X.shape[0], self.n_features_out), dtype=np.float64)
         for i, (c, unknown) in enumerate(codes):
-            cols = np.where(unknown, self.unknown_columns[i], self.columns[i][np.maximum(c, 0)])
+            cols: np.ndarray = np.where(unknown, self.unknown_columns[i], self.columns[i][np.maximum(c, 0)])
             rows = np.flatnonzero(cols >= 0)
             out[rows, self.offsets[i] + cols[rows]] = 1.0
         return out
@@ -575,6 +620,9 @@ class OneHotEncoder(_Encoder):
 class OrdinalEncoder(_Encoder):
     """``codes[i][j]``: the output value of category j of feature i (NaN allowed, e.g. for missing);
     values not seen at fit raise (``handle_unknown`` "error") or become ``unknown_value`` (null = NaN)."""
+
+    codes: list[np.ndarray]
+    unknown_value: float
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> OrdinalEncoder:
@@ -615,5 +663,3 @@ def output_width(est: Estimator) -> int | None:
     w = getattr(est, "n_features_out", None)
     return w if isinstance(w, int) else None
 
-
-__all__ = ["MAX_ARRAY_ELEMENTS", "CategoryTable", "Transformer", "as_float", "output_width"]

@@ -110,7 +110,8 @@ def datasets() -> Callable[[str], Dataset]:
 
 
 def export_and_reload(est: Any, X_sample: Any, *, compact: bool = True, name: str = "parity",
-                      feature_names: list[str] | None = None, validate: bool = True) -> tuple[dict[str, Any], Any]:
+                      feature_names: list[str] | None = None,
+                      validate: bool = True) -> tuple[dict[str, Any], Any]:
     """Export ``est``, serialise to JSON text, reload with the scorer; optionally validate_model too."""
     import scorer
     from modelsync.export import export_model

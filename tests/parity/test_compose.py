@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any
 
 import numpy as np
@@ -55,18 +54,21 @@ def mixed_pipeline(final: Any = None, **ohe: Any) -> Pipeline:
         ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(**ohe)), CAT),
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUM),
     ])
-    return Pipeline([("pre", pre), ("clf", final if final is not None else LogisticRegression(max_iter=2000))])
+    clf = final if final is not None else LogisticRegression(max_iter=2000)
+    return Pipeline([("pre", pre), ("clf", clf)])
 
 
 @pytest.mark.parametrize("compact", [True, False], ids=["base64", "lists"])
 def test_string_categories_and_labels_end_to_end(compact: bool, datasets: Any) -> None:
-    """DataFrame with strings -> Pipeline(ColumnTransformer(OHE, scaler), LogisticRegression), string labels."""
+    """DataFrame with strings -> Pipeline(ColumnTransformer(OHE, scaler), LogisticRegression), string
+    class labels: export, JSON text, reload, identical labels and probabilities."""
     d = datasets("mixed")
     est = mixed_pipeline().fit(d.X_train, d.y_train)
     doc = export_model(est, d.X_test, name="wine-mixed", compact=compact)
     text = json.dumps(doc)
     model = scorer.load_model(text)
     scorer.validate_model(text)
+    assert model.classes is not None
     assert model.classes.tolist() == est.classes_.tolist() == ["barbera", "barolo", "grignolino"]
     assert {f["name"]: f["type"] for f in doc["input"]["features"]}["hue_band"] == "categorical"
     assert model.predict(d.X_test).tolist() == est.predict(d.X_test).tolist()
@@ -119,7 +121,8 @@ def numeric_frame(datasets: Any) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray
 @pytest.mark.parametrize("selector", ["names", "indices", "negative_indices", "mask", "slice", "callable",
                                       "string_slice"])
 @pytest.mark.parametrize("remainder", ["drop", "passthrough", "estimator"])
-def test_column_selections_and_remainder(selector: str, remainder: str, datasets: Any, roundtrip: Any) -> None:
+def test_column_selections_and_remainder(selector: str, remainder: str, datasets: Any,
+                                         roundtrip: Any) -> None:
     Xtr, Xte, ytr, _ = numeric_frame(datasets)
     first, second = {
         "names": (["bmi", "s5"], ["age", "bp"]),
@@ -141,7 +144,7 @@ def test_column_selections_and_remainder(selector: str, remainder: str, datasets
 
 
 def test_column_transformer_weights_drop_passthrough_and_empty(datasets: Any, roundtrip: Any) -> None:
-    Xtr, Xte, ytr, _ = numeric_frame(datasets)
+    Xtr, Xte, _, _ = numeric_frame(datasets)
     ct = ColumnTransformer([
         ("a", StandardScaler(), ["bmi", "bp"]),
         ("gone", "drop", ["s1"]),
@@ -189,7 +192,7 @@ def test_pipeline_passthrough_steps(datasets: Any, roundtrip: Any) -> None:
     est = Pipeline([("a", "passthrough"), ("scale", StandardScaler()), ("b", None), ("pca", PCA(3)),
                     ("clf", LogisticRegression(max_iter=1000))]).fit(d.X_train, d.y_train)
     doc, model = roundtrip(est, d.X_test)
-    assert [s["estimator"] for s in doc["estimator"]["steps"]][0] == "passthrough"
+    assert doc["estimator"]["steps"][0]["estimator"] == "passthrough"
     assert model.estimator.n_features_in == 13
     check(est, model, d.X_test)
     transformer = Pipeline([("scale", StandardScaler()), ("last", "passthrough")]).fit(d.X_train)
@@ -234,9 +237,12 @@ def test_corrupted_composites_point_at_the_field(datasets: Any) -> None:
         f"{ct}/transformers/1/columns"
     assert load(lambda e: e["steps"][0]["estimator"]["transformers"][1].update(columns=[0, 1])) == \
         f"{ct}/transformers/1/columns"
-    assert load(lambda e: e["steps"][1]["estimator"].update(n_features_in=5, coef=[r[:5] for r in
-                                                                                    e["steps"][1]["estimator"]["coef"]])
-                ) == "/estimator/steps/1/estimator/n_features_in"
+    def narrow(e: dict[str, Any]) -> None:
+        clf = e["steps"][1]["estimator"]
+        clf.pop("feature_names", None)
+        clf.update(n_features_in=5, coef=[r[:5] for r in clf["coef"]])
+
+    assert load(narrow) == "/estimator/steps/1/estimator/n_features_in"
     assert load(lambda e: e["steps"].reverse()) == "/estimator/steps/0/estimator/type"
     assert load(lambda e: e["steps"][1].update(name="pre")) == "/estimator/steps/1/name"
     assert load(lambda e: e["steps"][0].update(estimator="identity")) == "/estimator/steps/0/estimator"
@@ -257,15 +263,6 @@ def test_unsupported_inside_a_pipeline_is_named(datasets: Any) -> None:
     ct = ColumnTransformer([("log", FunctionTransformer(np.log1p), [0, 1])]).fit(d.X_train)
     with pytest.raises(UnsupportedEstimator, match="FunctionTransformer"):
         export_model(ct, d.X_test, name="x", feature_names=[f"f{i}" for i in range(13)])
-    scalar = ColumnTransformer([("s", StandardScaler(), 0)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            scalar.fit(d.X_train)
-        except ValueError:
-            return  # scikit-learn itself refuses a 1-D selection for this transformer
-    with pytest.raises(UnsupportedEstimator, match="scalar column"):
-        export_model(scalar, d.X_test, name="x", feature_names=[f"f{i}" for i in range(13)])
 
 
 def test_pipeline_input_errors_name_row_and_feature(datasets: Any) -> None:

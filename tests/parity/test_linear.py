@@ -71,7 +71,8 @@ REGRESSORS = [
 
 @pytest.mark.parametrize("compact", [True, False], ids=["base64", "lists"])
 @pytest.mark.parametrize(("label", "make", "data"), REGRESSORS, ids=[r[0] for r in REGRESSORS])
-def test_regressor_parity(label: str, make: Any, data: str, compact: bool, datasets: Any, roundtrip: Any) -> None:
+def test_regressor_parity(label: str, make: Any, data: str, compact: bool, datasets: Any,
+                          roundtrip: Any) -> None:
     d = datasets(data)
     est = fit(make(), d.X_train, d.y_train)
     doc, model = roundtrip(est, d.X_test, compact=compact)
@@ -94,7 +95,8 @@ CLASSIFIERS = [
     ("logreg_binary", lambda: LogisticRegression(max_iter=500), "binary"),
     ("logreg_multinomial", lambda: LogisticRegression(max_iter=1000), "iris"),
     ("logreg_liblinear", lambda: LogisticRegression(solver="liblinear"), "binary"),
-    ("logreg_elasticnet", lambda: LogisticRegression(solver="saga", l1_ratio=0.5, max_iter=300), "classification"),
+    ("logreg_elasticnet", lambda: LogisticRegression(solver="saga", l1_ratio=0.5, max_iter=300),
+     "classification"),
     ("ridge_classifier_binary", lambda: RidgeClassifier(), "binary"),
     ("ridge_classifier_multi", lambda: RidgeClassifier(alpha=3.0), "classification"),
     ("sgd_hinge", lambda: SGDClassifier(random_state=0), "classification"),
@@ -104,7 +106,8 @@ CLASSIFIERS = [
     ("sgd_huber_multi", lambda: SGDClassifier(loss="modified_huber", random_state=1), "classification"),
     ("linear_svc_binary", lambda: LinearSVC(random_state=0), "binary"),
     ("linear_svc_multi", lambda: LinearSVC(random_state=0, C=0.3), "classification"),
-    ("linear_svc_crammer_singer", lambda: LinearSVC(multi_class="crammer_singer", random_state=0), "classification"),
+    ("linear_svc_crammer_singer", lambda: LinearSVC(multi_class="crammer_singer", random_state=0),
+     "classification"),
     ("perceptron_binary", lambda: Perceptron(random_state=0), "binary"),
     ("perceptron_multi", lambda: Perceptron(random_state=0), "classification"),
 ]
@@ -112,7 +115,8 @@ CLASSIFIERS = [
 
 @pytest.mark.parametrize("compact", [True, False], ids=["base64", "lists"])
 @pytest.mark.parametrize(("label", "make", "data"), CLASSIFIERS, ids=[c[0] for c in CLASSIFIERS])
-def test_classifier_parity(label: str, make: Any, data: str, compact: bool, datasets: Any, roundtrip: Any) -> None:
+def test_classifier_parity(label: str, make: Any, data: str, compact: bool, datasets: Any,
+                           roundtrip: Any) -> None:
     d = datasets(data)
     est = fit(make(), d.X_train, d.y_train)
     _, model = roundtrip(est, d.X_test, compact=compact)
@@ -196,6 +200,14 @@ def test_no_predict_proba_where_sklearn_has_none(datasets: Any, roundtrip: Any) 
     assert rmodel.methods == ["predict"]
     with pytest.raises(scorer.MethodNotSupported):
         rmodel.decision_function(d.X_test)
+
+
+def test_float32_fitted_models_match_for_float64_inputs(datasets: Any, roundtrip: Any) -> None:
+    d = datasets("iris")
+    est = LogisticRegression(max_iter=1000).fit(d.X_train.astype(np.float32), d.y_train)
+    assert est.coef_.dtype == np.float32
+    _, model = roundtrip(est, d.X_test)
+    assert_parity(est, model, d.X_test, classifier=True)
 
 
 # -- unhappy paths ------------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ SCALERS = [
 
 @pytest.mark.parametrize("compact", [True, False], ids=["base64", "lists"])
 @pytest.mark.parametrize(("label", "make"), SCALERS, ids=[s[0] for s in SCALERS])
-def test_scalers_pass_nan_through(label: str, make: Any, compact: bool, datasets: Any, roundtrip: Any) -> None:
+def test_scalers_pass_nan_through(label: str, make: Any, compact: bool, datasets: Any,
+                                  roundtrip: Any) -> None:
     Xtr, Xte = numeric_with_gaps(datasets)
     est = make().fit(Xtr)
     Xs = Xte * 1.5  # outside the fitted range: clipping matters
@@ -139,6 +140,7 @@ def test_pca(kwargs: dict[str, Any], datasets: Any, roundtrip: Any) -> None:
 
 # -- imputer ------------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
 @pytest.mark.parametrize("strategy", ["mean", "median", "most_frequent", "constant"])
 @pytest.mark.parametrize("keep_empty", [False, True])
 @pytest.mark.parametrize("indicator", [False, True])
@@ -195,6 +197,7 @@ def test_simple_imputer_strings(missing: Any, strategy: str, roundtrip: Any) -> 
     assert_same(model.transform(test), est.transform(test))
 
 
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
 def test_simple_imputer_string_all_missing_column(roundtrip: Any) -> None:
     train, test = string_frame(60, 0, np.nan), string_frame(10, 1, np.nan)
     train["size"] = np.nan
@@ -217,19 +220,20 @@ def mixed_frames(datasets: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     return d.X_train[cols], d.X_test[cols]
 
 
+INFREQ = "infrequent_if_exist"
 OHE = [
     ("default_dense", {"sparse_output": False, "handle_unknown": "ignore"}),
     ("sparse_output", {"handle_unknown": "ignore"}),
     ("drop_first", {"sparse_output": False, "drop": "first", "handle_unknown": "ignore"}),
     ("drop_if_binary", {"sparse_output": False, "drop": "if_binary"}),
     ("drop_explicit", {"sparse_output": False, "drop": ["mid", "pale", "b"]}),
-    ("min_frequency", {"sparse_output": False, "min_frequency": 30, "handle_unknown": "infrequent_if_exist"}),
-    ("max_categories", {"sparse_output": False, "max_categories": 3, "handle_unknown": "infrequent_if_exist"}),
+    ("min_frequency", {"sparse_output": False, "min_frequency": 30, "handle_unknown": INFREQ}),
+    ("max_categories", {"sparse_output": False, "max_categories": 3, "handle_unknown": INFREQ}),
     ("infrequent_ignore", {"sparse_output": False, "max_categories": 2, "handle_unknown": "ignore"}),
     ("infrequent_drop_first", {"sparse_output": False, "max_categories": 3, "drop": "first",
-                               "handle_unknown": "infrequent_if_exist"}),
+                               "handle_unknown": INFREQ}),
     ("warn", {"sparse_output": False, "max_categories": 3, "handle_unknown": "warn"}),
-    ("all_infrequent", {"sparse_output": False, "max_categories": 1, "handle_unknown": "infrequent_if_exist"}),
+    ("all_infrequent", {"sparse_output": False, "max_categories": 1, "handle_unknown": INFREQ}),
 ]
 
 
@@ -269,7 +273,7 @@ def test_one_hot_encoder_none_category(roundtrip: Any) -> None:
     assert_same(model.transform(test), est.transform(test))
 
 
-def test_one_hot_encoder_unknown_category_error_names_row_feature_value(datasets: Any, roundtrip: Any) -> None:
+def test_one_hot_encoder_unknown_error_names_row_feature_value(datasets: Any, roundtrip: Any) -> None:
     train, test = mixed_frames(datasets)
     train = train.dropna()
     est = OneHotEncoder(sparse_output=False).fit(train)

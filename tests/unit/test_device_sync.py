@@ -139,7 +139,8 @@ def _handler(reg: Registry) -> type[BaseHTTPRequestHandler]:
                 etag = '"' + hashlib.sha256(manifest_signing_bytes(manifest)).hexdigest()[:20] + '"'
                 if self.headers.get("If-None-Match") == etag:
                     return self._send(304, headers={"ETag": etag})
-                body = {**manifest, "url": f"{reg.base}/docs/{manifest['document_key']}?X-Amz-Signature=abc"}
+                body = {**manifest, "url": f"{reg.base}/docs/{manifest['document_key']}?X-Amz-Signature=abc",
+                        "url_expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 900))}
                 return self._send(200, json.dumps(body).encode(),
                                   {"ETag": etag, "Content-Type": "application/json"})
             if url.path.startswith("/docs/"):
@@ -438,8 +439,10 @@ def test_signed_manifest_accepted_with_key_file_and_raw_signature(registry: Regi
 
 
 def test_signing_bytes_exclude_signature_and_url() -> None:
-    m = {"version": 2, "name": "iris", "url": "https://x", "signature": "abc", "size": 10, "alias": "pro"}
-    assert manifest_signing_bytes(m) == b'{"alias":"pro","name":"iris","size":10,"version":2}'
+    m = {"version": 2, "name": "iris", "url": "https://x", "url_expires_at": "2025-01-07T10:15:00Z",
+         "signature": "abc", "size": 10, "alias": "pro", "created_at": None, "note": "é"}
+    assert manifest_signing_bytes(m) == ('{"alias":"pro","created_at":null,"name":"iris","note":"é",'
+                                         '"size":10,"version":2}').encode()
 
 
 def test_refuses_replayed_manifest(installed_v1: ModelStore, registry: Registry, models: Models,
@@ -702,12 +705,31 @@ def test_telemetry_is_bounded(tmp_path: Any, registry: Registry) -> None:
     assert small.snapshot(MODEL)["dropped_batches"] == 20 - len(small.pending(MODEL))
 
 
+def test_telemetry_windows_sealed_by_age(tmp_path: Any) -> None:
+    """Offline for long: each window closes after window_seconds, so the server still gets a time series."""
+    feats = [scorer._model.Feature("a", "numeric", None)]
+    hourly = Telemetry(tmp_path, persist_interval=0)  # default window_seconds: one hour
+    aged = Telemetry(tmp_path / "aged", persist_interval=0, window_seconds=0)
+    for tel in (hourly, aged):
+        for i in range(3):
+            tel.record(MODEL, 1, "f" * 64, np.array([[float(i)]]), feats, np.array([0]), 0.001)
+    assert (len(hourly.pending(MODEL)), len(hourly.snapshot(MODEL)["open"])) == (0, 1)
+    assert (len(aged.pending(MODEL)), len(aged.snapshot(MODEL)["open"])) == (3, 0)
+    assert [b["rows"] for b in aged.pending(MODEL)] == [1, 1, 1]
+
+
 # -- polling loop and notifications -----------------------------------------------------------------
 
 def _sns(event: dict[str, Any]) -> dict[str, Any]:
     return {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:eu-west-1:1:modelsync",
             "Message": json.dumps(event), "MessageAttributes": {"event_type": {"Type": "String",
                                                                                "Value": event["event_type"]}}}
+
+
+def _registry_event(event_type: str, **detail: Any) -> dict[str, Any]:
+    """The message modelsync's notify function publishes (modelsync.service.notify.ModelEvent.message)."""
+    return {"schema": "modelsync.event/1", "event_type": event_type, "model": MODEL,
+            "occurred_at": "2025-01-07T10:00:00Z", "detail": detail}
 
 
 def test_parse_notification_shapes() -> None:
@@ -741,13 +763,14 @@ def test_event_triggers_immediate_sync(registry: Registry, store: ModelStore, mo
         registry.publish("production", models[2], 2, revision=2)
         assert not loop.on_event(_sns({"event_type": "alias.moved", "model": "other", "alias": "production"}))
         assert not loop.on_event(_sns({"event_type": "alias.moved", "model": MODEL, "alias": "staging"}))
+        assert not loop.on_event(_sns(_registry_event("alias.moved", alias="staging", new_version=2)))
         assert not loop.on_event({"event_type": "model.deleted", "model": MODEL})
         time.sleep(0.3)
         assert len(loop.results) == 1  # none of those woke the loop
         server = ssync.serve_notifications(loop)
         try:
-            body = json.dumps(_sns({"event_type": "alias.moved", "model": MODEL, "alias": "production",
-                                    "version": 2, "revision": 2})).encode()
+            body = json.dumps(_sns(_registry_event("alias.moved", alias="production", old_version=1,
+                                                   new_version=2, revision=2))).encode()
             url = f"http://127.0.0.1:{server.server_address[1]}/"
             with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5) as resp:
                 assert json.loads(resp.read()) == {"sync": True}
@@ -786,7 +809,7 @@ def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Mode
     from modelsync.cli import main
 
     device_dir = str(tmp_path / "dev")
-    registry.publish("production", models[1], 1, revision=1)
+    registry.publish("latest", models[1], 1, revision=1)
     rc = main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
                "--device-id", "dev-7"])
     out = capsys.readouterr().out
@@ -823,7 +846,7 @@ def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Mode
     assert "active:    version 1" in capsys.readouterr().out
 
     # refused -> exit 1, offline -> exit 3; predict still works
-    registry.publish("production", models[2], 2, revision=2, format_version="9.0")
+    registry.publish("latest", models[2], 2, revision=2, format_version="9.0")
     assert main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir,
                  "--once"]) == 1
     assert main(["device", "sync", "--api", _closed_port_url(), "--model", MODEL, "--dir", device_dir,
@@ -859,3 +882,10 @@ def test_sync_module_is_vendorable(tmp_path: Any) -> None:
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_manifest_json_is_strict() -> None:
+    with pytest.raises(ssync._Refused, match="duplicate key 'version'"):
+        ssync._parse_json(b'{"version": 1, "version": 2}', "manifest")
+    with pytest.raises(ssync._Refused, match="not valid JSON"):
+        ssync._parse_json(b'{"size": NaN}', "manifest")

@@ -1,0 +1,80 @@
+"""Loading published documents, and the bounded cache of loaded models shared by warm invocations."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+import scorer
+
+from .errors import ModelUnreadable
+
+log = logging.getLogger(__name__)
+
+
+class ModelCache:
+    """Loaded models by (name, version), bounded, least recently used evicted. Versions are immutable,
+    so an entry never goes stale; ``latest`` is resolved per request, outside the cache."""
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = max(1, max_entries)
+        self._items: OrderedDict[tuple[str, int], scorer.Model] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[str, int], load: Callable[[], scorer.Model]) -> scorer.Model:
+        with self._lock:
+            model = self._items.get(key)
+            if model is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return model
+            self.misses += 1
+        model = load()
+        with self._lock:
+            self._items[key] = model
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return model
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def load_published(s3: Any, bucket: str, record: Mapping[str, Any]) -> scorer.Model:
+    """Read and load a published version, checking the document still matches the registry's sha256.
+
+    Test vectors were re-scored at publish time; loading only decodes (fast cold starts)."""
+    name, version = record.get("model"), record.get("version")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=record["document_key"])["Body"]
+        try:
+            raw = body.read()
+        finally:
+            body.close()
+        model = scorer.load_model(raw)
+    except (ClientError, scorer.InvalidModel) as exc:
+        log.error("cannot load %s version %s: %s", name, version, exc)
+        raise ModelUnreadable(f"version {version} of {name} cannot be loaded") from None
+    if scorer.content_sha256(model.document) != record.get("sha256"):
+        log.error("document of %s version %s does not match its sha256", name, version)
+        raise ModelUnreadable(f"version {version} of {name} cannot be loaded")
+    return model
+
+
+def cached_loader(s3: Any, bucket: str, cache: ModelCache) -> Callable[[Mapping[str, Any]], scorer.Model]:
+    def load(record: Mapping[str, Any]) -> scorer.Model:
+        key = (str(record["model"]), int(record["version"]))
+        return cache.get(key, lambda: load_published(s3, bucket, record))
+
+    return load

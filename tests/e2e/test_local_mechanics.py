@@ -1,0 +1,267 @@
+"""The local stack's event plumbing, on a small template of its own (in-process ``LocalStack``).
+
+Proves that what a template declares is what runs locally, whatever the function: S3 notifications with
+prefix/suffix filters in AWS's event shape, DynamoDB stream batches with ``batchItemFailures``, retries
+and the OnFailure destination, SQS batches with partial failures, schedules with ``Input``, and the API
+Gateway proxy event (path templates, greedy paths, multi-value query/headers, base64 bodies).
+The handler records every event it gets under ``seen/`` in the bucket.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from e2e_support import wait_for
+
+from modelsync.local import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  BucketName: {Type: String, Default: mech-bucket}
+Globals:
+  Function:
+    Handler: app.handler
+    Runtime: python3.11
+    Timeout: 10
+    Environment:
+      Variables:
+        BUCKET: !Ref BucketName
+        TOPIC: !Ref Topic
+        TABLE: !Ref Table
+Resources:
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Ref BucketName
+      VersioningConfiguration: {Status: Enabled}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Topic: {Type: AWS::SNS::Topic}
+  Dlq: {Type: AWS::SQS::Queue}
+  Work:
+    Type: AWS::SQS::Queue
+    Properties: {VisibilityTimeout: 1}
+  RecordFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Environment:
+        Variables: {ROLE: recorder}
+      Events:
+        Upload:
+          Type: S3
+          Properties:
+            Bucket: !Ref Bucket
+            Events: s3:ObjectCreated:*
+            Filter: {S3Key: {Rules: [{Name: prefix, Value: in/}, {Name: suffix, Value: .txt}]}}
+        Stream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 5
+            MaximumRetryAttempts: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Dlq.Arn}}
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Work.Arn
+            BatchSize: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+        Tick:
+          Type: Schedule
+          Properties: {Schedule: rate(1 hour), Input: '{"tick": true}'}
+        GetItem: {Type: Api, Properties: {Path: "/items/{id}", Method: get}}
+        PostItems: {Type: Api, Properties: {Path: /items, Method: post}}
+        Files: {Type: Api, Properties: {Path: "/files/{proxy+}", Method: any}}
+"""
+
+HANDLER = '''\
+import base64, json, os, uuid
+import boto3
+
+s3 = boto3.client("s3")
+
+
+def source(event):
+    if "Records" in event:
+        return event["Records"][0].get("eventSource", "?").replace("aws:", "")
+    if "httpMethod" in event:
+        return "api"
+    return "schedule"
+
+
+def handler(event, context):
+    kind = source(event)
+    s3.put_object(Bucket=os.environ["BUCKET"], Key=f"seen/{kind}/{uuid.uuid4().hex}.json",
+                  Body=json.dumps({"event": event, "role": os.environ["ROLE"],
+                                   "function": context.function_name}))
+    if kind == "dynamodb":
+        bad = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]
+               if r["dynamodb"]["NewImage"]["id"]["S"].startswith("bad")]
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in bad]}
+    if kind == "sqs":
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]
+                                      if r["body"] == "bad"]}
+    if kind == "api":
+        if event["path"] == "/files/binary":
+            return {"statusCode": 200, "headers": {"Content-Type": "application/octet-stream"},
+                    "body": base64.b64encode(bytes(range(256))).decode(), "isBase64Encoded": True}
+        return {"statusCode": int((event["queryStringParameters"] or {}).get("status", 200)),
+                "headers": {"Content-Type": "application/json"},
+                "multiValueHeaders": {"X-Multi": ["a", "b"]}, "body": json.dumps(event)}
+    return {"ok": True}
+'''
+
+
+@pytest.fixture(scope="module")
+def mech(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    root = tmp_path_factory.mktemp("mech")
+    (root / "fn").mkdir()
+    (root / "fn" / "app.py").write_text(HANDLER)
+    (root / "template.yaml").write_text(TEMPLATE)
+    with LocalStack(root / "template.yaml", aws_port=0, api_port=0, schedule_every=1,
+                    bucket="mech-local", route_handler_stdout=False) as stack:
+        yield stack
+
+
+def _seen(stack: LocalStack, kind: str) -> list[dict[str, Any]]:
+    s3 = stack.boto3_client("s3")
+    out = []
+    for obj in s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"seen/{kind}/").get("Contents", []):
+        out.append(json.loads(s3.get_object(Bucket=stack.bucket, Key=obj["Key"])["Body"].read()))
+    return out
+
+
+def test_bucket_name_and_environment(mech: LocalStack) -> None:
+    # --bucket renames the bucket through the parameter its BucketName refers to, so !Ref agrees
+    assert mech.bucket == "mech-local"
+    tick = wait_for("a scheduled invocation", lambda: _seen(mech, "schedule"), timeout=10)[0]
+    assert tick["event"] == {"tick": True}  # the event's Input replaces the Scheduled Event
+    assert tick["role"] == "recorder" and tick["function"] == "modelsync-record"
+
+
+def test_s3_notification_shape_and_filters(mech: LocalStack) -> None:
+    s3 = mech.boto3_client("s3")
+    s3.put_object(Bucket=mech.bucket, Key="in/skip.json", Body=b"suffix filter")
+    s3.put_object(Bucket=mech.bucket, Key="other/skip.txt", Body=b"prefix filter")
+    put = s3.put_object(Bucket=mech.bucket, Key="in/a b+c.txt", Body=b"hello")
+    seen = wait_for("the S3 event", lambda: _seen(mech, "s3"), timeout=10)
+    assert len(seen) == 1
+    (record,) = seen[0]["event"]["Records"]
+    assert record["eventName"] == "ObjectCreated:Put" and record["eventSource"] == "aws:s3"
+    assert record["awsRegion"] == mech.region
+    obj = record["s3"]["object"]
+    assert obj["key"] == "in/a+b%2Bc.txt"  # URL-encoded form style, as AWS sends it
+    assert obj["size"] == 5 and obj["eTag"] == put["ETag"].strip('"')
+    assert obj["versionId"] == put["VersionId"] and obj["sequencer"]
+    assert record["s3"]["bucket"] == {"name": mech.bucket, "arn": f"arn:aws:s3:::{mech.bucket}",
+                                      "ownerIdentity": record["s3"]["bucket"]["ownerIdentity"]}
+    assert {"userIdentity", "requestParameters", "responseElements"} <= set(record)
+
+
+def test_stream_partial_failures_retries_and_dlq(mech: LocalStack) -> None:
+    ddb = mech.boto3_client("dynamodb")
+    table = mech.ref("Table")
+    for item in ("ok-1", "bad-1", "ok-2"):
+        ddb.put_item(TableName=table, Item={"id": {"S": item}})
+    sqs = mech.boto3_client("sqs")
+
+    def dlq() -> Any:
+        msgs = sqs.receive_message(QueueUrl=mech.ref("Dlq"), WaitTimeSeconds=1).get("Messages", [])
+        return msgs and json.loads(msgs[0]["Body"])
+
+    failure = wait_for("the OnFailure record in the DLQ", dlq, timeout=15)
+    info = failure["DDBStreamBatchInfo"]
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 2  # first try + MaximumRetryAttempts 1
+    batches = [[r["dynamodb"]["NewImage"]["id"]["S"] for r in s["event"]["Records"]]
+               for s in _seen(mech, "dynamodb")]
+    # the first batch had all three; the retry starts at the failed record (ok-1 is checkpointed)
+    assert sorted(batches, key=len, reverse=True)[0] == ["ok-1", "bad-1", "ok-2"]
+    assert ["bad-1", "ok-2"] in batches
+    assert info["batchSize"] == 2 and info["streamArn"].startswith("arn:aws:dynamodb:")
+    records = _seen(mech, "dynamodb")[0]["event"]["Records"]
+    assert all(r["eventSourceARN"] == info["streamArn"] for r in records)
+    assert all(isinstance(r["dynamodb"]["ApproximateCreationDateTime"], int) for r in records)
+
+
+def test_sqs_partial_batch(mech: LocalStack) -> None:
+    sqs = mech.boto3_client("sqs")
+    url = mech.ref("Work")
+    sqs.send_message(QueueUrl=url, MessageBody="good")
+    sqs.send_message(QueueUrl=url, MessageBody="bad")
+
+    def bodies() -> Any:
+        got = [r["body"] for s in _seen(mech, "sqs") for r in s["event"]["Records"]]
+        return got.count("bad") >= 2 and got  # redelivered after the visibility timeout
+
+    got = wait_for("the failed message to be redelivered", bodies, timeout=15)
+    assert got.count("good") == 1  # the successful message was deleted
+    rec = _seen(mech, "sqs")[0]["event"]["Records"][0]
+    assert rec["eventSourceARN"].endswith(":modelsync-work") and rec["attributes"]["ApproximateReceiveCount"]
+
+
+def _get(url: str, method: str = "GET", data: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_api_proxy_event(mech: LocalStack) -> None:
+    status, headers, body = _get(f"{mech.api_url}/items/42?a=1&a=2&status=201", headers={"X-Test": "yes"})
+    assert status == 201 and headers.get_all("X-Multi") == ["a", "b"]
+    ev = json.loads(body)
+    assert ev["resource"] == "/items/{id}" and ev["path"] == "/items/42" and ev["httpMethod"] == "GET"
+    assert ev["pathParameters"] == {"id": "42"}
+    assert ev["queryStringParameters"]["a"] == "2"
+    assert ev["multiValueQueryStringParameters"]["a"] == ["1", "2"]
+    assert ev["headers"]["X-Test"] == "yes" and ev["multiValueHeaders"]["X-Test"] == ["yes"]
+    ctx = ev["requestContext"]
+    assert ctx["resourcePath"] == "/items/{id}" and ctx["httpMethod"] == "GET" and ctx["stage"] == "Prod"
+    assert ctx["requestId"] and ctx["identity"]["sourceIp"] == "127.0.0.1"
+    assert ev["body"] is None and ev["isBase64Encoded"] is False
+
+    status, _, body = _get(f"{mech.api_url}/items", "POST", b'{"x": 1}', {"Content-Type": "application/json"})
+    ev = json.loads(body)
+    assert status == 200 and ev["body"] == '{"x": 1}' and ev["pathParameters"] is None
+
+    status, _, body = _get(f"{mech.api_url}/files/a/b/c.txt", "DELETE")
+    ev = json.loads(body)
+    assert ev["resource"] == "/files/{proxy+}" and ev["pathParameters"] == {"proxy": "a/b/c.txt"}
+
+    status, headers, body = _get(f"{mech.api_url}/files/binary")
+    assert status == 200 and body == bytes(range(256))
+
+    # the deployed URL form with the stage in front works too
+    assert _get(f"{mech.api_url}/Prod/items/7")[0] == 200
+    for method, path in (("GET", "/items"), ("PUT", "/items/1"), ("GET", "/nothing")):
+        status, headers, body = _get(f"{mech.api_url}{path}", method)
+        assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}
+
+
+def test_invoke_in_process(mech: LocalStack) -> None:
+    result = mech.invoke("RecordFunction", {"Records": [{"eventSource": "aws:sqs", "messageId": "m",
+                                                          "body": "bad"}]})
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m"}]}
+    assert base64.b64decode(base64.b64encode(b"x")) == b"x"

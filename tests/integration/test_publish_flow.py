@@ -1,0 +1,224 @@
+"""Publish: uploads under incoming/ become immutable versions, or rejected uploads with a report."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from modelsync.service import layout
+from modelsync.service.config import Settings
+from modelsync.service.publish import Upload, publish_upload
+from modelsync.service.registry import Registry
+
+
+def _kinds(items: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [i for i in items if i.get("kind") == kind]
+
+
+def test_good_upload_publishes_v1_and_moves_latest(aws, handler, events, models, lambda_context):
+    # GIVEN an empty registry and a valid iris document uploaded under incoming/iris/
+    app = handler("PublishFunction")
+    raw = json.dumps(models.iris).encode()
+    event = aws.put_upload(events, "iris", raw, "iris-2024-06-01.json")
+
+    # WHEN the S3 notification reaches Publish
+    result = app.lambda_handler(event, lambda_context)["results"][0]
+
+    # THEN version 1 exists, byte-identical, with its sha256 in metadata, and latest points at it
+    assert result["status"] == "published" and result["version"] == 1 and result["latest_moved"]
+    obj = aws.s3.get_object(Bucket=aws.bucket, Key="models/iris/1.json")
+    assert obj["Body"].read() == raw
+    assert obj["Metadata"]["sha256"] == models.iris["sha256"]
+    items = aws.registry_items()
+    (version,) = _kinds(items, "version")
+    assert version["version"] == 1 and version["sha256"] == models.iris["sha256"] and version["size"] == len(raw)
+    assert version["document_key"] == "models/iris/1.json" and version["format_version"] == "1.0"
+    assert version["model_type"] == "logistic_regression"
+    assert [f["name"] for f in version["features"]] == ["sepal_length", "sepal_width", "petal_length",
+                                                        "petal_width"]
+    assert version["source_key"] == "incoming/iris/iris-2024-06-01.json" and version["source_etag"]
+    (alias,) = _kinds(items, "alias")
+    assert (alias["alias"], alias["version"], alias["revision"]) == ("latest", 1, 1)
+    (upload,) = _kinds(items, "upload")
+    assert upload["status"] == "published" and upload["version"] == 1
+    report = aws.get_json(result["report_key"])
+    assert report["status"] == "published" and report["version"] == 1
+
+
+def test_second_upload_is_v2_and_latest_revision_grows(aws, handler, events, models, lambda_context):
+    app = handler("PublishFunction")
+    app.lambda_handler(aws.put_upload(events, "iris", models.iris, "a.json"), lambda_context)
+    result = app.lambda_handler(aws.put_upload(events, "iris", models.iris_v2, "b.json"), lambda_context)
+    assert result["results"][0]["version"] == 2
+    alias = _kinds(aws.registry_items(), "alias")[0]
+    assert (alias["version"], alias["revision"]) == (2, 2)
+
+
+def test_duplicate_s3_event_creates_one_version(aws, handler, events, models, lambda_context):
+    # GIVEN one upload whose notification is delivered twice
+    app = handler("PublishFunction")
+    event = aws.put_upload(events, "iris", models.iris)
+    first = app.lambda_handler(event, lambda_context)["results"][0]
+    # WHEN the same event arrives again (Powertools idempotency answers from its table)
+    second = app.lambda_handler(event, lambda_context)["results"][0]
+    # THEN one version, the same outcome
+    assert first == second and first["version"] == 1
+    assert len(_kinds(aws.registry_items(), "version")) == 1
+    assert aws.keys("models/") == ["models/iris/1.json"]
+
+
+def test_duplicate_event_is_safe_without_the_idempotency_layer(aws, models):
+    # The domain alone (no Powertools idempotency): the upload record keyed by bucket/key/ETag dedups.
+    settings = Settings.from_env(aws.stack.function_environment("PublishFunction"))
+    registry = Registry(aws.ddb, settings.registry_table)
+    aws.s3.put_object(Bucket=aws.bucket, Key="incoming/iris/x.json", Body=json.dumps(models.iris).encode())
+    head = aws.s3.head_object(Bucket=aws.bucket, Key="incoming/iris/x.json")
+    upload = Upload(aws.bucket, "incoming/iris/x.json", head["ETag"].strip('"'), head.get("VersionId"))
+    first = publish_upload(aws.s3, registry, settings, upload)
+    again = publish_upload(aws.s3, registry, settings, upload)
+    assert first.version == again.version == 1 and again.duplicate
+    assert len(_kinds(aws.registry_items(), "version")) == 1
+
+
+def test_retry_after_crash_reuses_the_reserved_version(aws, models, monkeypatch):
+    # GIVEN a publish that crashed after reserving v1 and writing the document, before the version record
+    settings = Settings.from_env(aws.stack.function_environment("PublishFunction"))
+    registry = Registry(aws.ddb, settings.registry_table)
+    aws.s3.put_object(Bucket=aws.bucket, Key="incoming/iris/x.json", Body=json.dumps(models.iris).encode())
+    head = aws.s3.head_object(Bucket=aws.bucket, Key="incoming/iris/x.json")
+    upload = Upload(aws.bucket, "incoming/iris/x.json", head["ETag"].strip('"'), head.get("VersionId"))
+
+    def crash(record: Any) -> Any:
+        raise RuntimeError("lambda timed out")
+
+    monkeypatch.setattr(registry, "put_version", crash)
+    with pytest.raises(RuntimeError):
+        publish_upload(aws.s3, registry, settings, upload)
+    monkeypatch.undo()
+    # WHEN Lambda retries
+    outcome = publish_upload(aws.s3, Registry(aws.ddb, settings.registry_table), settings, upload)
+    # THEN the same version number is used, the written document is accepted, nothing is duplicated
+    assert outcome.status == "published" and outcome.version == 1
+    assert aws.keys("models/") == ["models/iris/1.json"]
+    assert registry.read_counter("iris") == 1
+
+
+def test_racing_uploads_get_distinct_consecutive_versions(aws, handler, events, models, lambda_context,
+                                                           serialized_dynamodb):
+    # GIVEN four uploads of the same model at once
+    app = handler("PublishFunction")
+    uploads = [aws.put_upload(events, "iris", models.iris, f"race-{i}.json") for i in range(4)]
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(len(uploads))
+
+    def run(event: dict[str, Any]) -> None:
+        barrier.wait()
+        results.extend(app.lambda_handler(event, lambda_context)["results"])
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in uploads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # THEN versions 1..4, each once, and latest at the highest
+    assert sorted(r["version"] for r in results) == [1, 2, 3, 4]
+    assert aws.keys("models/iris/") == [f"models/iris/{v}.json" for v in (1, 2, 3, 4)]
+    alias = _kinds(aws.registry_items(), "alias")[0]
+    assert alias["version"] == 4
+
+
+def test_interleaved_reservations_retry_on_a_stale_counter(aws, models, monkeypatch):
+    # GIVEN two uploads that both read counter 0 before either reserves (a deterministic interleaving)
+    settings = Settings.from_env(aws.stack.function_environment("PublishFunction"))
+    registry = Registry(aws.ddb, settings.registry_table)
+    for name in ("a", "b"):
+        registry.claim_upload("iris", name, {})
+    real = registry.read_counter
+    stale = iter([0, 0])
+    monkeypatch.setattr(registry, "read_counter", lambda model: next(stale, None) or real(model))
+    # WHEN both reserve
+    va = registry.reserve_version("iris", "a")
+    vb = registry.reserve_version("iris", "b")  # its first conditional write fails, it re-reads and retries
+    # THEN distinct consecutive numbers; a repeat of either returns its own number
+    assert (va, vb) == (1, 2)
+    assert registry.reserve_version("iris", "b") == 2 and real("iris") == 2
+
+
+def test_document_over_the_size_cap_is_rejected_unread(aws, handler, events, models, lambda_context, monkeypatch):
+    # GIVEN a size cap smaller than the document
+    app = handler("PublishFunction")
+    monkeypatch.setattr(app, "SETTINGS", app.SETTINGS.__class__(**{**app.SETTINGS.__dict__,
+                                                                   "max_upload_bytes": 1024}))
+    got: list[str] = []
+    real_get = app.s3.get_object
+    monkeypatch.setattr(app.s3, "get_object", lambda **kw: got.append(kw["Key"]) or real_get(**kw))
+    event = aws.put_upload(events, "iris", models.iris, "big.json")
+    # WHEN it is processed
+    result = app.lambda_handler(event, lambda_context)["results"][0]
+    # THEN rejected with a report naming the size, the body never read, no version
+    assert result["status"] == "rejected" and result["version"] is None
+    assert got == []
+    report = aws.get_json(result["report_key"])
+    assert "over the upload limit of 1024 bytes" in report["problems"][0]["message"]
+    assert not _kinds(aws.registry_items(), "version") and aws.keys("models/") == []
+
+
+def test_failed_test_vectors_are_rejected_with_the_pointer(aws, handler, events, models, lambda_context):
+    # GIVEN a document whose recorded predictions disagree with its model (sha256 recomputed to match)
+    from scorer import content_sha256
+
+    doc = json.loads(json.dumps(models.iris))
+    proba = doc["test_vectors"]["outputs"]["predict_proba"]
+    proba[3] = list(reversed(proba[3]))
+    doc["sha256"] = content_sha256(doc)
+    app = handler("PublishFunction")
+    result = app.lambda_handler(aws.put_upload(events, "iris", doc, "bad.json", "publish_bad_upload"),
+                                lambda_context)["results"][0]
+    # THEN rejected; the report and the outcome record carry the JSON pointer of the failing row
+    assert result["status"] == "rejected"
+    report = aws.get_json(result["report_key"])
+    pointers = [p["pointer"] for p in report["problems"]]
+    assert "/test_vectors/outputs/predict_proba/3" in pointers
+    upload = _kinds(aws.registry_items(), "upload")[0]
+    assert upload["status"] == "rejected" and upload["problems"][0]["pointer"] == pointers[0]
+    assert not _kinds(aws.registry_items(), "version") and not _kinds(aws.registry_items(), "model")
+
+
+def test_every_problem_is_reported(aws, handler, events, models, lambda_context):
+    doc = json.loads(json.dumps(models.iris))
+    doc["sha256"] = "0" * 64
+    doc["test_vectors"]["outputs"]["predict_proba"][0][0] += 0.5
+    app = handler("PublishFunction")
+    result = app.lambda_handler(aws.put_upload(events, "iris", doc), lambda_context)["results"][0]
+    pointers = {p["pointer"] for p in result["problems"]}
+    assert "/sha256" in pointers and "/test_vectors/outputs/predict_proba/0" in pointers
+
+
+def test_name_must_match_the_upload_folder(aws, handler, events, models, lambda_context):
+    app = handler("PublishFunction")
+    result = app.lambda_handler(aws.put_upload(events, "roses", models.iris), lambda_context)["results"][0]
+    assert result["status"] == "rejected"
+    assert result["problems"][0]["pointer"] == "/metadata/name"
+
+
+def test_invalid_json_and_bad_keys_are_rejected(aws, handler, events, lambda_context):
+    app = handler("PublishFunction")
+    result = app.lambda_handler(aws.put_upload(events, "iris", b"{not json"), lambda_context)["results"][0]
+    assert result["status"] == "rejected" and "not valid JSON" in result["problems"][0]["message"]
+    event = aws.put_upload(events, "iris", b"{}")
+    event["Records"][0]["s3"]["object"]["key"] = "incoming/loose-file.json"
+    aws.s3.put_object(Bucket=aws.bucket, Key="incoming/loose-file.json", Body=b"{}")
+    result = app.lambda_handler(event, lambda_context)["results"][0]
+    assert result["status"] == "rejected" and result["report_key"].startswith("reports/_invalid/")
+
+
+def test_sample_event_names_the_layout(events):
+    # The sample event is the shape `sam local invoke PublishFunction -e events/publish_good_upload.json` uses.
+    obj = events("publish_good_upload")["Records"][0]["s3"]
+    assert obj["bucket"]["name"] == "modelsync-models"
+    assert layout.model_of_upload(obj["object"]["key"]) == "iris"
+    bad = events("publish_bad_upload")["Records"][0]["s3"]["object"]["key"]
+    assert layout.model_of_upload(layout.decode_event_key(bad)) == "iris"

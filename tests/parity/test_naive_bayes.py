@@ -1,0 +1,130 @@
+"""Parity of gaussian_nb / multinomial_nb / bernoulli_nb / complement_nb with scikit-learn."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.naive_bayes import BernoulliNB, CategoricalNB, ComplementNB, GaussianNB, MultinomialNB
+
+import scorer
+from modelsync.export import UnsupportedEstimator, export_model
+
+TOL = 1e-9
+
+
+def _same(est: Any, model: Any, X: np.ndarray) -> None:
+    want = est.predict(X)
+    got = model.predict(X)
+    assert got.tolist() == want.tolist()
+    np.testing.assert_allclose(model.predict_proba(X), est.predict_proba(X), rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.estimator.predict_log_proba(X), est.predict_log_proba(X), rtol=0, atol=TOL)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_digits(return_X_y=True)
+    return X, y
+
+
+@pytest.mark.parametrize("data", ["iris", "wine", "breast_cancer", "classification"])
+@pytest.mark.parametrize("compact", [True, False])
+def test_gaussian_nb(data: str, compact: bool, datasets: Any, roundtrip: Any) -> None:
+    ds = datasets(data)
+    est = GaussianNB().fit(ds.X_train, ds.y_train)
+    doc, model = roundtrip(est, ds.X_test, compact=compact)
+    assert doc["estimator"]["type"] == "gaussian_nb"
+    _same(est, model, ds.X_test)
+
+
+def test_gaussian_nb_priors_and_string_labels(datasets: Any, roundtrip: Any) -> None:
+    ds = datasets("wine")
+    labels = np.array(["barolo", "grignolino", "barbera"], dtype=object)[ds.y_train]
+    est = GaussianNB(priors=[0.5, 0.3, 0.2], var_smoothing=1e-6).fit(ds.X_train, labels)
+    _, model = roundtrip(est, ds.X_test)
+    _same(est, model, ds.X_test)
+
+
+@pytest.mark.parametrize("cls", [MultinomialNB, ComplementNB])
+@pytest.mark.parametrize("compact", [True, False])
+def test_multinomial_and_complement_nb(cls: type, compact: bool, digits: Any, roundtrip: Any) -> None:
+    X, y = digits
+    for est in (cls(), cls(alpha=0.3), cls(fit_prior=False) if cls is MultinomialNB else cls(norm=True)):
+        est.fit(X[200:], y[200:])
+        doc, model = roundtrip(est, X[:200], compact=compact)
+        assert doc["estimator"]["type"] == ("multinomial_nb" if cls is MultinomialNB else "complement_nb")
+        _same(est, model, X[:200])
+
+
+@pytest.mark.parametrize("binarize", [0.0, 4.0, None])
+def test_bernoulli_nb(binarize: float | None, digits: Any, roundtrip: Any) -> None:
+    X, y = digits
+    if binarize is None:
+        X = (X > 6).astype(np.float64)
+    est = BernoulliNB(binarize=binarize, alpha=0.5).fit(X[200:], y[200:])
+    doc, model = roundtrip(est, X[:200], compact=binarize != 4.0)
+    assert doc["estimator"]["binarize"] == binarize
+    _same(est, model, X[:200])
+
+
+def test_bernoulli_nb_binary_task(datasets: Any, roundtrip: Any) -> None:
+    ds = datasets("binary")
+    est = BernoulliNB(binarize=0.25, class_prior=[0.3, 0.7]).fit(ds.X_train, ds.y_train)
+    _, model = roundtrip(est, ds.X_test)
+    _same(est, model, ds.X_test)
+
+
+# -- unhappy paths ----------------------------------------------------------------------------------
+
+def _doc(est: Any, X: np.ndarray, compact: bool = False) -> dict[str, Any]:
+    return export_model(est, X, name="nb", compact=compact, feature_names=[f"x{i}" for i in range(X.shape[1])])
+
+
+def _pointer(doc: dict[str, Any]) -> str:
+    with pytest.raises(scorer.InvalidModel) as info:
+        scorer.load_model(json.dumps(doc))
+    return info.value.problems[0][0]
+
+
+def test_unsupported_categorical_nb() -> None:
+    X = np.random.RandomState(0).randint(0, 3, size=(30, 2))
+    with pytest.raises(UnsupportedEstimator, match="CategoricalNB"):
+        _doc(CategoricalNB().fit(X, X[:, 0] > 0), X)
+
+
+def test_corrupted_nodes(datasets: Any) -> None:
+    ds = datasets("iris")
+    doc = _doc(GaussianNB().fit(ds.X_train, ds.y_train), ds.X_test[:5])
+
+    bad = copy.deepcopy(doc)
+    bad["estimator"]["var"][1][2] = 0.0
+    assert _pointer(bad) == "/estimator/var/1/2"
+
+    bad = copy.deepcopy(doc)
+    bad["estimator"]["theta"] = bad["estimator"]["theta"][:2]
+    assert _pointer(bad) == "/estimator/theta"
+
+    bad = copy.deepcopy(doc)
+    bad["estimator"]["class_prior"][0] = -0.1
+    assert _pointer(bad) == "/estimator/class_prior/0"
+
+    bad = copy.deepcopy(doc)
+    bad["estimator"]["classes"] = []
+    assert _pointer(bad) == "/estimator/classes"
+
+    bern = _doc(BernoulliNB(binarize=0.5).fit(ds.X_train, ds.y_train), ds.X_test[:5])
+    bad = copy.deepcopy(bern)
+    bad["estimator"]["feature_log_prob"][2][3] = 0.0
+    assert _pointer(bad) == "/estimator/feature_log_prob/2/3"
+
+    bad = copy.deepcopy(bern)
+    del bad["estimator"]["binarize"]
+    assert _pointer(bad) == "/estimator/binarize"
+
+    bad = copy.deepcopy(bern)
+    bad["estimator"]["class_log_prior"] = scorer.encode_array(np.array([np.nan, -1.0, -1.0]))
+    assert _pointer(bad) == "/estimator/class_log_prior/0"
