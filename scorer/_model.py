@@ -144,7 +144,7 @@ _JSON_SCALAR_START = re.compile(r'\s*(["\-0-9]|true\b|false\b|null\b)')
 
 def _looks_like_path(text: str) -> bool:
     stripped = text.lstrip()
-    if stripped[:1] in ("{", "[") or len(text) > 4096 or "\n" in text:
+    if not stripped or stripped[:1] in ("{", "[") or len(text) > 4096 or "\n" in text:
         return False
     return not _JSON_SCALAR_START.match(text) or os.path.exists(text)
 
@@ -491,36 +491,49 @@ class Feature:
 
 
 def _load_features(doc: Mapping[str, Any]) -> list[Feature]:
-    """The ``input.features`` list; every problem found is reported at once."""
+    """The ``input.features`` list; raises :class:`InvalidModel` listing every problem found."""
+    features, problems = _feature_list(doc)
+    if problems or features is None:
+        raise InvalidModel(problems)
+    return features
+
+
+def _feature_list(doc: Mapping[str, Any]) -> tuple[list[Feature] | None, list[Problem]]:
+    """The features (None when they cannot be formed) and every problem with them."""
     inp = doc.get("input")
     if "input" not in doc:
-        raise InvalidModel("required field is missing", "/input")
+        return None, [("/input", "required field is missing")]
     if not isinstance(inp, dict):
-        raise InvalidModel(f"must be an object, got {_json_type(inp)}", "/input")
+        return None, [("/input", f"must be an object, got {_json_type(inp)}")]
     raw = inp.get("features")
     if not isinstance(raw, list):
-        raise InvalidModel("required array is missing" if raw is None else
-                           f"must be an array, got {_json_type(raw)}", "/input/features")
+        return None, [("/input/features", "required array is missing" if raw is None else
+                       f"must be an array, got {_json_type(raw)}")]
     if not raw:
-        raise InvalidModel("a model needs at least one input feature", "/input/features")
+        return None, [("/input/features", "a model needs at least one input feature")]
     problems: list[Problem] = []
     features: list[Feature] = []
     seen: set[str] = set()
+    formed = True
     for i, f in enumerate(raw):
         ptr = f"/input/features/{i}"
         if not isinstance(f, dict):
             problems.append((ptr, f"a feature must be an object, got {_json_type(f)}"))
+            formed = False
             continue
         name = f.get("name")
         if not isinstance(name, str) or not name:
             problems.append((ptr + "/name", "required non-empty string"))
+            formed = False
             continue
         if name in seen:
             problems.append((ptr + "/name", f"duplicate feature name {_short(name)}"))
+            formed = False
         seen.add(name)
         kind = f.get("type", NUMERIC)
         if kind not in (NUMERIC, CATEGORICAL) or not isinstance(kind, str):
             problems.append((ptr + "/type", f"must be {NUMERIC!r} or {CATEGORICAL!r}, got {_short(kind)}"))
+            formed = False
             continue
         cats = f.get("categories")
         if cats is not None:
@@ -534,9 +547,7 @@ def _load_features(doc: Mapping[str, Any]) -> list[Feature]:
             elif len({(type(c) is str, c) for c in cats}) != len(cats):
                 problems.append((ptr + "/categories", "categories must be distinct"))
         features.append(Feature(name, kind, cats))
-    if problems:
-        raise InvalidModel(problems)
-    return features
+    return (features if formed else None), problems
 
 
 _NUMBER_TYPES = (int, float, np.integer, np.floating)  # bool and np.bool_ are ints for scikit-learn too
@@ -713,6 +724,8 @@ def _numeric_column(col: np.ndarray, feature: Feature) -> np.ndarray:
 
 
 def _bad_number(r: int, feature: Feature, v: Any) -> np.ndarray:
+    if isinstance(v, np.generic):
+        v = v.item()
     hint = " (convert text to numbers first, e.g. with scorer.tabular)" if isinstance(v, str) else ""
     raise InvalidInput(f"row {r}, feature {feature.name!r}: expected a number, got {_short(v)}{hint}",
                        row=r, feature=feature.name)
@@ -733,7 +746,7 @@ def _categorical_column(col: np.ndarray, feature: Feature) -> np.ndarray:
         if not col.size:
             return np.empty(0, dtype=object)
         raise InvalidInput(f"row 0, feature {feature.name!r}: expected a category (string or number), got "
-                           f"{_short(col[0])}", row=0, feature=feature.name)
+                           f"{_short(col[0].item())}", row=0, feature=feature.name)
     values = col.tolist()
     types = set(map(type, values))
     bad = {t for t in types
@@ -842,11 +855,8 @@ def _build(doc: dict[str, Any], full: bool) -> tuple[Model | None, list[Problem]
     """Load what can be loaded; return the model (None if it cannot be built), problems, unsupported?"""
     problems = envelope_problems(doc, full=full)
     unsupported = False
-    features: list[Feature] | None = None
-    try:
-        features = _load_features(doc)
-    except InvalidModel as exc:
-        problems.extend(exc.problems)
+    features, feature_problems = _feature_list(doc)
+    problems.extend(feature_problems)
     estimator: Estimator | None = None
     if "estimator" not in doc:
         problems.append(("/estimator", "required field is missing"))
@@ -1023,16 +1033,20 @@ def _compare(name: str, got: np.ndarray, want: list[Any], tol: float, ptr: str) 
         if numeric:
             d = diff[r] if diff.ndim else diff
             worst = float(np.nanmax(np.where(np.isnan(d), np.inf, d))) if np.size(d) else 0.0
-            msg = (f"{name} of row {r}: expected {_short(w[r].tolist() if w.ndim > 1 else w[r], 80)}, "
-                   f"scorer gave {_short(got[r].tolist(), 80)} (differs by {worst:.3g}, tolerance {tol:g})")
+            msg = (f"{name} of row {r}: expected {_short(_py(w[r]), 80)}, scorer gave {_short(_py(got[r]), 80)} "
+                   f"(differs by {worst:.3g}, tolerance {tol:g})")
         else:
-            msg = (f"{name} of row {r}: expected {_short(w[r].tolist() if w.ndim > 1 else w[r], 80)}, "
-                   f"scorer gave {_short(got[r].tolist(), 80)}")
+            msg = f"{name} of row {r}: expected {_short(_py(w[r]), 80)}, scorer gave {_short(_py(got[r]), 80)}"
         problems.append((f"{ptr}/{r}", msg))
     if len(bad_rows) > MAX_REPORTED_ROWS:
         problems.append((ptr, f"{name}: {len(bad_rows)} of {got.shape[0]} rows differ "
                          f"(first {MAX_REPORTED_ROWS} listed)"))
     return problems
+
+
+def _py(value: Any) -> Any:
+    """A numpy value (array or scalar) as plain Python, for messages."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
 
 
 def _same_label(a: Any, b: Any) -> bool:

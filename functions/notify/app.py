@@ -30,7 +30,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @tracer.capture_method
 def record_handler(record: DynamoDBRecord) -> str | None:
     change = record.dynamodb
-    name = record.event_name.value if record.event_name else ""
+    name = record.event_name.name if record.event_name else ""
     event = event_for_change(name, change.old_image if change else None, change.new_image if change else None)
     if event is None:
         return None

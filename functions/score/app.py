@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,8 +26,10 @@ metrics = Metrics()
 
 SETTINGS = Settings.from_env()
 MODEL_CACHE = ModelCache(SETTINGS.model_cache_size)
-SERVICE = ScoringService(boto3.client("s3"), Registry(boto3.client("dynamodb"), SETTINGS.registry_table),
-                         SETTINGS, MODEL_CACHE)
+# SigV4 presigned URLs (required for SSE-KMS objects and in newer regions)
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
+SERVICE = ScoringService(s3, registry, SETTINGS, MODEL_CACHE)
 app = build_resolver(lambda: SERVICE)
 
 

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 import scorer
 
@@ -329,40 +334,44 @@ def manifest_etag(sha256: str, revision: int) -> str:
     return f'"{sha256}-{int(revision)}"'
 
 
+# -- request bodies (module level: Powertools resolves the route annotations against these globals) ----
+
+class InferTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """Open Inference Protocol request; tensors are checked in detail by modelsync.service.inference."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferTensor] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+class PredictRequest(BaseModel):
+    instances: list[Any]
+
+
+class AliasRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: StrictInt = Field(ge=1)
+
+
 # -- the routes --------------------------------------------------------------------------------------
 
-def build_resolver(service: Callable[[], ScoringService], enable_validation: bool = True) -> Any:
+def build_resolver(service: Callable[[], ScoringService], enable_validation: bool = True
+                   ) -> APIGatewayRestResolver:
     """The REST resolver with every route. ``service`` is called per request (built lazily by the handler)."""
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-    from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-    from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-    from pydantic import BaseModel, ConfigDict, Field, StrictInt
-
-    class InferTensor(BaseModel):
-        name: str
-        shape: list[int]
-        datatype: str
-        data: list[Any]
-        parameters: dict[str, Any] | None = None
-
-    class RequestedOutput(BaseModel):
-        name: str
-        parameters: dict[str, Any] | None = None
-
-    class InferRequest(BaseModel):
-        id: str | None = None
-        parameters: dict[str, Any] | None = None
-        inputs: list[InferTensor] = Field(min_length=1)
-        outputs: list[RequestedOutput] | None = None
-
-    class PredictRequest(BaseModel):
-        instances: list[Any]
-
-    class AliasRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        version: StrictInt = Field(ge=1)
-
     app = APIGatewayRestResolver(enable_validation=enable_validation)
 
     def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:

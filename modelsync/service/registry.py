@@ -126,8 +126,8 @@ class Registry:
                forward: bool = True) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _values(pk=pk, prefix=sk_prefix),
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)" if sk_prefix else "pk = :pk",
+            "ExpressionAttributeValues": _values(pk=pk, prefix=sk_prefix) if sk_prefix else _values(pk=pk),
             "ConsistentRead": consistent,
             "ScanIndexForward": forward,
         }

@@ -49,6 +49,7 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.hits = self.misses = 0
 
 
 def load_published(s3: Any, bucket: str, record: Mapping[str, Any]) -> scorer.Model:

@@ -19,6 +19,7 @@ from .._base import Estimator, InvalidInput, LoadContext, MethodNotSupported, as
 
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 MIN_PROB = 1e-7  # libsvm's clip of the pairwise probabilities
+_CHUNK_ELEMENTS = 1 << 22  # bound on the (rows x support vectors) kernel matrix
 
 
 def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
@@ -53,6 +54,16 @@ class _Kernel:
         self.sv = sv
         self.sv_t = sv.T  # a view: X @ sv.T is the same BLAS call every time
         self.sv_sq = np.einsum("ij,ij->i", sv, sv)
+
+    def project(self, X: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """``K(X, sv) @ W`` in row blocks, so that the kernel matrix never exceeds a few million values."""
+        step = max(1, _CHUNK_ELEMENTS // max(1, self.sv.shape[0]))
+        if X.shape[0] <= step:
+            return self(X) @ W
+        out = np.empty((X.shape[0], *W.shape[1:]))
+        for s in range(0, X.shape[0], step):
+            out[s:s + step] = self(X[s:s + step]) @ W
+        return out
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         dot = X @ self.sv_t
@@ -154,7 +165,7 @@ class SVC(Estimator):
     def _libsvm_dec(self, X: np.ndarray) -> np.ndarray:
         """libsvm's decision values (n, n_pairs): positive votes for the first class of the pair."""
         Xf = _finite(X, self.n_features_in, self.type_name)
-        dec = self.kernel(Xf) @ self.W + self.intercept
+        dec = self.kernel.project(Xf, self.W) + self.intercept
         if len(self.pairs) == 1:
             dec = -dec  # the document holds scikit-learn's sign-flipped binary coefficients
         return dec
@@ -284,7 +295,7 @@ class _OneOutput(Estimator):
 
     def _dec(self, X: np.ndarray) -> np.ndarray:
         Xf = _finite(X, self.n_features_in, self.type_name)
-        return np.asarray(self.kernel(Xf) @ self.dual + self.intercept)
+        return np.asarray(self.kernel.project(Xf, self.dual) + self.intercept)
 
 
 @register("svr")

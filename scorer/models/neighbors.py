@@ -17,6 +17,7 @@ from .._base import Estimator, InvalidInput, LoadContext, as_float, register
 METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
 WEIGHTS = ("uniform", "distance")
 _CHUNK_ELEMENTS = 1 << 21  # bound on the (rows x train rows x features) difference block
+_CHUNK_ROWS_X_TRAIN = 1 << 22  # bound on the (rows x train rows) distance matrix
 
 
 def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
@@ -35,6 +36,25 @@ def _normalize(X: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->i", X, X))
     norms[norms == 0.0] = 1.0
     return X / norms[:, np.newaxis]
+
+
+def _k_smallest(dist: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the column indices of the k smallest values, ordered by (value, column).
+
+    Equivalent to ``np.argsort(dist, axis=1, kind="stable")[:, :k]``; for many columns it partitions
+    first and sorts only the candidates (every column tied with the k-th value is a candidate, so the
+    tie order by column is kept).
+    """
+    n, m = dist.shape
+    if m <= 4 * k or m <= 256:
+        return np.argsort(dist, axis=1, kind="stable")[:, :k]
+    kth = np.partition(dist, k - 1, axis=1)[:, k - 1:k]
+    rows, cols = np.nonzero(dist <= kth)  # row-major: columns ascending within a row
+    order = np.lexsort((dist[rows, cols], rows))  # stable: equal distances keep column order
+    counts = np.bincount(rows, minlength=n)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pick = starts[:, None] + np.arange(k)[None, :]
+    return cols[order][pick]
 
 
 class _Neighbors(Estimator):
@@ -94,10 +114,18 @@ class _Neighbors(Estimator):
         return out
 
     def _kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and indices of the k nearest training rows, nearest first (ties: lower index)."""
         Xf = _finite(X, self.n_features_in, self.type_name)
-        dist = self._distances(Xf)
-        ind = np.argsort(dist, axis=1, kind="stable")[:, : self.n_neighbors]
-        return np.take_along_axis(dist, ind, axis=1), ind
+        k, n_fit = self.n_neighbors, self.fit_X.shape[0]
+        step = max(1, _CHUNK_ROWS_X_TRAIN // n_fit)  # bounds the (rows x training rows) matrices
+        dist_k = np.empty((Xf.shape[0], k))
+        ind_k = np.empty((Xf.shape[0], k), dtype=np.intp)
+        for s in range(0, Xf.shape[0], step):
+            dist = self._distances(Xf[s:s + step])
+            ind = _k_smallest(dist, k)
+            ind_k[s:s + step] = ind
+            dist_k[s:s + step] = np.take_along_axis(dist, ind, axis=1)
+        return dist_k, ind_k
 
     def _weights(self, dist: np.ndarray) -> np.ndarray | None:
         """sklearn.neighbors._base._get_weights: 1/d, or only the zero-distance neighbours when any."""

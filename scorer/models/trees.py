@@ -52,7 +52,8 @@ _HEAP_MAX_DEPTH = 22
 _QS_MAX_TABLE_BYTES = 48 << 20
 _TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
 _QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer chunk
-_QS_COMPARE_ELEMENTS = 1 << 15  # below this (rows x thresholds), classify by comparing all thresholds
+_QS_COMPARE_ELEMENTS = 1 << 15
+_ACCUMULATE_MAX = 64  # rows x outputs below which np.add.accumulate sums the trees  # below this (rows x thresholds), classify by comparing all thresholds
 
 
 # -- one tree ----------------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def _levels(left: np.ndarray, right: np.ndarray, ctx: LoadContext) -> list[np.nd
             return levels
         if len(levels) > MAX_TREE_DEPTH:
             raise ctx.fail(f"tree is deeper than {MAX_TREE_DEPTH} levels", "children_left")
-        frontier = np.concatenate([left[inner], right[inner]])
+        frontier = np.stack([left[inner], right[inner]], axis=1).ravel()  # siblings adjacent
         levels.append(frontier)
 
 
@@ -585,41 +586,59 @@ class _BitVectorForest(CompiledForest):
         self._numeric = [i for i, u in enumerate(self.uniq) if u is not None]
         self._categorical = [i for i, u in enumerate(self.uniq) if u is None]
         per_row = max(1, self.n_used) * T * itemsize
-        self.chunk_rows = int(max(1, min(8192, _QS_CHUNK_BYTES // per_row)))
-        # all numeric thresholds side by side, for classifying few rows with a single comparison
-        if self._numeric:
-            self._all_u = np.concatenate([self.uniq[i] for i in self._numeric])  # type: ignore[misc]
-            self._all_col = np.concatenate([np.full(self.uniq[i].size, self.features[i])  # type: ignore[union-attr]
-                                            for i in self._numeric])
-            sizes = [self.uniq[i].size for i in self._numeric]  # type: ignore[union-attr]
-            self._all_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.chunk_rows = int(max(1, min(4096, _QS_CHUNK_BYTES // per_row)))
+        nn = len(self._numeric)
         self._num_cols = np.array([self.features[i] for i in self._numeric], dtype=np.int64)
         self._num_off = np.array([self.offsets[i] for i in self._numeric], dtype=np.int64)
         self._num_nan = np.array([self.offsets[i] + self.nan_row[i] for i in self._numeric], dtype=np.int64)
+        if nn:
+            us = [self.uniq[i] for i in self._numeric]
+            # all numeric thresholds side by side, for classifying a few rows with one comparison
+            self._all_u = np.concatenate(us)  # type: ignore[arg-type]
+            self._all_col = np.concatenate([np.full(u.size, c) for u, c in  # type: ignore[union-attr]
+                                            zip(us, self._num_cols.tolist(), strict=True)])
+            sizes = np.array([u.size for u in us], dtype=np.int64)  # type: ignore[union-attr]
+            self._all_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            # padded to a power of two > size with +inf, for a branch-free binary search of all features
+            self._P = 1 << int(sizes.max()).bit_length()
+            padded = np.full((nn, self._P), np.inf)
+            for j, u in enumerate(us):
+                padded[j, : u.size] = u  # type: ignore[union-attr]
+            self._padded = padded.ravel()
+            self._pad_base = (np.arange(nn, dtype=np.int64) * self._P - 1)[:, None]
         self._tree_off = (np.arange(T, dtype=np.int64) * P)[:, None]
+        self._tree_off_full = np.broadcast_to(self._tree_off, (T, self.chunk_rows)).copy()
 
     def _rows(self, X: np.ndarray) -> np.ndarray:
-        """Table row per (row, used feature): offset + rank of x among the feature's thresholds."""
+        """Table row per (used feature, row): the feature's offset + the rank of x among its thresholds
+        (how many are < x), or its NaN / missing row."""
         r = X.shape[0]
-        G = np.empty((r, self.n_used), dtype=np.int64)
+        G = np.empty((self.n_used, r), dtype=np.int64)
         if self._numeric:
-            Xn = X[:, self._num_cols]
-            idx = np.asarray(self._numeric)
+            Xn = np.ascontiguousarray(X[:, self._num_cols].T)  # (numeric features, rows)
             if r * self._all_u.size <= _QS_COMPARE_ELEMENTS:
                 cmp = X[:, self._all_col] > self._all_u
-                ranks = np.add.reduceat(cmp, self._all_starts, axis=1, dtype=np.int64)
-                G[:, idx] = ranks + self._num_off
+                ranks = np.add.reduceat(cmp, self._all_starts, axis=1, dtype=np.int64).T
             else:
-                for j, i in enumerate(self._numeric):
-                    G[:, i] = np.searchsorted(self.uniq[i], Xn[:, j], side="left")  # type: ignore[arg-type]
-                G[:, idx] += self._num_off
+                ranks = np.zeros(Xn.shape, dtype=np.int64)
+                step = self._P >> 1
+                cand = np.empty(Xn.shape, dtype=np.int64)
+                vals = np.empty(Xn.shape)
+                hit = np.empty(Xn.shape, dtype=bool)
+                while step:
+                    np.add(ranks, self._pad_base + step, out=cand)
+                    np.take(self._padded, cand, out=vals, mode="clip")
+                    np.greater(Xn, vals, out=hit)
+                    ranks += hit * step if step > 1 else hit
+                    step >>= 1
+            ranks += self._num_off[:, None]
             nan = np.isnan(Xn)
             if nan.any():
-                G[:, idx] = np.where(nan, self._num_nan, G[:, idx])
+                ranks = np.where(nan, self._num_nan[:, None], ranks)
+            G[self._numeric] = ranks
         for i in self._categorical:
             x = X[:, self.features[i]]
-            k = self.nan_row[i]
-            G[:, i] = np.where(np.isnan(x), k, x).astype(np.int64) + self.offsets[i]
+            G[i] = np.where(np.isnan(x), self.nan_row[i], x).astype(np.int64) + self.offsets[i]
         return G
 
     def tree_values(self, X: np.ndarray, out: np.ndarray) -> None:
@@ -627,17 +646,17 @@ class _BitVectorForest(CompiledForest):
         T = self.n_trees
         if self.n_used:
             G = self._rows(X)
-            gathered = np.take(self.table, G.ravel(), axis=0, mode="clip").reshape(r, self.n_used, T)
-            v = np.bitwise_and.reduce(gathered, axis=1) if self.n_used > 1 else gathered[:, 0]
+            gathered = np.take(self.table, G.ravel(), axis=0, mode="clip").reshape(self.n_used, r, T)
+            v = np.bitwise_and.reduce(gathered, axis=0) if self.n_used > 1 else gathered[0]
         else:
             v = np.broadcast_to(self.table[0], (r, T))
-        vt = v.T  # (T, r)
         if self.P == 256:
-            idx = vt.astype(np.int64)
+            idx = v.T.astype(np.int64)
         else:
-            low = vt & (-vt)
-            idx = (low % self.wdtype.type(self.P)).astype(np.int64)
-        idx += self._tree_off
+            low = v & (-v)
+            low %= self.wdtype.type(self.P)
+            idx = low.T.astype(np.int64)
+        idx += self._tree_off_full if r == self.chunk_rows else self._tree_off
         np.take(self.vq, idx, axis=0, out=out, mode="clip")
 
 
@@ -663,9 +682,336 @@ def sum_trees(forest: CompiledForest, X: np.ndarray, init: np.ndarray, per_stage
     for start in range(0, R, step):
         Xc = X[start:start + step]
         r = Xc.shape[0]
-        buf = np.empty((S + 1, per_stage, r, K))
-        buf[0] = init[:, None, :]
-        forest.tree_values(Xc, buf[1:].reshape(T, r, K))
-        acc = np.add.accumulate(buf, axis=0)[-1]  # (per_stage, r, K)
+        if r * per_stage * K <= _ACCUMULATE_MAX:
+            # few rows: one sequential accumulate beats a Python loop over trees
+            buf = np.empty((S + 1, per_stage, r, K))
+            buf[0] = init[:, None, :]
+            forest.tree_values(Xc, buf[1:].reshape(T, r, K))
+            acc = np.add.accumulate(buf, axis=0)[-1]
+        else:
+            vals = np.empty((S, per_stage, r, K))
+            forest.tree_values(Xc, vals.reshape(T, r, K))
+            acc = np.empty((per_stage, r, K))
+            acc[:] = init[:, None, :]
+            for s in range(S):
+                acc += vals[s]
         result[start:start + r] = acc.transpose(1, 0, 2)
     return result
+
+
+# -- input checks ------------------------------------------------------------------------------------
+
+def check_matrix(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
+    """Numbers of the right width (composites hand sub-matrices to their children)."""
+    if X.ndim != 2:
+        raise InvalidInput(f"{type_name}: expected a 2-D matrix, got {X.ndim}-D")
+    if X.shape[1] != n_features:
+        raise InvalidInput(f"{type_name}: expected {n_features} columns, got {X.shape[1]}")
+    return as_float(X, type_name)
+
+
+def float32_input(X: np.ndarray, n_features: int, type_name: str, allow_nan: bool,
+                  allow_inf: bool = False) -> np.ndarray:
+    """scikit-learn's tree input: rounded to float32 (returned as float64 holding float32 values).
+
+    Like ``check_array(dtype=float32)``, values too large for float32 become infinite and are refused,
+    as is NaN unless the estimator supports missing values (IsolationForest accepts both).
+    """
+    Xf = check_matrix(X, n_features, type_name)
+    with np.errstate(over="ignore", invalid="ignore"):
+        X32 = Xf.astype(np.float32)
+    if not (allow_nan and allow_inf):
+        finite = np.isfinite(X32)
+        if not finite.all():
+            bad = ~finite
+            if allow_nan:
+                bad &= ~np.isnan(X32)
+            if allow_inf:
+                bad &= ~np.isinf(X32)
+            if bad.any():
+                r, c = (int(i) for i in np.argwhere(bad)[0])
+                v = Xf[r, c]
+                what = ("a missing value (NaN)" if np.isnan(v) else "an infinite value" if np.isinf(v)
+                        else f"{v!r}, too large for float32")
+                raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle {what}", row=r)
+    return X32.astype(np.float64)
+
+
+# -- scikit-learn trees and forests ------------------------------------------------------------------
+
+def _load_classes(node: dict[str, Any], ctx: LoadContext, n_outputs: int) -> list[np.ndarray]:
+    raw = ctx.get(node, "classes", list)
+    if n_outputs == 1:
+        return [ctx.labels(node, "classes")]
+    if len(raw) != n_outputs or not all(isinstance(c, list) for c in raw):
+        raise ctx.fail(f"a multi-output classifier needs a list of {n_outputs} label lists", "classes")
+    return [decode_labels(c, ctx.child("classes", k)) for k, c in enumerate(raw)]
+
+
+def _classes_attr(classes: list[np.ndarray]) -> np.ndarray:
+    if len(classes) == 1:
+        return classes[0]
+    out = np.empty(len(classes), dtype=object)
+    for k, c in enumerate(classes):
+        out[k] = c.tolist()
+    return out
+
+
+def _label_matrix(classes: list[np.ndarray], winners: list[np.ndarray]) -> np.ndarray:
+    """2-D labels for a multi-output classifier (scikit-learn uses the first output's label dtype)."""
+    dtype = classes[0].dtype
+    if any(c.dtype.kind != dtype.kind for c in classes):
+        dtype = np.dtype(object)
+    out = np.empty((winners[0].shape[0], len(classes)), dtype=dtype)
+    for k, (c, w) in enumerate(zip(classes, winners, strict=True)):
+        out[:, k] = c[w]
+    return out
+
+
+class _SklearnTrees(Estimator):
+    """DecisionTree*, RandomForest*, ExtraTrees*: leaf values averaged over the trees."""
+
+    single = False
+    classifier = False
+    n_outputs = 1
+    allow_nan = True
+    n_classes: list[int]
+    forest: CompiledForest
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Estimator:
+        self = cls()
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.n_outputs = ctx.integer(node, "n_outputs", default=1, minimum=1, maximum=MAX_OUTPUTS)
+        self.allow_nan = ctx.boolean(node, "allow_nan", default=True)
+        if self.classifier:
+            self.class_lists = _load_classes(node, ctx, self.n_outputs)
+            self.classes = _classes_attr(self.class_lists)
+            self.n_classes = [len(c) for c in self.class_lists]
+            value_shape: tuple[int, ...] = (self.n_outputs, max(self.n_classes))
+        else:
+            value_shape = (self.n_outputs,)
+        if self.single:
+            tree_nodes = [ctx.get(node, "tree", dict)]
+            tctxs = [ctx.child("tree")]
+        else:
+            tree_nodes = load_trees(node, ctx)
+            tctxs = [ctx.child("trees", i) for i in range(len(tree_nodes))]
+        trees: list[Tree] = []
+        values: list[np.ndarray] = []
+        for tnode, tctx in zip(tree_nodes, tctxs, strict=True):
+            tree, value = load_tree(tnode, tctx, self.n_features_in, value_shape)
+            trees.append(tree)
+            values.append(value.reshape(value.shape[0], -1))
+        self.forest = compile_forest(trees, values, self.n_features_in)
+        return self
+
+    def _sums(self, X: np.ndarray) -> np.ndarray:
+        """Per row, the leaf values summed over trees then divided by their number (forest average)."""
+        Xf = float32_input(X, self.n_features_in, self.type_name, self.allow_nan)
+        K = self.forest.n_outputs
+        total = sum_trees(self.forest, Xf, np.zeros((1, K)))[:, 0, :]
+        if not self.single:
+            total /= self.forest.n_trees
+        return total
+
+
+class _TreeClassifier(_SklearnTrees):
+    classifier = True
+    class_lists: list[np.ndarray]
+
+    def _probas(self, X: np.ndarray) -> list[np.ndarray]:
+        p = self._sums(X).reshape(X.shape[0], self.n_outputs, -1)
+        return [np.ascontiguousarray(p[:, k, :n]) for k, n in enumerate(self.n_classes)]
+
+    def predict_proba(self, X: np.ndarray) -> Any:
+        probas = self._probas(X)
+        return probas[0] if self.n_outputs == 1 else probas
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        probas = self._probas(X)
+        winners = [np.argmax(p, axis=1) for p in probas]
+        if self.n_outputs == 1:
+            return self.class_lists[0][winners[0]]
+        return _label_matrix(self.class_lists, winners)
+
+
+class _TreeRegressor(_SklearnTrees):
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self._sums(X)
+        return out[:, 0] if self.n_outputs == 1 else out
+
+
+@register("decision_tree_classifier")
+class DecisionTreeClassifier(_TreeClassifier):
+    single = True
+
+
+@register("decision_tree_regressor")
+class DecisionTreeRegressor(_TreeRegressor):
+    single = True
+
+
+@register("random_forest_classifier", "extra_trees_classifier")
+class ForestClassifier(_TreeClassifier):
+    pass
+
+
+@register("random_forest_regressor", "extra_trees_regressor")
+class ForestRegressor(_TreeRegressor):
+    pass
+
+
+# -- gradient boosting -----------------------------------------------------------------------------
+
+GB_CLASSIFIER_LOSSES = ("log_loss", "exponential")
+GB_REGRESSOR_LOSSES = ("squared_error", "absolute_error", "huber", "quantile")
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function as scipy.special.expit computes it: 1 / (1 + exp(-x))."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def softmax(raw: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``utils.extmath.softmax``: subtract the row max, exp, divide by the row sum."""
+    p = raw - raw.max(axis=1, keepdims=True)
+    np.exp(p, out=p)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+class _GradientBoosting(Estimator):
+    """``raw = init + sum over stages of learning_rate * tree_value`` (scikit-learn's predict_stages)."""
+
+    per_stage = 1
+    loss = ""
+    init: np.ndarray
+    forest: CompiledForest
+    losses: tuple[str, ...] = ()
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Estimator:
+        self = cls()
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.loss = ctx.string(node, "loss", choices=self.losses)
+        lr = ctx.number(node, "learning_rate")
+        K = 1
+        if isinstance(self, GradientBoostingClassifier):
+            self.classes = ctx.labels(node, "classes")
+            n = len(self.classes)
+            if n < 2:
+                raise ctx.fail("a classifier needs at least two classes", "classes")
+            if self.loss == "exponential" and n != 2:
+                raise ctx.fail("the exponential loss is for two classes only", "loss")
+            K = 1 if n == 2 else n
+        self.per_stage = K
+        self.init = ctx.array(node, "init", "float64", shape=(K,)).reshape(K, 1)
+        tree_nodes = load_trees(node, ctx)
+        if len(tree_nodes) % K:
+            raise ctx.fail(f"the number of trees must be a multiple of {K} (one tree per class per stage)",
+                           "trees")
+        trees: list[Tree] = []
+        values: list[np.ndarray] = []
+        for i, tnode in enumerate(tree_nodes):
+            tree, value = load_tree(tnode, ctx.child("trees", i), self.n_features_in, (), missing=False)
+            trees.append(tree)
+            values.append((lr * value).reshape(-1, 1))  # scikit-learn adds `scale * value[leaf]`
+        self.forest = compile_forest(trees, values, self.n_features_in)
+        return self
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        Xf = float32_input(X, self.n_features_in, self.type_name, allow_nan=False)
+        return sum_trees(self.forest, Xf, self.init, self.per_stage)[:, :, 0]
+
+
+@register("gradient_boosting_regressor")
+class GradientBoostingRegressor(_GradientBoosting):
+    losses = GB_REGRESSOR_LOSSES
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._raw(X)[:, 0]
+
+
+@register("gradient_boosting_classifier")
+class GradientBoostingClassifier(_GradientBoosting):
+    losses = GB_CLASSIFIER_LOSSES
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        raw = self._raw(X)
+        return raw[:, 0] if self.per_stage == 1 else raw
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raw = self._raw(X)
+        if self.per_stage > 1:
+            return softmax(raw)
+        p1 = expit(2.0 * raw[:, 0] if self.loss == "exponential" else raw[:, 0])
+        proba = np.empty((raw.shape[0], 2))
+        proba[:, 1] = p1
+        proba[:, 0] = 1 - p1
+        return proba
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.classes is not None
+        raw = self._raw(X)
+        if self.per_stage == 1:
+            return self.classes[(raw[:, 0] >= 0).astype(np.int64)]
+        return self.classes[np.argmax(raw, axis=1)]
+
+
+# -- isolation forest -------------------------------------------------------------------------------
+
+def average_path_length(n: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``_average_path_length``: c(n) of an unsuccessful search in a binary search tree."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros(n.shape)
+    big = n > 2
+    out[n == 2] = 1.0
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+@register("isolation_forest")
+class IsolationForest(Estimator):
+    """Score = 2 ** -(mean path length / c(max_samples)); each tree's ``value`` holds, per node,
+    ``depth + c(n_node_samples) - 1`` as scikit-learn adds it for the leaf a row reaches."""
+
+    offset = -0.5
+    forest: CompiledForest
+    denominator = 1.0
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Estimator:
+        self = cls()
+        self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        self.offset = ctx.number(node, "offset")
+        max_samples = ctx.integer(node, "max_samples", minimum=1)
+        tree_nodes = load_trees(node, ctx)
+        trees: list[Tree] = []
+        values: list[np.ndarray] = []
+        for i, tnode in enumerate(tree_nodes):
+            tree, value = load_tree(tnode, ctx.child("trees", i), self.n_features_in, ())
+            trees.append(tree)
+            values.append(value.reshape(-1, 1))
+        self.forest = compile_forest(trees, values, self.n_features_in)
+        self.denominator = len(trees) * float(average_path_length(np.array([max_samples]))[0])
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        Xf = float32_input(X, self.n_features_in, self.type_name, allow_nan=True, allow_inf=True)
+        depths = sum_trees(self.forest, Xf, np.zeros((1, 1)))[:, 0, 0]
+        if self.denominator != 0:
+            ratio = depths / self.denominator
+        else:
+            ratio = np.ones_like(depths)
+        return -(2 ** (-ratio))
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self.score_samples(X) - self.offset
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        decision = self.decision_function(X)
+        out = np.ones(decision.shape, dtype=np.int64)
+        out[decision < 0] = -1
+        return out

@@ -96,3 +96,11 @@ class Stack:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+
+
+@dataclass
+class Published:
+    """The version the Publish function gave ``iris_doc`` and what GET /models/iris said then."""
+
+    version: int
+    model: dict[str, Any]

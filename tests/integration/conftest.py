@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from botocore.config import Config
 import numpy as np
 import pytest
 from moto import mock_aws
@@ -187,7 +188,9 @@ def _moto() -> Iterator[tuple[Any, dict[str, Any]]]:
     mock = mock_aws()
     mock.start()
     try:
-        yield mock, {s: boto3.client(s, region_name=REGION) for s in _SERVICES}
+        # moto routes DynamoDB Streams by the classic endpoint, not the account-based one botocore now picks
+        no_account_endpoint = Config(account_id_endpoint_mode="disabled")
+        yield mock, {s: boto3.client(s, region_name=REGION, config=no_account_endpoint) for s in _SERVICES}
     finally:
         mock.stop()
 

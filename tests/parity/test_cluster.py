@@ -52,7 +52,8 @@ def test_kmeans_digits_many_clusters(roundtrip: Any) -> None:
 def test_minibatch_kmeans(roundtrip: Any) -> None:
     X, _ = make_blobs(n_samples=600, n_features=3, centers=4, random_state=2)
     est = MiniBatchKMeans(n_clusters=5, n_init=2, batch_size=64, random_state=0).fit(X[:500])
-    _, model = roundtrip(est, X[500:], compact=False)
+    doc, model = roundtrip(est, X[500:], compact=False)
+    assert doc["output"]["task"] == "clustering"
     _same(est, model, X[500:])
 
 
@@ -68,13 +69,14 @@ def test_equidistant_point_goes_to_lowest_centre(roundtrip: Any) -> None:
 # -- unhappy paths ----------------------------------------------------------------------------------
 
 def _doc(est: Any, X: np.ndarray, compact: bool = False) -> dict[str, Any]:
-    return export_model(est, X, name="km", compact=compact, feature_names=[f"x{i}" for i in range(X.shape[1])])
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return export_model(est, X, name="km", compact=compact, feature_names=names)
 
 
 def test_unsupported_float32_centres() -> None:
     X, _ = make_blobs(n_samples=50, n_features=2, centers=2, random_state=0)
     est = KMeans(n_clusters=2, n_init=1, random_state=0).fit(X.astype(np.float32))
-    with pytest.raises(UnsupportedEstimator, match="cluster_centers_.dtype"):
+    with pytest.raises(UnsupportedEstimator, match=r"cluster_centers_\.dtype"):
         _doc(est, X)
 
 

@@ -127,7 +127,8 @@ def test_nu_svr(datasets: Any, roundtrip: Any) -> None:
 def test_one_class_svm(kernel: str, datasets: Any, roundtrip: Any) -> None:
     ds = datasets("wine")
     Xtr, Xte = _scaled(ds)
-    est = _fit(OneClassSVM(kernel=kernel, nu=0.2, gamma="scale", coef0=0.1 if kernel == "sigmoid" else 0.0), Xtr)
+    coef0 = 0.1 if kernel == "sigmoid" else 0.0
+    est = _fit(OneClassSVM(kernel=kernel, nu=0.2, gamma="scale", coef0=coef0), Xtr)
     doc, model = roundtrip(est, Xte, compact=kernel in ("rbf", "poly"))
     assert doc["output"]["task"] == "outlier_detection"
     _same(est, model, Xte, ("predict", "decision_function"))
@@ -135,10 +136,24 @@ def test_one_class_svm(kernel: str, datasets: Any, roundtrip: Any) -> None:
     assert set(model.predict(Xte).tolist()) <= {-1, 1}
 
 
+def test_row_blocks_and_sparse_fit(roundtrip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel matrices computed in row blocks; a model fitted on a sparse matrix is written dense."""
+    import scipy.sparse as sp
+
+    import scorer.models.kernel as impl
+
+    X, y = make_classification(n_samples=500, n_features=8, n_informative=5, n_classes=3, random_state=2)
+    est = _fit(SVC(kernel="rbf", probability=True, random_state=0), sp.csr_matrix(X[:300]), y[:300])
+    _, model = roundtrip(est, X[300:320])
+    monkeypatch.setattr(impl, "_CHUNK_ELEMENTS", 1000)  # a few rows per block
+    _same(est, model, X[300:], ("predict", "decision_function", "predict_proba"))
+
+
 # -- unhappy paths ----------------------------------------------------------------------------------
 
 def _doc(est: Any, X: np.ndarray, compact: bool = True) -> dict[str, Any]:
-    return export_model(est, X, name="svm", compact=compact, feature_names=[f"x{i}" for i in range(X.shape[1])])
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return export_model(est, X, name="svm", compact=compact, feature_names=names)
 
 
 @pytest.mark.parametrize("kernel", ["precomputed", "callable"])

@@ -22,7 +22,8 @@ def _same(est: Any, model: Any, X: np.ndarray) -> None:
     got = model.predict(X)
     assert got.tolist() == want.tolist()
     np.testing.assert_allclose(model.predict_proba(X), est.predict_proba(X), rtol=0, atol=TOL)
-    np.testing.assert_allclose(model.estimator.predict_log_proba(X), est.predict_log_proba(X), rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.estimator.predict_log_proba(X), est.predict_log_proba(X), rtol=0,
+                               atol=TOL)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,8 @@ def test_bernoulli_nb_binary_task(datasets: Any, roundtrip: Any) -> None:
 # -- unhappy paths ----------------------------------------------------------------------------------
 
 def _doc(est: Any, X: np.ndarray, compact: bool = False) -> dict[str, Any]:
-    return export_model(est, X, name="nb", compact=compact, feature_names=[f"x{i}" for i in range(X.shape[1])])
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return export_model(est, X, name="nb", compact=compact, feature_names=names)
 
 
 def _pointer(doc: dict[str, Any]) -> str:

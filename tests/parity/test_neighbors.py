@@ -47,7 +47,8 @@ def _no_ties(est: Any, X: np.ndarray) -> None:
 def test_classifier(metric: str, p: float, weights: str, datasets: Any, roundtrip: Any) -> None:
     ds = datasets("breast_cancer")
     Xtr, Xte = _scaled(ds)
-    algorithm = "brute" if metric == "cosine" or p < 1 else ("ball_tree" if weights == "distance" else "kd_tree")
+    tree = "ball_tree" if weights == "distance" else "kd_tree"
+    algorithm = "brute" if metric == "cosine" or p < 1 else tree
     est = _fit(KNeighborsClassifier(n_neighbors=6, weights=weights, metric=metric, p=p,
                                     algorithm=algorithm), Xtr, ds.y_train)
     _no_ties(est, Xte)
@@ -67,7 +68,8 @@ def test_classifier_multiclass_string_labels(algorithm: str, datasets: Any, roun
         _no_ties(est, ds.X_test)
         _, model = roundtrip(est, ds.X_test, compact=algorithm != "brute")
         assert model.predict(ds.X_test).tolist() == est.predict(ds.X_test).tolist()
-        np.testing.assert_allclose(model.predict_proba(ds.X_test), est.predict_proba(ds.X_test), rtol=0, atol=TOL)
+        np.testing.assert_allclose(model.predict_proba(ds.X_test), est.predict_proba(ds.X_test), rtol=0,
+                                   atol=TOL)
 
 
 def test_classifier_votes_tie_to_lowest_class(roundtrip: Any) -> None:
@@ -120,18 +122,25 @@ def test_regressor_multi_output(weights: str, datasets: Any, roundtrip: Any) -> 
     np.testing.assert_allclose(got, est.predict(ds.X_test), rtol=0, atol=TOL)
 
 
-def test_many_rows_are_chunked(roundtrip: Any) -> None:
-    """More queries than one difference block holds: chunking must not change any row."""
+def test_many_rows_are_chunked(roundtrip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More queries than one block holds, many training rows (partial selection): same answers."""
+    import scorer.models.neighbors as impl
+
     X, y = make_regression(n_samples=2600, n_features=20, random_state=0)
-    est = KNeighborsRegressor(n_neighbors=3, weights="distance", algorithm="brute").fit(X[:2000], y[:2000] / 100)
+    est = KNeighborsRegressor(n_neighbors=3, weights="distance", algorithm="brute")
+    est.fit(X[:2000], y[:2000] / 100)
     _, model = roundtrip(est, X[2000:2010])
-    np.testing.assert_allclose(model.predict(X[2000:]), est.predict(X[2000:]), rtol=0, atol=TOL)
+    whole = model.predict(X[2000:])
+    np.testing.assert_allclose(whole, est.predict(X[2000:]), rtol=0, atol=TOL)
+    monkeypatch.setattr(impl, "_CHUNK_ROWS_X_TRAIN", 7000)  # 3 query rows per block
+    np.testing.assert_array_equal(model.predict(X[2000:]), whole)
 
 
 # -- unhappy paths ----------------------------------------------------------------------------------
 
 def _doc(est: Any, X: np.ndarray, compact: bool = True) -> dict[str, Any]:
-    return export_model(est, X, name="knn", compact=compact, feature_names=[f"x{i}" for i in range(X.shape[1])])
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return export_model(est, X, name="knn", compact=compact, feature_names=names)
 
 
 @pytest.mark.parametrize(("kwargs", "param"), [

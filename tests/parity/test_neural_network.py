@@ -111,14 +111,15 @@ def test_regressor_multi_output_and_poisson(datasets: Any, roundtrip: Any) -> No
 # -- unhappy paths ----------------------------------------------------------------------------------
 
 def _doc(est: Any, X: np.ndarray, compact: bool = False) -> dict[str, Any]:
-    return export_model(est, X, name="mlp", compact=compact, feature_names=[f"x{i}" for i in range(X.shape[1])])
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return export_model(est, X, name="mlp", compact=compact, feature_names=names)
 
 
 def test_unsupported_float32_weights(datasets: Any) -> None:
     ds = datasets("classification")
     est = _fit(MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0),
                ds.X_train.astype(np.float32), ds.y_train)
-    with pytest.raises(UnsupportedEstimator, match="coefs_.dtype"):
+    with pytest.raises(UnsupportedEstimator, match=r"coefs_\.dtype"):
         _doc(est, ds.X_test)
 
 

@@ -1,0 +1,325 @@
+"""``modelsync export`` / ``validate`` / ``predict``: a model document from a fitted model, checked, used.
+
+``export`` is the only place in modelsync where a pickle is read: on the data scientist's own machine,
+from a file they produced themselves. Everything downstream (the cloud, devices) only ever sees JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import pathlib
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+
+EXPORT_HELP = """\
+Export a fitted scikit-learn model as a JSON model document.
+
+MODEL_FILE is a pickle or joblib file of YOUR OWN fitted estimator. Unpickling runs arbitrary code,
+so only pass a file you created or otherwise trust completely. This command is the only place
+modelsync ever reads a pickle: here, on your machine. The document it writes is plain JSON; the
+cloud and the devices never load pickles.
+
+The sample CSV needs a header with the feature names (extra columns such as a target are ignored
+when the model knows its feature names). Its first rows become the document's test vectors: the
+outputs scikit-learn computes for them, which every scorer must reproduce. String columns stay
+strings (categorical inputs); empty cells are missing values.
+
+The document is validated (re-scored with modelsync's scorer) before it is written.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a fitted scikit-learn model (pickle/joblib you trust) as a JSON document",
+        description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_file", metavar="MODEL_FILE",
+                   help="your own fitted estimator, saved with joblib.dump or pickle (trusted input only)")
+    p.add_argument("--sample", required=True, metavar="DATA.csv",
+                   help="representative rows with a header of feature names; "
+                        "the first rows become test vectors")
+    p.add_argument("--name", required=True,
+                   help="model name: 1-128 letters, digits, '.', '_' or '-' (used in storage keys and URLs)")
+    p.add_argument("-o", "--output", metavar="model.json",
+                   help="where to write the document (default NAME.json)")
+    p.add_argument("--description", default="", help="free text stored in metadata.description")
+    p.add_argument("--plain-arrays", action="store_true",
+                   help="write arrays as plain JSON lists (readable, larger) instead of base64 blocks")
+    p.add_argument("--compress", action="store_true", help="zlib-compress base64 array blocks")
+    p.add_argument("--test-vectors", type=int, default=25, metavar="N",
+                   help="number of sample rows kept as test vectors (default 25)")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser(
+        "validate", help="fully check a model document (structure, sha256, test vectors re-scored)",
+        description="Fully check a model document: structure, limits, sha256, and its test vectors "
+                    "re-scored by this scorer. Prints OK, or one 'pointer: message' line per problem "
+                    "(exit status 1).")
+    p.add_argument("document", metavar="model.json")
+    p.add_argument("--schema", action="store_true",
+                   help="also check against scorer/schema.json (needs the jsonschema package)")
+    p.set_defaults(func=cmd_validate)
+
+    p = subparsers.add_parser(
+        "predict", help="score a CSV or JSON Lines file with a model document; CSV/JSONL on stdout",
+        description="Score DATA (CSV with a header, or JSON Lines; '-' reads stdin) with a model document. "
+                    "Writes the input columns plus 'prediction' (and one 'proba_<class>' column per class "
+                    "with --proba) in the same format to stdout.")
+    p.add_argument("document", metavar="model.json")
+    p.add_argument("data", metavar="DATA.csv")
+    p.add_argument("--proba", action="store_true", help="add one proba_<class> column per class")
+    p.add_argument("--format", choices=("csv", "jsonl"),
+                   help="input/output format (default: from the file extension, .jsonl/.ndjson = jsonl)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--chunk-rows", type=int, default=10_000, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_predict)
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"modelsync: error: {message}\n")
+
+
+def _out(message: str) -> None:
+    sys.stdout.write(message + "\n")
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import scorer
+    from modelsync.export import UnsupportedEstimator, export_model
+
+    try:
+        estimator = load_trusted_model(pathlib.Path(args.model_file))
+    except (OSError, ValueError, ImportError, EOFError) as exc:
+        _err(f"cannot load {args.model_file}: {exc}")
+        return 1
+    try:
+        X, names = read_sample(pathlib.Path(args.sample), estimator)
+    except (OSError, ValueError, csv.Error) as exc:
+        _err(f"cannot use {args.sample} as the sample: {exc}")
+        return 1
+    try:
+        doc = export_model(estimator, X, name=args.name, description=args.description, feature_names=names,
+                           n_test_vectors=args.test_vectors, compact=not args.plain_arrays,
+                           compress=args.compress)
+    except UnsupportedEstimator as exc:
+        _err(str(exc))
+        return 1
+    except ValueError as exc:
+        _err(f"export failed: {exc}")
+        return 1
+    try:
+        model = scorer.validate_model(doc)
+    except scorer.InvalidModel as exc:
+        _err("the exported document does not validate (nothing written):")
+        for pointer, message in exc.problems:
+            sys.stderr.write(f"  {pointer or '/'}: {message}\n")
+        return 1
+    path = pathlib.Path(args.output or f"{args.name}.json")
+    text = json.dumps(doc, ensure_ascii=False, allow_nan=False,
+                      indent=1 if args.plain_arrays else None,
+                      separators=None if args.plain_arrays else (",", ":"))
+    _atomic_write(path, text + "\n")
+    _out(f"wrote {path}: {model.name} ({model.type_name}, {model.n_features} features, "
+         f"methods {', '.join(model.methods)}), sha256 {model.sha256}, {path.stat().st_size} bytes")
+    return 0
+
+
+def load_trusted_model(path: pathlib.Path) -> Any:
+    """Unpickle the data scientist's own model file (joblib when installed, else pickle).
+
+    Never call this on a file from anyone else: unpickling executes code.
+    """
+    if not path.is_file():
+        raise OSError(f"no such file: {path}")
+    try:
+        import joblib
+    except ImportError:
+        joblib = None
+    if joblib is not None:
+        return joblib.load(path)
+    import pickle
+
+    with path.open("rb") as fh:
+        return pickle.load(fh)  # the user's own file, see EXPORT_HELP
+
+
+def read_sample(path: pathlib.Path, estimator: Any) -> tuple[Any, list[str] | None]:
+    """The sample rows as scikit-learn should see them, and the feature names when not in a DataFrame.
+
+    An estimator fitted on a DataFrame gets a DataFrame with exactly its columns, in its order (read with
+    pandas when installed: the same parsing the model was most likely trained with). Otherwise an array
+    whose columns are the CSV's, named by the header.
+    """
+    fitted = getattr(estimator, "feature_names_in_", None)
+    header, columns = _read_csv_columns(path)
+    if fitted is not None:
+        names = [str(n) for n in fitted]
+        absent = [n for n in names if n not in header]
+        if absent:
+            raise ValueError(f"the model was fitted on columns {names}; the CSV lacks {absent}")
+        frame = _frame(path, names)
+        if frame is not None:
+            return frame, None
+        return _matrix([columns[header.index(n)] for n in names]), names
+    n = getattr(estimator, "n_features_in_", None)
+    if n is not None and n != len(header):
+        raise ValueError(f"the model expects {n} features, the CSV has {len(header)} columns ({header}); "
+                         "without fitted feature names every column must be a feature")
+    return _matrix(columns), header
+
+
+def _read_csv_columns(path: pathlib.Path) -> tuple[list[str], list[list[Any]]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ValueError("the CSV is empty; it needs a header line with the feature names") from None
+        rows = [row for row in reader if row]
+    if len(set(header)) != len(header) or not all(header):
+        raise ValueError("the CSV header must name every column once")
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(f"data row {i} has {len(row)} cells, the header has {len(header)}")
+    if not rows:
+        raise ValueError("the CSV has a header but no rows")
+    return header, [_typed_column([row[j] for row in rows]) for j in range(len(header))]
+
+
+def _typed_column(cells: list[str]) -> list[Any]:
+    """Numbers when every non-empty cell is one (empty -> NaN); else strings (empty -> NaN, as pandas)."""
+    out: list[Any] = []
+    try:
+        for c in cells:
+            out.append(float(c) if c.strip() else float("nan"))
+        return out
+    except ValueError:
+        return [c if c != "" else float("nan") for c in cells]
+
+
+def _matrix(columns: list[list[Any]]) -> np.ndarray:
+    if all(all(isinstance(v, float) for v in col) for col in columns):
+        return np.array(columns, dtype=np.float64).T
+    return np.array(columns, dtype=object).T
+
+
+def _frame(path: pathlib.Path, names: list[str]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    frame = pd.read_csv(path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame[names]
+
+
+def _atomic_write(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- validate ---------------------------------------------------------------------------------------
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import scorer
+
+    problems: list[tuple[str, str]] = []
+    model = None
+    try:
+        model = scorer.validate_model(pathlib.Path(args.document))
+    except scorer.InvalidModel as exc:
+        problems.extend(exc.problems)
+    if args.schema:
+        problems.extend(_schema_problems(pathlib.Path(args.document), scorer))
+    if problems or model is None:
+        for pointer, message in problems:
+            _out(f"{pointer or '/'}: {message}")
+        return 1
+    _out(f"OK {model.name} {model.type_name} sha256={model.sha256}")
+    return 0
+
+
+def _schema_problems(path: pathlib.Path, scorer: Any) -> list[tuple[str, str]]:
+    try:
+        import jsonschema
+    except ImportError:
+        return [("", "--schema needs the jsonschema package (pip install jsonschema)")]
+    try:
+        doc = scorer.parse_document(path)
+    except scorer.InvalidModel:
+        return []  # already reported
+    validator = jsonschema.Draft202012Validator(scorer.load_schema())
+    out = []
+    for error in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        pointer = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path)
+        out.append((pointer, f"schema: {error.message[:300]}"))
+    return out
+
+
+# -- predict ----------------------------------------------------------------------------------------
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import scorer
+    from scorer import tabular
+
+    try:
+        model = scorer.load_model(pathlib.Path(args.document), verify_sha256=True)
+    except scorer.InvalidModel as exc:
+        _err(f"{args.document}: {exc}")
+        return 1
+    fmt = args.format or ("jsonl" if str(args.data).lower().endswith((".jsonl", ".ndjson")) else "csv")
+    try:
+        with _open_in(args.data) as src, _open_out(args.output) as dst:
+            if fmt == "jsonl":
+                tabular.score_jsonl(model, src, dst, proba=args.proba, chunk_rows=args.chunk_rows)
+            else:
+                tabular.score_csv(model, src, dst, proba=args.proba, chunk_rows=args.chunk_rows)
+    except (scorer.InvalidInput, scorer.MethodNotSupported) as exc:
+        _err(str(exc))
+        return 1
+    except BrokenPipeError:  # `modelsync predict ... | head`: the reader has seen enough
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        _err(f"{exc.filename or args.data}: {exc.strerror or exc}")
+        return 1
+    except UnicodeDecodeError as exc:
+        _err(f"{args.data} is not UTF-8 text: {exc.reason} at byte {exc.start}")
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _open_in(name: str) -> Iterator[IO[str]]:
+    if name == "-":
+        yield sys.stdin
+        return
+    with open(name, newline="", encoding="utf-8") as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def _open_out(name: str | None) -> Iterator[IO[str]]:
+    if not name or name == "-":
+        yield sys.stdout
+        return
+    with open(name, "w", newline="", encoding="utf-8") as fh:
+        yield fh

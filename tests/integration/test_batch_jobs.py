@@ -1,0 +1,188 @@
+"""Batch: scheduled scoring of batch/input/, errors files, manifests, re-run skips, the chunked path."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+
+import pytest
+
+import scorer
+
+HEADER = "id,sepal_length,sepal_width,petal_length,petal_width\n"
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [4.9, 3.0, 1.4, 0.2]]
+
+
+def _csv_body(rows: list[list[float]], bad: dict[int, str] | None = None) -> bytes:
+    lines = [HEADER]
+    for i, r in enumerate(rows):
+        lines.append((bad or {}).get(i, f"r{i}," + ",".join(map(str, r))) + "\n")
+    return "".join(lines).encode()
+
+
+def _read_csv(aws, key: str) -> list[dict[str, str]]:
+    text = aws.s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read().decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _read_jsonl(aws, key: str) -> list[dict]:
+    text = aws.s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read().decode()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def batch_app(handler, monkeypatch):
+    app = handler("BatchFunction")
+    return app
+
+
+def test_csv_with_bad_rows_scores_the_good_ones(aws, publish, batch_app, models, events, lambda_context):
+    # GIVEN iris v1 and a CSV whose rows 2 (a word) and 4 (a missing field) are bad
+    publish("iris", models.iris)
+    body = _csv_body(ROWS, bad={1: "r1,6.7,3.0,five,2.3", 3: "r3,4.9,3.0,1.4"})
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/day1.csv", Body=body)
+    # WHEN the scheduled run fires
+    out = batch_app.lambda_handler(events("batch_scheduled"), lambda_context)
+    # THEN the good rows are scored with prediction + proba_<class>, the bad ones listed with line and reason
+    (result,) = out["results"]
+    assert result["status"] == "scored" and (result["rows"], result["scored"], result["errors"]) == (4, 2, 2)
+    scored = _read_csv(aws, "batch/output/iris/day1.v1.csv")
+    assert list(scored[0]) == ["id", "sepal_length", "sepal_width", "petal_length", "petal_width", "prediction",
+                               "proba_setosa", "proba_versicolor", "proba_virginica"]
+    model = scorer.load_model(models.iris)
+    good = [ROWS[0], ROWS[2]]
+    assert [r["id"] for r in scored] == ["r0", "r2"]
+    assert [r["prediction"] for r in scored] == model.predict(good).tolist()
+    proba = model.predict_proba(good)
+    assert [float(r["proba_virginica"]) for r in scored] == proba[:, 2].tolist()
+    errors = _read_jsonl(aws, "batch/output/iris/day1.v1.errors.jsonl")
+    assert [e["line"] for e in errors] == [3, 5]
+    assert "petal_length" in errors[0]["reason"] and "expected 5 fields" in errors[1]["reason"]
+    manifest = aws.get_json("batch/output/iris/day1.v1.manifest.json")
+    assert manifest["version"] == 1 and (manifest["rows"], manifest["scored"], manifest["errors"]) == (4, 2, 2)
+    assert manifest["sha256"] == models.iris["sha256"] and manifest["seconds"] >= 0
+
+
+def test_jsonl_with_bad_rows(aws, publish, batch_app, models, lambda_context):
+    publish("fruit", models.fruit)
+    lines = [{"id": 1, "size": 0.3, "color": "red"}, "{broken", {"id": 3, "size": 1.5},
+             {"id": 4, "size": None, "color": "green"}, {"id": 5, "size": "big", "color": "blue"}]
+    body = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/fruit/basket.jsonl", Body=body.encode())
+    out = batch_app.lambda_handler({"action": "run", "model": "fruit"}, lambda_context)
+    assert out["counts"] == {"scored": 1}
+    rows = _read_jsonl(aws, "batch/output/fruit/basket.v1.jsonl")
+    assert [r["id"] for r in rows] == [1, 4]
+    model = scorer.load_model(models.fruit)
+    want = model.predict({"size": [0.3, float("nan")], "color": ["red", "green"]})
+    assert [r["prediction"] for r in rows] == want.tolist()
+    assert set(rows[0]["probabilities"]) == {"sour", "sweet"}
+    errors = _read_jsonl(aws, "batch/output/fruit/basket.v1.errors.jsonl")
+    assert [e["line"] for e in errors] == [2, 3, 5]
+    assert "not valid JSON" in errors[0]["reason"] and "color" in errors[1]["reason"]
+
+
+def test_rerun_skips_inputs_already_scored_with_that_version(aws, publish, batch_app, models, events,
+                                                             lambda_context):
+    publish("iris", models.iris)
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/day1.csv", Body=_csv_body(ROWS))
+    first = batch_app.lambda_handler(events("batch_scheduled"), lambda_context)
+    again = batch_app.lambda_handler(events("batch_scheduled"), lambda_context)
+    assert first["counts"] == {"scored": 1} and again["counts"] == {"skipped": 1}
+    # a new latest version scores it again, into a new output
+    publish("iris", models.iris_v2)
+    third = batch_app.lambda_handler(events("batch_scheduled"), lambda_context)
+    assert third["counts"] == {"scored": 1}
+    assert "batch/output/iris/day1.v2.csv" in aws.keys("batch/output/iris/")
+
+
+def test_version_folder_pins_the_version(aws, publish, batch_app, models, lambda_context):
+    publish("iris", models.iris)
+    publish("iris", models.iris_v2)
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/v1/pinned.csv", Body=_csv_body(ROWS))
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    assert out["results"][0]["version"] == 1
+    assert aws.keys("batch/output/iris/") == ["batch/output/iris/pinned.v1.csv",
+                                              "batch/output/iris/pinned.v1.errors.jsonl",
+                                              "batch/output/iris/pinned.v1.manifest.json"]
+
+
+def test_inputs_wait_for_a_published_version(aws, batch_app, lambda_context):
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/early.csv", Body=_csv_body(ROWS))
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/notes.txt", Body=b"ignored")
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    assert [r["status"] for r in out["results"]] == ["waiting"]
+    assert aws.keys("batch/output/") == []
+
+
+def test_missing_feature_column_fails_the_input_only(aws, publish, batch_app, models, lambda_context):
+    publish("iris", models.iris)
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/a.csv", Body=b"id,sepal_length\nx,1\n")
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/b.csv", Body=_csv_body(ROWS))
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    status = {r["key"]: r["status"] for r in out["results"]}
+    assert status == {"batch/input/iris/a.csv": "failed", "batch/input/iris/b.csv": "scored"}
+    assert "sepal_width" in out["results"][0]["reason"]
+
+
+def test_large_input_is_handed_to_the_state_machine(aws, publish, batch_app, models, lambda_context,
+                                                    monkeypatch):
+    publish("iris", models.iris)
+    monkeypatch.setattr(batch_app, "SETTINGS", dataclasses.replace(batch_app.SETTINGS, max_batch_file_bytes=64))
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/big.csv", Body=_csv_body(ROWS * 5))
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    again = batch_app.lambda_handler({"action": "run"}, lambda_context)  # same execution name: started once
+    assert out["results"][0]["status"] == "handed_off" and again["results"][0]["status"] == "handed_off"
+    executions = aws.sfn.list_executions(stateMachineArn=aws.ref("BatchStateMachine"))["executions"]
+    assert len(executions) == 1
+    started = aws.sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    assert json.loads(started["input"]) == {"model": "iris", "key": "batch/input/iris/big.csv", "version": 1}
+
+
+def test_state_machine_path_plan_chunks_finalize(aws, publish, batch_app, models, events, lambda_context,
+                                                  monkeypatch):
+    # GIVEN a 45-row CSV (two bad rows) and chunks of 2 rows (so 20 lines per Distributed Map item)
+    publish("iris", models.iris)
+    monkeypatch.setattr(batch_app, "SETTINGS", dataclasses.replace(batch_app.SETTINGS, batch_chunk_rows=2))
+    rows = (ROWS * 12)[:45]
+    body = _csv_body(rows, bad={7: "r7,1,2,x,4", 30: "r30,,,"})
+    key = "batch/input/iris/2024-06-01-large.csv"
+    aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=body)
+    # WHEN the state machine's steps run: plan (sample event), each item of its chunk list, finalize
+    plan = batch_app.lambda_handler(events("batch_plan"), lambda_context)
+    assert plan["chunks"] == 3 and not plan["skipped"]
+    items = aws.get_json(plan["chunks_key"])
+    assert [(i["start_line"], i["end_line"]) for i in items] == [(2, 22), (22, 42), (42, 47)]
+    summaries = [batch_app.lambda_handler(item, lambda_context) for item in items]
+    manifest = batch_app.lambda_handler({"action": "finalize", "plan": plan}, lambda_context)
+    # THEN the joined output equals what one pass scores, with the bad lines reported by line number
+    assert sum(s["rows"] for s in summaries) == 45
+    assert (manifest["rows"], manifest["scored"], manifest["errors"]) == (45, 43, 2)
+    scored = _read_csv(aws, "batch/output/iris/2024-06-01-large.v1.csv")
+    good = [r for i, r in enumerate(rows) if i not in (7, 30)]
+    assert [r["prediction"] for r in scored] == scorer.load_model(models.iris).predict(good).tolist()
+    assert [e["line"] for e in _read_jsonl(aws, "batch/output/iris/2024-06-01-large.v1.errors.jsonl")] == [9, 32]
+    assert aws.get_json("batch/output/iris/2024-06-01-large.v1.manifest.json")["chunks"] == 3
+    # AND a plan for an input already scored is skipped (the Choice state ends the execution)
+    assert batch_app.lambda_handler(events("batch_plan"), lambda_context)["skipped"] is True
+
+
+def test_chunk_event_with_line_range_only(aws, publish, batch_app, models, events, lambda_context):
+    # The minimal chunk shape {model, key, start_line, end_line}: the byte offset is found by scanning.
+    publish("iris", models.iris)
+    key = "batch/input/iris/2024-06-01-large.csv"
+    aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=_csv_body(ROWS * 3))
+    sample = events("batch_chunk")
+    event = {k: sample[k] for k in ("model", "key")} | {"start_line": 4, "end_line": 8}
+    summary = batch_app.lambda_handler(event, lambda_context)
+    assert (summary["rows"], summary["scored"], summary["errors"]) == (4, 4, 0)
+    part = aws.s3.get_object(Bucket=aws.bucket, Key="batch/work/iris/2024-06-01-large.v1/part-00000.csv")
+    lines = part["Body"].read().decode().splitlines()
+    assert [ln.split(",")[0] for ln in lines] == ["r2", "r3", "r4", "r5"]
+
+
+def test_unknown_event_is_an_error(batch_app, lambda_context):
+    with pytest.raises(ValueError, match="unknown batch event"):
+        batch_app.lambda_handler({"action": "explode"}, lambda_context)
