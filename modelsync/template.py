@@ -569,8 +569,8 @@ def provision(template: Template, clients: Callable[[str], Any], parameters: Map
             if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
                 s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             if props.get("BucketEncryption"):
-                rules = [{("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
-                          for k, v in rule.items()}
+                boto_key = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
+                rules = [{boto_key.get(k, k): v for k, v in rule.items()}
                          for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
                 s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
             if props.get("PublicAccessBlockConfiguration"):

@@ -125,7 +125,7 @@ class LoadContext:
             allowed = types if isinstance(types, tuple) else (types,)
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 raise self.fail(f"expected {_type_name(types)}, got {_json_type(value)}", key)
-        if choices is not None and not any(value == c and type(value) is type(c) for c in choices):
+        if choices is not None and not any(_same_choice(value, c) for c in choices):
             raise self.fail(f"must be one of {list(choices)}, got {_short(value)}", key)
         return value
 
@@ -185,6 +185,15 @@ class LoadContext:
         if self._budget[1] < 0:
             raise InvalidModel(f"document's arrays decode to more than {MAX_DECODED_BYTES} bytes",
                                self.pointer)
+
+
+def _same_choice(value: Any, choice: Any) -> bool:
+    """Equal and of the same JSON kind (1 and 1.0 are the same number; true is not 1)."""
+    if isinstance(value, bool) or isinstance(choice, bool):
+        return isinstance(value, bool) and isinstance(choice, bool) and value == choice
+    if isinstance(value, (int, float)) and isinstance(choice, (int, float)):
+        return bool(value == choice)
+    return type(value) is type(choice) and bool(value == choice)
 
 
 def _type_name(types: type | tuple[type, ...]) -> str:

@@ -6,6 +6,7 @@ See docs/model-format.md for the specification this module implements.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import operator
@@ -303,8 +304,10 @@ def _jcs(v: Any, out: list[str], path: list[str | int]) -> None:
         out.append("false")
     elif v is None:
         out.append("null")
-    elif isinstance(v, (int, float)):
-        out.append(_es_number(v))
+    elif isinstance(v, int):
+        out.append(_es_number(int(v)))
+    elif isinstance(v, float):
+        out.append(_es_number(float(v)))  # np.float64 is a float whose repr is not the number alone
     else:
         raise _NotCanonical(f"not a JSON value: {type(v).__name__}")
 
@@ -459,7 +462,7 @@ def sha256_problems(doc: Mapping[str, Any]) -> list[Problem]:
     try:
         actual = content_sha256(doc)
     except InvalidModel as exc:
-        return [(p or "/", f"cannot compute the canonical form: {m}") for p, m in exc.problems]
+        return [(p, f"cannot compute the canonical form: {m}") for p, m in exc.problems]
     if actual != sha:
         return [("/sha256", "does not match the document's content: it was changed after export "
                  "or damaged in transit")]
@@ -569,6 +572,10 @@ def to_matrix(X: Any, features: Sequence[Feature]) -> np.ndarray:
     Returns float64 when every feature is numeric; otherwise an object array holding floats (NaN for
     missing) in numeric columns and the raw values (``None`` for missing) in categorical ones.
     """
+    if type(X) is list and X and type(X[0]) is list:
+        fast = _plain_number_rows(X, features)
+        if fast is not None:
+            return fast
     names = [f.name for f in features]
     n = len(names)
     any_cat = any(f.kind == CATEGORICAL for f in features)
@@ -604,6 +611,30 @@ def to_matrix(X: Any, features: Sequence[Feature]) -> np.ndarray:
         obj[:, j] = (_categorical_column(columns[j], f) if f.kind == CATEGORICAL
                      else _numeric_column(columns[j], f))
     return obj
+
+
+_PLAIN_NUMBERS = frozenset({float, int})
+
+
+def _plain_number_rows(rows: list[Any], features: Sequence[Feature]) -> np.ndarray | None:
+    """Fast path for the common request: numeric features, rows that are lists of plain ints / floats.
+
+    Same result as the column-by-column path (which handles everything else and every error), in a
+    single numpy call: a one-row request must not pay several numpy calls per feature.
+    """
+    n = len(features)
+    if any(f.kind == CATEGORICAL for f in features):
+        return None
+    if len(rows) == 1:
+        if len(rows[0]) != n or not set(map(type, rows[0])) <= _PLAIN_NUMBERS:
+            return None
+    elif not (all(type(r) is list and len(r) == n for r in rows)
+              and set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_NUMBERS):
+        return None
+    try:
+        return np.array(rows, dtype=np.float64)
+    except OverflowError:  # an int beyond float range: let the slow path name the cell
+        return None
 
 
 def _names(names: list[str], limit: int = 8) -> str:
@@ -1033,10 +1064,11 @@ def _compare(name: str, got: np.ndarray, want: list[Any], tol: float, ptr: str) 
         if numeric:
             d = diff[r] if diff.ndim else diff
             worst = float(np.nanmax(np.where(np.isnan(d), np.inf, d))) if np.size(d) else 0.0
-            msg = (f"{name} of row {r}: expected {_short(_py(w[r]), 80)}, scorer gave {_short(_py(got[r]), 80)} "
-                   f"(differs by {worst:.3g}, tolerance {tol:g})")
+            msg = (f"{name} of row {r}: expected {_short(_py(w[r]), 80)}, "
+                   f"scorer gave {_short(_py(got[r]), 80)} (differs by {worst:.3g}, tolerance {tol:g})")
         else:
-            msg = f"{name} of row {r}: expected {_short(_py(w[r]), 80)}, scorer gave {_short(_py(got[r]), 80)}"
+            msg = (f"{name} of row {r}: expected {_short(_py(w[r]), 80)}, "
+                   f"scorer gave {_short(_py(got[r]), 80)}")
         problems.append((f"{ptr}/{r}", msg))
     if len(bad_rows) > MAX_REPORTED_ROWS:
         problems.append((ptr, f"{name}: {len(bad_rows)} of {got.shape[0]} rows differ "

@@ -16,7 +16,8 @@ EVENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "events"
 
 # Anything that could point boto3 at a real account or another endpoint is removed for the tests.
 _AWS_SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-              "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+              "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+              "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 
 
 @pytest.fixture(autouse=True)

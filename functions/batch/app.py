@@ -71,8 +71,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return summary
     if action == "finalize":
         return batch.finalize(ctx, dict(event["plan"]))
-    version = batch.optional_int(event.get("version"))
-    results = batch.run_scheduled(ctx, model=event.get("model"), version=version)
+    # a Scheduled Event's own "version" is the envelope's ("0"): parameters of a scheduled run go in detail
+    params = dict(event.get("detail") or {}) if event.get("detail-type") == "Scheduled Event" else event
+    version = batch.optional_int(params.get("version"))
+    results = batch.run_scheduled(ctx, model=params.get("model"), version=version)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

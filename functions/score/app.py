@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from modelsync.service.api import ScoringService, build_resolver, check_request_size, error_proxy_response
 from modelsync.service.config import Settings

@@ -82,6 +82,7 @@ class StackNames:
     actual: dict[tuple[str, str], Any] = field(default_factory=dict)
     clients: ClientFactory | None = None
     queue_endpoint: str | None = None
+    disabled: set[str] = field(default_factory=set)  # resources whose Condition is false
 
     @classmethod
     def local(
@@ -109,6 +110,7 @@ class StackNames:
         for lid, res in template.resources.items():
             try:
                 if not probe.resource_enabled(lid):
+                    self.disabled.add(lid)
                     continue
             except tpl.TemplateError:
                 pass
@@ -370,7 +372,7 @@ def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, Funct
     resolver = names.resolver()
     specs: dict[str, FunctionSpec] = {}
     for lid, props in t.functions().items():
-        if lid not in names.names:
+        if lid in names.disabled:
             continue
         code_uri = resolver.resolve(props.get("CodeUri", "."))
         if not isinstance(code_uri, str):
@@ -390,7 +392,8 @@ def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, Funct
             code_dir=(base_dir / code_uri).resolve(),
             handler=str(resolver.resolve(props.get("Handler", "app.lambda_handler"))),
             environment=resolver.function_environment(lid),
-            physical_name=names.names[lid],
+            # a function the deployed stack does not have still runs locally under the local name
+            physical_name=names.names.get(lid) or tpl.physical_name(lid, names.stack_name),
             region=names.region,
             timeout=float(resolver.resolve(props.get("Timeout", 3))),
             memory_mb=int(resolver.resolve(props.get("MemorySize", 128))),

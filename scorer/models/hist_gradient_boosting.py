@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, as_float, register
-from .trees import Categorical, CompiledForest, Tree, compile_forest, expit, load_tree, load_trees, softmax, sum_trees
+from .trees import Categorical, CompiledForest, Tree, compile_forest, expit, load_tree, load_trees, softmax
 
 CLASSIFIER_LOSSES = ("log_loss",)
 REGRESSOR_LOSSES = ("squared_error", "absolute_error", "quantile", "poisson", "gamma")
@@ -133,7 +133,8 @@ class _HistGradientBoosting(Estimator):
                                         f"of column {f}", "category_split", n)
             trees.append(tree)
             values.append(value.reshape(-1, 1))
-        self.forest = compile_forest(trees, values, F, categorical)
+        self.forest = compile_forest(trees, values, F, categorical=categorical, init=self.baseline,
+                                     per_stage=K)
         return self
 
     def _matrix(self, X: np.ndarray) -> np.ndarray:
@@ -151,7 +152,7 @@ class _HistGradientBoosting(Estimator):
         return out
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        return sum_trees(self.forest, self._matrix(X), self.baseline, self.per_stage)[:, :, 0]
+        return self.forest.sums(self._matrix(X))[:, :, 0]
 
 
 @register("hist_gradient_boosting_regressor")

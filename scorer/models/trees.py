@@ -209,18 +209,6 @@ def load_trees(node: dict[str, Any], ctx: LoadContext, key: str = "trees", *,
 
 # -- compiled forests -----------------------------------------------------------------------------
 
-class CompiledForest:
-    """Scores every tree of an ensemble; ``tree_values`` fills ``out[t, r, :]`` with the output of tree
-    ``t``'s leaf for row ``r``. Subclasses choose the layout; ``chunk_rows`` bounds temporaries."""
-
-    n_trees: int
-    n_outputs: int
-    chunk_rows: int
-
-    def tree_values(self, X: np.ndarray, out: np.ndarray) -> None:
-        raise NotImplementedError
-
-
 class Categorical:
     """Categorical input columns (HGB): column -> number of known categories. Inputs in such a column
     are category codes ``0..K-1`` (as floats) or NaN for missing / unknown."""
@@ -229,23 +217,118 @@ class Categorical:
         self.n_categories = dict(n_categories)
 
 
-def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_features: int,
-                   categorical: Categorical | None = None, engine: str | None = None) -> CompiledForest:
-    """Build the faster layout for these trees. ``values[t]`` is ``(n_nodes_t, n_outputs)``."""
-    if engine is None:
-        engine = _choose_engine(trees, n_features, categorical)
-    if engine == "bitvector":
-        return _BitVectorForest(trees, values, n_features, categorical)
-    return _TraversalForest(trees, values, n_features, categorical, heap=None if engine == "traversal" else
-                            engine == "heap")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# float64 values from this magnitude up round to an infinite float32 (the tie rounds away: FLT_MAX is odd)
+FLOAT32_OVERFLOW = (FLOAT32_MAX + 2.0**128) / 2
 
 
-def _choose_engine(trees: Sequence[Tree], n_features: int, categorical: Categorical | None) -> str:
+def float32_equivalent(thr: np.ndarray) -> np.ndarray:
+    """Thresholds ``T`` such that ``x <= T`` equals scikit-learn's ``float32(x) <= thr`` for every float64
+    ``x`` (NaN aside), so float64 inputs never need rounding at predict time.
+
+    ``float32(x) <= thr`` iff ``float32(x) <= t``, ``t`` the largest float32 not above ``thr``; ``x``
+    rounds to at most ``t`` iff it is below the midpoint of ``t`` and the next float32, or exactly on
+    it when the tie goes to ``t`` (round half to even: ``t``'s last mantissa bit is 0).
+    """
+    thr = np.asarray(thr, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        t32 = thr.astype(np.float32)
+        down = t32.astype(np.float64) > thr
+        t32[down] = np.nextafter(t32[down], np.float32(-np.inf))
+        nxt = np.nextafter(t32, np.float32(np.inf)).astype(np.float64)
+    lo = t32.astype(np.float64)
+    nxt[np.isposinf(nxt) & np.isfinite(lo)] = 2.0**128  # past FLT_MAX: the "next" value is 2**128
+    mid = (lo + nxt) / 2  # exact: 25 significant bits
+    even = (t32.view(np.uint32) & 1) == 0
+    out = np.where(even, mid, np.nextafter(mid, -np.inf))
+    out[np.isposinf(lo)] = np.inf
+    out[np.isneginf(lo)] = -FLOAT32_OVERFLOW  # float32(x) == -inf iff x <= -FLOAT32_OVERFLOW
+    return out
+
+
+class CompiledForest:
+    """An ensemble compiled for scoring: ``sums(X)`` returns, per row, the trees' leaf outputs summed in
+    tree order exactly as scikit-learn's loops add them (``out += tree_output``, one tree after the other).
+
+    Trees are stage-major, ``per_stage`` trees per stage, tree ``s * per_stage + k`` adding to column
+    ``k``; ``init`` (``(per_stage, n_outputs)``) is folded into the first stage's leaf values at compile
+    time (``init + leaf`` is the very first addition scikit-learn makes, so this is exact).
+    """
+
+    n_trees: int
+    n_outputs: int
+    per_stage: int
+    chunk_rows: int
+    few_rows: int  # up to this many rows, one call of few numpy ops (the single-row path)
+
+    def sums(self, X: np.ndarray, has_nan: bool | None = None) -> np.ndarray:
+        """``(rows, per_stage, n_outputs)``. ``has_nan``: whether X holds NaN, if the caller knows."""
+        R = X.shape[0]
+        T, G, K = self.n_trees, self.per_stage, self.n_outputs
+        S = T // G
+        if R <= self.few_rows:
+            vals = self._few(X, has_nan)  # (T, R, K)
+            acc = np.add.accumulate(vals.reshape(S, G * R * K), axis=0)[-1] if S > 1 else vals.reshape(G * R * K)
+            return acc.reshape(G, R, K).transpose(1, 0, 2)  # type: ignore[no-any-return]
+        result = np.empty((R, G, K))
+        step = self.chunk_rows
+        for start in range(0, R, step):
+            Xc = X[start:start + step]
+            r = Xc.shape[0]
+            vals = np.empty((S, G, r, K))
+            self._chunk(Xc, vals.reshape(T, r, K), has_nan)
+            acc = vals[0]
+            for s in range(1, S):
+                acc += vals[s]
+            result[start:start + r] = acc.transpose(1, 0, 2)
+        return result
+
+    def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
+        raise NotImplementedError
+
+    def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
+        out = np.empty((self.n_trees, X.shape[0], self.n_outputs))
+        self._chunk(X, out, has_nan)
+        return out
+
+
+def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_features: int, *,
+                   categorical: Categorical | None = None, float32: bool = False,
+                   init: np.ndarray | None = None, per_stage: int = 1, engine: str | None = None) -> CompiledForest:
+    """Build the faster layout for these trees. ``values[t]`` is ``(n_nodes_t, n_outputs)``.
+
+    ``float32``: scikit-learn rounds inputs to float32 before comparing (every tree but HGB's).
+    """
+    engine = engine or FORCE_ENGINE or _choose_engine(trees, n_features)
+    values = list(values)
+    if init is not None:
+        for k in range(per_stage):
+            values[k] = init[k] + values[k]
+    if float32:
+        trees = [_float32_tree(t) for t in trees]
+    if engine == "bitvector" and max(t.n_leaves for t in trees) <= 64:
+        forest: CompiledForest = _BitVectorForest(trees, values, n_features, categorical)
+    else:
+        forest = _TraversalForest(trees, values, n_features, categorical,
+                                  heap=None if engine in ("traversal", "bitvector") else engine == "heap")
+    forest.per_stage = per_stage
+    return forest
+
+
+FORCE_ENGINE: str | None = None  # tests set "bitvector" / "heap" / "explicit" to exercise every layout
+
+
+def _float32_tree(t: Tree) -> Tree:
+    thr = np.where(t.left >= 0, float32_equivalent(t.threshold), t.threshold)
+    return Tree(t.left, t.right, t.feature, thr, t.missing_left, t.levels, t.category_split, t.bitsets)
+
+
+def _choose_engine(trees: Sequence[Tree], n_features: int) -> str:
     max_leaves = max(t.n_leaves for t in trees)
     if max_leaves > 64:
         return "traversal"
     T = len(trees)
-    feats = set()
+    feats: set[int] = set()
     n_thresholds = 0
     for t in trees:
         inner = t.left >= 0
@@ -255,45 +338,54 @@ def _choose_engine(trees: Sequence[Tree], n_features: int, categorical: Categori
     rows = n_thresholds + 2 * len(feats)
     if rows * T * itemsize > _QS_MAX_TABLE_BYTES:
         return "traversal"
-    # nanoseconds per row, measured: gathers ~2.5 ns/element, contiguous row copies ~0.15 ns/byte.
-    qs = len(feats) * T * (0.15 * itemsize + 0.5) + 6.0 * T + 25.0 * len(feats)
-    trav = sum(t.depth for t in trees) * 10.0 + 4.0 * T
+    # nanoseconds per row, measured: element gathers ~2.5 ns, row copies + AND ~0.15 ns/byte + 0.5 ns
+    qs = len(feats) * T * (0.15 * itemsize + 0.5) + 6.0 * T + 40.0 * len(feats)
+    trav = sum(t.depth for t in trees) * 11.0 + 4.0 * T
     return "bitvector" if qs < trav else "traversal"
 
 
 class _TraversalForest(CompiledForest):
     """Level-synchronous traversal of all trees over a (tree x row) lane matrix, trees deepest first so
-    the trees still walking at step ``s`` are a prefix of the lanes (no masking, no early-exit test)."""
+    the trees still walking at step ``s`` are a prefix of the lanes (no masking, no early-exit test).
+
+    Per node: the input column it reads (``feat``; leaves read column 0), its threshold (leaves +inf,
+    so every non-NaN value goes "left", i.e. stays) and whether NaN goes right (``mr``).
+    """
+
+    few_rows = 1
 
     def __init__(self, trees: Sequence[Tree], values: Sequence[np.ndarray], n_features: int,
                  categorical: Categorical | None, heap: bool | None = None) -> None:
         T = len(trees)
         self.n_trees = T
         self.n_outputs = int(values[0].shape[1])
+        self.per_stage = 1
         self.n_features = n_features
         depths = np.array([t.depth for t in trees], dtype=np.int64)
         order = np.argsort(-depths, kind="stable")
-        self.order = order
         self.inverse = np.argsort(order, kind="stable")
         self.active = [int(np.count_nonzero(depths > s)) for s in range(int(depths.max(initial=0)))]
         self.chunk_rows = max(8, min(4096, _TRAVERSAL_LANES // T))
-        slots = int(sum(1 << (int(d) + 1) for d in depths if d <= _HEAP_MAX_DEPTH)) if \
-            depths.max(initial=0) <= _HEAP_MAX_DEPTH else _HEAP_MAX_SLOTS + 1
+        if int(depths.max(initial=0)) <= _HEAP_MAX_DEPTH:
+            slots = int(sum(1 << (int(d) + 1) for d in depths))
+        else:
+            slots = _HEAP_MAX_SLOTS + 1
         if heap is None:
             heap = slots <= _HEAP_MAX_SLOTS and slots <= 8 * sum(t.n_nodes for t in trees) + 64 * T
         self.heap = heap
-        self._virtual: list[tuple[int, np.ndarray, np.ndarray]] = []  # (column, virtual rows, right table)
+        self._virtual: list[tuple[int, np.ndarray, np.ndarray]] = []  # (column, virtual columns, right table)
         vcol = self._virtual_columns(trees, categorical)
         self.n_columns = n_features + self._n_virtual
         if heap:
             self._build_heap(trees, values, order, vcol)
         else:
             self._build_explicit(trees, values, order, vcol)
-        self.featR = self.feat * self.chunk_rows
         rows = self.chunk_rows
+        self.featR = self.feat * rows
         self._ar_full = np.broadcast_to(np.arange(rows, dtype=np.int64), (T, rows)).copy()
         if heap:
             self._nb_full = np.broadcast_to(self.neg_base[:, None], (T, rows)).copy()
+        self._vshift_orig = self.vshift[self.inverse][:, None]
 
     def _virtual_columns(self, trees: Sequence[Tree],
                          categorical: Categorical | None) -> list[np.ndarray | None]:
@@ -317,21 +409,21 @@ class _TraversalForest(CompiledForest):
             for j, n in zip(range(col, col + nodes.size), nodes.tolist(), strict=True):
                 f = int(t.feature[n])
                 k = categorical.n_categories[f]
-                right = np.empty(k + 1, dtype=np.float64)
-                right[:k] = ~bits[int(cs[n]), :k]
-                right[k] = 0.0 if t.missing_left[n] else 1.0
-                per_column.setdefault(f, []).append(np.concatenate([[float(j)], right]))
+                right = np.empty(k + 2, dtype=np.float64)
+                right[0] = j
+                right[1:k + 1] = ~bits[int(cs[n]), :k]
+                right[k + 1] = 0.0 if t.missing_left[n] else 1.0
+                per_column.setdefault(f, []).append(right)
             col += nodes.size
             out.append(vc)
         self._n_virtual = col - self.n_features
         for f, rows in per_column.items():
-            k = categorical.n_categories[f]
             table = np.array(rows)  # (n_splits, 1 + k + 1)
             self._virtual.append((f, table[:, 0].astype(np.int64), np.ascontiguousarray(table[:, 1:])))
-            assert table.shape[1] == k + 2
         return out
 
-    def _split_arrays(self, t: Tree, vc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @staticmethod
+    def _split_arrays(t: Tree, vc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per node: column read, threshold, missing-goes-right (leaves: column 0, +inf, False)."""
         leaf = t.left < 0
         feat = np.where(leaf, 0, t.feature)
@@ -358,6 +450,7 @@ class _TraversalForest(CompiledForest):
         feat = np.zeros(total, dtype=np.int64)
         thr = np.full(total, np.inf)
         mr = np.zeros(total, dtype=bool)
+        left = np.zeros(total, dtype=np.int64)
         vals = np.full((int(sum(vsizes)), K), np.nan)
         for j, i in enumerate(order.tolist()):
             t = trees[i]
@@ -376,13 +469,15 @@ class _TraversalForest(CompiledForest):
             feat[g] = f_t[inner]
             thr[g] = th_t[inner]
             mr[g] = mr_t[inner]
+            slots = np.arange(1, 1 << D)  # every slot above the last level
+            left[bases[j] + slots] = bases[j] + 2 * slots
             leaves = np.flatnonzero(~inner)
             bottom = (pos[leaves] << (D - lev[leaves])) - (1 << D)
             vals[vbases[j] + bottom] = values[i][leaves]
-        self.feat, self.thr, self.mr, self.vals = feat, thr, mr, vals
+        self.feat, self.thr, self.mr, self.left, self.vals = feat, thr, mr, left, vals
         self.roots = bases + 1
         self.neg_base = -bases
-        # value row of a lane that ended at global slot g of sorted tree j: g + shift[j]
+        # value row of a lane that ended at global slot g of sorted tree j: g + vshift[j]
         depths_sorted = np.array([trees[i].depth for i in order], dtype=np.int64)
         self.vshift = vbases - bases - (np.int64(1) << depths_sorted)
 
@@ -420,21 +515,38 @@ class _TraversalForest(CompiledForest):
         r = X.shape[0]
         Xt = np.empty((self.n_columns, width))
         Xt[: self.n_features, :r] = X.T
-        for f, rows, right in self._virtual:
+        for f, cols, right in self._virtual:
             x = X[:, f]
             k = right.shape[1] - 1
             code = np.where(np.isnan(x), k, x).astype(np.int64)
-            Xt[rows, :r] = right[:, code]
+            Xt[cols, :r] = right[:, code]
         return Xt
 
-    def tree_values(self, X: np.ndarray, out: np.ndarray) -> None:
+    def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
+        """One row: lanes are the trees; six numpy calls per level."""
+        x = self._columns(X, 1).ravel() if self._virtual else X.reshape(-1)
+        if has_nan is None:
+            has_nan = bool(np.isnan(x).any())
+        g = self.roots.copy()
+        feat, thr, left = self.feat, self.thr, self.left
+        for n in self.active:
+            gs = g[:n]
+            xv = x.take(feat.take(gs))
+            gr = xv > thr.take(gs)
+            if has_nan:
+                gr |= np.isnan(xv) & self.mr.take(gs)
+            np.take(left, gs, out=gs)
+            gs += gr
+        g += self.vshift
+        return self.vals.take(g, axis=0)[self.inverse].reshape(self.n_trees, 1, self.n_outputs)
+
+    def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         r = X.shape[0]
         T = self.n_trees
         full = r == self.chunk_rows
-        width = 1 if r == 1 else self.chunk_rows
-        flat = self._columns(X, width).ravel()
-        has_nan = bool(np.isnan(X).any())
-        ftab = self.feat if r == 1 else self.featR
+        flat = self._columns(X, self.chunk_rows).ravel()
+        if has_nan is None or has_nan:
+            has_nan = bool(np.isnan(X).any())
         g = np.empty((T, r), dtype=np.int64)
         g[:] = self.roots[:, None]
         fo = np.empty((T, r), dtype=np.int64)
@@ -450,9 +562,8 @@ class _TraversalForest(CompiledForest):
             nb = self._nb_full if full else self.neg_base[:, None]
         for n in self.active:
             gs, fos, xvs, ths, grs = g[:n], fo[:n], xv[:n], th[:n], gr[:n]
-            np.take(ftab, gs, out=fos, mode="clip")
-            if r > 1:
-                np.add(fos, ar[:n] if full else ar, out=fos)
+            np.take(self.featR, gs, out=fos, mode="clip")
+            np.add(fos, ar[:n] if full else ar, out=fos)
             np.take(flat, fos, out=xvs, mode="clip")
             np.take(self.thr, gs, out=ths, mode="clip")
             np.greater(xvs, ths, out=grs)
@@ -470,11 +581,11 @@ class _TraversalForest(CompiledForest):
             np.add(gs, grs, out=gs)
         gv = g[self.inverse] if T > 1 else g
         if heap:
-            gv += self.vshift[self.inverse][:, None]
+            gv += self._vshift_orig
         np.take(self.vals, gv, axis=0, out=out, mode="clip")
 
 
-_LOWBIT_PRIME = {1: 11, 2: 19, 4: 37, 8: 67}  # 2**k mod p is distinct for k < 8 * itemsize
+_LOWBIT_PRIME = {2: 19, 4: 37, 8: 67}  # 2**k mod p is distinct for k < 8 * itemsize
 
 
 class _BitVectorForest(CompiledForest):
@@ -484,27 +595,27 @@ class _BitVectorForest(CompiledForest):
                  categorical: Categorical | None) -> None:
         T = len(trees)
         self.n_trees = T
+        self.per_stage = 1
         K = self.n_outputs = int(values[0].shape[1])
         max_leaves = max(t.n_leaves for t in trees)
-        if max_leaves > 64:
-            raise ValueError("bit-vector layout needs trees of at most 64 leaves")
         itemsize = 1 if max_leaves <= 8 else 2 if max_leaves <= 16 else 4 if max_leaves <= 32 else 8
         wdt = np.dtype(f"u{itemsize}")
         self.wdtype = wdt
         ones = np.array(np.iinfo(wdt).max, dtype=wdt)
         cats = categorical.n_categories if categorical is not None else {}
-        # per feature: thresholds, tree, mask, missing-right; categorical: bitset rows too
+        # per feature: (thresholds or bitsets, tree, mask, missing-goes-right) of its splits
         num: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
         cat: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
         P = _LOWBIT_PRIME[itemsize] if itemsize > 1 else 256
         self.P = P
         vq = np.full((T * P, K), np.nan)
+        ctz8 = _ctz8(np.arange(256))
         for ti, t in enumerate(trees):
-            nl = np.ones(t.n_nodes, dtype=np.int64)
+            nl = np.ones(t.n_nodes, dtype=np.int64)  # leaves under each node
             for nodes in reversed(t.levels):
                 inner = nodes[t.left[nodes] >= 0]
                 nl[inner] = nl[t.left[inner]] + nl[t.right[inner]]
-            lo = np.zeros(t.n_nodes, dtype=np.int64)
+            lo = np.zeros(t.n_nodes, dtype=np.int64)  # in-order number of each subtree's first leaf
             for nodes in t.levels:
                 inner = nodes[t.left[nodes] >= 0]
                 lo[t.left[inner]] = lo[inner]
@@ -512,7 +623,7 @@ class _BitVectorForest(CompiledForest):
             inner = np.flatnonzero(t.left >= 0)
             width = nl[t.left[inner]]
             m64 = (np.uint64(0xFFFFFFFFFFFFFFFF) >> (64 - width).astype(np.uint64)) << lo[inner].astype(np.uint64)
-            masks = (~m64).astype(wdt)  # uint64 -> narrower keeps the low bits
+            masks = (~m64).astype(wdt)  # a false split removes the leaves of its left subtree
             f = t.feature[inner]
             mr = ~t.missing_left[inner]
             tree_id = np.full(inner.size, ti, dtype=np.int64)
@@ -528,20 +639,19 @@ class _BitVectorForest(CompiledForest):
                     cat.setdefault(fv, []).append((t.bitsets[cs[inner[sel]]], tree_id[sel], masks[sel], mr[sel]))
             leaves = np.flatnonzero(t.left < 0)
             bits = lo[leaves]
-            if itemsize == 1:
-                # direct table over all 256 mask values: the exit leaf is the lowest set bit
-                v = np.arange(256)
-                low = np.where(v > 0, _ctz8(v), -1)
+            if itemsize == 1:  # a direct table over the 256 mask values: exit leaf = lowest set bit
                 leaf_of_bit = np.full(8, -1, dtype=np.int64)
                 leaf_of_bit[bits] = leaves
-                ok = low >= 0
-                vq[ti * P + v[ok]] = values[ti][leaf_of_bit[low[ok]]]
+                v = np.arange(1, 256)
+                ok = leaf_of_bit[ctz8[v]] >= 0
+                vq[ti * P + v[ok]] = values[ti][leaf_of_bit[ctz8[v[ok]]]]
             else:
                 res = (np.left_shift(np.ones(bits.size, dtype=np.uint64), bits.astype(np.uint64))
                        % np.uint64(P)).astype(np.int64)
                 vq[ti * P + res] = values[ti][leaves]
         self.vq = vq
-        # per used feature: a block of table rows
+        # per used feature, a block of table rows: numeric features one per rank of x among the
+        # feature's distinct thresholds plus one for NaN; categorical ones one per category plus missing
         self.features: list[int] = sorted(set(num) | set(cat))
         blocks: list[np.ndarray] = []
         self.offsets: list[int] = []
@@ -554,9 +664,8 @@ class _BitVectorForest(CompiledForest):
                 A = np.empty((k + 1, T), dtype=wdt)
                 A[:] = ones
                 for bitsets, tid, masks, mr in cat.get(fv, []):
-                    left = np.unpackbits(bitsets, axis=1, bitorder="little")[:, :k].astype(bool)
-                    goes_right = ~left
-                    rr, cc = np.nonzero(goes_right)
+                    goes_left = np.unpackbits(bitsets, axis=1, bitorder="little")[:, :k].astype(bool)
+                    rr, cc = np.nonzero(~goes_left)
                     np.bitwise_and.at(A, (cc, tid[rr]), masks[rr])
                     np.bitwise_and.at(A, (np.full(int(mr.sum()), k), tid[mr]), masks[mr])
                 self.uniq.append(None)
@@ -580,8 +689,6 @@ class _BitVectorForest(CompiledForest):
             self.offsets.append(row)
             row += A.shape[0]
         self.table = np.concatenate(blocks) if blocks else np.full((1, T), ones, dtype=wdt)
-        if not blocks:  # only single-leaf trees: every row reads the all-ones row
-            self.features = []
         self.n_used = len(self.features)
         self._numeric = [i for i, u in enumerate(self.uniq) if u is not None]
         self._categorical = [i for i, u in enumerate(self.uniq) if u is None]
@@ -591,46 +698,48 @@ class _BitVectorForest(CompiledForest):
         self._num_cols = np.array([self.features[i] for i in self._numeric], dtype=np.int64)
         self._num_off = np.array([self.offsets[i] for i in self._numeric], dtype=np.int64)
         self._num_nan = np.array([self.offsets[i] + self.nan_row[i] for i in self._numeric], dtype=np.int64)
+        self.few_rows = 0
         if nn:
-            us = [self.uniq[i] for i in self._numeric]
-            # all numeric thresholds side by side, for classifying a few rows with one comparison
-            self._all_u = np.concatenate(us)  # type: ignore[arg-type]
-            self._all_col = np.concatenate([np.full(u.size, c) for u, c in  # type: ignore[union-attr]
+            us: list[np.ndarray] = [self.uniq[i] for i in self._numeric]  # type: ignore[misc]
+            sizes = np.array([u.size for u in us], dtype=np.int64)
+            # few rows: compare x with every threshold of its feature plus a +inf sentinel; "not <="
+            # counts the thresholds below x, and for NaN (never <=) all of them plus the sentinel,
+            # which is exactly the NaN row. One comparison, one per-feature count.
+            self._few_u = np.concatenate([np.append(u, np.inf) for u in us])
+            self._few_col = np.concatenate([np.full(u.size + 1, c) for u, c in
                                             zip(us, self._num_cols.tolist(), strict=True)])
-            sizes = np.array([u.size for u in us], dtype=np.int64)  # type: ignore[union-attr]
-            self._all_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-            # padded to a power of two > size with +inf, for a branch-free binary search of all features
+            self._few_starts = np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype(np.int64)
+            self._few_base = self._num_off + sizes + 1  # offset + count(all) - count(<=)
+            self.few_rows = max(1, _QS_COMPARE_ELEMENTS // self._few_u.size)
+            # many rows: padded to a power of two > size with +inf, for a branch-free binary search
             self._P = 1 << int(sizes.max()).bit_length()
             padded = np.full((nn, self._P), np.inf)
             for j, u in enumerate(us):
-                padded[j, : u.size] = u  # type: ignore[union-attr]
+                padded[j, : u.size] = u
             self._padded = padded.ravel()
             self._pad_base = (np.arange(nn, dtype=np.int64) * self._P - 1)[:, None]
-        self._tree_off = (np.arange(T, dtype=np.int64) * P)[:, None]
-        self._tree_off_full = np.broadcast_to(self._tree_off, (T, self.chunk_rows)).copy()
+        self._tree_off = np.arange(T, dtype=np.int64) * P
+        self._tree_off_col = self._tree_off[:, None]
+        self._tree_off_full = np.broadcast_to(self._tree_off_col, (T, self.chunk_rows)).copy()
 
-    def _rows(self, X: np.ndarray) -> np.ndarray:
+    def _ranks(self, X: np.ndarray) -> np.ndarray:
         """Table row per (used feature, row): the feature's offset + the rank of x among its thresholds
-        (how many are < x), or its NaN / missing row."""
+        (how many are < x), or its NaN / missing row. Shape (used features, rows)."""
         r = X.shape[0]
         G = np.empty((self.n_used, r), dtype=np.int64)
         if self._numeric:
             Xn = np.ascontiguousarray(X[:, self._num_cols].T)  # (numeric features, rows)
-            if r * self._all_u.size <= _QS_COMPARE_ELEMENTS:
-                cmp = X[:, self._all_col] > self._all_u
-                ranks = np.add.reduceat(cmp, self._all_starts, axis=1, dtype=np.int64).T
-            else:
-                ranks = np.zeros(Xn.shape, dtype=np.int64)
-                step = self._P >> 1
-                cand = np.empty(Xn.shape, dtype=np.int64)
-                vals = np.empty(Xn.shape)
-                hit = np.empty(Xn.shape, dtype=bool)
-                while step:
-                    np.add(ranks, self._pad_base + step, out=cand)
-                    np.take(self._padded, cand, out=vals, mode="clip")
-                    np.greater(Xn, vals, out=hit)
-                    ranks += hit * step if step > 1 else hit
-                    step >>= 1
+            ranks = np.zeros(Xn.shape, dtype=np.int64)
+            step = self._P >> 1
+            cand = np.empty(Xn.shape, dtype=np.int64)
+            vals = np.empty(Xn.shape)
+            hit = np.empty(Xn.shape, dtype=bool)
+            while step:  # branch-free binary search of every (feature, row) at once
+                np.add(ranks, self._pad_base + step, out=cand)
+                np.take(self._padded, cand, out=vals, mode="clip")
+                np.greater(Xn, vals, out=hit)
+                ranks += hit * step if step > 1 else hit
+                step >>= 1
             ranks += self._num_off[:, None]
             nan = np.isnan(Xn)
             if nan.any():
@@ -641,62 +750,59 @@ class _BitVectorForest(CompiledForest):
             G[i] = np.where(np.isnan(x), self.nan_row[i], x).astype(np.int64) + self.offsets[i]
         return G
 
-    def tree_values(self, X: np.ndarray, out: np.ndarray) -> None:
-        r = X.shape[0]
-        T = self.n_trees
-        if self.n_used:
-            G = self._rows(X)
-            gathered = np.take(self.table, G.ravel(), axis=0, mode="clip").reshape(self.n_used, r, T)
-            v = np.bitwise_and.reduce(gathered, axis=0) if self.n_used > 1 else gathered[0]
-        else:
-            v = np.broadcast_to(self.table[0], (r, T))
+    def _leaf_values(self, v: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """Masks (trees, rows) -> leaf outputs (trees, rows, n_outputs)."""
         if self.P == 256:
-            idx = v.T.astype(np.int64)
+            idx = v.astype(np.int64)
         else:
             low = v & (-v)
             low %= self.wdtype.type(self.P)
-            idx = low.T.astype(np.int64)
-        idx += self._tree_off_full if r == self.chunk_rows else self._tree_off
-        np.take(self.vq, idx, axis=0, out=out, mode="clip")
+            idx = low.astype(np.int64)
+        r = idx.shape[1]
+        idx += self._tree_off_full if r == self.chunk_rows else self._tree_off_col
+        return self.vq.take(idx, axis=0, out=out, mode="clip")
+
+    def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
+        r = X.shape[0]
+        if r == 1 and not self._categorical:
+            x = X.reshape(-1)
+            G = self._few_base - np.add.reduceat(x.take(self._few_col) <= self._few_u, self._few_starts,
+                                                 dtype=np.int64)
+            v = np.bitwise_and.reduce(self.table.take(G, axis=0), axis=0)
+            if self.P == 256:
+                idx = self._tree_off + v
+            else:
+                low = v & (-v)
+                low %= self.wdtype.type(self.P)
+                idx = self._tree_off + low
+            return self.vq.take(idx, axis=0).reshape(self.n_trees, 1, self.n_outputs)  # type: ignore[no-any-return]
+        G = np.empty((r, self.n_used), dtype=np.int64)
+        if self._numeric:
+            below = np.add.reduceat(X[:, self._few_col] <= self._few_u, self._few_starts, axis=1, dtype=np.int64)
+            G[:, self._numeric] = self._few_base - below
+        for i in self._categorical:
+            x = X[:, self.features[i]]
+            G[:, i] = np.where(np.isnan(x), self.nan_row[i], x).astype(np.int64) + self.offsets[i]
+        gathered = self.table.take(G.ravel(), axis=0).reshape(r, self.n_used, self.n_trees)
+        return self._leaf_values(np.bitwise_and.reduce(gathered, axis=1).T, None)
+
+    def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
+        r = X.shape[0]
+        if not self.n_used:
+            v = np.broadcast_to(self.table[0][:, None], (self.n_trees, r))
+        else:
+            G = self._ranks(X)
+            gathered = self.table.take(G.ravel(), axis=0, mode="clip").reshape(self.n_used, r, self.n_trees)
+            v = np.bitwise_and.reduce(gathered, axis=0).T
+        self._leaf_values(v, out)
 
 
 def _ctz8(v: np.ndarray) -> np.ndarray:
-    """Index of the lowest set bit of each value in 1..255."""
+    """Index of the lowest set bit of each value in 1..255 (0 for 0)."""
     out = np.zeros(v.shape, dtype=np.int64)
     for b in range(7, -1, -1):
         out = np.where((v >> b) & 1 == 1, b, out)
     return out
-
-
-def sum_trees(forest: CompiledForest, X: np.ndarray, init: np.ndarray, per_stage: int = 1) -> np.ndarray:
-    """``init + sum over trees`` of the trees' leaf outputs, added in tree order exactly as scikit-learn's
-    loops do (``out += tree_output`` per tree). Trees are stage-major with ``per_stage`` trees per stage,
-    tree ``s * per_stage + k`` adding to column ``k``. ``init`` is ``(per_stage, n_outputs)``.
-    Returns ``(rows, per_stage, n_outputs)``."""
-    R = X.shape[0]
-    T = forest.n_trees
-    K = forest.n_outputs
-    S = T // per_stage
-    result = np.empty((R, per_stage, K))
-    step = forest.chunk_rows
-    for start in range(0, R, step):
-        Xc = X[start:start + step]
-        r = Xc.shape[0]
-        if r * per_stage * K <= _ACCUMULATE_MAX:
-            # few rows: one sequential accumulate beats a Python loop over trees
-            buf = np.empty((S + 1, per_stage, r, K))
-            buf[0] = init[:, None, :]
-            forest.tree_values(Xc, buf[1:].reshape(T, r, K))
-            acc = np.add.accumulate(buf, axis=0)[-1]
-        else:
-            vals = np.empty((S, per_stage, r, K))
-            forest.tree_values(Xc, vals.reshape(T, r, K))
-            acc = np.empty((per_stage, r, K))
-            acc[:] = init[:, None, :]
-            for s in range(S):
-                acc += vals[s]
-        result[start:start + r] = acc.transpose(1, 0, 2)
-    return result
 
 
 # -- input checks ------------------------------------------------------------------------------------
@@ -710,31 +816,32 @@ def check_matrix(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
     return as_float(X, type_name)
 
 
-def float32_input(X: np.ndarray, n_features: int, type_name: str, allow_nan: bool,
-                  allow_inf: bool = False) -> np.ndarray:
-    """scikit-learn's tree input: rounded to float32 (returned as float64 holding float32 values).
+_SAFE_SQUARES = FLOAT32_MAX * FLOAT32_MAX / 4  # a sum of squares below this has no value near overflow
 
-    Like ``check_array(dtype=float32)``, values too large for float32 become infinite and are refused,
-    as is NaN unless the estimator supports missing values (IsolationForest accepts both).
+
+def float32_checks(X: np.ndarray, type_name: str, allow_nan: bool, allow_inf: bool = False) -> bool:
+    """scikit-learn's ``check_array(dtype=float32)``: values that round to an infinite float32 are refused,
+    as is NaN unless the estimator supports missing values. Returns whether X holds NaN.
+
+    One dot product decides the common case (no NaN, nothing near float32's range); only then is the
+    matrix inspected value by value.
     """
-    Xf = check_matrix(X, n_features, type_name)
+    flat = X.reshape(-1)
     with np.errstate(over="ignore", invalid="ignore"):
-        X32 = Xf.astype(np.float32)
-    if not (allow_nan and allow_inf):
-        finite = np.isfinite(X32)
-        if not finite.all():
-            bad = ~finite
-            if allow_nan:
-                bad &= ~np.isnan(X32)
-            if allow_inf:
-                bad &= ~np.isinf(X32)
-            if bad.any():
-                r, c = (int(i) for i in np.argwhere(bad)[0])
-                v = Xf[r, c]
-                what = ("a missing value (NaN)" if np.isnan(v) else "an infinite value" if np.isinf(v)
-                        else f"{v!r}, too large for float32")
-                raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle {what}", row=r)
-    return X32.astype(np.float64)
+        ss = float(np.dot(flat, flat)) if flat.size else 0.0
+    if ss < _SAFE_SQUARES:
+        return False
+    nan = np.isnan(X)
+    bad = (np.abs(np.where(nan, 0.0, X)) >= FLOAT32_OVERFLOW) if not allow_inf else np.zeros(X.shape, bool)
+    if not allow_nan:
+        bad |= nan
+    if bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        v = X[r, c]
+        what = ("a missing value (NaN)" if np.isnan(v) else "an infinite value" if np.isinf(v)
+                else f"{v!r}, too large for float32")
+        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle {what}", row=r)
+    return bool(nan.any())
 
 
 # -- scikit-learn trees and forests ------------------------------------------------------------------
@@ -803,14 +910,14 @@ class _SklearnTrees(Estimator):
             tree, value = load_tree(tnode, tctx, self.n_features_in, value_shape)
             trees.append(tree)
             values.append(value.reshape(value.shape[0], -1))
-        self.forest = compile_forest(trees, values, self.n_features_in)
+        self.forest = compile_forest(trees, values, self.n_features_in, float32=True)
         return self
 
     def _sums(self, X: np.ndarray) -> np.ndarray:
         """Per row, the leaf values summed over trees then divided by their number (forest average)."""
-        Xf = float32_input(X, self.n_features_in, self.type_name, self.allow_nan)
-        K = self.forest.n_outputs
-        total = sum_trees(self.forest, Xf, np.zeros((1, K)))[:, 0, :]
+        Xf = check_matrix(X, self.n_features_in, self.type_name)
+        has_nan = float32_checks(Xf, self.type_name, self.allow_nan)
+        total = self.forest.sums(Xf, has_nan)[:, 0, :]
         if not self.single:
             total /= self.forest.n_trees
         return total
@@ -918,12 +1025,14 @@ class _GradientBoosting(Estimator):
             tree, value = load_tree(tnode, ctx.child("trees", i), self.n_features_in, (), missing=False)
             trees.append(tree)
             values.append((lr * value).reshape(-1, 1))  # scikit-learn adds `scale * value[leaf]`
-        self.forest = compile_forest(trees, values, self.n_features_in)
+        self.forest = compile_forest(trees, values, self.n_features_in, float32=True, init=self.init,
+                                     per_stage=K)
         return self
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        Xf = float32_input(X, self.n_features_in, self.type_name, allow_nan=False)
-        return sum_trees(self.forest, Xf, self.init, self.per_stage)[:, :, 0]
+        Xf = check_matrix(X, self.n_features_in, self.type_name)
+        float32_checks(Xf, self.type_name, allow_nan=False)
+        return self.forest.sums(Xf, False)[:, :, 0]
 
 
 @register("gradient_boosting_regressor")
@@ -994,13 +1103,13 @@ class IsolationForest(Estimator):
             tree, value = load_tree(tnode, ctx.child("trees", i), self.n_features_in, ())
             trees.append(tree)
             values.append(value.reshape(-1, 1))
-        self.forest = compile_forest(trees, values, self.n_features_in)
+        self.forest = compile_forest(trees, values, self.n_features_in, float32=True)
         self.denominator = len(trees) * float(average_path_length(np.array([max_samples]))[0])
         return self
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
-        Xf = float32_input(X, self.n_features_in, self.type_name, allow_nan=True, allow_inf=True)
-        depths = sum_trees(self.forest, Xf, np.zeros((1, 1)))[:, 0, 0]
+        Xf = check_matrix(X, self.n_features_in, self.type_name)
+        depths = self.forest.sums(Xf)[:, 0, 0]
         if self.denominator != 0:
             ratio = depths / self.denominator
         else:

@@ -7,86 +7,19 @@ AWS, urllib to the API. The subprocess runs in its own process group and is alwa
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import FEATURES, REPO, Published, Stack, wait_for
-
-READY_TIMEOUT = 60.0
-
-
-def _terminate(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM the stack's process group (clean shutdown), SIGKILL it if it lingers."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # children, if any, and a process that ignored SIGTERM
-    proc.wait(timeout=5)
+from e2e_support import FEATURES, Published, Stack, launch_stack, wait_for
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    log_path = tmp_path_factory.mktemp("local-stack") / "modelsync-local.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    cmd = [sys.executable, "-m", "modelsync.cli", "local", "--aws-port", "0", "--api-port", "0",
-           "--schedule-every", "2"]
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,
-                                start_new_session=True)
-        try:
-            info = _ready_line(proc, log_path)
-            s = Stack(info, proc, log_path)
-            wait_for("GET /v2/health/ready", lambda: s.http("GET", "/v2/health/ready").status == 200,
-                     timeout=20)
-            yield s
-        finally:
-            _terminate(proc)
-            if os.environ.get("MODELSYNC_E2E_SHOW_LOGS"):
-                sys.stderr.write(log_path.read_text(errors="replace"))
-
-
-def _ready_line(proc: subprocess.Popen[str], log_path: Path) -> dict[str, Any]:
-    """The first JSON line on stdout (the rest of stdout is drained so the process never blocks)."""
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        try:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
-        if line is None:
-            raise RuntimeError("modelsync local did not print its ready line:\n"
-                               + log_path.read_text(errors="replace")[-5000:])
-        if line.strip().startswith("{"):
-            info = json.loads(line)
-            if isinstance(info, dict) and "api" in info:
-                return info
-            raise RuntimeError(f"stdout carried something before the ready line: {line!r}")
+    """The stack most e2e tests share (one per test session, i.e. per xdist worker)."""
+    with launch_stack(tmp_path_factory.mktemp("local-stack") / "modelsync-local.log") as s:
+        yield s
 
 
 # -- models -----------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ The handler records every event it gets under ``seen/`` in the bucket.
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,6 +75,7 @@ Resources:
             Stream: !GetAtt Table.StreamArn
             StartingPosition: TRIM_HORIZON
             BatchSize: 5
+            MaximumBatchingWindowInSeconds: 2
             MaximumRetryAttempts: 1
             FunctionResponseTypes: [ReportBatchItemFailures]
             DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Dlq.Arn}}
@@ -261,7 +262,64 @@ def test_api_proxy_event(mech: LocalStack) -> None:
 
 
 def test_invoke_in_process(mech: LocalStack) -> None:
-    result = mech.invoke("RecordFunction", {"Records": [{"eventSource": "aws:sqs", "messageId": "m",
-                                                          "body": "bad"}]})
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m"}]}
-    assert base64.b64decode(base64.b64encode(b"x")) == b"x"
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": "bad"}]}
+    assert mech.invoke("RecordFunction", event) == {"batchItemFailures": [{"itemIdentifier": "m"}]}
+    assert mech.invoke("fn", event) == mech.invoke("modelsync-record", event)  # folder / physical name
+
+
+CFN_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  BucketName: {Type: String}
+Resources:
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: !Ref BucketName}
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Topic: {Type: AWS::SNS::Topic}
+  Dlq: {Type: AWS::SQS::Queue}
+  Work: {Type: AWS::SQS::Queue}
+"""
+
+
+def test_invoke_with_stack_name_resolves_physical_names(mech: LocalStack, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``modelsync invoke --stack-name``: names from CloudFormation (here moto's, as CI has no account)."""
+    from modelsync.cli import main
+
+    cfn = mech.boto3_client("cloudformation")
+    cfn.create_stack(StackName="deployed", TemplateBody=CFN_TEMPLATE,
+                     Parameters=[{"ParameterKey": "BucketName", "ParameterValue": "deployed-bucket"}])
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                for r in cfn.describe_stack_resources(StackName="deployed")["StackResources"]}
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "x"}]}))
+    capsys.readouterr()
+    rc = main(["invoke", "RecordFunction", "--template", str(mech.template_path), "-e", str(event),
+               "--endpoint-url", mech.endpoint, "--stack-name", "deployed"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out) == {"batchItemFailures": []}
+    s3 = mech.boto3_client("s3")
+    (obj,) = s3.list_objects_v2(Bucket="deployed-bucket", Prefix="seen/sqs/")["Contents"]
+    seen = json.loads(s3.get_object(Bucket="deployed-bucket", Key=obj["Key"])["Body"].read())
+    assert seen["role"] == "recorder"
+    # the environment the handler got names the stack's resources, not the local ones
+    from modelsync import template as tpl
+    from modelsync.local.resources import StackNames, function_specs
+
+    names = StackNames.from_cloudformation(tpl.load(mech.template_path), "deployed", region=mech.region,
+                                           clients=mech.boto3_client)
+    spec = function_specs(names, mech.template_path.parent)["RecordFunction"]
+    assert spec.environment["BUCKET"] == "deployed-bucket"
+    assert spec.environment["TABLE"] == physical["Table"] != mech.ref("Table")
+    assert spec.environment["TOPIC"] == physical["Topic"]
+    stream = spec.events["Stream"]["Properties"]["Stream"]
+    assert stream == mech.boto3_client("dynamodb").describe_table(TableName=physical["Table"])["Table"][
+        "LatestStreamArn"]
+    assert spec.events["Queue"]["Properties"]["Queue"].endswith(":" + physical["Work"].rsplit("/", 1)[-1])

@@ -189,7 +189,8 @@ def test_batch_scoring(stack: Stack, published: Published, iris_model: Any) -> N
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(ROWS)
     assert [float(r[f]) for f in FEATURES for r in rows[:1]] == ROWS[0]
-    assert [int(float(r["predict"])) for r in rows] == iris_model.predict(_frame(ROWS)).tolist()
+    assert [int(float(r["prediction"])) for r in rows] == iris_model.predict(_frame(ROWS)).tolist()
+    assert {"proba_0", "proba_1", "proba_2"} <= set(rows[0])
 
 
 def _invoke(stack: Stack, function: str, event_file: str) -> Any:
@@ -208,6 +209,3 @@ def test_invoke_against_the_local_stack(stack: Stack, published: Published, iris
     instances = json.loads(event["body"])["instances"]
     rows = [r if isinstance(r, list) else [r[f] for f in FEATURES] for r in instances]
     assert json.loads(result["body"])["predictions"] == iris_model.predict(_frame(rows)).tolist()
-    # the functions/ folder name works too, and the Scheduled Event sample runs the batch scan
-    batch = _invoke(stack, "batch", "events/batch_scheduled.json")
-    assert "results" in batch

@@ -1,7 +1,8 @@
 """Integration fixtures: the stack built from template.yaml inside moto, handlers loaded from their files.
 
-Nothing here restates a resource name, key schema or environment variable: :func:`modelsync.template.provision`
-creates what the template declares, and each handler gets the environment the template gives it.
+Nothing here restates a resource name, key schema or environment variable:
+:func:`modelsync.template.provision` creates what the template declares, and each handler gets the
+environment the template gives it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from types import ModuleType
 from typing import Any
 
 import boto3
-from botocore.config import Config
 import numpy as np
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from modelsync import template as tpl
@@ -136,7 +137,8 @@ class Aws:
     def subscribe_queue(self) -> str:
         """A test queue subscribed to the model events topic (to read what Notify sent)."""
         url = self.sqs.create_queue(QueueName="test-model-events-sink")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        arn = attrs["QueueArn"]
         self.sns.subscribe(TopicArn=self.ref("ModelEventsTopic"), Protocol="sqs", Endpoint=arn)
         return str(url)
 
@@ -149,7 +151,8 @@ class Aws:
             for m in msgs:
                 envelope = json.loads(m["Body"])
                 out.append({"message": json.loads(envelope["Message"]),
-                            "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}})
+                            "attributes": {k: v["Value"]
+                                           for k, v in envelope.get("MessageAttributes", {}).items()}})
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     def registry_items(self) -> list[dict[str, Any]]:
@@ -201,8 +204,8 @@ def aws(_moto: tuple[Any, dict[str, Any]]) -> Iterator[Aws]:
     mock, clients = _moto
     mock.reset()
     stack = tpl.provision(TEMPLATE, clients.__getitem__, region=REGION)
-    yield Aws(stack, clients["s3"], clients["dynamodb"], clients["sns"], clients["sqs"], clients["stepfunctions"],
-              clients["dynamodbstreams"])
+    yield Aws(stack, clients["s3"], clients["dynamodb"], clients["sns"], clients["sqs"],
+              clients["stepfunctions"], clients["dynamodbstreams"])
 
 
 @pytest.fixture(scope="package")
@@ -325,7 +328,8 @@ class Api:
 
 
 @pytest.fixture
-def api(handler: Callable[[str], ModuleType], events: Callable[[str], dict[str, Any]], lambda_context: Any) -> Api:
+def api(handler: Callable[[str], ModuleType], events: Callable[[str], dict[str, Any]],
+        lambda_context: Any) -> Api:
     return Api(handler("ScoreFunction"), events, lambda_context)
 
 

@@ -49,8 +49,8 @@ def test_csv_with_bad_rows_scores_the_good_ones(aws, publish, batch_app, models,
     (result,) = out["results"]
     assert result["status"] == "scored" and (result["rows"], result["scored"], result["errors"]) == (4, 2, 2)
     scored = _read_csv(aws, "batch/output/iris/day1.v1.csv")
-    assert list(scored[0]) == ["id", "sepal_length", "sepal_width", "petal_length", "petal_width", "prediction",
-                               "proba_setosa", "proba_versicolor", "proba_virginica"]
+    assert list(scored[0]) == ["id", "sepal_length", "sepal_width", "petal_length", "petal_width",
+                               "prediction", "proba_setosa", "proba_versicolor", "proba_virginica"]
     model = scorer.load_model(models.iris)
     good = [ROWS[0], ROWS[2]]
     assert [r["id"] for r in scored] == ["r0", "r2"]
@@ -61,14 +61,15 @@ def test_csv_with_bad_rows_scores_the_good_ones(aws, publish, batch_app, models,
     assert [e["line"] for e in errors] == [3, 5]
     assert "petal_length" in errors[0]["reason"] and "expected 5 fields" in errors[1]["reason"]
     manifest = aws.get_json("batch/output/iris/day1.v1.manifest.json")
-    assert manifest["version"] == 1 and (manifest["rows"], manifest["scored"], manifest["errors"]) == (4, 2, 2)
+    assert manifest["version"] == 1
+    assert (manifest["rows"], manifest["scored"], manifest["errors"]) == (4, 2, 2)
     assert manifest["sha256"] == models.iris["sha256"] and manifest["seconds"] >= 0
 
 
 def test_jsonl_with_bad_rows(aws, publish, batch_app, models, lambda_context):
     publish("fruit", models.fruit)
     lines = [{"id": 1, "size": 0.3, "color": "red"}, "{broken", {"id": 3, "size": 1.5},
-             {"id": 4, "size": None, "color": "green"}, {"id": 5, "size": "big", "color": "blue"}]
+             {"id": 4, "size": 0.9, "color": None}, {"id": 5, "size": "big", "color": "blue"}]
     body = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
     aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/fruit/basket.jsonl", Body=body.encode())
     out = batch_app.lambda_handler({"action": "run", "model": "fruit"}, lambda_context)
@@ -76,7 +77,7 @@ def test_jsonl_with_bad_rows(aws, publish, batch_app, models, lambda_context):
     rows = _read_jsonl(aws, "batch/output/fruit/basket.v1.jsonl")
     assert [r["id"] for r in rows] == [1, 4]
     model = scorer.load_model(models.fruit)
-    want = model.predict({"size": [0.3, float("nan")], "color": ["red", "green"]})
+    want = model.predict({"size": [0.3, 0.9], "color": ["red", None]})
     assert [r["prediction"] for r in rows] == want.tolist()
     assert set(rows[0]["probabilities"]) == {"sour", "sweet"}
     errors = _read_jsonl(aws, "batch/output/fruit/basket.v1.errors.jsonl")
@@ -130,7 +131,8 @@ def test_missing_feature_column_fails_the_input_only(aws, publish, batch_app, mo
 def test_large_input_is_handed_to_the_state_machine(aws, publish, batch_app, models, lambda_context,
                                                     monkeypatch):
     publish("iris", models.iris)
-    monkeypatch.setattr(batch_app, "SETTINGS", dataclasses.replace(batch_app.SETTINGS, max_batch_file_bytes=64))
+    small = dataclasses.replace(batch_app.SETTINGS, max_batch_file_bytes=64)
+    monkeypatch.setattr(batch_app, "SETTINGS", small)
     aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/big.csv", Body=_csv_body(ROWS * 5))
     out = batch_app.lambda_handler({"action": "run"}, lambda_context)
     again = batch_app.lambda_handler({"action": "run"}, lambda_context)  # same execution name: started once
@@ -163,7 +165,8 @@ def test_state_machine_path_plan_chunks_finalize(aws, publish, batch_app, models
     scored = _read_csv(aws, "batch/output/iris/2024-06-01-large.v1.csv")
     good = [r for i, r in enumerate(rows) if i not in (7, 30)]
     assert [r["prediction"] for r in scored] == scorer.load_model(models.iris).predict(good).tolist()
-    assert [e["line"] for e in _read_jsonl(aws, "batch/output/iris/2024-06-01-large.v1.errors.jsonl")] == [9, 32]
+    errors = _read_jsonl(aws, "batch/output/iris/2024-06-01-large.v1.errors.jsonl")
+    assert [e["line"] for e in errors] == [9, 32]
     assert aws.get_json("batch/output/iris/2024-06-01-large.v1.manifest.json")["chunks"] == 3
     # AND a plan for an input already scored is skipped (the Choice state ends the execution)
     assert batch_app.lambda_handler(events("batch_plan"), lambda_context)["skipped"] is True

@@ -34,7 +34,8 @@ def test_good_upload_publishes_v1_and_moves_latest(aws, handler, events, models,
     assert obj["Metadata"]["sha256"] == models.iris["sha256"]
     items = aws.registry_items()
     (version,) = _kinds(items, "version")
-    assert version["version"] == 1 and version["sha256"] == models.iris["sha256"] and version["size"] == len(raw)
+    assert version["version"] == 1 and version["sha256"] == models.iris["sha256"]
+    assert version["size"] == len(raw)
     assert version["document_key"] == "models/iris/1.json" and version["format_version"] == "1.0"
     assert version["model_type"] == "logistic_regression"
     assert [f["name"] for f in version["features"]] == ["sepal_length", "sepal_width", "petal_length",
@@ -147,7 +148,8 @@ def test_interleaved_reservations_retry_on_a_stale_counter(aws, models, monkeypa
     assert registry.reserve_version("iris", "b") == 2 and real("iris") == 2
 
 
-def test_document_over_the_size_cap_is_rejected_unread(aws, handler, events, models, lambda_context, monkeypatch):
+def test_document_over_the_size_cap_is_rejected_unread(aws, handler, events, models, lambda_context,
+                                                       monkeypatch):
     # GIVEN a size cap smaller than the document
     app = handler("PublishFunction")
     monkeypatch.setattr(app, "SETTINGS", app.SETTINGS.__class__(**{**app.SETTINGS.__dict__,
@@ -216,7 +218,7 @@ def test_invalid_json_and_bad_keys_are_rejected(aws, handler, events, lambda_con
 
 
 def test_sample_event_names_the_layout(events):
-    # The sample event is the shape `sam local invoke PublishFunction -e events/publish_good_upload.json` uses.
+    # The sample event: `sam local invoke PublishFunction -e events/publish_good_upload.json`.
     obj = events("publish_good_upload")["Records"][0]["s3"]
     assert obj["bucket"]["name"] == "modelsync-models"
     assert layout.model_of_upload(obj["object"]["key"]) == "iris"

@@ -1,4 +1,4 @@
-"""Score: the REST API driven with API Gateway proxy events (Open Inference Protocol, plain JSON, registry)."""
+"""Score: the REST API driven with API Gateway proxy events (V2 protocol, plain JSON, registry)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import scorer
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+FLAT = [v for row in IRIS_ROWS for v in row]
 
 
 def _error(body: dict) -> tuple[str, str]:
@@ -91,15 +92,17 @@ def test_v2_infer_with_one_matrix_tensor(api, publish, models, events):
 def test_v2_flat_data_requested_outputs_and_versioned_routes(api, publish, models):
     publish("iris", models.iris)
     publish("iris", models.iris_v2)
-    tensor = {"name": "x", "shape": [3, 4], "datatype": "FP32", "data": sum(IRIS_ROWS, [])}
+    tensor = {"name": "x", "shape": [3, 4], "datatype": "FP32", "data": FLAT}
     status, _, body = api("POST", "/v2/models/iris/versions/1/infer",
                           body={"inputs": [tensor], "outputs": [{"name": "predict"}]})
-    assert status == 200 and body["model_version"] == "1" and [o["name"] for o in body["outputs"]] == ["predict"]
+    assert status == 200 and body["model_version"] == "1"
+    assert [o["name"] for o in body["outputs"]] == ["predict"]
     expected = scorer.load_model(models.iris).predict(np.array(IRIS_ROWS, dtype=np.float32).astype(float))
     assert body["outputs"][0]["data"] == expected.tolist()
     status, _, meta = api("GET", "/v2/models/iris")
     assert status == 200 and meta["versions"] == ["1", "2"] and meta["platform"] == "modelsync_sklearn"
-    assert [i["name"] for i in meta["inputs"]] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert [i["name"] for i in meta["inputs"]] == ["sepal_length", "sepal_width", "petal_length",
+                                                   "petal_width"]
     assert {o["name"]: o["shape"] for o in meta["outputs"]} == {"predict": [-1], "predict_proba": [-1, 3]}
     status, _, meta1 = api("GET", "/v2/models/iris/versions/1")
     assert status == 200 and meta1["versions"] == ["1"]
@@ -160,7 +163,7 @@ def test_limits_are_413(api, publish, models, monkeypatch):
     status, _, body = api("POST", "/models/iris/predict", body={"instances": IRIS_ROWS})
     assert status == 413 and "3 rows" in _error(body)[1]
     status, _, body = api("POST", "/v2/models/iris/infer", body={"inputs": [
-        {"name": "x", "shape": [3, 4], "datatype": "FP64", "data": sum(IRIS_ROWS, [])}]})
+        {"name": "x", "shape": [3, 4], "datatype": "FP64", "data": FLAT}]})
     assert status == 413
     status, _, body = api("POST", "/models/iris/predict", body={"instances": [IRIS_ROWS[0]] * 200})
     assert status == 413 and _error(body)[0] == "payload_too_large" and "bytes" in _error(body)[1]
@@ -188,7 +191,8 @@ def test_plain_predict_by_version_alias_and_latest(api, publish, models, events)
     assert default["probabilities"][0] == dict(zip(["setosa", "versicolor", "virginica"], proba[0].tolist(),
                                                    strict=True))
     # rows as lists work too
-    as_lists = api("POST", "/models/iris/predict", body={"instances": IRIS_ROWS}, query={"alias": "stable"})[2]
+    as_lists = api("POST", "/models/iris/predict", body={"instances": IRIS_ROWS},
+                   query={"alias": "stable"})[2]
     assert as_lists["predictions"] == by_alias["predictions"]
     # the sample event (alias=latest) works as is
     resp = api.app.lambda_handler(events("score_plain_predict"), api.context)
@@ -197,7 +201,7 @@ def test_plain_predict_by_version_alias_and_latest(api, publish, models, events)
     assert api("POST", "/models/iris/predict", body={"instances": rows}, query={"alias": "nope"})[0] == 404
     status, _, body = api("POST", "/models/iris/predict", body={"instances": rows},
                           query={"version": "1", "alias": "stable"})
-    assert status == 400
+    assert status == 400 and "either version or alias" in _error(body)[1]
 
 
 def test_regressor_has_no_probabilities(api, publish, models):
@@ -210,7 +214,8 @@ def test_regressor_has_no_probabilities(api, publish, models):
     assert status == 200 and [o["name"] for o in body["outputs"]] == ["predict"]
     assert body["outputs"][0]["datatype"] == "FP64"
     status, _, body = api("POST", "/v2/models/lin/infer", body={"inputs": [
-        {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}], "outputs": [{"name": "predict_proba"}]})
+        {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}],
+        "outputs": [{"name": "predict_proba"}]})
     assert status == 400 and "predict_proba" in _error(body)[1]
 
 
@@ -268,7 +273,8 @@ def test_manifest_etag_and_304(aws, api, publish, models, events):
     assert resp["statusCode"] == 200
     # AND once latest moves, the old ETag no longer matches
     publish("iris", models.iris_v2)
-    status, headers3, manifest2 = api("GET", "/models/iris/manifest", headers={"If-None-Match": headers["etag"]})
+    status, headers3, manifest2 = api("GET", "/models/iris/manifest",
+                                      headers={"If-None-Match": headers["etag"]})
     assert status == 200 and manifest2["version"] == 2 and headers3["etag"] != headers["etag"]
     by_version = api("GET", "/models/iris/manifest", query={"version": "1"})
     assert by_version[0] == 200 and by_version[2]["alias"] is None and by_version[2]["revision"] == 0
@@ -289,10 +295,12 @@ def test_alias_put_with_if_match(api, publish, models):
     status, headers, body = api("PUT", "/models/iris/aliases/prod", body={"version": 1})
     assert (status, body["revision"], headers["etag"]) == (200, 1, '"1"')
     # a stale If-Match is refused
-    status, _, body = api("PUT", "/models/iris/aliases/prod", body={"version": 2}, headers={"If-Match": '"0"'})
+    status, _, body = api("PUT", "/models/iris/aliases/prod", body={"version": 2},
+                          headers={"If-Match": '"0"'})
     assert status == 412 and _error(body)[0] == "precondition_failed"
     # the current revision moves it
-    status, _, body = api("PUT", "/models/iris/aliases/prod", body={"version": 2}, headers={"If-Match": '"1"'})
+    status, _, body = api("PUT", "/models/iris/aliases/prod", body={"version": 2},
+                          headers={"If-Match": '"1"'})
     assert status == 200 and (body["version"], body["revision"]) == (2, 2)
     # rolling latest back is an alias move too
     status, _, body = api("PUT", "/models/iris/aliases/latest", body={"version": 1})

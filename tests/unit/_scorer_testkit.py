@@ -31,8 +31,14 @@ class Affine(Estimator):
         self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
         self.coef = ctx.array(node, "coef", "float64", ndim=1, shape=(self.n_features_in,))
         self.intercept = ctx.number(node, "intercept")
-        self.categorical = ctx.array(node, "categorical", "bool", ndim=1, shape=(self.n_features_in,),
-                                     default=np.zeros(self.n_features_in, dtype=bool))
+        self.categorical = ctx.array(
+            node,
+            "categorical",
+            "bool",
+            ndim=1,
+            shape=(self.n_features_in,),
+            default=np.zeros(self.n_features_in, dtype=bool),
+        )
         if "classes" in node:
             self.classes = ctx.labels(node, "classes")
         if node.get("boom"):
@@ -49,7 +55,7 @@ class Affine(Estimator):
         score = num @ self.coef[~cat] + self.intercept
         for j in np.flatnonzero(cat):
             score = score + np.array([-1.0 if v is None else float(len(str(v))) for v in X[:, j]])
-        return score  # type: ignore[no-any-return]
+        return score
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         score = self._score(X)
@@ -57,14 +63,14 @@ class Affine(Estimator):
             return score
         with np.errstate(all="ignore"):
             idx = np.mod(np.nan_to_num(np.round(score)).astype(np.int64), len(self.classes))
-        return self.classes[idx]  # type: ignore[no-any-return]
+        return self.classes[idx]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.classes is None:
             raise scorer.MethodNotSupported("regressor")
         with np.errstate(all="ignore"):
             idx = np.mod(np.nan_to_num(np.round(self._score(X))).astype(np.int64), len(self.classes))
-        return np.eye(len(self.classes))[idx]  # type: ignore[no-any-return]
+        return np.eye(len(self.classes))[idx]
 
     def supports(self, method: str) -> bool:
         if method == "predict_proba":
@@ -87,18 +93,31 @@ def affine_fixture() -> Iterator[None]:
     uninstall()
 
 
-def make_doc(coef: Any = (1.0, -2.0, 0.5), intercept: float = 0.25, classes: list[Any] | None = None,
-             categorical: list[int] | None = None, compact: bool = True, rows: list[list[Any]] | None = None,
-             name: str = "affine") -> dict[str, Any]:
+def make_doc(
+    coef: Any = (1.0, -2.0, 0.5),
+    intercept: float = 0.25,
+    classes: list[Any] | None = None,
+    categorical: list[int] | None = None,
+    compact: bool = True,
+    rows: list[list[Any]] | None = None,
+    name: str = "affine",
+) -> dict[str, Any]:
     """A complete, valid document (test vectors computed with the scorer itself, sha256 set)."""
     coef = list(coef)
     n = len(coef)
     cat = set(categorical or [])
-    features = [{"name": f"f{i}", "type": "categorical", "categories": ["a", "bb"]} if i in cat
-                else {"name": f"f{i}", "type": "numeric"} for i in range(n)]
-    node: dict[str, Any] = {"type": TYPE, "n_features_in": n,
-                            "coef": encode_array(np.array(coef, dtype=np.float64), compact=compact),
-                            "intercept": intercept}
+    features = [
+        {"name": f"f{i}", "type": "categorical", "categories": ["a", "bb"]}
+        if i in cat
+        else {"name": f"f{i}", "type": "numeric"}
+        for i in range(n)
+    ]
+    node: dict[str, Any] = {
+        "type": TYPE,
+        "n_features_in": n,
+        "coef": encode_array(np.array(coef, dtype=np.float64), compact=compact),
+        "intercept": intercept,
+    }
     if cat:
         node["categorical"] = [i in cat for i in range(n)]
     output: dict[str, Any] = {"task": "regression", "methods": ["predict"]}
@@ -107,12 +126,19 @@ def make_doc(coef: Any = (1.0, -2.0, 0.5), intercept: float = 0.25, classes: lis
         output = {"task": "classification", "methods": ["predict", "predict_proba"], "classes": classes}
     if rows is None:
         rng = np.random.RandomState(0)
-        rows = [[("a" if r % 2 else "bb") if i in cat else round(float(v), 3) for i, v in enumerate(vals)]
-                for r, vals in enumerate(rng.uniform(-3, 3, size=(6, n)))]
+        rows = [
+            [("a" if r % 2 else "bb") if i in cat else round(float(v), 3) for i, v in enumerate(vals)]
+            for r, vals in enumerate(rng.uniform(-3, 3, size=(6, n)))
+        ]
     doc: dict[str, Any] = {
         "format_version": scorer.FORMAT_VERSION,
-        "metadata": {"name": name, "description": "test", "created": "2024-05-01T12:00:00Z",
-                     "producer": {"name": "tests", "version": "0"}, "sklearn_version": "1.9.1"},
+        "metadata": {
+            "name": name,
+            "description": "test",
+            "created": "2024-05-01T12:00:00Z",
+            "producer": {"name": "tests", "version": "0"},
+            "sklearn_version": "1.9.1",
+        },
         "input": {"features": features},
         "output": output,
         "estimator": node,
@@ -121,7 +147,9 @@ def make_doc(coef: Any = (1.0, -2.0, 0.5), intercept: float = 0.25, classes: lis
     model = scorer.load_model(doc)
     for m in output["methods"]:
         values = np.asarray(getattr(model, m)(rows))
-        doc["test_vectors"]["outputs"][m] = [None if isinstance(v, float) and v != v else v for v in values.tolist()]
+        doc["test_vectors"]["outputs"][m] = [
+            None if isinstance(v, float) and v != v else v for v in values.tolist()
+        ]
     doc["sha256"] = scorer.content_sha256(doc)
     return doc
 

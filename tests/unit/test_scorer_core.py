@@ -6,18 +6,18 @@ import base64
 import copy
 import hashlib
 import json
+import pathlib
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import _scorer_testkit as kit
 import numpy as np
 import pytest
 
 import scorer
 from scorer import InvalidInput, InvalidModel, LoadContext, MethodNotSupported, decode_array, encode_array
 from scorer._model import _es_number, canonical_bytes, to_matrix
-
-import _scorer_testkit as kit
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,17 +29,24 @@ def ctx() -> LoadContext:
     return LoadContext("/estimator/x")
 
 
-def block(arr: np.ndarray, array_dtype: str, array_encoding: str = "base64", **override: Any) -> dict[str, Any]:
+def block(
+    arr: np.ndarray, array_dtype: str, array_encoding: str = "base64", **override: Any
+) -> dict[str, Any]:
     raw = np.ascontiguousarray(arr).tobytes()
     if array_encoding == "base64-zlib":
         raw = zlib.compress(raw)
-    out = {"encoding": array_encoding, "dtype": array_dtype, "shape": list(arr.shape),
-           "data": base64.b64encode(raw).decode()}
+    out = {
+        "encoding": array_encoding,
+        "dtype": array_dtype,
+        "shape": list(arr.shape),
+        "data": base64.b64encode(raw).decode(),
+    }
     out.update(override)
     return out
 
 
 # -- arrays -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", list(scorer.ARRAY_DTYPES))
 @pytest.mark.parametrize("mode", ["plain", "base64", "base64-zlib"])
@@ -71,18 +78,21 @@ def test_plain_lists_cannot_hold_nan_or_huge_ints_so_encode_falls_back_to_a_bloc
         encode_array(np.array(["a"]))
 
 
-@pytest.mark.parametrize("value, dtype, message", [
-    ([1.0, "2"], "float64", "found a string"),
-    ([1.0, True], "float64", "found a boolean"),
-    ([1, 2.5], "int64", "non-integer"),
-    ([1, 0], "bool", "expected booleans"),
-    ([[1.0, 2.0], [3.0]], "float64", "not a rectangular array"),
-    ([[1.0], 2.0], "float64", "mixes lists and values"),
-    ([70000], "int16", "out of range"),
-    ([[[[[[[[[1.0]]]]]]]]], "float64", "more than 8 dimensions"),
-    ([None], "float64", "null"),
-    ("abc", "float64", "expected an array"),
-])
+@pytest.mark.parametrize(
+    "value, dtype, message",
+    [
+        ([1.0, "2"], "float64", "found a string"),
+        ([1.0, True], "float64", "found a boolean"),
+        ([1, 2.5], "int64", "non-integer"),
+        ([1, 0], "bool", "expected booleans"),
+        ([[1.0, 2.0], [3.0]], "float64", "not a rectangular array"),
+        ([[1.0], 2.0], "float64", "mixes lists and values"),
+        ([70000], "int16", "out of range"),
+        ([[[[[[[[[1.0]]]]]]]]], "float64", "more than 8 dimensions"),
+        ([None], "float64", "null"),
+        ("abc", "float64", "expected an array"),
+    ],
+)
 def test_plain_list_problems(value: Any, dtype: str, message: str) -> None:
     with pytest.raises(InvalidModel, match=message) as info:
         decode_array(value, ctx(), dtype=dtype)
@@ -106,31 +116,39 @@ def test_non_finite_values_are_refused_unless_allowed() -> None:
     assert np.isinf(decode_array(b, ctx(), finite=False)[1])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: block(np.zeros(3), "float64", shape=[4]), "base64 characters"),
-    (lambda: block(np.zeros(3), "float64", data="AAAA" * 6), "not valid base64|base64 characters"),
-    (lambda: block(np.zeros(3), "float64", data="!!!!" * 8), "not valid base64"),
-    (lambda: block(np.zeros(3), "float64", dtype="float16"), "dtype must be one of"),
-    (lambda: block(np.zeros(3), "float64", dtype=["float64"]), "dtype must be one of"),
-    (lambda: block(np.zeros(3), "float64", encoding="hex"), "encoding must be one of"),
-    (lambda: block(np.zeros(3), "float64", shape=[-1]), "non-negative integers"),
-    (lambda: block(np.zeros(3), "float64", shape=[3.0]), "non-negative integers"),
-    (lambda: block(np.zeros(3), "float64", extra=1), "unknown keys"),
-    (lambda: {"encoding": "base64", "dtype": "float64", "shape": [1]}, "needs data"),
-    (lambda: block(np.zeros(3), "float64", "base64-zlib", shape=[2]), "does not match its shape"),
-    (lambda: {**block(np.zeros(3), "float64", "base64-zlib"),
-              "data": base64.b64encode(zlib.compress(np.zeros(3).tobytes()) + b"junk").decode()},
-     "does not match its shape"),
-    (lambda: block(np.array([0, 2], dtype=np.uint8), "bool"), "bytes 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: block(np.zeros(3), "float64", shape=[4]), "base64 characters"),
+        (lambda: block(np.zeros(3), "float64", data="AAAA" * 6), "not valid base64|base64 characters"),
+        (lambda: block(np.zeros(3), "float64", data="!!!!" * 8), "not valid base64"),
+        (lambda: block(np.zeros(3), "float64", dtype="float16"), "dtype must be one of"),
+        (lambda: block(np.zeros(3), "float64", dtype=["float64"]), "dtype must be one of"),
+        (lambda: block(np.zeros(3), "float64", encoding="hex"), "encoding must be one of"),
+        (lambda: block(np.zeros(3), "float64", shape=[-1]), "non-negative integers"),
+        (lambda: block(np.zeros(3), "float64", shape=[3.0]), "non-negative integers"),
+        (lambda: block(np.zeros(3), "float64", extra=1), "unknown keys"),
+        (lambda: {"encoding": "base64", "dtype": "float64", "shape": [1]}, "needs data"),
+        (lambda: block(np.zeros(3), "float64", "base64-zlib", shape=[2]), "does not match its shape"),
+        (
+            lambda: {
+                **block(np.zeros(3), "float64", "base64-zlib"),
+                "data": base64.b64encode(zlib.compress(np.zeros(3).tobytes()) + b"junk").decode(),
+            },
+            "does not match its shape",
+        ),
+        (lambda: block(np.array([0, 2], dtype=np.uint8), "bool"), "bytes 0 and 1"),
+    ],
+)
 def test_block_problems(make: Any, message: str) -> None:
     with pytest.raises(InvalidModel, match=message):
         decode_array(make(), ctx())
 
 
 def test_block_conversions_only_when_lossless() -> None:
-    np.testing.assert_array_equal(decode_array(block(np.array([1, 2], dtype=np.int16), "int16"), ctx()),
-                                  [1.0, 2.0])
+    np.testing.assert_array_equal(
+        decode_array(block(np.array([1, 2], dtype=np.int16), "int16"), ctx()), [1.0, 2.0]
+    )
     assert decode_array(block(np.array([0.5, 2.0]), "float64"), ctx(), dtype="float32").dtype == np.float32
     with pytest.raises(InvalidModel, match="do not fit float32 exactly"):
         decode_array(block(np.array([0.1]), "float64"), ctx(), dtype="float32")
@@ -150,6 +168,7 @@ def test_the_decoding_budget_is_shared_by_a_whole_document(monkeypatch: pytest.M
 
 
 # -- field access -----------------------------------------------------------------------------------
+
 
 def test_field_access_is_typed_and_points_at_the_field() -> None:
     c = ctx()
@@ -199,35 +218,67 @@ def test_a_crashing_implementation_becomes_invalid_model_at_its_node() -> None:
 
 # -- canonical bytes --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, text", [
-    (0.0, "0"), (-0.0, "0"), (1.0, "1"), (-1.5, "-1.5"), (123.0, "123"), (0.1, "0.1"), (1 / 3, "0.3333333333333333"),
-    (1e-6, "0.000001"), (1e-7, "1e-7"), (1.5e-10, "1.5e-10"), (1e16, "10000000000000000"),
-    (1.5e16, "15000000000000000"), (1e20, "100000000000000000000"), (1e21, "1e+21"), (2.0**60, "1152921504606847000"),
-    (5e-324, "5e-324"), (1.7976931348623157e308, "1.7976931348623157e308".replace("e", "e+")),
-    (2**53, "9007199254740992"), (-(2**53), "-9007199254740992"), (7, "7"),
-])
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0.0, "0"),
+        (-0.0, "0"),
+        (1.0, "1"),
+        (-1.5, "-1.5"),
+        (123.0, "123"),
+        (0.1, "0.1"),
+        (1 / 3, "0.3333333333333333"),
+        (1e-6, "0.000001"),
+        (1e-7, "1e-7"),
+        (1.5e-10, "1.5e-10"),
+        (1e16, "10000000000000000"),
+        (1.5e16, "15000000000000000"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),
+        (2.0**60, "1152921504606847000"),
+        (5e-324, "5e-324"),
+        (1.7976931348623157e308, "1.7976931348623157e308".replace("e", "e+")),
+        (2**53, "9007199254740992"),
+        (-(2**53), "-9007199254740992"),
+        (7, "7"),
+    ],
+)
 def test_numbers_are_written_as_ecmascript_writes_doubles(value: float, text: str) -> None:
     assert _es_number(value) == text
     assert canonical_bytes({"v": [value, value]}) == f'{{"v":[{text},{text}]}}'.encode()
 
 
 def test_canonical_bytes_follow_rfc_8785() -> None:
-    doc = {"b": [1.0, "x\n\u00e9\u2028"], "a": {"\U0001f600": 1, "\ue000": 2}, "sha256": "ignored", "c": None,
-           "d": True}
+    doc = {
+        "b": [1.0, "x\n\u00e9\u2028"],
+        "a": {"\U0001f600": 1, "\ue000": 2},
+        "sha256": "ignored",
+        "c": None,
+        "d": True,
+    }
     assert canonical_bytes(doc) == (
-        '{"a":{"\U0001f600":1,"\ue000":2},"b":[1,"x\\n\u00e9\u2028"],"c":null,"d":true}'.encode())
+        '{"a":{"\U0001f600":1,"\ue000":2},"b":[1,"x\\n\u00e9\u2028"],"c":null,"d":true}'.encode()
+    )
     shuffled = json.loads(json.dumps(dict(reversed(list(doc.items())))))
     assert scorer.content_sha256(shuffled) == scorer.content_sha256(doc)
     assert scorer.content_sha256(doc) == hashlib.sha256(canonical_bytes(doc)).hexdigest()
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"v": 2**53 + 1}, "beyond"),
-    ({"v": [float("nan")]}, "NaN"),
-    ({"v": "\ud800"}, "not valid Unicode"),
-    ({"v": {1: 2}}, "keys must be strings"),
-    ({"v": object()}, "not a JSON value"),
-])
+def test_numpy_floats_are_written_as_numbers() -> None:
+    assert canonical_bytes({"a": np.float64(1.5), "b": [np.float64(2.0), 1.0]}) == b'{"a":1.5,"b":[2,1]}'
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"v": 2**53 + 1}, "beyond"),
+        ({"v": [float("nan")]}, "NaN"),
+        ({"v": "\ud800"}, "not valid Unicode"),
+        ({"v": {1: 2}}, "keys must be strings"),
+        ({"v": object()}, "not a JSON value"),
+    ],
+)
 def test_values_without_a_canonical_form(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidModel, match=message):
         canonical_bytes(doc)
@@ -235,7 +286,7 @@ def test_values_without_a_canonical_form(doc: dict[str, Any], message: str) -> N
 
 # -- the input layer --------------------------------------------------------------------------------
 
-ROWS = [[1.0, 2.0, 3.0], [4.0, None, 6.0], [0.5, -1.0, 0.0]]
+ROWS: list[list[Any]] = [[1.0, 2.0, 3.0], [4.0, None, 6.0], [0.5, -1.0, 0.0]]
 EXPECTED = np.array([1.0 - 4.0 + 1.5 + 0.25, np.nan, 0.5 + 2.0 + 0.25])
 
 
@@ -257,8 +308,21 @@ def _forms() -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("form", ["array", "object array", "list of rows", "tuples", "generator", "records",
-                                  "columns", "numpy columns", "dataframe", "nullable dataframe"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "array",
+        "object array",
+        "list of rows",
+        "tuples",
+        "generator",
+        "records",
+        "columns",
+        "numpy columns",
+        "dataframe",
+        "nullable dataframe",
+    ],
+)
 def test_every_input_form_gives_the_same_predictions(form: str) -> None:
     model = scorer.load_model(kit.make_doc())
     got = model.predict(_forms()[form])
@@ -284,25 +348,29 @@ def test_categorical_inputs_keep_strings_and_map_missing_to_none() -> None:
     assert to_matrix([[1, "a"]], features)[0].tolist() == [1.0, "a"]
 
 
-@pytest.mark.parametrize("X, message, row, feature", [
-    ([[1, 2]], "row 0: expected 3 values", 0, None),
-    ([[1, 2, 3], [1, 2, "x"]], "row 1, feature 'f2': expected a number, got 'x'", 1, "f2"),
-    ([[1, 2, 3], [1, [2], 3]], "row 1, feature 'f1': expected a number", 1, "f1"),
-    ([[1, 2, 3], "abc"], "row 1: expected a list of 3 values", 1, None),
-    ([{"f0": 1, "f1": 2, "f2": 3}, {"f0": 1, "f1": 2}], "row 1: missing feature 'f2'", 1, "f2"),
-    ([{"f0": 1, "f1": 2, "f2": 3, "zz": 4}], "row 0: unknown feature 'zz'", 0, "zz"),
-    ({"f0": [1], "f1": [2]}, "missing feature 'f2'", None, "f2"),
-    ({"f0": [1], "f1": [2], "f2": [3], "f3": [4]}, "unknown feature 'f3'", None, "f3"),
-    ({"f0": [1, 2], "f1": [2], "f2": [3]}, "columns have different lengths", None, None),
-    ({"f0": [1], "f1": 2, "f2": [3]}, "feature 'f1': expected a list of values", None, "f1"),
-    (np.zeros(3), "expected a 2-D array", None, None),
-    (np.zeros((2, 4)), "expected 3 columns", None, None),
-    (np.array([["1", "2", "3"]]), "row 0, feature 'f0': expected a number, got '1'", 0, "f0"),
-    ("f0,f1,f2", "expected a 2-D array, a list of rows", None, None),
-    ([[1, 2, 3 + 4j]], "row 0, feature 'f2'", 0, "f2"),
-])
-def test_input_errors_name_the_row_and_the_feature(X: Any, message: str, row: int | None,
-                                                   feature: str | None) -> None:
+@pytest.mark.parametrize(
+    "X, message, row, feature",
+    [
+        ([[1, 2]], "row 0: expected 3 values", 0, None),
+        ([[1, 2, 3], [1, 2, "x"]], "row 1, feature 'f2': expected a number, got 'x'", 1, "f2"),
+        ([[1, 2, 3], [1, [2], 3]], "row 1, feature 'f1': expected a number", 1, "f1"),
+        ([[1, 2, 3], "abc"], "row 1: expected a list of 3 values", 1, None),
+        ([{"f0": 1, "f1": 2, "f2": 3}, {"f0": 1, "f1": 2}], "row 1: missing feature 'f2'", 1, "f2"),
+        ([{"f0": 1, "f1": 2, "f2": 3, "zz": 4}], "row 0: unknown feature 'zz'", 0, "zz"),
+        ({"f0": [1], "f1": [2]}, "missing feature 'f2'", None, "f2"),
+        ({"f0": [1], "f1": [2], "f2": [3], "f3": [4]}, "unknown feature 'f3'", None, "f3"),
+        ({"f0": [1, 2], "f1": [2], "f2": [3]}, "columns have different lengths", None, None),
+        ({"f0": [1], "f1": 2, "f2": [3]}, "feature 'f1': expected a list of values", None, "f1"),
+        (np.zeros(3), "expected a 2-D array", None, None),
+        (np.zeros((2, 4)), "expected 3 columns", None, None),
+        (np.array([["1", "2", "3"]]), "row 0, feature 'f0': expected a number, got '1'", 0, "f0"),
+        ("f0,f1,f2", "expected a 2-D array, a list of rows", None, None),
+        ([[1, 2, 3 + 4j]], "row 0, feature 'f2'", 0, "f2"),
+    ],
+)
+def test_input_errors_name_the_row_and_the_feature(
+    X: Any, message: str, row: int | None, feature: str | None
+) -> None:
     model = scorer.load_model(kit.make_doc())
     with pytest.raises(InvalidInput, match=message.replace("(", "\\(").replace("[", "\\[")) as info:
         model.predict(X)
@@ -317,6 +385,7 @@ def test_empty_input_gives_empty_output() -> None:
 
 
 # -- Model ------------------------------------------------------------------------------------------
+
 
 def test_model_api() -> None:
     model = scorer.load_model(kit.make_doc(classes=["no", "yes"]))
@@ -369,8 +438,19 @@ def test_verify_sha256_on_load() -> None:
         scorer.load_model(doc, verify_sha256=True)
 
 
-@pytest.mark.parametrize("version, ok", [("1.0", True), ("1.7", True), ("2.0", False), ("0.9", False),
-                                         ("1", False), ("1.0.0", False), (1.0, False), ("v1.0", False)])
+@pytest.mark.parametrize(
+    "version, ok",
+    [
+        ("1.0", True),
+        ("1.7", True),
+        ("2.0", False),
+        ("0.9", False),
+        ("1", False),
+        ("1.0.0", False),
+        (1.0, False),
+        ("v1.0", False),
+    ],
+)
 def test_format_versions(version: Any, ok: bool) -> None:
     doc = kit.resign({**kit.make_doc(), "format_version": version})
     if ok:
@@ -382,6 +462,7 @@ def test_format_versions(version: Any, ok: bool) -> None:
 
 
 # -- validation -------------------------------------------------------------------------------------
+
 
 def test_validate_model_collects_every_problem_at_once() -> None:
     doc = kit.make_doc(classes=["no", "yes"])
@@ -397,8 +478,14 @@ def test_validate_model_collects_every_problem_at_once() -> None:
     with pytest.raises(InvalidModel) as info:
         scorer.validate_model(doc)
     pointers = [p for p, _ in info.value.problems]
-    for expected in ["/metadata/name", "/metadata/created", "/metadata/producer", "/output/methods/2",
-                     "/output/classes", "/input/features/0/categories"]:
+    for expected in [
+        "/metadata/name",
+        "/metadata/created",
+        "/metadata/producer",
+        "/output/methods/2",
+        "/output/classes",
+        "/input/features/0/categories",
+    ]:
         assert expected in pointers, (expected, info.value.problems)
 
 
@@ -452,10 +539,33 @@ def test_test_vector_structure_problems() -> None:
 def test_every_declared_method_needs_test_vectors() -> None:
     doc = kit.make_doc(classes=["no", "yes"])
     del doc["test_vectors"]["outputs"]["predict_proba"]
-    with pytest.raises(InvalidModel, match="every method in output.methods needs test vector outputs"):
+    with pytest.raises(InvalidModel, match=r"every method in output\.methods needs test vector outputs"):
         scorer.validate_model(kit.resign(doc))
 
 
 def test_supported_types_and_schema_are_exposed() -> None:
     assert "test_affine" in scorer.supported_types()
     assert scorer.load_schema()["$schema"].endswith("2020-12/schema")
+
+
+# -- the specification's examples -------------------------------------------------------------------
+
+SPEC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "model-format.md"
+
+
+def test_the_worked_example_of_the_specification_validates() -> None:
+    if "linear_regression" not in scorer.REGISTRY:
+        pytest.skip("the linear family is not registered")
+    text = SPEC.read_text(encoding="utf-8")
+    block = text.split("<!-- worked-example -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    model = scorer.validate_model(block)
+    assert model.predict([[2.0, 30.0]]).tolist() == [144.5718901453958]
+    canonical = scorer.canonical_bytes(json.loads(block)).decode()
+    assert canonical in text, "the canonical bytes shown in the specification are out of date"
+
+
+def test_the_canonical_bytes_example_of_the_specification() -> None:
+    text = SPEC.read_text(encoding="utf-8")
+    doc = {"b": [1.0, 0.5, 1e-7, 1e21], "a": "é\n"}
+    assert "`" + canonical_bytes(doc).decode().replace("\n", "\\n") + "`" in text
+    assert scorer.content_sha256(doc) in text

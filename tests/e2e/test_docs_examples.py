@@ -1,0 +1,76 @@
+"""Every ``sh`` block of docs/local-stack.md's "Try it" and ``modelsync invoke`` sections, run as written.
+
+The blocks run in order in one bash session (so ``$queue_url`` and files carry over), against the session's
+stack, with the default ports replaced by that stack's, ``modelsync``/``python`` by this interpreter.
+A ``# expect: TEXT`` line in a block means its output must contain TEXT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from e2e_support import REPO, Stack
+
+pytestmark = pytest.mark.e2e
+
+DOC = REPO / "docs" / "local-stack.md"
+SECTIONS = ("## Try it", "## `modelsync invoke`")
+
+
+def doc_blocks() -> list[str]:
+    text = DOC.read_text(encoding="utf-8")
+    blocks: list[str] = []
+    for section in re.split(r"(?m)^(?=## )", text):
+        if section.startswith(SECTIONS):
+            blocks += re.findall(r"(?ms)^```sh\n(.*?)^```", section)
+    return blocks
+
+
+def _localise(block: str, stack: Stack) -> str:
+    out = block.replace("http://127.0.0.1:4566", stack.endpoint).replace("http://127.0.0.1:3000", stack.api)
+    out = re.sub(r"(?m)^modelsync ", f"'{sys.executable}' -m modelsync.cli ", out)
+    return re.sub(r"(?m)^python ", f"'{sys.executable}' ", out)
+
+
+def test_doc_has_the_examples() -> None:
+    joined = "\n".join(doc_blocks())
+    for needle in ("aws --endpoint-url", "s3 cp", "/v2/models/iris/infer", "/models/iris/predict",
+                   "If-None-Match", "modelsync invoke", "sns subscribe"):
+        assert needle in joined, needle
+
+
+def test_docs_examples(stack: Stack, tmp_path: Path) -> None:
+    if shutil.which("aws") is None:
+        pytest.skip("the AWS CLI is not installed (pip install awscli)")
+    (tmp_path / "events").symlink_to(REPO / "events")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    shell = subprocess.Popen(["bash", "--noprofile", "--norc"], cwd=tmp_path, env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert shell.stdin is not None and shell.stdout is not None
+    try:
+        shell.stdin.write("set -euo pipefail\n")
+        for i, block in enumerate(doc_blocks()):
+            marker = f"__block_{i}_done__"
+            shell.stdin.write(f"{_localise(block, stack)}\necho; echo {marker}\n")
+            shell.stdin.flush()
+            output = []
+            for line in shell.stdout:
+                if line.strip() == marker:
+                    break
+                output.append(line)
+            else:
+                pytest.fail(f"block {i} failed:\n{block}\noutput:\n{''.join(output)[-3000:]}")
+            text = "".join(output)
+            for expected in re.findall(r"(?m)^# expect: (.*)$", block):
+                assert expected in text, f"block {i}: {expected!r} not in output:\n{text[-3000:]}\n{block}"
+    finally:
+        shell.stdin.close()
+        shell.kill()
+        shell.wait()

@@ -1,0 +1,161 @@
+"""modelsync.template: the CloudFormation-aware reader, and what template.yaml promises."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from modelsync import template as tpl
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+T = tpl.load(ROOT / "template.yaml")
+
+
+def test_short_form_tags_become_long_form():
+    doc = tpl.loads("""
+A: !Ref X
+B: !GetAtt Res.Arn
+C: !Sub "arn:${AWS::Partition}:s3:::${Bucket}/*"
+D: !If [Cond, !Ref Y, !Ref AWS::NoValue]
+E: !Join [",", [a, !Select [0, !Split ["-", "x-y"]]]]
+F: !Equals [!Ref P, v]
+G: !GetAtt [Res, StreamArn]
+""")
+    assert doc["A"] == {"Ref": "X"}
+    assert doc["B"] == {"Fn::GetAtt": ["Res", "Arn"]}
+    assert doc["C"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/*"}
+    assert doc["D"] == {"Fn::If": ["Cond", {"Ref": "Y"}, {"Ref": "AWS::NoValue"}]}
+    assert doc["E"]["Fn::Join"][1][1] == {"Fn::Select": [0, {"Fn::Split": ["-", "x-y"]}]}
+    assert doc["G"] == {"Fn::GetAtt": ["Res", "StreamArn"]}
+
+
+def test_resolver_evaluates_intrinsics_and_conditions():
+    t = tpl.Template(tpl.loads("""
+Parameters:
+  Mode: {Type: String, Default: A}
+  Names: {Type: CommaDelimitedList, Default: "x,y"}
+Conditions:
+  IsA: !Equals [!Ref Mode, A]
+  NotA: !Not [!Condition IsA]
+Resources:
+  Bucket: {Type: AWS::S3::Bucket}
+"""))
+    r = tpl.Resolver(t, refs={"Bucket": "b1"}, attrs={("Bucket", "Arn"): "arn:aws:s3:::b1"})
+    value = {"k": tpl.loads("v: !If [IsA, !Sub '${Bucket}-${AWS::Region}', other]")["v"],
+             "gone": {"Fn::If": ["IsA", {"Ref": "AWS::NoValue"}, 1]},
+             "list": [{"Fn::If": ["NotA", 1, {"Ref": "AWS::NoValue"}]}, 2],
+             "join": {"Fn::Join": ["/", {"Ref": "Names"}]},
+             "sub": {"Fn::Sub": ["${X}:${Bucket.Arn}:${!Literal}", {"X": {"Ref": "AWS::AccountId"}}]}}
+    assert r.resolve(value) == {"k": "b1-us-east-1", "list": [2], "join": "x/y",
+                                "sub": "123456789012:arn:aws:s3:::b1:${Literal}"}
+    assert tpl.Resolver(t, parameters={"Mode": "B"}).condition("NotA") is True
+    with pytest.raises(tpl.TemplateError):
+        r.resolve({"Ref": "Missing"})
+
+
+def test_globals_merge_into_functions():
+    env = T.function_environment("PublishFunction")
+    assert env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}  # the function's own
+    assert env["REGISTRY_TABLE"] == {"Ref": "RegistryTable"}  # from Globals
+    props = T.properties("ScoreFunction")
+    assert props["Runtime"] == "python3.11" and props["Architectures"] == ["arm64"]
+    assert props["Tracing"] == "Active" and props["Layers"] == [{"Ref": "ScorerLayer"}]
+
+
+def test_physical_names_fit_the_sample_events():
+    assert tpl.physical_name("ModelsBucket") == "modelsync-models"
+    assert tpl.physical_name("RegistryTable") == "modelsync-registry"
+    assert tpl.physical_name("NotifyDeadLetterQueue") == "modelsync-notify-dead-letter"
+    assert tpl.declared_name(T, "ModelsBucket") == "modelsync-models"  # the parameter's default
+
+
+def test_every_function_environment_resolves():
+    refs = {lid: tpl.physical_name(lid) for lid in T.resources}
+    r = tpl.Resolver(T, refs=refs)
+    for lid in T.functions():
+        env = r.function_environment(lid)
+        assert all(isinstance(v, str) and v for v in env.values()), (lid, env)
+        assert {"MODELS_BUCKET", "REGISTRY_TABLE", "EVENTS_TOPIC_ARN", "POWERTOOLS_SERVICE_NAME",
+                "MAX_UPLOAD_BYTES", "MAX_ROWS_PER_REQUEST", "MAX_REQUEST_BYTES",
+                "MAX_BATCH_FILE_BYTES"} <= set(env)
+
+
+def test_publish_is_wired_to_incoming_uploads():
+    (event,) = T.function_events("PublishFunction", "S3").values()
+    assert event["Properties"]["Bucket"] == {"Ref": "ModelsBucket"}
+    assert tpl.s3_event_rules(event) == {"prefix": "incoming/"}
+
+
+def test_notify_stream_settings():
+    (event,) = T.function_events("NotifyFunction", "DynamoDB").values()
+    p = event["Properties"]
+    assert p["StartingPosition"] == "LATEST" and p["BisectBatchOnFunctionError"] is True
+    assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and 0 < p["MaximumRetryAttempts"] <= 10
+    destination = p["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]}
+
+
+def test_registry_table_and_bucket_settings():
+    table = T.resource("RegistryTable")["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert {k["AttributeName"] for k in table["KeySchema"]} == {"pk", "sk"}
+    bucket = T.resource("ModelsBucket")["Properties"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    (stmt,) = T.resource("ModelsBucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert stmt["Effect"] == "Deny" and stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _policy_actions(policies: list) -> list[tuple[str, object]]:
+    out = []
+    for p in policies:
+        if isinstance(p, dict) and "Statement" in p:
+            for s in p["Statement"]:
+                for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]):
+                    out.append((a, s["Resource"]))
+        elif isinstance(p, dict):
+            (name, args), = p.items()
+            out.append((name, args))
+    return out
+
+
+def test_no_function_can_delete_from_the_registry():
+    registry_refs = ({"Ref": "RegistryTable"}, {"Fn::GetAtt": ["RegistryTable", "Arn"]})
+    for lid, props in T.functions().items():
+        for action, resource in _policy_actions(props.get("Policies", [])):
+            on_registry = resource in registry_refs or resource == {"TableName": {"Ref": "RegistryTable"}}
+            assert not (on_registry and (action in ("DynamoDBCrudPolicy", "dynamodb:*")
+                                         or action == "dynamodb:DeleteItem")), (lid, action)
+
+
+def test_auth_mode_conditions():
+    auth = T.resource("ScoreApi")["Properties"]["Auth"]
+    for mode, expected in (("IAM", {"DefaultAuthorizer": "AWS_IAM"}),
+                           ("API_KEY", {"ApiKeyRequired": True}),
+                           ("COGNITO", {"DefaultAuthorizer": "CognitoAuthorizer"})):
+        r = tpl.Resolver(T, refs={}, attrs=lambda lid, a: f"arn:{lid}:{a}", parameters={"AuthMode": mode})
+        resolved = r.resolve(auth)
+        assert expected.items() <= resolved.items(), (mode, resolved)
+        assert r.resource_enabled("ScoreUserPool") is (mode == "COGNITO")
+    # health routes are open in every mode, alias writes always IAM
+    events = T.function_events("ScoreFunction", "Api")
+    for mode in ("IAM", "API_KEY", "COGNITO"):
+        r = tpl.Resolver(T, parameters={"AuthMode": mode})
+        for name, ev in events.items():
+            a = r.resolve(ev["Properties"].get("Auth"))
+            if name.startswith("Health"):
+                assert a in ({"Authorizer": "NONE"}, {"ApiKeyRequired": False})
+            elif ev["Properties"]["Method"] in ("PUT", "DELETE"):
+                assert a["Authorizer"] == "AWS_IAM"
+
+
+def test_state_machine_definition_uses_the_batch_function():
+    r = tpl.Resolver(T, attrs={("BatchFunction", "Arn"): "arn:fn"})
+    definition = tpl.state_machine_definition(r, T.properties("BatchStateMachine"))
+    text = json.dumps(definition)
+    assert "${" not in text and text.count("arn:fn") == 3
+    assert definition["States"]["ScoreChunks"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
