@@ -16,7 +16,6 @@ import fnmatch
 import json
 import logging
 import threading
-import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
@@ -357,21 +356,7 @@ class ApiServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop that never ran
+            self._server.shutdown()
+            self._thread.join(timeout=5)
         self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def wait_ready(url: str, timeout: float = 10.0) -> None:
-    """Block until ``url`` answers (used by callers that start the server themselves)."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

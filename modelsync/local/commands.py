@@ -98,7 +98,12 @@ def run_local(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stack.start()
+        try:
+            stack.start()
+        except OSError as exc:
+            log.error("cannot start the local stack: %s (is the port in use? --aws-port 0 / --api-port 0 "
+                      "pick free ones)", exc)
+            return 1
         real_stdout.write(json.dumps(stack.ready_info()) + "\n")
         real_stdout.flush()
         if stack.runtime is not None:

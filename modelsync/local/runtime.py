@@ -262,7 +262,7 @@ class Runtime:
             path, attr = fn.handler_file()
             if not path.is_file():
                 raise FileNotFoundError(f"{fn.logical_id}: handler file {path} not found")
-            module_name = f"modelsync_local_functions.{fn.logical_id}.{path.stem}"
+            module_name = f"modelsync_local_fn_{fn.logical_id}_{path.stem}"
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot import {path}")

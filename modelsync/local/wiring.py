@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -144,8 +145,6 @@ class S3Source(Poller):
 
     def _version_id(self, record: dict[str, Any]) -> str | None:
         bucket = record["s3"]["bucket"]["name"]
-        import urllib.parse
-
         key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])
         etag = str(record["s3"]["object"].get("eTag", "")).strip('"')
         try:

@@ -528,15 +528,14 @@ class _TraversalForest(CompiledForest):
         if has_nan is None:
             has_nan = bool(np.isnan(x).any())
         g = self.roots.copy()
-        feat, thr, left = self.feat, self.thr, self.left
+        feat, thr, left, mr = self.feat, self.thr, self.left, self.mr
         for n in self.active:
             gs = g[:n]
-            xv = x.take(feat.take(gs))
-            gr = xv > thr.take(gs)
+            xv = x[feat[gs]]
             if has_nan:
-                gr |= np.isnan(xv) & self.mr.take(gs)
-            np.take(left, gs, out=gs)
-            gs += gr
+                g[:n] = left[gs] + ((xv > thr[gs]) | (np.isnan(xv) & mr[gs]))
+            else:
+                g[:n] = left[gs] + (xv > thr[gs])
         g += self.vshift
         return self.vals.take(g, axis=0)[self.inverse].reshape(self.n_trees, 1, self.n_outputs)
 
@@ -766,9 +765,9 @@ class _BitVectorForest(CompiledForest):
         r = X.shape[0]
         if r == 1 and not self._categorical:
             x = X.reshape(-1)
-            G = self._few_base - np.add.reduceat(x.take(self._few_col) <= self._few_u, self._few_starts,
+            G = self._few_base - np.add.reduceat(x[self._few_col] <= self._few_u, self._few_starts,
                                                  dtype=np.int64)
-            v = np.bitwise_and.reduce(self.table.take(G, axis=0), axis=0)
+            v = np.bitwise_and.reduce(self.table.take(G, axis=0), 0)
             if self.P == 256:
                 idx = self._tree_off + v
             else:
@@ -827,8 +826,7 @@ def float32_checks(X: np.ndarray, type_name: str, allow_nan: bool, allow_inf: bo
     matrix inspected value by value.
     """
     flat = X.reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        ss = float(np.dot(flat, flat)) if flat.size else 0.0
+    ss = float(np.dot(flat, flat)) if flat.size else 0.0  # BLAS: no floating-point warnings
     if ss < _SAFE_SQUARES:
         return False
     nan = np.isnan(X)

@@ -138,13 +138,21 @@ def test_interleaved_reservations_retry_on_a_stale_counter(aws, models, monkeypa
     for name in ("a", "b"):
         registry.claim_upload("iris", name, {})
     real = registry.read_counter
+    reads: list[int] = []
     stale = iter([0, 0])
-    monkeypatch.setattr(registry, "read_counter", lambda model: next(stale, None) or real(model))
+
+    def read_counter(model: str) -> int:
+        value = next(stale, None)
+        reads.append(real(model) if value is None else value)
+        return reads[-1]
+
+    monkeypatch.setattr(registry, "read_counter", read_counter)
     # WHEN both reserve
     va = registry.reserve_version("iris", "a")
     vb = registry.reserve_version("iris", "b")  # its first conditional write fails, it re-reads and retries
     # THEN distinct consecutive numbers; a repeat of either returns its own number
     assert (va, vb) == (1, 2)
+    assert reads == [0, 0, 1]  # b's stale read lost the conditional write, its re-read saw 1
     assert registry.reserve_version("iris", "b") == 2 and real("iris") == 2
 
 
@@ -224,3 +232,13 @@ def test_sample_event_names_the_layout(events):
     assert layout.model_of_upload(obj["object"]["key"]) == "iris"
     bad = events("publish_bad_upload")["Records"][0]["s3"]["object"]["key"]
     assert layout.model_of_upload(layout.decode_event_key(bad)) == "iris"
+
+
+def test_require_approval_leaves_latest_alone(aws, handler, events, models, lambda_context, monkeypatch):
+    import dataclasses
+
+    app = handler("PublishFunction")
+    monkeypatch.setattr(app, "SETTINGS", dataclasses.replace(app.SETTINGS, require_approval=True))
+    result = app.lambda_handler(aws.put_upload(events, "iris", models.iris), lambda_context)["results"][0]
+    assert result["status"] == "published" and result["version"] == 1 and not result["latest_moved"]
+    assert not _kinds(aws.registry_items(), "alias")
