@@ -50,7 +50,7 @@ BITSET_BYTES = 32  # categorical splits: one bit per category code, 256 codes
 _HEAP_MAX_SLOTS = 1 << 22  # complete-binary layout for all trees together, in nodes
 _HEAP_MAX_DEPTH = 22
 _QS_MAX_TABLE_BYTES = 48 << 20
-_TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
+_TRAVERSAL_LANES = 65536  # trees x rows per traversal chunk
 _QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer chunk
 _QS_COMPARE_ELEMENTS = 1 << 15
 _ACCUMULATE_MAX = 64  # rows x outputs below which np.add.accumulate sums the trees  # below this (rows x thresholds), classify by comparing all thresholds
@@ -246,6 +246,30 @@ def float32_equivalent(thr: np.ndarray) -> np.ndarray:
     return out
 
 
+def float32_floor(thr: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each threshold (``float32(x) <= thr`` iff ``float32(x) <= floor``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t32 = np.asarray(thr, dtype=np.float64).astype(np.float32)
+        down = t32.astype(np.float64) > thr
+        t32[down] = np.nextafter(t32[down], np.float32(-np.inf))
+    return t32
+
+
+def float32_key(x32: np.ndarray) -> np.ndarray:
+    """Order-preserving int64 keys of float32 values (``a <= b`` iff ``key(a) <= key(b)``), -0.0 as +0.0,
+    NaN above +inf; shifted left 32 bits so that a key compares with a packed (key, column) word."""
+    x32 = np.asarray(x32, dtype=np.float32) + np.float32(0.0)  # -0.0 + 0.0 = +0.0
+    nan = np.isnan(x32)
+    if nan.any():
+        x32 = np.where(nan, np.float32(np.nan), x32)  # one positive NaN, above +inf
+    b = x32.view(np.int32)
+    return (b ^ ((b >> 31) & 0x7FFFFFFF)).astype(np.int64) << 32
+
+
+_KEY_INF = int(float32_key(np.array([np.inf], dtype=np.float32))[0])  # key(+inf); NaN keys are larger
+_LOW32 = 0xFFFFFFFF
+
+
 class CompiledForest:
     """An ensemble compiled for scoring: ``sums(X)`` returns, per row, the trees' leaf outputs summed in
     tree order exactly as scikit-learn's loops add them (``out += tree_output``, one tree after the other).
@@ -304,13 +328,15 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
     if init is not None:
         for k in range(per_stage):
             values[k] = init[k] + values[k]
+    keys = [float32_key(float32_floor(t.threshold)) for t in trees] if float32 and categorical is None else None
     if float32:
         trees = [_float32_tree(t) for t in trees]
     if engine == "bitvector" and max(t.n_leaves for t in trees) <= 64:
         forest: CompiledForest = _BitVectorForest(trees, values, n_features, categorical)
     else:
         forest = _TraversalForest(trees, values, n_features, categorical,
-                                  heap=None if engine in ("traversal", "bitvector") else engine == "heap")
+                                  heap=None if engine in ("traversal", "bitvector") else engine == "heap",
+                                  keys=keys)
     forest.per_stage = per_stage
     return forest
 
@@ -355,12 +381,14 @@ class _TraversalForest(CompiledForest):
     few_rows = 1
 
     def __init__(self, trees: Sequence[Tree], values: Sequence[np.ndarray], n_features: int,
-                 categorical: Categorical | None, heap: bool | None = None) -> None:
+                 categorical: Categorical | None, heap: bool | None = None,
+                 keys: Sequence[np.ndarray] | None = None) -> None:
         T = len(trees)
         self.n_trees = T
         self.n_outputs = int(values[0].shape[1])
         self.per_stage = 1
         self.n_features = n_features
+        self._keys = keys
         depths = np.array([t.depth for t in trees], dtype=np.int64)
         order = np.argsort(-depths, kind="stable")
         self.inverse = np.argsort(order, kind="stable")
@@ -382,6 +410,9 @@ class _TraversalForest(CompiledForest):
             self._build_explicit(trees, values, order, vcol)
         rows = self.chunk_rows
         self.featR = self.feat * rows
+        # float32 inputs: one packed word per node, (threshold key << 32) | column offset, and the
+        # inputs as keys << 32: a single gather per level yields both, one int64 compare decides.
+        self.packed = None if self.tkey is None else self.tkey | self.featR
         self._ar_full = np.broadcast_to(np.arange(rows, dtype=np.int64), (T, rows)).copy()
         if heap:
             self._nb_full = np.broadcast_to(self.neg_base[:, None], (T, rows)).copy()
@@ -451,6 +482,7 @@ class _TraversalForest(CompiledForest):
         thr = np.full(total, np.inf)
         mr = np.zeros(total, dtype=bool)
         left = np.zeros(total, dtype=np.int64)
+        tkey = np.full(total, _KEY_INF, dtype=np.int64) if self._keys is not None else None
         vals = np.full((int(sum(vsizes)), K), np.nan)
         for j, i in enumerate(order.tolist()):
             t = trees[i]
@@ -469,12 +501,15 @@ class _TraversalForest(CompiledForest):
             feat[g] = f_t[inner]
             thr[g] = th_t[inner]
             mr[g] = mr_t[inner]
+            if tkey is not None and self._keys is not None:
+                tkey[g] = self._keys[i][inner]
             slots = np.arange(1, 1 << D)  # every slot above the last level
             left[bases[j] + slots] = bases[j] + 2 * slots
             leaves = np.flatnonzero(~inner)
             bottom = (pos[leaves] << (D - lev[leaves])) - (1 << D)
             vals[vbases[j] + bottom] = values[i][leaves]
         self.feat, self.thr, self.mr, self.left, self.vals = feat, thr, mr, left, vals
+        self.tkey = tkey
         self.roots = bases + 1
         self.neg_base = -bases
         # value row of a lane that ended at global slot g of sorted tree j: g + vshift[j]
@@ -492,6 +527,7 @@ class _TraversalForest(CompiledForest):
         thr = np.empty(total)
         mr = np.empty(total, dtype=bool)
         left = np.empty(total, dtype=np.int64)
+        tkey = np.empty(total, dtype=np.int64) if self._keys is not None else None
         vals = np.empty((total, K))
         for j, i in enumerate(order.tolist()):
             t = trees[i]
@@ -506,7 +542,10 @@ class _TraversalForest(CompiledForest):
             lc = t.left[bfs]
             left[sl] = bases[j] + np.where(lc >= 0, new[np.maximum(lc, 0)], np.arange(t.n_nodes))
             vals[sl] = values[i][bfs]
+            if tkey is not None and self._keys is not None:
+                tkey[sl] = np.where(lc >= 0, self._keys[i][bfs], _KEY_INF)
         self.feat, self.thr, self.mr, self.left, self.vals = feat, thr, mr, left, vals
+        self.tkey = tkey
         self.roots = bases
         self.vshift = np.zeros(len(trees), dtype=np.int64)
 
@@ -543,14 +582,22 @@ class _TraversalForest(CompiledForest):
         r = X.shape[0]
         T = self.n_trees
         full = r == self.chunk_rows
-        flat = self._columns(X, self.chunk_rows).ravel()
         if has_nan is None or has_nan:
             has_nan = bool(np.isnan(X).any())
+        packed = self.packed
+        if packed is not None:
+            Xt = np.empty((self.n_columns, self.chunk_rows), dtype=np.int64)
+            Xt[:, :r] = float32_key(X.T.astype(np.float32))
+            flat = Xt.ravel()
+            work = np.empty((T, r), dtype=np.int64)
+        else:
+            flat = self._columns(X, self.chunk_rows).ravel()
+            xv_f = np.empty((T, r))
+            th = np.empty((T, r))
         g = np.empty((T, r), dtype=np.int64)
         g[:] = self.roots[:, None]
         fo = np.empty((T, r), dtype=np.int64)
-        xv = np.empty((T, r))
-        th = np.empty((T, r))
+        xk = np.empty((T, r), dtype=np.int64)
         gr = np.empty((T, r), dtype=bool)
         if has_nan:
             nan = np.empty((T, r), dtype=bool)
@@ -560,18 +607,33 @@ class _TraversalForest(CompiledForest):
         if heap:
             nb = self._nb_full if full else self.neg_base[:, None]
         for n in self.active:
-            gs, fos, xvs, ths, grs = g[:n], fo[:n], xv[:n], th[:n], gr[:n]
-            np.take(self.featR, gs, out=fos, mode="clip")
-            np.add(fos, ar[:n] if full else ar, out=fos)
-            np.take(flat, fos, out=xvs, mode="clip")
-            np.take(self.thr, gs, out=ths, mode="clip")
-            np.greater(xvs, ths, out=grs)
-            if has_nan:
-                ns, ms = nan[:n], mrb[:n]
-                np.isnan(xvs, out=ns)
-                np.take(self.mr, gs, out=ms, mode="clip")
-                np.logical_and(ns, ms, out=ns)
-                np.logical_or(grs, ns, out=grs)
+            gs, fos, grs = g[:n], fo[:n], gr[:n]
+            arn = ar[:n] if full else ar
+            if packed is not None:
+                ws, xks = work[:n], xk[:n]
+                np.take(packed, gs, out=ws, mode="clip")
+                np.bitwise_and(ws, _LOW32, out=fos)
+                np.add(fos, arn, out=fos)
+                np.take(flat, fos, out=xks, mode="clip")
+                np.greater(xks, ws, out=grs)  # key(x) > key(threshold); equal keys go left
+                if has_nan:
+                    ns, ms = nan[:n], mrb[:n]
+                    np.greater(xks, _KEY_INF + _LOW32, out=ns)  # NaN keys sit above +inf
+                    np.take(self.mr, gs, out=ms, mode="clip")
+                    np.copyto(grs, ms, where=ns)
+            else:
+                xvs, ths = xv_f[:n], th[:n]
+                np.take(self.featR, gs, out=fos, mode="clip")
+                np.add(fos, arn, out=fos)
+                np.take(flat, fos, out=xvs, mode="clip")
+                np.take(self.thr, gs, out=ths, mode="clip")
+                np.greater(xvs, ths, out=grs)
+                if has_nan:
+                    ns, ms = nan[:n], mrb[:n]
+                    np.isnan(xvs, out=ns)
+                    np.take(self.mr, gs, out=ms, mode="clip")
+                    np.logical_and(ns, ms, out=ns)
+                    np.logical_or(grs, ns, out=grs)
             if heap:
                 np.left_shift(gs, 1, out=gs)
                 np.add(gs, nb[:n], out=gs)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from e2e_support import REPO, Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]
 
 DOC = REPO / "docs" / "local-stack.md"
 SECTIONS = ("## Try it", "## `modelsync invoke`")
@@ -46,11 +46,11 @@ def test_doc_has_the_examples() -> None:
 
 
 def test_docs_examples(stack: Stack, tmp_path: Path) -> None:
-    if shutil.which("aws") is None:
-        pytest.skip("the AWS CLI is not installed (pip install awscli)")
-    (tmp_path / "events").symlink_to(REPO / "events")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if shutil.which("aws", path=env["PATH"]) is None:
+        pytest.skip("the AWS CLI is not installed (pip install awscli)")
+    (tmp_path / "events").symlink_to(REPO / "events")
     shell = subprocess.Popen(["bash", "--noprofile", "--norc"], cwd=tmp_path, env=env, text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert shell.stdin is not None and shell.stdout is not None

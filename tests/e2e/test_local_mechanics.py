@@ -21,7 +21,7 @@ from e2e_support import wait_for
 
 from modelsync.local import LocalStack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-mechanics")]
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -323,3 +323,35 @@ def test_invoke_with_stack_name_resolves_physical_names(mech: LocalStack, tmp_pa
     assert stream == mech.boto3_client("dynamodb").describe_table(TableName=physical["Table"])["Table"][
         "LatestStreamArn"]
     assert spec.events["Queue"]["Properties"]["Queue"].endswith(":" + physical["Work"].rsplit("/", 1)[-1])
+
+
+def test_schedule_expressions() -> None:
+    import datetime as dt
+
+    from modelsync.local.schedule import parse_schedule
+
+    now = dt.datetime(2024, 6, 1, 12, 7, 30, tzinfo=dt.UTC)  # a Saturday
+    assert parse_schedule("rate(15 minutes)").next_after(now) == now + dt.timedelta(minutes=15)
+    assert parse_schedule("rate(1 hour)").every == 3600
+    assert parse_schedule("cron(0/10 * * * ? *)").next_after(now) == now.replace(minute=10, second=0)
+    assert parse_schedule("cron(30 2 ? * MON-FRI *)").next_after(now) == dt.datetime(2024, 6, 3, 2, 30,
+                                                                                    tzinfo=dt.UTC)
+    assert parse_schedule("cron(0 0 1 JAN ? *)").next_after(now) == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    for bad in ("rate(0 minutes)", "every 5 minutes", "cron(0 0 L * ? *)"):
+        with pytest.raises(ValueError):
+            parse_schedule(bad)
+
+
+def test_route_precedence() -> None:
+    from modelsync.local.apigw import Route, find_route
+    from modelsync.local.runtime import FunctionSpec
+
+    fn = FunctionSpec("F", Path("."), "app.handler", {}, "f", "us-east-1")
+    routes = [Route("ANY", "/{proxy+}", fn, "a"), Route("GET", "/models/{name}", fn, "b"),
+              Route("GET", "/models/list", fn, "c"), Route("POST", "/models/{name}/predict", fn, "d")]
+    assert find_route(routes, "GET", "/models/list")[0].event_name == "c"  # literal beats {param}
+    assert find_route(routes, "GET", "/models/iris")[:2] == (routes[1], {"name": "iris"})
+    assert find_route(routes, "POST", "/models/iris/predict")[0].event_name == "d"
+    assert find_route(routes, "GET", "/models/iris/predict")[:2] == (routes[0], {"proxy": "models/iris/predict"})
+    assert find_route(routes, "GET", "/models/a%20b")[1] == {"name": "a b"}
+    assert find_route(routes[1:], "DELETE", "/models/iris") == (None, {}, True)

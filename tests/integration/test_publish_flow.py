@@ -183,6 +183,8 @@ def test_failed_test_vectors_are_rejected_with_the_pointer(aws, handler, events,
     doc = json.loads(json.dumps(models.iris))
     proba = doc["test_vectors"]["outputs"]["predict_proba"]
     proba[3] = list(reversed(proba[3]))
+    labels = doc["test_vectors"]["outputs"]["predict"]
+    labels[5] = "virginica" if labels[5] != "virginica" else "setosa"
     doc["sha256"] = content_sha256(doc)
     app = handler("PublishFunction")
     result = app.lambda_handler(aws.put_upload(events, "iris", doc, "bad.json", "publish_bad_upload"),
@@ -191,7 +193,7 @@ def test_failed_test_vectors_are_rejected_with_the_pointer(aws, handler, events,
     assert result["status"] == "rejected"
     report = aws.get_json(result["report_key"])
     pointers = [p["pointer"] for p in report["problems"]]
-    assert "/test_vectors/outputs/predict_proba/3" in pointers
+    assert {"/test_vectors/outputs/predict_proba/3", "/test_vectors/outputs/predict/5"} <= set(pointers)
     upload = _kinds(aws.registry_items(), "upload")[0]
     assert upload["status"] == "rejected" and upload["problems"][0]["pointer"] == pointers[0]
     assert not _kinds(aws.registry_items(), "version") and not _kinds(aws.registry_items(), "model")
