@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import tempfile
@@ -90,7 +91,8 @@ def train_models() -> dict[str, Any]:
 
     wine = load_wine(as_frame=True)
     Xw = wine.data[["alcohol", "malic_acid", "flavanoids", "color_intensity", "proline"]].copy()
-    Xw["hue_band"] = pd.cut(wine.data["hue"], [0, 0.8, 1.1, 10], labels=["dark", "medium", "light"]).astype(str)
+    bands = pd.cut(wine.data["hue"], [0, 0.8, 1.1, 10], labels=["dark", "medium", "light"])
+    Xw["hue_band"] = bands.astype(str)
     Xw["ash_level"] = np.where(wine.data["ash"] > 2.4, "high", "low")
     yw = np.array(WINE_CLASSES, dtype=object)[wine.target]
     numeric = ["alcohol", "malic_acid", "flavanoids", "color_intensity", "proline"]
@@ -151,13 +153,16 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
 
         tour.step("Publish: upload both documents to incoming/ (Publish validates, versions, moves latest)")
         for name, doc in docs.items():
-            s3.put_object(Bucket=stack.bucket, Key=f"incoming/{name}/model.json", Body=json.dumps(doc).encode())
+            key = f"incoming/{name}/model.json"
+            s3.put_object(Bucket=stack.bucket, Key=key, Body=json.dumps(doc).encode())
         for name, doc in docs.items():
-            info = _wait(f"{name} version 1", lambda n=name: _published(stack.api_url, n))
-            v = next(x for x in info["versions"] if x["version"] == info["aliases"]["latest"]["version"])
+            info = _wait(f"{name} version 1", functools.partial(_published, stack.api_url, name))
+            latest = info["aliases"]["latest"]["version"]
+            v = next(x for x in info["versions"] if x["version"] == latest)
             tour.say(f"{name}: version {v['version']}, sha256 {v['sha256'][:16]}..., {v['size']:,} bytes at "
                      f"s3://{stack.bucket}/{v['document_key']}")
-            tour.check(v["sha256"] == doc["sha256"], f"{name}: the registry holds the exact document uploaded")
+            tour.check(v["sha256"] == doc["sha256"],
+                       f"{name}: the registry holds the exact document uploaded")
         seen: list[Any] = []
         events = _wait("two version.published events on the device queue",
                        lambda: _events(sqs, queue_url, "version.published", 2, seen))
@@ -167,10 +172,13 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
         tour.step("Reject: upload a document whose test vectors scikit-learn never produced")
         bad = json.loads(json.dumps(docs["iris"]))
         bad["metadata"]["name"] = "iris-broken"
-        bad["test_vectors"]["outputs"]["predict"][0] = (bad["test_vectors"]["outputs"]["predict"][0] + 1) % 3
+        predicted = bad["test_vectors"]["outputs"]["predict"]
+        predicted[0] = (predicted[0] + 1) % 3
         bad["sha256"] = scorer.content_sha256(bad)
-        s3.put_object(Bucket=stack.bucket, Key="incoming/iris-broken/model.json", Body=json.dumps(bad).encode())
-        report = _wait("a report under reports/iris-broken/", lambda: _report(s3, stack.bucket, "iris-broken"))
+        s3.put_object(Bucket=stack.bucket, Key="incoming/iris-broken/model.json",
+                      Body=json.dumps(bad).encode())
+        report = _wait("a report under reports/iris-broken/",
+                       functools.partial(_report, s3, stack.bucket, "iris-broken"))
         for pointer, message in ((p["pointer"], p["message"]) for p in report["problems"][:3]):
             tour.say(f"problem at {pointer}: {message}")
         tour.check(report["status"] == "rejected", "the upload was rejected with a report naming the problem")
@@ -185,7 +193,8 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
         tour.check(status == 200, "V2 infer answered 200")
         preds = next(o for o in out["outputs"] if o["name"] == "predict")["data"]
         tour.say(f"V2 {out['model_name']} v{out['model_version']}: predict={preds}")
-        tour.check(preds == forest.predict(Xi.iloc[[0, 60, 120]]).tolist(), "V2 predictions equal scikit-learn's")
+        tour.check(preds == forest.predict(Xi.iloc[[0, 60, 120]]).tolist(),
+                   "V2 predictions equal scikit-learn's")
         pipe, Xw = models["wine"]
         instances = Xw.iloc[[0, 70, 150]].to_dict(orient="records")
         status, out = _http("POST", f"{stack.api_url}/models/wine/predict", {"instances": instances})
@@ -223,7 +232,8 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
             local = offline.predict(instances).tolist()
             tour.say(f"offline predictions: {local}")
             tour.check(local == out["predictions"], "offline predictions equal the API's")
-            api_proba = np.array([[p[c] for c in offline.classes.tolist()] for p in out["probabilities"]])
+            classes = list(offline.classes) if offline.classes is not None else []
+            api_proba = np.array([[p[c] for c in classes] for p in out["probabilities"]])
             tour.check(bool(np.array_equal(offline.predict_proba(instances), api_proba)),
                        "offline probabilities equal the API's, bit for bit")
 
@@ -244,7 +254,8 @@ def _events(sqs: Any, queue_url: str, event_type: str, count: int, seen: list[An
 
 
 def _report(s3: Any, bucket: str, name: str) -> Any:
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"reports/{name}/").get("Contents", [])]
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"reports/{name}/")
+    keys = [o["Key"] for o in listing.get("Contents", [])]
     return json.loads(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()) if keys else None
 
 

@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--api", required=True, help="registry API base URL")
     p.add_argument("--model", required=True, help="model name")
     p.add_argument("--dir", required=True, help="the device's model store directory")
-    p.add_argument("--alias", default="latest", help="alias to follow, e.g. production or canary (default: latest)")
+    p.add_argument("--alias", default="latest",
+                   help="alias to follow, e.g. production or canary (default: latest)")
     p.add_argument("--device-id", help="sent as X-Device-Id (canary routing, telemetry)")
     p.add_argument("--public-key", metavar="PEM",
                    help="ECDSA P-256 public key file: refuse manifests not signed with it")

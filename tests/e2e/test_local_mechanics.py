@@ -352,6 +352,7 @@ def test_route_precedence() -> None:
     assert find_route(routes, "GET", "/models/list")[0].event_name == "c"  # literal beats {param}
     assert find_route(routes, "GET", "/models/iris")[:2] == (routes[1], {"name": "iris"})
     assert find_route(routes, "POST", "/models/iris/predict")[0].event_name == "d"
-    assert find_route(routes, "GET", "/models/iris/predict")[:2] == (routes[0], {"proxy": "models/iris/predict"})
+    greedy = find_route(routes, "GET", "/models/iris/predict")
+    assert greedy[:2] == (routes[0], {"proxy": "models/iris/predict"})
     assert find_route(routes, "GET", "/models/a%20b")[1] == {"name": "a b"}
     assert find_route(routes[1:], "DELETE", "/models/iris") == (None, {}, True)
