@@ -514,7 +514,10 @@ def provision(template: Template, clients: Callable[[str], Any], parameters: Map
 
     ``clients(service)`` returns a boto3 client (pointed at moto or a local endpoint). Functions, layers,
     APIs and IAM are not created; their refs/ARNs are still computed so intrinsics resolve. Resources
-    whose Condition is false are skipped. The state machine is created last (its definition refers to
+    whose Condition is false are skipped. KMS keys are created with their KeySpec and KeyUsage (not
+    their key policy, which names IAM roles that do not exist here) plus an alias ``alias/{name}``,
+    which is what ``!Ref`` gives: stable across re-provisioning, and accepted wherever KMS takes a
+    key id. The state machine is created last (its definition refers to
     functions). ``bucket_policies`` applies bucket policies too (off by default: emulators may enforce them
     without the TLS context a real client has).
     """
@@ -558,8 +561,12 @@ def provision(template: Template, clients: Callable[[str], Any], parameters: Map
         if lid in skipped:
             continue
         rtype = res.get("Type", "")
-        props = resolver.resolve(res.get("Properties") or {}) or {}
         name = name_of(lid)
+        if rtype == "AWS::KMS::Key":
+            refs[lid], attrs[(lid, "Arn")], attrs[(lid, "KeyId")] = create_kms_key(
+                clients("kms"), resolver, res.get("Properties") or {}, name)
+            continue
+        props = resolver.resolve(res.get("Properties") or {}) or {}
         if rtype == "AWS::S3::Bucket":
             s3 = clients("s3")
             kwargs: dict[str, Any] = {"Bucket": name}
@@ -617,6 +624,22 @@ def provision(template: Template, clients: Callable[[str], Any], parameters: Map
             roleArn=f"arn:aws:iam::{account_id}:role/{stack_name}-{lid}",
             type=str(props.get("Type", "STANDARD")))
     return Stack(template, refs, attrs, resolver, skipped)
+
+
+KMS_KEY_PROPERTIES = ("KeySpec", "KeyUsage", "Description", "MultiRegion")
+
+
+def create_kms_key(kms: Any, resolver: Resolver, properties: Mapping[str, Any], name: str
+                   ) -> tuple[str, str, str]:
+    """Create an ``AWS::KMS::Key`` (spec, usage, description) and the alias ``alias/{name}`` on it.
+
+    Returns (the alias name, the key ARN, the key id). The key policy is not applied: it names roles
+    that only exist in a deployed stack."""
+    kwargs = {k: resolver.resolve(properties[k]) for k in KMS_KEY_PROPERTIES if k in properties}
+    meta = kms.create_key(**kwargs)["KeyMetadata"]
+    alias = f"alias/{name}"
+    kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+    return alias, str(meta["Arn"]), str(meta["KeyId"])
 
 
 def state_machine_definition(resolver: Resolver, props: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,8 +52,8 @@ from ._model import (
     validate_model,
 )
 
-# Importing the implementations fills REGISTRY (model type name -> implementation).
-from . import models as _models  # noqa: F401  isort: skip
+# The implementations register themselves in REGISTRY when their family is first needed.
+from . import models as _models  # isort: skip
 
 __all__ = [
     "ARRAY_DTYPES",
@@ -96,6 +96,7 @@ SCHEMA_PATH = pathlib.Path(__file__).with_name("schema.json")
 
 def supported_types() -> list[str]:
     """The estimator ``type`` names this scorer can load."""
+    _models.import_all()
     return sorted(REGISTRY)
 
 

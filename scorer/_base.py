@@ -510,6 +510,15 @@ def register(*type_names: str) -> Callable[[E], E]:
     return deco
 
 
+def _import_implementation(type_name: str) -> type[Estimator] | None:
+    """Families register on import, lazily: import the one for ``type_name`` (all, if none claims it)."""
+    from . import models
+
+    if not models.import_family_of(type_name):
+        models.import_all()  # so the error below lists every supported type
+    return REGISTRY.get(type_name)
+
+
 def load_estimator(node: Any, ctx: LoadContext) -> Estimator:
     """Build the implementation for one estimator node (recursing through composites).
 
@@ -522,6 +531,8 @@ def load_estimator(node: Any, ctx: LoadContext) -> Estimator:
     if not isinstance(type_name, str):
         raise InvalidModel("estimator needs a string 'type'", pointer_join(ctx.pointer, "type"))
     impl = REGISTRY.get(type_name)
+    if impl is None:
+        impl = _import_implementation(type_name)
     if impl is None:
         raise UnsupportedModel(
             f"unsupported model type {type_name[:80]!r}; supported: {', '.join(sorted(REGISTRY))}",

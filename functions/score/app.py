@@ -1,7 +1,8 @@
-"""Score: the REST API (Open Inference Protocol, plain predictions, registry views, alias moves).
+"""Score: the REST API (Open Inference Protocol, plain predictions, registry views, rollout, telemetry).
 
-Clients, settings and the bounded model cache live at module level: warm invocations reuse loaded
-models by (name, version), while ``latest`` is resolved from its alias item on every request.
+Clients, settings, the bounded model cache and the manifest signer (its signature cache) live at module
+level: warm invocations reuse loaded models by (name, version) and signatures by manifest content, while
+aliases (and their canaries) are resolved from the registry on every request.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from modelsync.service.api import ScoringService, build_resolver, check_request_size, error_proxy_response
+from modelsync.service.api import (
+    ScoringService,
+    build_resolver,
+    check_request_size,
+    error_proxy_response,
+    request_size_limit,
+)
 from modelsync.service.config import Settings
 from modelsync.service.errors import PayloadTooLarge
 from modelsync.service.registry import Registry
+from modelsync.service.signing import ManifestSigner
 from modelsync.service.store import ModelCache
 
 logger = Logger()
@@ -29,7 +37,10 @@ MODEL_CACHE = ModelCache(SETTINGS.model_cache_size)
 # SigV4 presigned URLs (required for SSE-KMS objects and in newer regions)
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
-SERVICE = ScoringService(s3, registry, SETTINGS, MODEL_CACHE)
+# manifests are signed when the template gives a KMS key (MANIFEST_SIGNING_KEY_ID), unsigned otherwise
+SIGNER = (ManifestSigner(boto3.client("kms"), SETTINGS.manifest_signing_key_id)
+          if SETTINGS.manifest_signing_key_id else None)
+SERVICE = ScoringService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER)
 app = build_resolver(lambda: SERVICE)
 
 
@@ -38,7 +49,7 @@ app = build_resolver(lambda: SERVICE)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        check_request_size(event, SETTINGS.max_request_bytes)
+        check_request_size(event, request_size_limit(event, SETTINGS))
     except PayloadTooLarge as exc:
         logger.info("request refused: %s", exc.message)
         return error_proxy_response(exc)

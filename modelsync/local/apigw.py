@@ -310,10 +310,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        headers = list(self.headers.items())
+        present = {k.lower() for k, _ in headers}
+        # what API Gateway adds in front of the integration
+        for name, value in (("X-Forwarded-For", self.client_address[0]),
+                            ("X-Forwarded-Port", str(self.connection.getsockname()[1])),
+                            ("X-Forwarded-Proto", "http")):
+            if name.lower() not in present:
+                headers.append((name, value))
         try:
-            resp = self.gateway.handle(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
+            resp = self.gateway.handle(self.command, self.path, headers, body, self.client_address[0])
         except Exception:
             log.exception("local API gateway failed on %s %s", self.command, self.path)
             resp = _json_response(500, INTERNAL_ERROR)

@@ -147,6 +147,13 @@ class _StdoutRouter(io.TextIOBase):
     def isatty(self) -> bool:
         return self._stream().isatty()
 
+    def fileno(self) -> int:
+        return self._stream().fileno()
+
+    @property
+    def buffer(self) -> Any:
+        return getattr(self._stream(), "buffer", None)
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.target, "encoding", "utf-8")
@@ -320,11 +327,13 @@ class Runtime:
                     (time.perf_counter() - start) * 1000,
                     error=error_payload(exc, request_id),
                 )
-                log.debug("%s raised", fn.logical_id, exc_info=True)
+                log.warning("%s raised:", fn.logical_id, exc_info=True)
         if inv.error is not None:
             outcome = f"error {inv.error['errorType']}: {inv.error['errorMessage']}"
         else:
             outcome = outcome_of(inv.result) if outcome_of else "ok"
+        if inv.duration_ms > fn.timeout * 1000:
+            outcome += f" (over its Timeout of {fn.timeout:g} s: Lambda would have stopped it)"
         self.on_invoke(inv, trigger, outcome)
         return inv
 

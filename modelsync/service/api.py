@@ -5,8 +5,17 @@ Routes (docs/openapi.yaml describes them; a test keeps it equal to the template'
 
 * Open Inference Protocol (KServe V2): health, server/model metadata, readiness and ``infer``.
 * ``POST /models/{name}/predict``: plain JSON ``{"instances": [...]}``.
-* ``GET /models``, ``GET /models/{name}``, ``GET /models/{name}/manifest`` (ETag / 304) for tools and
-  devices; ``PUT`` / ``DELETE /models/{name}/aliases/{alias}`` (``If-Match`` on the revision).
+* ``GET /models``, ``GET /models/{name}``, ``GET /models/{name}/manifest`` (ETag / 304, signed when a KMS
+  key is configured) and ``GET /signing-key`` for tools and devices.
+* Operator writes (IAM-only in the template): ``PUT`` / ``DELETE /models/{name}/aliases/{alias}`` (a
+  version, optionally with a canary), ``POST .../aliases/{alias}/promote`` and ``.../rollback``
+  (``If-Match`` on the revision), ``POST /models/{name}/versions/{version}/approve``; and
+  ``GET /models/{name}/telemetry`` (fleet telemetry per version).
+* ``POST /models/{name}/telemetry``: device telemetry batches (deduplicated per batch).
+
+Requests resolved through an alias that carries a canary are split by caller: ``X-Device-Id`` (or the
+``device_id`` query parameter) hashed with the model and alias name (modelsync.service.rollout);
+without a caller id the base version answers.
 
 Errors are JSON ``{"error": {"code", "message"}}`` with the status from :data:`ERROR_STATUS`, the single
 place where domain errors meet HTTP. Anything else is a 500 with a generic message (and a logged trace).
@@ -32,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 import scorer
 
-from . import layout
+from . import layout, rollout, telemetry
 from .config import Settings
 from .errors import (
     AliasNotFound,
@@ -46,10 +55,13 @@ from .errors import (
     PayloadTooLarge,
     PreconditionFailed,
     ServiceError,
+    SigningNotConfigured,
+    SigningUnavailable,
     VersionNotFound,
 )
 from .inference import decode_v2_inputs, plain_predict, v2_outputs
-from .registry import Registry
+from .registry import STATUS_PENDING, Registry, version_status
+from .signing import ManifestSigner
 from .store import ModelCache, load_published
 
 log = logging.getLogger(__name__)
@@ -71,6 +83,8 @@ ERROR_STATUS: dict[type[ServiceError], HTTPStatus] = {
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     NoPublishedVersion: HTTPStatus.SERVICE_UNAVAILABLE,
     ModelUnreadable: HTTPStatus.SERVICE_UNAVAILABLE,
+    SigningNotConfigured: HTTPStatus.NOT_FOUND,
+    SigningUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 INTERNAL_ERROR = ("internal_error", "internal error; the request id identifies it in the logs")
 NOT_FOUND_ROUTE = ("route_not_found", "no such route")
@@ -93,6 +107,20 @@ def error_proxy_response(exc: ServiceError) -> dict[str, Any]:
             "body": json.dumps(error_body(exc.code, exc.message)), "isBase64Encoded": False}
 
 
+TELEMETRY_ROUTE = "/models/{name}/telemetry"
+PEM_MEDIA_TYPE = "application/x-pem-file"
+CALLER_HEADER = "X-Device-Id"
+
+
+def request_size_limit(event: dict[str, Any], settings: Settings) -> int:
+    """The body limit of this request: ``MaxRequestBytes``, and a smaller one for device telemetry."""
+    resource = event.get("resource") or event.get("requestContext", {}).get("resourcePath")
+    if event.get("httpMethod") == "POST" and (resource == TELEMETRY_ROUTE
+                                             or str(event.get("path", "")).endswith("/telemetry")):
+        return min(settings.max_request_bytes, settings.max_telemetry_bytes)
+    return settings.max_request_bytes
+
+
 def check_request_size(event: dict[str, Any], limit: int) -> None:
     """Refuse an oversized body before any parsing (raises :class:`PayloadTooLarge`)."""
     body = event.get("body") or ""
@@ -107,10 +135,13 @@ def check_request_size(event: dict[str, Any], limit: int) -> None:
 
 @dataclass
 class Resolved:
-    """A version record, and the alias item that led to it (None when addressed by version)."""
+    """A version record, and the alias item that led to it (None when addressed by version).
+
+    ``cohort`` is ``"base"`` or ``"canary"`` when the alias carries a canary, else None."""
 
     record: dict[str, Any]
     alias: dict[str, Any] | None
+    cohort: str | None = None
 
     @property
     def name(self) -> str:
@@ -169,18 +200,23 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class ScoringService:
     """What the routes do, with the clients passed in (no event formats here)."""
 
-    def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache) -> None:
+    def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
+                 signer: ManifestSigner | None = None) -> None:
         self.s3 = s3
         self.registry = registry
         self.settings = settings
         self.cache = cache
+        self.signer = signer
 
     # resolution
     def _check_name(self, name: str) -> None:
         if not layout.valid_model_name(name):
             raise ModelNotFound(f"no model named {name!r}")
 
-    def resolve(self, name: str, version: int | str | None = None, alias: str | None = None) -> Resolved:
+    def resolve(self, name: str, version: int | str | None = None, alias: str | None = None,
+                caller: str | None = None) -> Resolved:
+        """The version a request gets: by number, or through an alias (``latest`` by default), whose
+        canary (if any) takes the callers whose hash falls under its weight."""
         self._check_name(name)
         v = _parse_version(version)
         if v is not None and alias:
@@ -203,10 +239,17 @@ class ScoringService:
             if alias == layout.LATEST:
                 raise NoPublishedVersion(f"model {name} has no published version yet")
             raise AliasNotFound(f"model {name} has no alias {alias!r}")
-        record = self.registry.get_version(name, int(item["version"]))
+        canary = rollout.canary_of(item)
+        cohort = None
+        target = int(item["version"])
+        if canary is not None:
+            cohort = rollout.CANARY if rollout.in_canary(name, alias, caller, canary.weight) else rollout.BASE
+            if cohort == rollout.CANARY:
+                target = canary.version
+        record = self.registry.get_version(name, target)
         if record is None:  # an alias always points at a written version; only a manual edit gets here
             raise ModelUnreadable(f"alias {alias!r} of {name} points at a missing version")
-        return Resolved(record, item)
+        return Resolved(record, item, cohort)
 
     def load(self, resolved: Resolved) -> scorer.Model:
         return self.cache.get((resolved.name, resolved.version),
@@ -246,8 +289,9 @@ class ScoringService:
         self.load(resolved)
         return {"name": name, "version": str(resolved.version), "ready": True}
 
-    def infer_v2(self, name: str, version: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        resolved = self.resolve(name, version)
+    def infer_v2(self, name: str, version: str | None, body: dict[str, Any],
+                 caller: str | None = None) -> dict[str, Any]:
+        resolved = self.resolve(name, version, caller=caller)
         model = self.load(resolved)
         X, rows = decode_v2_inputs(body.get("inputs"), model.features, self.settings.max_rows_per_request)
         requested = None
@@ -260,8 +304,9 @@ class ScoringService:
         return out
 
     # plain
-    def predict(self, name: str, version: int | None, alias: str | None, instances: Any) -> dict[str, Any]:
-        resolved = self.resolve(name, version, alias)
+    def predict(self, name: str, version: int | None, alias: str | None, instances: Any,
+                caller: str | None = None) -> dict[str, Any]:
+        resolved = self.resolve(name, version, alias, caller)
         model = self.load(resolved)
         result = plain_predict(model, instances, self.settings.max_rows_per_request)
         return {"model_name": name, "model_version": resolved.version, **result}
@@ -282,16 +327,19 @@ class ScoringService:
         if not self.registry.model_known(name):
             raise ModelNotFound(f"no model named {name!r}")
         fields = ("version", "sha256", "size", "format_version", "model_type", "task", "created_at",
-                  "document_key")
-        versions = [{k: v.get(k) for k in fields}
+                  "document_key", "approved_at")
+        versions = [{**{k: v.get(k) for k in fields}, "status": version_status(v)}
                     for v in self.registry.list_versions(name)]
-        aliases = {a: {"version": item["version"], "revision": item["revision"],
-                       "updated_at": item.get("updated_at")}
-                   for a, item in self.registry.list_aliases(name).items()}
+        aliases = {a: rollout.describe(item) for a, item in self.registry.list_aliases(name).items()}
         return {"name": name, "versions": versions, "aliases": aliases}
 
-    def manifest(self, name: str, version: int | None, alias: str | None) -> tuple[dict[str, Any], str]:
-        resolved = self.resolve(name, version, alias)
+    def manifest(self, name: str, version: int | None, alias: str | None, caller: str | None = None
+                 ) -> tuple[dict[str, Any], str]:
+        """The manifest a device syncs from (signed when a key is configured) and its ETag.
+
+        With a canary on the alias, ``cohort`` says which side this caller is on; the ETag changes with
+        the cohort because it is made of the served sha256 and the alias revision."""
+        resolved = self.resolve(name, version, alias, caller)
         r = resolved.record
         url = self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": self.settings.models_bucket, "Key": r["document_key"]},
@@ -305,20 +353,104 @@ class ScoringService:
             "created_at": r.get("created_at"), "url": url,
             "url_expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        if resolved.cohort is not None:
+            manifest["cohort"] = resolved.cohort
+        if self.signer is not None:
+            manifest = self.signer.sign(manifest)
         return manifest, manifest_etag(r["sha256"], resolved.revision)
 
-    def put_alias(self, name: str, alias: str, version: int, if_match: str | None) -> dict[str, Any]:
+    def signing_key(self) -> dict[str, Any]:
+        if self.signer is None:
+            raise SigningNotConfigured("manifests are not signed on this deployment "
+                                       "(no manifest signing key is configured)")
+        return self.signer.public_key()
+
+    def _servable(self, name: str, version: int, what: str = "version") -> dict[str, Any]:
+        """The record of a version an alias may point at: it exists and is approved."""
+        record = self.registry.get_version(name, version)
+        if record is None:
+            if not self.registry.model_known(name):
+                raise ModelNotFound(f"no model named {name!r}")
+            raise VersionNotFound(f"model {name} has no version {version} ({what})")
+        if version_status(record) == STATUS_PENDING:
+            raise Conflict(f"version {version} of {name} is pending approval ({what}); approve it first "
+                           f"with POST /models/{name}/versions/{version}/approve")
+        return record
+
+    def _alias_name(self, name: str, alias: str) -> None:
         self._check_name(name)
         if not layout.valid_alias(alias):
             raise InvalidRequest(f"alias {alias!r} is not a valid alias name "
                                  "(lowercase letters, digits, '_', '-')")
+
+    @staticmethod
+    def _alias_result(name: str, alias: str, item: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "alias": alias, **rollout.describe(item)}
+
+    def put_alias(self, name: str, alias: str, version: int, if_match: str | None,
+                  canary: rollout.Canary | None = None) -> dict[str, Any]:
+        """Point ``alias`` at ``version``, with ``canary`` or none (a PUT replaces the alias state)."""
+        self._alias_name(name, alias)
         expected = parse_revision(if_match)
-        if self.registry.get_version(name, version) is None:
-            if not self.registry.model_known(name):
-                raise ModelNotFound(f"no model named {name!r}")
-            raise VersionNotFound(f"model {name} has no version {version}")
-        item = self.registry.move_alias(name, alias, version, expected_revision=expected)
-        return {"name": name, "alias": alias, "version": item["version"], "revision": item["revision"]}
+        self._servable(name, version)
+        if canary is not None:
+            if canary.version == version:
+                raise InvalidRequest("canary.version: must differ from version")
+            self._servable(name, canary.version, "canary.version")
+        item = self.registry.move_alias(name, alias, version, expected_revision=expected, canary=canary)
+        return self._alias_result(name, alias, item)
+
+    def promote_alias(self, name: str, alias: str, if_match: str | None) -> dict[str, Any]:
+        self._alias_name(name, alias)
+        expected = parse_revision(if_match)
+        if not self.registry.model_known(name):
+            raise ModelNotFound(f"no model named {name!r}")
+        item = self.registry.promote_alias(name, alias, expected_revision=expected)
+        return self._alias_result(name, alias, item)
+
+    def rollback_alias(self, name: str, alias: str, if_match: str | None) -> dict[str, Any]:
+        self._alias_name(name, alias)
+        expected = parse_revision(if_match)
+        if not self.registry.model_known(name):
+            raise ModelNotFound(f"no model named {name!r}")
+        item = self.registry.rollback_alias(name, alias, expected_revision=expected)
+        return self._alias_result(name, alias, item)
+
+    def approve_version(self, name: str, version: str) -> dict[str, Any]:
+        """pending -> approved, then ``latest`` moves forward to it (never backwards). Idempotent."""
+        self._check_name(name)
+        v = _parse_version(version)
+        assert v is not None
+        if not self.registry.model_known(name):
+            raise ModelNotFound(f"no model named {name!r}")
+        record, changed = self.registry.approve_version(name, v)
+        moved = self.registry.advance_latest(name, v, actor="api", action=rollout.ACTION_APPROVE)
+        latest = moved or self.registry.get_alias(name, layout.LATEST, consistent=True)
+        return {"name": name, "version": v, "status": version_status(record), "approved": changed,
+                "approved_at": record.get("approved_at"), "latest_moved": moved is not None,
+                "latest": rollout.describe(latest) if latest else None}
+
+    # telemetry
+    def post_telemetry(self, name: str, request: telemetry.TelemetryRequest,
+                       header_device: str | None) -> dict[str, Any]:
+        self._check_name(name)
+        device = telemetry.check_request(name, request, header_device)
+        if not self.registry.model_known(name):
+            raise ModelNotFound(f"no model named {name!r}")
+        return telemetry.store(self.registry, name, device, request, self.settings.telemetry_retention_days)
+
+    def get_telemetry(self, name: str, version: int | None, since: str | None,
+                      device: str | None) -> dict[str, Any]:
+        self._check_name(name)
+        since = telemetry.check_since(since)
+        device = rollout.check_caller_id(device, "device_id")
+        if not self.registry.model_known(name):
+            raise ModelNotFound(f"no model named {name!r}")
+        items = self.registry.query_telemetry(name, device=device, version=version, since=since,
+                                              limit=telemetry.MAX_AGGREGATED_ITEMS + 1)
+        out = telemetry.aggregate(name, items)
+        out["filters"] = {"version": version, "since": since, "device_id": device}
+        return out
 
     def delete_alias(self, name: str, alias: str, if_match: str | None) -> dict[str, Any]:
         self._check_name(name)
@@ -362,9 +494,18 @@ class PredictRequest(BaseModel):
     instances: list[Any]
 
 
-class AliasRequest(BaseModel):
+class CanaryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: StrictInt = Field(ge=1)
+    weight: float = Field(gt=0, lt=1, strict=True, allow_inf_nan=False)
+
+
+class AliasRequest(BaseModel):
+    """``{"version": 1}``, or with a canary: ``{"version": 1, "canary": {"version": 2, "weight": 0.1}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: StrictInt = Field(ge=1)
+    canary: CanaryRequest | None = None
 
 
 # -- the routes --------------------------------------------------------------------------------------
@@ -381,6 +522,13 @@ def build_resolver(service: Callable[[], ScoringService], enable_validation: boo
     def header(name: str) -> str | None:
         value = app.current_event.headers.get(name)
         return str(value) if value is not None else None
+
+    def caller(device_id: str | None = None) -> str | None:
+        """The caller id that picks the canary cohort: ``X-Device-Id``, else the ``device_id`` query."""
+        from_header = header(CALLER_HEADER)
+        if from_header:
+            return rollout.check_caller_id(from_header, CALLER_HEADER)
+        return rollout.check_caller_id(device_id, "device_id")
 
     # V2: health and metadata
     @app.get("/v2/health/live")
@@ -410,9 +558,10 @@ def build_resolver(service: Callable[[], ScoringService], enable_validation: boo
 
     # V2: inference
     @app.post("/v2/models/<name>/infer")
-    def infer(name: str, request: Annotated[InferRequest, Body()]) -> Response[Any]:
+    def infer(name: str, request: Annotated[InferRequest, Body()],
+              device_id: Annotated[str | None, Query()] = None) -> Response[Any]:
         body = request.model_dump(exclude_none=True)
-        return json_response(200, service().infer_v2(name, None, body))
+        return json_response(200, service().infer_v2(name, None, body, caller(device_id)))
 
     @app.post("/v2/models/<name>/versions/<version>/infer")
     def infer_version(name: str, version: str, request: Annotated[InferRequest, Body()]) -> Response[Any]:
@@ -423,8 +572,10 @@ def build_resolver(service: Callable[[], ScoringService], enable_validation: boo
     @app.post("/models/<name>/predict")
     def predict(name: str, request: Annotated[PredictRequest, Body()],
                 version: Annotated[int | None, Query(ge=1)] = None,
-                alias: Annotated[str | None, Query()] = None) -> Response[Any]:
-        return json_response(200, service().predict(name, version, alias, request.instances))
+                alias: Annotated[str | None, Query()] = None,
+                device_id: Annotated[str | None, Query()] = None) -> Response[Any]:
+        return json_response(200, service().predict(name, version, alias, request.instances,
+                                                    caller(device_id)))
 
     # registry views for tools and devices
     @app.get("/models")
@@ -437,18 +588,55 @@ def build_resolver(service: Callable[[], ScoringService], enable_validation: boo
 
     @app.get("/models/<name>/manifest")
     def get_manifest(name: str, version: Annotated[int | None, Query(ge=1)] = None,
-                     alias: Annotated[str | None, Query()] = None) -> Response[Any]:
-        manifest, etag = service().manifest(name, version, alias)
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+                     alias: Annotated[str | None, Query()] = None,
+                     device_id: Annotated[str | None, Query()] = None) -> Response[Any]:
+        manifest, etag = service().manifest(name, version, alias, caller(device_id))
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": CALLER_HEADER}
         if etag_matches(header("If-None-Match"), etag):
             return Response(status_code=304, headers=headers, body=None)
         return json_response(200, manifest, headers)
 
-    # alias writes (IAM-only routes in the template)
+    @app.get("/signing-key")
+    def signing_key() -> Response[Any]:
+        key = service().signing_key()
+        if PEM_MEDIA_TYPE in (header("Accept") or ""):
+            return Response(status_code=200, content_type=PEM_MEDIA_TYPE, body=key["public_key_pem"],
+                            headers={"Cache-Control": "max-age=3600"})
+        return json_response(200, key, {"Cache-Control": "max-age=3600"})
+
+    # device telemetry
+    @app.post("/models/<name>/telemetry")
+    def post_telemetry(name: str, request: Annotated[telemetry.TelemetryRequest, Body()]) -> Response[Any]:
+        device = header(CALLER_HEADER)
+        device = rollout.check_caller_id(device, CALLER_HEADER) if device else None
+        return json_response(200, service().post_telemetry(name, request, device))
+
+    # operator routes (IAM-only in the template)
+    @app.get("/models/<name>/telemetry")
+    def get_telemetry(name: str, version: Annotated[int | None, Query(ge=1)] = None,
+                      since: Annotated[str | None, Query()] = None,
+                      device_id: Annotated[str | None, Query()] = None) -> Response[Any]:
+        return json_response(200, service().get_telemetry(name, version, since, device_id))
+
     @app.put("/models/<name>/aliases/<alias>")
     def put_alias(name: str, alias: str, request: Annotated[AliasRequest, Body()]) -> Response[Any]:
-        result = service().put_alias(name, alias, request.version, header("If-Match"))
+        canary = rollout.Canary(request.canary.version, request.canary.weight) if request.canary else None
+        result = service().put_alias(name, alias, request.version, header("If-Match"), canary)
         return json_response(200, result, {"ETag": f'"{result["revision"]}"'})
+
+    @app.post("/models/<name>/aliases/<alias>/promote")
+    def promote_alias(name: str, alias: str) -> Response[Any]:
+        result = service().promote_alias(name, alias, header("If-Match"))
+        return json_response(200, result, {"ETag": f'"{result["revision"]}"'})
+
+    @app.post("/models/<name>/aliases/<alias>/rollback")
+    def rollback_alias(name: str, alias: str) -> Response[Any]:
+        result = service().rollback_alias(name, alias, header("If-Match"))
+        return json_response(200, result, {"ETag": f'"{result["revision"]}"'})
+
+    @app.post("/models/<name>/versions/<version>/approve")
+    def approve_version(name: str, version: str) -> Response[Any]:
+        return json_response(200, service().approve_version(name, version))
 
     @app.delete("/models/<name>/aliases/<alias>")
     def delete_alias(name: str, alias: str) -> Response[Any]:

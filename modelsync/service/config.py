@@ -42,6 +42,9 @@ class Settings:
     presign_seconds: int = 300
     model_cache_size: int = 8
     require_approval: bool = False
+    manifest_signing_key_id: str = ""  # KMS key (id, ARN or alias) signing manifests; empty: unsigned
+    telemetry_retention_days: int = 90  # telemetry items expire (TTL) this long after they arrive; 0: never
+    max_telemetry_bytes: int = 1024 * 1024  # largest POST /models/{name}/telemetry body (413 above)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,4 +66,7 @@ class Settings:
             presign_seconds=max(1, _int(e, "PRESIGN_SECONDS", cls.presign_seconds)),
             model_cache_size=max(1, _int(e, "MODEL_CACHE_SIZE", cls.model_cache_size)),
             require_approval=_bool(e, "REQUIRE_APPROVAL", cls.require_approval),
+            manifest_signing_key_id=e.get("MANIFEST_SIGNING_KEY_ID", "").strip(),
+            telemetry_retention_days=_int(e, "TELEMETRY_RETENTION_DAYS", cls.telemetry_retention_days),
+            max_telemetry_bytes=max(1024, _int(e, "MAX_TELEMETRY_BYTES", cls.max_telemetry_bytes)),
         )

@@ -73,3 +73,15 @@ class ModelUnreadable(ServiceError):
     """A published document could not be loaded or no longer matches its sha256 (operator problem)."""
 
     code = "model_unreadable"
+
+
+class SigningNotConfigured(ServiceError):
+    """``GET /signing-key`` on a deployment without a manifest signing key."""
+
+    code = "signing_not_configured"
+
+
+class SigningUnavailable(ServiceError):
+    """KMS could not sign (throttled, unreachable, key disabled): better no manifest than an unsigned one."""
+
+    code = "signing_unavailable"

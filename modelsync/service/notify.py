@@ -1,16 +1,22 @@
 """Registry changes -> model events on SNS (one message per meaningful change).
 
 * ``version.published``: a version item was inserted. Detail: the manifest (name, version, sha256,
-  size, format_version, document_key, created_at, model_type, task).
-* ``alias.moved``: an alias item was inserted or its version changed. Detail: alias, old_version,
-  new_version, revision, updated_by.
+  size, format_version, document_key, created_at, model_type, task) and ``status`` (``pending`` when
+  the deployment requires approval, else ``approved``).
+* ``version.approved``: a pending version was approved. Detail: name, version, sha256, approved_at,
+  approved_by (the ``alias.moved`` of ``latest`` follows).
+* ``alias.moved``: an alias was created or changed (its revision grew): a move, a canary set, changed,
+  promoted or rolled back. Detail: alias, old_version, new_version, revision, updated_by, action
+  (put | promote | rollback | publish | approve); when the alias has or had a canary, also canary and
+  old_canary (``{"version", "weight"}`` or null). ``new_version`` is the base version.
 * ``alias.deleted``: an alias was tombstoned. Detail: alias, old_version, revision.
 * ``upload.rejected``: an upload item became ``rejected``. Detail: upload_id, source key and ETag,
   problems (pointer + message), problem_count, report_key.
 
-Other changes (the model counter, uploads in progress or published) produce nothing: the version item
-covers a publish. Every message carries the attributes ``event_type`` and ``model`` so subscriptions can
-filter on them.
+Other changes (the model counter, uploads in progress or published, device telemetry) produce nothing:
+the version item covers a publish. Telemetry items are also kept away from Notify by the event source's
+FilterCriteria in template.yaml; the check here covers emulators that do not apply filters.
+Every message carries the attributes ``event_type`` and ``model`` so subscriptions can filter on them.
 """
 
 from __future__ import annotations
@@ -20,9 +26,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .registry import KIND_ALIAS, KIND_UPLOAD, KIND_VERSION, STATUS_REJECTED, plain
+from .registry import (
+    KIND_ALIAS,
+    KIND_TELEMETRY,
+    KIND_UPLOAD,
+    KIND_VERSION,
+    STATUS_APPROVED,
+    STATUS_PENDING,
+    STATUS_REJECTED,
+    plain,
+    version_status,
+)
 
 VERSION_PUBLISHED = "version.published"
+VERSION_APPROVED = "version.approved"
 ALIAS_MOVED = "alias.moved"
 ALIAS_DELETED = "alias.deleted"
 UPLOAD_REJECTED = "upload.rejected"
@@ -64,12 +81,22 @@ def event_for_change(event_name: str, old: Mapping[str, Any] | None, new: Mappin
     new = plain(dict(new or {}))
     item = new or old
     kind = item.get("kind")
+    if kind == KIND_TELEMETRY:
+        return None
     if kind == KIND_VERSION and event_name == "INSERT":
         _need(new, "model", "version", "sha256", "size", "document_key", "format_version")
         detail = {k: new.get(k) for k in ("version", "sha256", "size", "format_version", "document_key",
                                            "created_at", "model_type", "task")}
+        detail["status"] = version_status(new)
         return ModelEvent(VERSION_PUBLISHED, str(new["model"]), {"name": new["model"], **detail},
                           new.get("created_at"))
+    if (kind == KIND_VERSION and event_name == "MODIFY" and old.get("status") == STATUS_PENDING
+            and new.get("status") == STATUS_APPROVED):
+        _need(new, "model", "version")
+        return ModelEvent(VERSION_APPROVED, str(new["model"]), {
+            "name": new["model"], "version": new["version"], "sha256": new.get("sha256"),
+            "approved_at": new.get("approved_at"), "approved_by": new.get("approved_by")},
+            new.get("approved_at"))
     if kind == KIND_ALIAS:
         _need(item, "model", "alias")
         old_version = None if old.get("deleted") else old.get("version")
@@ -79,11 +106,17 @@ def event_for_change(event_name: str, old: Mapping[str, Any] | None, new: Mappin
             return ModelEvent(ALIAS_DELETED, str(item["model"]), {
                 "alias": item["alias"], "old_version": old_version, "revision": new.get("revision")},
                 new.get("updated_at"))
-        if event_name in ("INSERT", "MODIFY") and new.get("version") != old_version:
+        old_canary = None if old.get("deleted") else old.get("canary")
+        if event_name in ("INSERT", "MODIFY") and (new.get("version") != old_version
+                                                   or new.get("revision") != old.get("revision")):
             _need(new, "version", "revision")
-            return ModelEvent(ALIAS_MOVED, str(new["model"]), {
-                "alias": new["alias"], "old_version": old_version, "new_version": new["version"],
-                "revision": new["revision"], "updated_by": new.get("updated_by")}, new.get("updated_at"))
+            detail = {"alias": new["alias"], "old_version": old_version, "new_version": new["version"],
+                      "revision": new["revision"], "updated_by": new.get("updated_by")}
+            if new.get("action"):
+                detail["action"] = new["action"]
+            if new.get("canary") or old_canary:
+                detail.update(canary=new.get("canary"), old_canary=old_canary)
+            return ModelEvent(ALIAS_MOVED, str(new["model"]), detail, new.get("updated_at"))
         return None
     if kind == KIND_UPLOAD and new.get("status") == STATUS_REJECTED and old.get("status") != STATUS_REJECTED:
         _need(new, "model", "upload_id")

@@ -11,8 +11,9 @@ single version:
    ``metadata.name`` is the model folder of the key;
 4. reserve the version number (conditional counter + upload record, one transaction; a retry reuses it);
 5. write the exact validated bytes to ``models/{model}/{version}.json`` with ``If-None-Match: *``;
-6. put the immutable version record (``attribute_not_exists``), move ``latest`` forward (revision + 1)
-   unless approval is required, write the report and close the upload record.
+6. put the version record (``attribute_not_exists``), move ``latest`` forward (revision + 1) unless
+   approval is required (``RequireApproval``: the record is ``pending`` and ``latest`` stays until
+   ``POST /models/{name}/versions/{version}/approve``), write the report and close the upload record.
 
 A rejected upload writes its report (every problem: JSON pointer + message) and closes the upload record
 as rejected; no version number is consumed.
@@ -34,7 +35,14 @@ import scorer
 from . import layout
 from .config import Settings
 from .errors import Conflict
-from .registry import STATUS_PUBLISHED, STATUS_REJECTED, Registry, now_iso
+from .registry import (
+    STATUS_APPROVED,
+    STATUS_PENDING,
+    STATUS_PUBLISHED,
+    STATUS_REJECTED,
+    Registry,
+    now_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,7 @@ class PublishOutcome:
     document_key: str | None = None
     sha256: str | None = None
     latest_moved: bool = False
+    pending_approval: bool = False
     duplicate: bool = False
     report_key: str | None = None
     problems: list[dict[str, str]] = field(default_factory=list)
@@ -130,6 +139,7 @@ def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Uplo
     registry.put_version({
         "model": model, "version": version, "sha256": sha, "size": len(raw), "document_key": key,
         "format_version": loaded.format_version, "created_at": now_iso(), "upload_id": uid,
+        "status": STATUS_PENDING if settings.require_approval else STATUS_APPROVED,
         **summarize(loaded), **upload.source(),
     })
     moved = None if settings.require_approval else registry.advance_latest(model, version)
@@ -138,9 +148,10 @@ def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Uplo
     registry.finish_upload(model, uid, STATUS_PUBLISHED, {
         "version": version, "document_key": key, "sha256": sha, "report_key": report})
     log.info("published %s version %d (%s)%s", model, version, sha[:12],
-             "" if moved else " - latest not moved")
+             " - pending approval" if settings.require_approval else "" if moved else " - latest not moved")
     return PublishOutcome(STATUS_PUBLISHED, model, uid, version=version, document_key=key, sha256=sha,
-                          latest_moved=moved is not None, report_key=report)
+                          latest_moved=moved is not None, pending_approval=settings.require_approval,
+                          report_key=report)
 
 
 def _outcome_from_record(model: str, uid: str, record: Mapping[str, Any], duplicate: bool) -> PublishOutcome:

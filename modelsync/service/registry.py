@@ -7,13 +7,25 @@ pk                     sk                           item
 =====================  ===========================  =============================================
 ``MODELS``             ``MODEL#{name}``             model: ``version_counter`` (last version assigned)
 ``MODEL#{name}``       ``VERSION#{v:010d}``         version: immutable record of a published version
-``MODEL#{name}``       ``ALIAS#{alias}``            alias: ``version`` + ``revision`` (only grows)
+``MODEL#{name}``       ``ALIAS#{alias}``            alias: ``version`` + ``revision`` (only grows),
+                                                    optional ``canary`` {version, weight}, ``history``
 ``MODEL#{name}``       ``UPLOAD#{upload id}``       upload: outcome of one upload (processing ->
                                                     published | rejected, with the problems)
+``TELEMETRY#{name}``   ``TELEMETRY#{device}#{id}``  telemetry: one device batch (written once; expires
+                                                    through the table's TTL attribute ``expires_at``)
 =====================  ===========================  =============================================
 
 Nothing is ever deleted (the functions have no DeleteItem permission): a deleted alias is a tombstone
-(``deleted: true``, no version) whose revision keeps growing if it is set again.
+(``deleted: true``, no version) whose revision keeps growing if it is set again. Only telemetry expires
+(TTL). Telemetry lives in its own partition per model so that the Score function's ``PutItem`` can be
+limited to it (IAM ``dynamodb:LeadingKeys``) and so that device traffic never touches a model's partition.
+
+A version is ``pending`` (``RequireApproval``) or ``approved`` (items without ``status`` are approved);
+aliases only ever point at approved versions.
+
+Every alias change (put, promote, rollback, publish, approve) reads the item and writes the new state
+with ``revision + 1`` conditionally on the revision it read, so concurrent moves serialise: with an
+``If-Match`` the loser gets 412, without one it reads again and re-applies its change.
 
 Version numbers come from the per-model counter, moved with a conditional UpdateItem (expected value ->
 value + 1) in the same transaction that writes the number onto the upload record: two racing uploads get
@@ -25,14 +37,15 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from .errors import AliasNotFound, Conflict, PreconditionFailed
+from . import rollout
+from .errors import AliasNotFound, Conflict, PreconditionFailed, VersionNotFound
 from .layout import LATEST
 
 MODELS_PK = "MODELS"
@@ -40,14 +53,18 @@ KIND_MODEL = "model"
 KIND_VERSION = "version"
 KIND_ALIAS = "alias"
 KIND_UPLOAD = "upload"
+KIND_TELEMETRY = "telemetry"
 
 STATUS_PROCESSING = "processing"
 STATUS_PUBLISHED = "published"
 STATUS_REJECTED = "rejected"
+STATUS_PENDING = "pending"  # version status with RequireApproval, until approved
+STATUS_APPROVED = "approved"
 
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 MAX_RESERVE_ATTEMPTS = 50
+MAX_ALIAS_ATTEMPTS = 50
 
 
 def now_iso() -> str:
@@ -107,6 +124,27 @@ def alias_key(name: str, alias: str) -> dict[str, str]:
 
 def upload_key(name: str, upload: str) -> dict[str, str]:
     return {"pk": f"MODEL#{name}", "sk": f"UPLOAD#{upload}"}
+
+
+TELEMETRY_SK = "TELEMETRY#"
+
+
+def telemetry_pk(name: str) -> str:
+    return f"TELEMETRY#{name}"
+
+
+def telemetry_key(name: str, device: str | None, batch_id: str) -> dict[str, str]:
+    return {"pk": telemetry_pk(name), "sk": f"{TELEMETRY_SK}{device_segment(device)}#{batch_id}"}
+
+
+def device_segment(device: str | None) -> str:
+    """The device part of a telemetry sort key: ``#`` is not allowed in ids, so ids never collide with
+    each other's prefixes; batches sent without a device id go under ``#`` itself."""
+    return "#" if device is None else device
+
+
+def version_status(record: Mapping[str, Any]) -> str:
+    return str(record.get("status") or STATUS_APPROVED)
 
 
 class Registry:
@@ -279,49 +317,91 @@ class Registry:
     def list_aliases(self, name: str) -> dict[str, dict[str, Any]]:
         return {a["alias"]: a for a in self._query(f"MODEL#{name}", "ALIAS#") if not a.get("deleted")}
 
-    def advance_latest(self, name: str, version: int, actor: str = "publish") -> dict[str, Any] | None:
-        """Point ``latest`` at ``version`` unless it already points at a newer one (uploads finishing out
-        of order never move it backwards). Returns the new alias item, or None when nothing moved."""
-        try:
-            resp = self.client.update_item(
-                TableName=self.table, Key=serialize(alias_key(name, LATEST)),
-                UpdateExpression="SET version = :v, revision = if_not_exists(revision, :zero) + :one, "
-                                 "kind = :kind, model = :model, alias = :alias, updated_at = :now, "
-                                 "updated_by = :actor REMOVE deleted",
-                ConditionExpression="attribute_not_exists(version) OR version < :v",
-                ExpressionAttributeValues=_values(v=int(version), zero=0, one=1, kind=KIND_ALIAS, model=name,
-                                                  alias=LATEST, now=now_iso(), actor=actor),
-                ReturnValues="ALL_NEW")
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return None
-            raise
-        return deserialize(resp["Attributes"])
+    def advance_latest(self, name: str, version: int, actor: str = "publish",
+                       action: str = rollout.ACTION_PUBLISH) -> dict[str, Any] | None:
+        """Point ``latest`` at ``version`` unless it already points at it or a newer one (uploads finishing
+        out of order never move it backwards). Returns the new alias item, or None when nothing moved."""
+        return self.transition_alias(name, LATEST, lambda cur: rollout.advance(cur, version, action),
+                                     actor=actor, allow_create=True)
 
     def move_alias(self, name: str, alias: str, version: int, expected_revision: int | None = None,
-                   actor: str = "api") -> dict[str, Any]:
-        """Set ``alias`` to ``version`` (revision + 1); with ``expected_revision``, only if it matches."""
-        condition = "attribute_not_exists(pk)" if expected_revision == 0 else (
-            "revision = :expected" if expected_revision is not None else None)
-        values = dict(v=int(version), zero=0, one=1, kind=KIND_ALIAS, model=name, alias=alias, now=now_iso(),
-                      actor=actor)
-        if expected_revision:
-            values["expected"] = int(expected_revision)
-        kwargs: dict[str, Any] = dict(
-            TableName=self.table, Key=serialize(alias_key(name, alias)),
-            UpdateExpression="SET version = :v, revision = if_not_exists(revision, :zero) + :one, "
-                             "kind = :kind, model = :model, alias = :alias, updated_at = :now, "
-                             "updated_by = :actor REMOVE deleted",
-            ExpressionAttributeValues=_values(**values), ReturnValues="ALL_NEW")
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        try:
-            resp = self.client.update_item(**kwargs)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                raise PreconditionFailed(self._revision_mismatch(name, alias, expected_revision)) from None
-            raise
-        return deserialize(resp["Attributes"])
+                   actor: str = "api", canary: rollout.Canary | None = None) -> dict[str, Any]:
+        """Set ``alias`` to ``version`` (with ``canary`` or none; revision + 1); with ``expected_revision``,
+        only if it matches (0: only if the alias never existed)."""
+        item = self.transition_alias(name, alias, lambda cur: rollout.put(cur, version, canary),
+                                     expected_revision=expected_revision, actor=actor, allow_create=True)
+        assert item is not None
+        return item
+
+    def promote_alias(self, name: str, alias: str, expected_revision: int | None = None,
+                      actor: str = "api") -> dict[str, Any]:
+        """The canary version becomes the alias version, the canary is removed (revision + 1)."""
+        item = self.transition_alias(name, alias, lambda cur: rollout.promote(cur, alias),
+                                     expected_revision=expected_revision, actor=actor)
+        assert item is not None
+        return item
+
+    def rollback_alias(self, name: str, alias: str, expected_revision: int | None = None,
+                       actor: str = "api") -> dict[str, Any]:
+        """Remove the canary, or (without one) move back to the previous version (revision + 1)."""
+        item = self.transition_alias(name, alias, lambda cur: rollout.rollback(cur, alias),
+                                     expected_revision=expected_revision, actor=actor)
+        assert item is not None
+        return item
+
+    def transition_alias(self, name: str, alias: str,
+                         change: Callable[[dict[str, Any] | None], rollout.AliasState | None],
+                         expected_revision: int | None = None, actor: str = "api",
+                         allow_create: bool = False) -> dict[str, Any] | None:
+        """Read the alias, apply ``change`` (None: nothing to do), write it with revision + 1 conditionally
+        on the revision read. ``change`` gets the live item, or None when the alias does not exist (then
+        it is only called if ``allow_create``; otherwise the alias must exist: AliasNotFound)."""
+        for attempt in range(MAX_ALIAS_ATTEMPTS):
+            current = self._get(alias_key(name, alias))  # tombstones included: their revision continues
+            seen = int(current.get("revision", 0)) if current else 0
+            if expected_revision is not None and (
+                    (expected_revision == 0 and current is not None)
+                    or (expected_revision != 0 and (current is None or seen != expected_revision))):
+                raise PreconditionFailed(self._revision_mismatch(name, alias, expected_revision))
+            live = None if current is None or current.get("deleted") else current
+            if live is None and not allow_create:
+                raise AliasNotFound(f"model {name} has no alias {alias!r}")
+            state = change(live)
+            if state is None:
+                return None
+            values: dict[str, Any] = dict(v=int(state.version), rev=seen + 1, kind=KIND_ALIAS, model=name,
+                                          alias=alias, now=now_iso(), actor=actor, action=state.action,
+                                          history=list(state.history))
+            sets = ("version = :v, revision = :rev, kind = :kind, model = :model, alias = :alias, "
+                    "updated_at = :now, updated_by = :actor, #action = :action, history = :history")
+            removes = ["deleted"]
+            if state.canary is not None:
+                sets += ", canary = :canary"
+                values["canary"] = state.canary.as_item()
+            else:
+                removes.append("canary")
+            if current is None:
+                condition, names = "attribute_not_exists(pk)", {"#action": "action"}
+            else:
+                condition, names = "revision = :seen", {"#action": "action"}
+                values["seen"] = seen
+            try:
+                resp = self.client.update_item(
+                    TableName=self.table, Key=serialize(alias_key(name, alias)),
+                    UpdateExpression=f"SET {sets} REMOVE {', '.join(removes)}",
+                    ConditionExpression=condition, ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_values(**values), ReturnValues="ALL_NEW")
+            except ClientError as exc:
+                if not is_conditional_failure(exc):
+                    raise
+                if expected_revision is not None:
+                    mismatch = self._revision_mismatch(name, alias, expected_revision)
+                    raise PreconditionFailed(mismatch) from None
+                # another writer moved the alias between our read and write: read again, re-apply
+                time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 5))) * random.random())
+                continue
+            return deserialize(resp["Attributes"])
+        raise Conflict(f"could not move alias {alias!r} of {name} after {MAX_ALIAS_ATTEMPTS} attempts")
 
     def delete_alias(self, name: str, alias: str, expected_revision: int | None = None,
                      actor: str = "api") -> dict[str, Any]:
@@ -335,7 +415,7 @@ class Registry:
             resp = self.client.update_item(
                 TableName=self.table, Key=serialize(alias_key(name, alias)),
                 UpdateExpression="SET deleted = :t, revision = revision + :one, updated_at = :now, "
-                                 "updated_by = :actor, previous_version = :old REMOVE version",
+                                 "updated_by = :actor, previous_version = :old REMOVE version, canary",
                 ConditionExpression="attribute_exists(version) AND revision = :seen",
                 ExpressionAttributeValues=_values(t=True, one=1, now=now_iso(), actor=actor,
                                                   old=int(current["version"]),
@@ -346,6 +426,73 @@ class Registry:
                 raise PreconditionFailed(self._revision_mismatch(name, alias, expected_revision)) from None
             raise
         return deserialize(resp["Attributes"])
+
+    # -- approval -----------------------------------------------------------------------------------
+    def approve_version(self, name: str, version: int, actor: str = "api") -> tuple[dict[str, Any], bool]:
+        """pending -> approved, once: (version record, True if this call approved it). An already approved
+        version is returned as is (approving is idempotent)."""
+        try:
+            resp = self.client.update_item(
+                TableName=self.table, Key=serialize(version_key(name, version)),
+                UpdateExpression="SET #status = :approved, approved_at = :now, approved_by = :actor",
+                ConditionExpression="attribute_exists(pk) AND #status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_values(approved=STATUS_APPROVED, pending=STATUS_PENDING,
+                                                  now=now_iso(), actor=actor),
+                ReturnValues="ALL_NEW")
+            return deserialize(resp["Attributes"]), True
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+        record = self._get(version_key(name, version))
+        if record is None:
+            raise VersionNotFound(f"model {name} has no version {version}")
+        return record, False
+
+    # -- telemetry ----------------------------------------------------------------------------------
+    def put_telemetry(self, item: Mapping[str, Any]) -> bool:
+        """Store one telemetry batch unless its key exists: True if stored, False for a duplicate."""
+        full = {**telemetry_key(str(item["model"]), item.get("device_id"), str(item["batch_id"])),
+                "kind": KIND_TELEMETRY, **item}
+        try:
+            self.client.put_item(TableName=self.table, Item=serialize(full),
+                                 ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+
+    def query_telemetry(self, name: str, device: str | None = None, version: int | None = None,
+                        since: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Telemetry batches of a model (one device's if ``device``), filtered by version and window end."""
+        prefix = TELEMETRY_SK + (f"{device_segment(device)}#" if device is not None else "")
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        }
+        values: dict[str, Any] = {"pk": telemetry_pk(name), "prefix": prefix}
+        filters = []
+        if version is not None:
+            filters.append("model_version = :version")
+            values["version"] = int(version)
+        if since is not None:
+            filters.append("window_end >= :since")
+            values["since"] = since
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        kwargs["ExpressionAttributeValues"] = _values(**values)
+        returned = 0
+        while True:
+            resp = self.client.query(**kwargs)
+            for item in resp.get("Items", []):
+                yield deserialize(item)
+                returned += 1
+                if limit and returned >= limit:
+                    return
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _revision_mismatch(self, name: str, alias: str, expected: int | None) -> str:
         current = self._get(alias_key(name, alias))

@@ -50,7 +50,7 @@ BITSET_BYTES = 32  # categorical splits: one bit per category code, 256 codes
 _HEAP_MAX_SLOTS = 1 << 22  # complete-binary layout for all trees together, in nodes
 _HEAP_MAX_DEPTH = 22
 _QS_MAX_TABLE_BYTES = 48 << 20
-_TRAVERSAL_LANES = 131072  # trees x rows per traversal chunk
+_TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
 _QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer chunk
 _QS_COMPARE_ELEMENTS = 1 << 15
 _ACCUMULATE_MAX = 64  # rows x outputs below which np.add.accumulate sums the trees  # below this (rows x thresholds), classify by comparing all thresholds
@@ -292,7 +292,7 @@ class CompiledForest:
         S = T // G
         if R <= self.few_rows:
             vals = self._few(X, has_nan)  # (T, R, K)
-            acc = np.add.accumulate(vals.reshape(S, G * R * K), axis=0)[-1] if S > 1 else vals.reshape(G * R * K)
+            acc = sequential_sum(vals.reshape(S, G * R * K)) if S > 1 else vals
             return acc.reshape(G, R, K).transpose(1, 0, 2)  # type: ignore[no-any-return]
         result = np.empty((R, G, K))
         step = self.chunk_rows
@@ -301,10 +301,7 @@ class CompiledForest:
             r = Xc.shape[0]
             vals = np.empty((S, G, r, K))
             self._chunk(Xc, vals.reshape(T, r, K), has_nan)
-            acc = vals[0]
-            for s in range(1, S):
-                acc += vals[s]
-            result[start:start + r] = acc.transpose(1, 0, 2)
+            result[start:start + r] = sequential_sum(vals.reshape(S, G * r * K)).reshape(G, r, K).transpose(1, 0, 2)
         return result
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
@@ -314,6 +311,21 @@ class CompiledForest:
         out = np.empty((self.n_trees, X.shape[0], self.n_outputs))
         self._chunk(X, out, has_nan)
         return out
+
+
+def sequential_sum(a: np.ndarray) -> np.ndarray:
+    """``a[0] + a[1] + ... + a[-1]`` added strictly in that order (scikit-learn adds tree after tree).
+
+    ``np.add.reduce`` over the outer axis of a C-contiguous 2-D array with at least two columns adds
+    whole rows one after the other (pairwise summation only happens along the innermost axis); with a
+    single column it would be pairwise, so ``accumulate`` (sequential by definition) is used instead.
+    tests/parity/test_trees.py checks both against a Python loop.
+    """
+    if a.shape[0] == 1:
+        return a[0]
+    if a.shape[1] >= 2:
+        return np.add.reduce(np.ascontiguousarray(a), axis=0)  # type: ignore[no-any-return]
+    return np.add.accumulate(a, axis=0)[-1]  # type: ignore[no-any-return]
 
 
 def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_features: int, *,
@@ -372,10 +384,18 @@ def _choose_engine(trees: Sequence[Tree], n_features: int) -> str:
 
 class _TraversalForest(CompiledForest):
     """Level-synchronous traversal of all trees over a (tree x row) lane matrix, trees deepest first so
-    the trees still walking at step ``s`` are a prefix of the lanes (no masking, no early-exit test).
+    the trees still walking at level ``d`` are a prefix of the lanes (no masking, no early-exit test).
 
-    Per node: the input column it reads (``feat``; leaves read column 0), its threshold (leaves +inf,
-    so every non-NaN value goes "left", i.e. stays) and whether NaN goes right (``mr``).
+    Shallow-enough forests use complete-binary levels: level ``d`` has one table of ``2**d`` nodes per
+    tree still walking, a lane's index there is ``tree * 2**d + position`` and its child's index on the
+    next level is ``2 * index + go_right``; a leaf above the last level is padded with always-left
+    splits (threshold +inf). Deeper forests use breadth-first renumbering with adjacent siblings
+    (``left[node] + go_right``) and leaves that point to themselves.
+
+    Per node: the input column it reads (leaves read column 0), its threshold (+inf for leaves and
+    padding, so every non-NaN value goes left, i.e. stays) and whether NaN goes right. With float32
+    inputs (every scikit-learn tree but HGB's) one packed word per node holds the threshold's order-
+    preserving key and the column's offset: one gather yields both, one int64 comparison decides.
     """
 
     few_rows = 1
@@ -388,12 +408,12 @@ class _TraversalForest(CompiledForest):
         self.n_outputs = int(values[0].shape[1])
         self.per_stage = 1
         self.n_features = n_features
-        self._keys = keys
         depths = np.array([t.depth for t in trees], dtype=np.int64)
         order = np.argsort(-depths, kind="stable")
         self.inverse = np.argsort(order, kind="stable")
+        self._identity = bool(np.array_equal(order, np.arange(T)))
         self.active = [int(np.count_nonzero(depths > s)) for s in range(int(depths.max(initial=0)))]
-        self.chunk_rows = max(8, min(4096, _TRAVERSAL_LANES // T))
+        self.chunk_rows = rows = max(8, min(4096, _TRAVERSAL_LANES // T))
         if int(depths.max(initial=0)) <= _HEAP_MAX_DEPTH:
             slots = int(sum(1 << (int(d) + 1) for d in depths))
         else:
@@ -404,18 +424,15 @@ class _TraversalForest(CompiledForest):
         self._virtual: list[tuple[int, np.ndarray, np.ndarray]] = []  # (column, virtual columns, right table)
         vcol = self._virtual_columns(trees, categorical)
         self.n_columns = n_features + self._n_virtual
+        per_node = [self._split_arrays(trees[i], vcol[i]) for i in order.tolist()]
+        tkeys = None if keys is None or self._virtual else [keys[i] for i in order.tolist()]
+        sorted_trees = [trees[i] for i in order.tolist()]
+        sorted_values = [values[i] for i in order.tolist()]
         if heap:
-            self._build_heap(trees, values, order, vcol)
+            self._build_levels(sorted_trees, sorted_values, per_node, tkeys)
         else:
-            self._build_explicit(trees, values, order, vcol)
-        rows = self.chunk_rows
-        self.featR = self.feat * rows
-        # float32 inputs: one packed word per node, (threshold key << 32) | column offset, and the
-        # inputs as keys << 32: a single gather per level yields both, one int64 compare decides.
-        self.packed = None if self.tkey is None else self.tkey | self.featR
+            self._build_explicit(sorted_trees, sorted_values, per_node, tkeys)
         self._ar_full = np.broadcast_to(np.arange(rows, dtype=np.int64), (T, rows)).copy()
-        if heap:
-            self._nb_full = np.broadcast_to(self.neg_base[:, None], (T, rows)).copy()
         self._vshift_orig = self.vshift[self.inverse][:, None]
 
     def _virtual_columns(self, trees: Sequence[Tree],
@@ -467,85 +484,82 @@ class _TraversalForest(CompiledForest):
             mr = mr & ~virt
         return feat, thr, mr
 
-    def _build_heap(self, trees: Sequence[Tree], values: Sequence[np.ndarray], order: np.ndarray,
-                    vcol: list[np.ndarray | None]) -> None:
-        """Tree ``t`` of depth ``D`` owns slots ``base + 1 .. base + 2**(D+1) - 1`` (1-based heap); a leaf
-        above the last level is padded with always-left splits down to it; leaf outputs are stored for
-        the last level only."""
+    def _build_levels(self, trees: list[Tree], values: list[np.ndarray],
+                      per_node: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                      tkeys: list[np.ndarray] | None) -> None:
         K = self.n_outputs
-        sizes = [1 << (trees[i].depth + 1) for i in order]
-        bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        vsizes = [1 << trees[i].depth for i in order]
+        rows = self.chunk_rows
+        self.lv_feat: list[np.ndarray] = []
+        self.lv_featR: list[np.ndarray] = []
+        self.lv_thr: list[np.ndarray] = []
+        self.lv_mr: list[np.ndarray] = []
+        self.lv_packed: list[np.ndarray] | None = [] if tkeys is not None else None
+        for d, n in enumerate(self.active):
+            size = n << d
+            self.lv_feat.append(np.zeros(size, dtype=np.int64))
+            self.lv_thr.append(np.full(size, np.inf))
+            self.lv_mr.append(np.zeros(size, dtype=bool))
+        lv_key = [np.full(n << d, _KEY_INF, dtype=np.int64) for d, n in enumerate(self.active)]
+        vsizes = [1 << t.depth for t in trees]
         vbases = np.concatenate([[0], np.cumsum(vsizes)[:-1]]).astype(np.int64)
-        total = int(sum(sizes))
-        feat = np.zeros(total, dtype=np.int64)
-        thr = np.full(total, np.inf)
-        mr = np.zeros(total, dtype=bool)
-        left = np.zeros(total, dtype=np.int64)
-        tkey = np.full(total, _KEY_INF, dtype=np.int64) if self._keys is not None else None
         vals = np.full((int(sum(vsizes)), K), np.nan)
-        for j, i in enumerate(order.tolist()):
-            t = trees[i]
+        for j, t in enumerate(trees):
             D = t.depth
-            f_t, th_t, mr_t = self._split_arrays(t, vcol[i])
-            pos = np.zeros(t.n_nodes, dtype=np.int64)
-            lev = np.zeros(t.n_nodes, dtype=np.int64)
-            pos[0] = 1
+            f_t, th_t, mr_t = per_node[j]
+            pos = np.zeros(t.n_nodes, dtype=np.int64)  # index within its level
             for d, nodes in enumerate(t.levels):
-                lev[nodes] = d
                 inner = nodes[t.left[nodes] >= 0]
                 pos[t.left[inner]] = 2 * pos[inner]
                 pos[t.right[inner]] = 2 * pos[inner] + 1
-            inner = t.left >= 0
-            g = bases[j] + pos[inner]
-            feat[g] = f_t[inner]
-            thr[g] = th_t[inner]
-            mr[g] = mr_t[inner]
-            if tkey is not None and self._keys is not None:
-                tkey[g] = self._keys[i][inner]
-            slots = np.arange(1, 1 << D)  # every slot above the last level
-            left[bases[j] + slots] = bases[j] + 2 * slots
-            leaves = np.flatnonzero(~inner)
-            bottom = (pos[leaves] << (D - lev[leaves])) - (1 << D)
-            vals[vbases[j] + bottom] = values[i][leaves]
-        self.feat, self.thr, self.mr, self.left, self.vals = feat, thr, mr, left, vals
-        self.tkey = tkey
-        self.roots = bases + 1
-        self.neg_base = -bases
-        # value row of a lane that ended at global slot g of sorted tree j: g + vshift[j]
-        depths_sorted = np.array([trees[i].depth for i in order], dtype=np.int64)
-        self.vshift = vbases - bases - (np.int64(1) << depths_sorted)
+                if inner.size:
+                    at = (j << d) + pos[inner]
+                    self.lv_feat[d][at] = f_t[inner]
+                    self.lv_thr[d][at] = th_t[inner]
+                    self.lv_mr[d][at] = mr_t[inner]
+                    if tkeys is not None:
+                        lv_key[d][at] = tkeys[j][inner]
+                leaves = nodes[t.left[nodes] < 0]
+                vals[vbases[j] + (pos[leaves] << (D - d))] = values[j][leaves]
+        self.lv_featR = [f * rows for f in self.lv_feat]
+        if self.lv_packed is not None:
+            self.lv_packed = [k | fr for k, fr in zip(lv_key, self.lv_featR, strict=True)]
+        self.vals = vals
+        self.roots = np.arange(len(trees), dtype=np.int64)
+        depths = np.array([t.depth for t in trees], dtype=np.int64)
+        # a lane of sorted tree j ends at index j * 2**D + position: its value row is vbase + position
+        self.vshift = vbases - (np.arange(len(trees), dtype=np.int64) << depths)
 
-    def _build_explicit(self, trees: Sequence[Tree], values: Sequence[np.ndarray], order: np.ndarray,
-                        vcol: list[np.ndarray | None]) -> None:
+    def _build_explicit(self, trees: list[Tree], values: list[np.ndarray],
+                        per_node: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        tkeys: list[np.ndarray] | None) -> None:
         """Breadth-first renumbering (siblings adjacent: right = left + 1); leaves point to themselves."""
         K = self.n_outputs
-        sizes = [trees[i].n_nodes for i in order]
+        sizes = [t.n_nodes for t in trees]
         bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         total = int(sum(sizes))
         feat = np.empty(total, dtype=np.int64)
         thr = np.empty(total)
         mr = np.empty(total, dtype=bool)
         left = np.empty(total, dtype=np.int64)
-        tkey = np.empty(total, dtype=np.int64) if self._keys is not None else None
+        tkey = np.empty(total, dtype=np.int64)
         vals = np.empty((total, K))
-        for j, i in enumerate(order.tolist()):
-            t = trees[i]
+        for j, t in enumerate(trees):
             bfs = np.concatenate(t.levels)  # parents before children; siblings adjacent
             new = np.empty(t.n_nodes, dtype=np.int64)
             new[bfs] = np.arange(t.n_nodes)
-            f_t, th_t, mr_t = self._split_arrays(t, vcol[i])
+            f_t, th_t, mr_t = per_node[j]
             sl = slice(int(bases[j]), int(bases[j]) + t.n_nodes)
             feat[sl] = f_t[bfs]
             thr[sl] = th_t[bfs]
             mr[sl] = mr_t[bfs]
             lc = t.left[bfs]
             left[sl] = bases[j] + np.where(lc >= 0, new[np.maximum(lc, 0)], np.arange(t.n_nodes))
-            vals[sl] = values[i][bfs]
-            if tkey is not None and self._keys is not None:
-                tkey[sl] = np.where(lc >= 0, self._keys[i][bfs], _KEY_INF)
+            vals[sl] = values[j][bfs]
+            if tkeys is not None:
+                tkey[sl] = np.where(lc >= 0, tkeys[j][bfs], _KEY_INF)
         self.feat, self.thr, self.mr, self.left, self.vals = feat, thr, mr, left, vals
-        self.tkey = tkey
+        self.featR = feat * self.chunk_rows
+        self.packed = tkey | self.featR if tkeys is not None else None
         self.roots = bases
         self.vshift = np.zeros(len(trees), dtype=np.int64)
 
@@ -562,21 +576,31 @@ class _TraversalForest(CompiledForest):
         return Xt
 
     def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
-        """One row: lanes are the trees; six numpy calls per level."""
+        """One row: the lanes are the trees; five numpy calls per level."""
         x = self._columns(X, 1).ravel() if self._virtual else X.reshape(-1)
         if has_nan is None:
             has_nan = bool(np.isnan(x).any())
         g = self.roots.copy()
-        feat, thr, left, mr = self.feat, self.thr, self.left, self.mr
-        for n in self.active:
-            gs = g[:n]
-            xv = x[feat[gs]]
-            if has_nan:
-                g[:n] = left[gs] + ((xv > thr[gs]) | (np.isnan(xv) & mr[gs]))
-            else:
-                g[:n] = left[gs] + (xv > thr[gs])
+        if self.heap:
+            for d, n in enumerate(self.active):
+                gs = g[:n]
+                xv = x[self.lv_feat[d][gs]]
+                gr = xv > self.lv_thr[d][gs]
+                if has_nan:
+                    gr |= np.isnan(xv) & self.lv_mr[d][gs]
+                g[:n] = gs + gs + gr
+        else:
+            feat, thr, left, mr = self.feat, self.thr, self.left, self.mr
+            for n in self.active:
+                gs = g[:n]
+                xv = x[feat[gs]]
+                gr = xv > thr[gs]
+                if has_nan:
+                    gr |= np.isnan(xv) & mr[gs]
+                g[:n] = left[gs] + gr
         g += self.vshift
-        return self.vals.take(g, axis=0)[self.inverse].reshape(self.n_trees, 1, self.n_outputs)
+        v = self.vals[g]
+        return (v if self._identity else v[self.inverse]).reshape(self.n_trees, 1, self.n_outputs)
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         r = X.shape[0]
@@ -584,66 +608,66 @@ class _TraversalForest(CompiledForest):
         full = r == self.chunk_rows
         if has_nan is None or has_nan:
             has_nan = bool(np.isnan(X).any())
-        packed = self.packed
-        if packed is not None:
+        keyed = (self.lv_packed if self.heap else self.packed) is not None
+        if keyed:
             Xt = np.empty((self.n_columns, self.chunk_rows), dtype=np.int64)
-            Xt[:, :r] = float32_key(X.T.astype(np.float32))
+            with np.errstate(over="ignore"):  # beyond float32's range is +-inf, as for scikit-learn
+                Xt[:, :r] = float32_key(X.T.astype(np.float32))
             flat = Xt.ravel()
             work = np.empty((T, r), dtype=np.int64)
         else:
             flat = self._columns(X, self.chunk_rows).ravel()
-            xv_f = np.empty((T, r))
             th = np.empty((T, r))
+        xv = np.empty((T, r), dtype=np.int64 if keyed else np.float64)
         g = np.empty((T, r), dtype=np.int64)
         g[:] = self.roots[:, None]
         fo = np.empty((T, r), dtype=np.int64)
-        xk = np.empty((T, r), dtype=np.int64)
         gr = np.empty((T, r), dtype=bool)
         if has_nan:
             nan = np.empty((T, r), dtype=bool)
             mrb = np.empty((T, r), dtype=bool)
         ar = self._ar_full if full else np.arange(r, dtype=np.int64)
-        heap = self.heap
-        if heap:
-            nb = self._nb_full if full else self.neg_base[:, None]
-        for n in self.active:
-            gs, fos, grs = g[:n], fo[:n], gr[:n]
+        for d, n in enumerate(self.active):
+            gs, fos, grs, xvs = g[:n], fo[:n], gr[:n], xv[:n]
             arn = ar[:n] if full else ar
+            if self.heap:
+                packed = self.lv_packed[d] if self.lv_packed is not None else None
+                featR, thr, mr = self.lv_featR[d], self.lv_thr[d], self.lv_mr[d]
+            else:
+                packed, featR, thr, mr = self.packed, self.featR, self.thr, self.mr
             if packed is not None:
-                ws, xks = work[:n], xk[:n]
-                np.take(packed, gs, out=ws, mode="clip")
+                ws = work[:n]
+                np.take(packed, gs, out=ws, mode="wrap")
                 np.bitwise_and(ws, _LOW32, out=fos)
                 np.add(fos, arn, out=fos)
-                np.take(flat, fos, out=xks, mode="clip")
-                np.greater(xks, ws, out=grs)  # key(x) > key(threshold); equal keys go left
+                np.take(flat, fos, out=xvs, mode="wrap")
+                np.greater(xvs, ws, out=grs)  # key(x) > key(threshold); equal keys go left
                 if has_nan:
                     ns, ms = nan[:n], mrb[:n]
-                    np.greater(xks, _KEY_INF + _LOW32, out=ns)  # NaN keys sit above +inf
-                    np.take(self.mr, gs, out=ms, mode="clip")
+                    np.greater(xvs, _KEY_INF + _LOW32, out=ns)  # NaN keys sit above +inf
+                    np.take(mr, gs, out=ms, mode="wrap")
                     np.copyto(grs, ms, where=ns)
             else:
-                xvs, ths = xv_f[:n], th[:n]
-                np.take(self.featR, gs, out=fos, mode="clip")
+                ths = th[:n]
+                np.take(featR, gs, out=fos, mode="wrap")
                 np.add(fos, arn, out=fos)
-                np.take(flat, fos, out=xvs, mode="clip")
-                np.take(self.thr, gs, out=ths, mode="clip")
+                np.take(flat, fos, out=xvs, mode="wrap")
+                np.take(thr, gs, out=ths, mode="wrap")
                 np.greater(xvs, ths, out=grs)
                 if has_nan:
                     ns, ms = nan[:n], mrb[:n]
                     np.isnan(xvs, out=ns)
-                    np.take(self.mr, gs, out=ms, mode="clip")
+                    np.take(mr, gs, out=ms, mode="wrap")
                     np.logical_and(ns, ms, out=ns)
                     np.logical_or(grs, ns, out=grs)
-            if heap:
+            if self.heap:
                 np.left_shift(gs, 1, out=gs)
-                np.add(gs, nb[:n], out=gs)
             else:
-                np.take(self.left, gs, out=gs, mode="clip")
+                np.take(self.left, gs, out=gs, mode="wrap")
             np.add(gs, grs, out=gs)
-        gv = g[self.inverse] if T > 1 else g
-        if heap:
-            gv += self._vshift_orig
-        np.take(self.vals, gv, axis=0, out=out, mode="clip")
+        gv = g if self._identity else g[self.inverse]
+        gv += self._vshift_orig
+        np.take(self.vals, gv, axis=0, out=out, mode="wrap")
 
 
 _LOWBIT_PRIME = {2: 19, 4: 37, 8: 67}  # 2**k mod p is distinct for k < 8 * itemsize
@@ -835,7 +859,7 @@ class _BitVectorForest(CompiledForest):
             else:
                 low = v & (-v)
                 low %= self.wdtype.type(self.P)
-                idx = self._tree_off + low
+                idx = self._tree_off + low.astype(np.int64)  # (int64 + uint64 would be float64)
             return self.vq.take(idx, axis=0).reshape(self.n_trees, 1, self.n_outputs)  # type: ignore[no-any-return]
         G = np.empty((r, self.n_used), dtype=np.int64)
         if self._numeric:

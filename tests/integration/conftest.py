@@ -92,6 +92,7 @@ class Aws:
     sqs: Any
     sfn: Any
     streams: Any
+    kms: Any = None
     _iterators: dict[str, str] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> Any:
@@ -178,7 +179,7 @@ def _ddb_json(change: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_SERVICES = ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "dynamodbstreams")
+_SERVICES = ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "dynamodbstreams", "kms")
 
 
 @pytest.fixture(scope="package")
@@ -205,7 +206,7 @@ def aws(_moto: tuple[Any, dict[str, Any]]) -> Iterator[Aws]:
     mock.reset()
     stack = tpl.provision(TEMPLATE, clients.__getitem__, region=REGION)
     yield Aws(stack, clients["s3"], clients["dynamodb"], clients["sns"], clients["sqs"],
-              clients["stepfunctions"], clients["dynamodbstreams"])
+              clients["stepfunctions"], clients["dynamodbstreams"], clients["kms"])
 
 
 @pytest.fixture(scope="package")
@@ -219,8 +220,9 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch, _handler_modules: dict[st
     """``handler("PublishFunction")`` -> that function's app module, imported from its file (CodeUri +
     Handler) with the environment the template gives it (resolved to the moto resources).
 
-    Modules are imported once per folder (as a warm Lambda keeps them) with their model caches cleared
-    per test; the stack's names are the same in every test, so their settings stay valid.
+    Modules are imported once per folder (as a warm Lambda keeps them) with their model caches and
+    manifest signer caches cleared per test; the stack's names (the signing key's alias included) are
+    the same in every test, so their settings stay valid.
     """
 
     def load(logical_id: str) -> ModuleType:
@@ -239,9 +241,10 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch, _handler_modules: dict[st
             spec.loader.exec_module(module)
             assert callable(getattr(module, attr))
             _handler_modules[logical_id] = module
-        cache = getattr(module, "MODEL_CACHE", None)
-        if cache is not None:
-            cache.clear()
+        for warm_state in ("MODEL_CACHE", "SIGNER"):  # a new moto key sits behind the same alias
+            cache = getattr(module, warm_state, None)
+            if cache is not None:
+                cache.clear()
         return module
 
     return load

@@ -554,7 +554,7 @@ SPEC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "model-format.md"
 
 
 def test_the_worked_example_of_the_specification_validates() -> None:
-    if "linear_regression" not in scorer.REGISTRY:
+    if "linear_regression" not in scorer.supported_types():
         pytest.skip("the linear family is not registered")
     text = SPEC.read_text(encoding="utf-8")
     block = text.split("<!-- worked-example -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
@@ -569,3 +569,17 @@ def test_the_canonical_bytes_example_of_the_specification() -> None:
     doc = {"b": [1.0, 0.5, 1e-7, 1e21], "a": "é\n"}
     assert "`" + canonical_bytes(doc).decode().replace("\n", "\\n") + "`" in text
     assert scorer.content_sha256(doc) in text
+
+
+def test_lazy_family_map_matches_the_registry() -> None:
+    """scorer.models.TYPE_FAMILIES routes each type to the module that registers it (lazy imports)."""
+    import importlib
+
+    from scorer import models
+    from scorer._base import REGISTRY
+
+    models.import_all()
+    owners = {name: cls.__module__.rsplit(".", 1)[-1] for name, cls in REGISTRY.items()
+              if cls.__module__.startswith("scorer.models.")}
+    assert owners == models.TYPE_FAMILIES
+    assert importlib.import_module("scorer").supported_types() == sorted(REGISTRY)

@@ -47,7 +47,7 @@ def test_resolver_routes_equal_template_events():
 
 def test_paths_use_the_same_parameter_names():
     for _method, path in _template_routes():
-        assert re.fullmatch(r"(/[a-z0-9]+|/\{(name|version|alias)\})+", path), path
+        assert re.fullmatch(r"(/[a-z0-9]+(-[a-z0-9]+)*|/\{(name|version|alias)\})+", path), path
 
 
 def test_every_domain_error_has_a_status():

@@ -1,0 +1,252 @@
+"""Device telemetry, server side: the request model, storage (deduplicated per batch) and aggregation.
+
+The payload is the one ``scorer.sync.Telemetry.flush`` sends (docs/devices.md, "Telemetry"): a request
+carries up to :data:`MAX_BATCHES` sealed batches, each a per-version window of running sums. Each batch
+is stored as one registry item keyed ``TELEMETRY#{model}`` / ``TELEMETRY#{device}#{batch_id}`` with a
+conditional put, so a retried request stores nothing twice; the response acknowledges every batch that
+is stored (now or before).
+
+Aggregation merges the running sums exactly (counts and sums add, min/min and max/max) and derives the
+means, standard deviations and missing rates from the merged sums, per model version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from .errors import InvalidRequest
+from .registry import Registry, now_iso
+from .rollout import CALLER_ID_RE
+
+SCHEMA_RE = re.compile(r"^modelsync\.telemetry/1(\.[0-9]+)?$")  # major 1 only; minors are compatible
+MAX_BATCHES = 100  # per request (the device sends up to 20)
+MAX_FEATURES = 1024  # per batch (the device summarises at most 256)
+MAX_LABELS = 1000  # predicted labels per batch (the device counts at most 100 + "__other__")
+MAX_AGGREGATED_ITEMS = 20_000  # GET reads at most this many batches (then says truncated)
+TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
+SINCE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?Z)?$")
+
+Count = Annotated[StrictInt, Field(ge=0)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Timestamp = Annotated[StrictStr, Field(pattern=TIMESTAMP)]
+
+
+class _Strict(BaseModel):
+    # forward compatible: fields a newer device adds are ignored, not refused
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), populate_by_name=True)
+
+
+class Latency(_Strict):
+    sum: Annotated[Number, Field(ge=0)]
+    min: Annotated[Number, Field(ge=0)] | None = None
+    max: Annotated[Number, Field(ge=0)] | None = None
+    mean: Number | None = None
+
+
+class Summary(_Strict):
+    """A numeric or categorical summary (input feature, or the outputs of a regressor)."""
+
+    type: Literal["numeric", "categorical"]
+    count: Count
+    missing: Count = 0
+    infinite: Count = 0
+    sum: Number | None = None
+    sum_squares: Annotated[Number, Field(ge=0)] | None = None
+    min: Number | None = None
+    max: Number | None = None
+    mean: Number | None = None
+    missing_rate: Number | None = None
+
+
+class Batch(_Strict):
+    batch_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9-]{8,64}$")]
+    model_version: Annotated[StrictInt, Field(ge=1)]
+    sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+    window_start: Timestamp
+    window_end: Timestamp | None = None
+    calls: Count
+    rows: Count
+    errors: Count
+    latency_ms: Latency
+    features: Annotated[dict[Annotated[StrictStr, Field(min_length=1, max_length=256)], Summary],
+                        Field(max_length=MAX_FEATURES)] = Field(default_factory=dict)
+    features_truncated: StrictBool = False
+    predictions: Annotated[dict[Annotated[StrictStr, Field(max_length=256)], Count],
+                           Field(max_length=MAX_LABELS)] = Field(default_factory=dict)
+    output: Summary | None = None
+
+
+class TelemetryRequest(_Strict):
+    """``POST /models/{name}/telemetry`` (schema ``modelsync.telemetry/1``)."""
+
+    schema_: Annotated[StrictStr, Field(alias="schema", max_length=64)]
+    model: StrictStr
+    device_id: Annotated[StrictStr, Field(max_length=128)] | None = None
+    sent_at: Timestamp | None = None
+    dropped_batches: Count = 0
+    batches: Annotated[list[Batch], Field(min_length=1, max_length=MAX_BATCHES)]
+
+
+def check_request(name: str, request: TelemetryRequest, header_device: str | None) -> str | None:
+    """The checks a schema cannot express; returns the device id (body or header). 400 names the field."""
+    if not SCHEMA_RE.match(request.schema_):
+        raise InvalidRequest(f"body.schema: {request.schema_!r} is not supported; this server reads "
+                             "modelsync.telemetry/1")
+    if request.model != name:
+        raise InvalidRequest(f"body.model: is {request.model!r}, but the URL names model {name!r}")
+    if request.device_id is not None and not CALLER_ID_RE.match(request.device_id):
+        raise InvalidRequest("body.device_id: must be 1 to 128 printable ASCII characters without spaces "
+                             "or '#'")
+    if request.device_id is not None and header_device is not None and request.device_id != header_device:
+        raise InvalidRequest("body.device_id: differs from the X-Device-Id header")
+    for i, b in enumerate(request.batches):
+        if b.window_end is not None and b.window_end < b.window_start:
+            raise InvalidRequest(f"body.batches[{i}].window_end: is before window_start")
+        if b.errors > b.calls:
+            raise InvalidRequest(f"body.batches[{i}].errors: more errors than calls")
+    return request.device_id if request.device_id is not None else header_device
+
+
+def store(registry: Registry, name: str, device: str | None, request: TelemetryRequest,
+          retention_days: int) -> dict[str, Any]:
+    """Store every batch once; ``{"accepted": [batch ids stored now or before], "duplicates": n}``."""
+    received = now_iso()
+    expires = None
+    if retention_days > 0:
+        expires = int((_dt.datetime.now(_dt.UTC) + _dt.timedelta(days=retention_days)).timestamp())
+    accepted: list[str] = []
+    duplicates = 0
+    for i, batch in enumerate(request.batches):
+        summary = batch.model_dump(mode="json", exclude={"batch_id"})
+        item: dict[str, Any] = {
+            "model": name, "device_id": device, "batch_id": batch.batch_id,
+            "model_version": batch.model_version, "sha256": batch.sha256,
+            "window_start": batch.window_start, "window_end": batch.window_end or batch.window_start,
+            "received_at": received, "expires_at": expires,
+            # the exact sums as JSON text: no Decimal rounding, no DynamoDB number range limits
+            "summary": json.dumps(summary, separators=(",", ":"), allow_nan=False),
+        }
+        if i == 0 and request.dropped_batches:
+            item["dropped_batches"] = request.dropped_batches  # reported once, with the first batch
+        if not registry.put_telemetry(item):
+            duplicates += 1  # stored by an earlier attempt: acknowledged all the same
+        accepted.append(batch.batch_id)
+    return {"accepted": accepted, "duplicates": duplicates, "stored": len(accepted) - duplicates}
+
+
+def check_since(since: str | None) -> str | None:
+    if since is None or since == "":
+        return None
+    if not SINCE_RE.match(since):
+        raise InvalidRequest("since must be a UTC date or time, e.g. 2025-01-07 or 2025-01-07T10:00:00Z")
+    return since
+
+
+# -- aggregation --------------------------------------------------------------------------------------
+
+def _opt(a: float | None, b: float | None, fn: Any) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(fn(a, b))
+
+
+def _merge_summary(into: dict[str, Any] | None, s: Mapping[str, Any]) -> dict[str, Any]:
+    if into is None:
+        into = {"type": s.get("type"), "count": 0, "missing": 0, "infinite": 0}
+        if s.get("type") == "numeric":
+            into.update(sum=0.0, sum_squares=0.0, min=None, max=None)
+    elif into.get("type") != s.get("type"):
+        into["type"] = "mixed"  # the same name summarised both ways (a changed model): counts only
+        for k in ("sum", "sum_squares", "min", "max"):
+            into.pop(k, None)
+    for k in ("count", "missing", "infinite"):
+        into[k] += int(s.get(k) or 0)
+    if into.get("type") == "numeric":
+        into["sum"] += float(s.get("sum") or 0.0)
+        into["sum_squares"] += float(s.get("sum_squares") or 0.0)
+        into["min"] = _opt(into["min"], s.get("min"), min)
+        into["max"] = _opt(into["max"], s.get("max"), max)
+    return into
+
+
+def _finish_summary(s: dict[str, Any]) -> dict[str, Any]:
+    seen = s["count"] + s["missing"] + s["infinite"]
+    s["missing_rate"] = s["missing"] / seen if seen else None
+    if s.get("type") == "numeric":
+        n = s["count"]
+        mean = s["sum"] / n if n else None
+        s["mean"] = mean
+        if n and mean is not None:
+            var = max(0.0, s["sum_squares"] / n - mean * mean)  # population variance, as merged sums allow
+            s["std"] = math.sqrt(var)
+        else:
+            s["std"] = None
+    return s
+
+
+def _new_version(version: int) -> dict[str, Any]:
+    return {"version": version, "sha256": set(), "devices": set(), "batches": 0, "calls": 0, "rows": 0,
+            "errors": 0, "latency_ms": {"sum": 0.0, "min": None, "max": None},
+            "window_start": None, "window_end": None, "features": {}, "features_truncated": False,
+            "predictions": {}, "output": None}
+
+
+def aggregate(name: str, items: Iterable[Mapping[str, Any]], limit: int = MAX_AGGREGATED_ITEMS
+              ) -> dict[str, Any]:
+    """Merge stored batches per model version (see the module docstring)."""
+    versions: dict[int, dict[str, Any]] = {}
+    devices: set[str] = set()
+    dropped = batches = 0
+    truncated = False
+    for item in items:
+        if batches >= limit:
+            truncated = True
+            break
+        batches += 1
+        s = json.loads(item["summary"])
+        v = versions.setdefault(int(item["model_version"]), _new_version(int(item["model_version"])))
+        device = item.get("device_id") or "(none)"
+        devices.add(device)
+        v["devices"].add(device)
+        v["sha256"].add(item.get("sha256"))
+        v["batches"] += 1
+        dropped += int(item.get("dropped_batches") or 0)
+        for k in ("calls", "rows", "errors"):
+            v[k] += int(s.get(k) or 0)
+        lat, sl = v["latency_ms"], s.get("latency_ms") or {}
+        lat["sum"] += float(sl.get("sum") or 0.0)
+        lat["min"] = _opt(lat["min"], sl.get("min"), min)
+        lat["max"] = _opt(lat["max"], sl.get("max"), max)
+        start, end = item.get("window_start"), item.get("window_end")
+        v["window_start"] = start if v["window_start"] is None else min(v["window_start"], start)
+        v["window_end"] = end if v["window_end"] is None else max(v["window_end"], end)
+        v["features_truncated"] = bool(v["features_truncated"] or s.get("features_truncated"))
+        for fname, fs in (s.get("features") or {}).items():
+            v["features"][fname] = _merge_summary(v["features"].get(fname), fs)
+        for label, n in (s.get("predictions") or {}).items():
+            v["predictions"][label] = v["predictions"].get(label, 0) + int(n)
+        if s.get("output"):
+            v["output"] = _merge_summary(v["output"], s["output"])
+    out_versions = []
+    for version in sorted(versions):
+        v = versions[version]
+        v["sha256"] = sorted(x for x in v["sha256"] if x)
+        v["devices"] = len(v["devices"])
+        lat = v["latency_ms"]
+        lat["mean"] = lat["sum"] / v["calls"] if v["calls"] else None
+        v["error_rate"] = v["errors"] / v["calls"] if v["calls"] else None
+        v["features"] = {k: _finish_summary(f) for k, f in sorted(v["features"].items())}
+        if v["output"] is not None:
+            v["output"] = _finish_summary(v["output"])
+        out_versions.append(v)
+    return {"name": name, "batches": batches, "devices": len(devices), "dropped_batches": dropped,
+            "truncated": truncated, "versions": out_versions}
