@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
 test: lint
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Needs aws-sam-cli, kept in its own venv: its pins fight with moto's.
 $(VENV)-sam/bin/sam:

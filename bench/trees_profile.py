@@ -29,9 +29,13 @@ sys.path.insert(0, str(ROOT))
 def _train(cache: pathlib.Path, rows: int) -> dict[str, Any]:
     path = cache / f"trees-{rows}.pkl"
     if path.exists():
-        return pickle.loads(path.read_bytes())  # noqa: S301 - our own cache
+        return pickle.loads(path.read_bytes())
     from sklearn.datasets import make_classification, make_regression
-    from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
 
     X, y = make_classification(rows, 20, n_informative=10, random_state=0)
     Xr, yr = make_regression(rows, 20, noise=1.0, random_state=0)
@@ -138,7 +142,10 @@ def main() -> None:
                 inp = sess.get_inputs()[0].name
                 X32 = X.astype(np.float32)
                 ox = _best(lambda: sess.run(None, {inp: X32}), args.repeat)  # noqa: B023
-                ox_1 = _single(lambda r: sess.run(None, {inp: np.asarray(r, dtype=np.float32)}), X, args.single)  # noqa: B023
+                def run_one(r: Any) -> Any:
+                    return sess.run(None, {inp: np.asarray(r, dtype=np.float32)})  # noqa: B023
+
+                ox_1 = _single(run_one, X, args.single)
                 line += (f" onnx {ox_1 * 1e6:6.1f}us ({ours_1 / ox_1:4.1f}x of it), onnx batch {ox:6.3f}s, "
                          f"onnx file {size / 1e6:5.2f} MB ({len(text) / size:4.2f}x)")
             print(line + ("" if same else "  MISMATCH"), flush=True)

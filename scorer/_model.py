@@ -623,8 +623,9 @@ def _plain_number_rows(rows: list[Any], features: Sequence[Feature]) -> np.ndarr
     single numpy call: a one-row request must not pay several numpy calls per feature.
     """
     n = len(features)
-    if any(f.kind == CATEGORICAL for f in features):
-        return None
+    for f in features:  # a plain loop: several times faster than any() over a generator
+        if f.kind == CATEGORICAL:
+            return None
     if len(rows) == 1:
         if len(rows[0]) != n or not set(map(type, rows[0])) <= _PLAIN_NUMBERS:
             return None

@@ -39,11 +39,11 @@ def _input_columns(est: Any) -> tuple[np.ndarray, dict[int, list[Any]], dict[int
     if pre is None:  # scikit-learn < 1.6 with integer-coded categories: predictors read raw values
         col_of = np.arange(n)
         for f in np.flatnonzero(is_cat).tolist():
-            values = np.asarray(known[f], dtype=np.float64)
-            if not np.array_equal(values, np.round(values)) or values.min(initial=0) < 0:
+            raw = np.asarray(known[f], dtype=np.float64)
+            if not np.array_equal(raw, np.round(raw)) or raw.min(initial=0) < 0:
                 raise UnsupportedEstimator("categorical features must hold non-negative integer codes")
-            categories[f] = [int(v) for v in values]
-            raw_to_index[f] = values.astype(np.int64)
+            categories[f] = [int(v) for v in raw]
+            raw_to_index[f] = raw.astype(np.int64)
         return col_of, categories, raw_to_index
     encoder = pre.named_transformers_["encoder"]
     enc_slice = pre.output_indices_["encoder"]
@@ -59,12 +59,12 @@ def _input_columns(est: Any) -> tuple[np.ndarray, dict[int, list[Any]], dict[int
             values = values[:-1]  # the encoder lists NaN last when the training data had missing values
         feature = enc_slice.start + i
         codes = np.asarray(known[feature], dtype=np.float64)
-        if not np.array_equal(codes, np.arange(len(values))):
+        if not np.array_equal(codes, np.arange(len(values), dtype=np.float64)):
             raise UnsupportedEstimator(f"{type(est).__name__}: unexpected category codes for column {col}")
         if any(isinstance(v, bool) for v in values) or not (
                 all(isinstance(v, str) for v in values) or all(isinstance(v, (int, float)) for v in values)):
-            raise UnsupportedEstimator(f"{type(est).__name__}: categories of column {col} must be all strings "
-                                       "or all numbers")
+            raise UnsupportedEstimator(f"{type(est).__name__}: categories of column {col} must be all "
+                                       "strings or all numbers")
         categories[col] = values
         raw_to_index[col] = np.arange(len(values), dtype=np.int64)
     return col_of, categories, raw_to_index
@@ -126,7 +126,8 @@ def convert_hist_gradient_boosting(est: Any, ctx: ExportContext) -> dict[str, An
     node["loss"] = est.loss
     node["baseline"] = ctx.array(np.asarray(est._baseline_prediction, dtype=np.float64).reshape(K))
     if categories:
-        node["categorical_features"] = [{"column": int(c), "categories": categories[c]} for c in sorted(categories)]
+        node["categorical_features"] = [{"column": int(c), "categories": categories[c]}
+                                        for c in sorted(categories)]
     node["trees"] = [_tree(p, ctx, col_of, n_features, raw_to_index)
                      for predictors in est._predictors for p in predictors]
     return node

@@ -19,7 +19,12 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
+from sklearn.tree import (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    ExtraTreeClassifier,
+    ExtraTreeRegressor,
+)
 
 from . import ExportContext, UnsupportedEstimator, converter
 
@@ -38,7 +43,7 @@ def labels(classes: Any) -> list[Any]:
 
 def small_int(a: np.ndarray, low: int, high: int) -> np.ndarray:
     """``a`` as int16 when every value in [low, high] fits, else int32 (exact either way)."""
-    dtype = np.int16 if -(2**15) <= low and high < 2**15 else np.int32
+    dtype = np.int16 if low >= -(2**15) and high < 2**15 else np.int32
     return np.asarray(a).astype(dtype)
 
 

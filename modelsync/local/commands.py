@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -50,6 +51,8 @@ def register(subparsers: Any) -> None:
         help="fire Schedule events every SECONDS instead of the template's rate",
     )
     p.add_argument("--parameter-overrides", nargs="*", metavar="KEY=VALUE", help="template parameter values")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop when the process that started this one exits (test fixtures, scripts)")
     p.set_defaults(func=run_local)
 
     q = subparsers.add_parser(
@@ -108,8 +111,11 @@ def run_local(args: argparse.Namespace) -> int:
         real_stdout.flush()
         if stack.runtime is not None:
             stack.runtime.send_all_stdout_to_stderr()
+        parent = os.getppid()
         while not stop.wait(0.5):
-            pass
+            if args.exit_with_parent and os.getppid() != parent:
+                log.info("parent process %d exited: shutting down", parent)
+                break
     finally:
         stack.stop()
         for s, h in previous.items():

@@ -30,7 +30,8 @@ QUEUE = "AWS::SQS::Queue"
 SUBSCRIPTION = "AWS::SNS::Subscription"
 FUNCTION = "AWS::Serverless::Function"
 API = "AWS::Serverless::Api"
-CREATED_TYPES = (BUCKET, *TABLES, TOPIC, QUEUE, SUBSCRIPTION)
+KMS_KEY = "AWS::KMS::Key"  # created with an alias ``alias/{name}``, which is its local !Ref
+CREATED_TYPES = (KMS_KEY, BUCKET, *TABLES, TOPIC, QUEUE, SUBSCRIPTION)
 
 _ARN_SERVICE = {
     "AWS::Serverless::LayerVersion": ("lambda", "layer:"),
@@ -171,6 +172,8 @@ class StackNames:
         return self
 
     def _ref_value(self, rtype: str, name: str) -> Any:
+        if rtype == KMS_KEY:  # an alias KMS accepts as KeyId, known before the key exists (modelsync invoke)
+            return f"alias/{name}"
         if rtype == TOPIC:
             return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
         if rtype == QUEUE:
@@ -265,7 +268,7 @@ class Provisioner:
 
     def provision(self) -> None:
         t = self.names.template
-        order = (QUEUE, *TABLES, BUCKET, TOPIC, SUBSCRIPTION)
+        order = (KMS_KEY, QUEUE, *TABLES, BUCKET, TOPIC, SUBSCRIPTION)
         for rtype in order:
             for lid in t.of_type(rtype):
                 if lid not in self.names.names:
@@ -347,6 +350,13 @@ class Provisioner:
         self.names.refs[lid] = arn
         for sub in p.get("Subscription") or []:
             sns.subscribe(TopicArn=arn, Protocol=str(sub["Protocol"]), Endpoint=str(sub["Endpoint"]))
+
+    def _create_key(self, lid: str) -> None:
+        raw = self.names.template.properties(lid)  # its key policy names IAM roles: not applied locally
+        kms = self.clients("kms")
+        alias, arn, key_id = tpl.create_kms_key(kms, self.resolver, raw, self.names.names[lid])
+        self.names.refs[lid] = alias
+        self.names.actual[(lid, "Arn")], self.names.actual[(lid, "KeyId")] = arn, key_id
 
     def _create_subscription(self, lid: str) -> None:
         p = self._props(lid)

@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, as_float, register
-from .trees import Categorical, CompiledForest, Tree, compile_forest, expit, load_tree, load_trees, softmax
+from .trees import (
+    Categorical,
+    CompiledForest,
+    Tree,
+    compile_forest,
+    expit,
+    load_tree,
+    load_trees,
+    softmax,
+)
 
 CLASSIFIER_LOSSES = ("log_loss",)
 REGRESSOR_LOSSES = ("squared_error", "absolute_error", "quantile", "poisson", "gamma")
@@ -29,10 +38,7 @@ class CategoryEncoder:
     def __init__(self, column: int, categories: list[Any]) -> None:
         self.column = column
         self.strings = isinstance(categories[0], str)
-        if self.strings:
-            keys = np.array(categories, dtype=str)
-        else:
-            keys = np.array(categories, dtype=np.float64)
+        keys = np.array(categories, dtype=str if self.strings else np.float64)
         order = np.argsort(keys, kind="stable")
         self.sorted = keys[order]
         self.index = order.astype(np.float64)
@@ -59,7 +65,8 @@ class CategoryEncoder:
     def _mixed(self, col: np.ndarray) -> np.ndarray:
         """Numeric categories but some inputs are text: the text values are unknown categories."""
         is_text = np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(col).astype(bool)
-        numbers = np.where(is_text, None, col)
+        numbers = col.copy()
+        numbers[is_text] = None
         out = self.encode(numbers.astype(object))
         out[is_text] = np.nan
         return out
@@ -72,6 +79,7 @@ class _HistGradientBoosting(Estimator):
     baseline: np.ndarray
     forest: CompiledForest
     encoders: list[CategoryEncoder]
+    _num_cols: list[int]
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Estimator:
@@ -108,13 +116,12 @@ class _HistGradientBoosting(Estimator):
                 raise cctx.fail("categories must be distinct", "categories")
             n_categories[col] = len(cats)
             self.encoders.append(CategoryEncoder(col, cats))
-        self._cat_cols = sorted(n_categories)
         self._num_cols = [j for j in range(F) if j not in n_categories]
         categorical = Categorical(n_categories) if n_categories else None
         tree_nodes = load_trees(node, ctx)
         if len(tree_nodes) % K:
-            raise ctx.fail(f"the number of trees must be a multiple of {K} (one tree per class per iteration)",
-                           "trees")
+            raise ctx.fail(f"the number of trees must be a multiple of {K} "
+                           "(one tree per class per iteration)", "trees")
         trees: list[Tree] = []
         values: list[np.ndarray] = []
         for i, tnode in enumerate(tree_nodes):
@@ -129,8 +136,8 @@ class _HistGradientBoosting(Estimator):
                     bits = np.unpackbits(tree.bitsets[tree.category_split[sel]], axis=1, bitorder="little")
                     if bits[:, k:].any():
                         n = int(np.flatnonzero(sel)[np.flatnonzero(bits[:, k:].any(axis=1))[0]])
-                        raise tctx.fail(f"the bitset of node {n} holds category codes beyond the {k} categories "
-                                        f"of column {f}", "category_split", n)
+                        raise tctx.fail(f"the bitset of node {n} holds category codes beyond the {k} "
+                                        f"categories of column {f}", "category_split", n)
             trees.append(tree)
             values.append(value.reshape(-1, 1))
         self.forest = compile_forest(trees, values, F, categorical=categorical, init=self.baseline,
@@ -146,7 +153,8 @@ class _HistGradientBoosting(Estimator):
             return as_float(X, self.type_name)
         out = np.empty(X.shape, dtype=np.float64)
         if self._num_cols:
-            out[:, self._num_cols] = as_float(X[:, self._num_cols], self.type_name)
+            cols = np.asarray(self._num_cols, dtype=np.int64)
+            out[:, cols] = as_float(X[:, cols], self.type_name)
         for enc in self.encoders:
             out[:, enc.column] = enc.encode(X[:, enc.column])
         return out

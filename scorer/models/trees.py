@@ -24,7 +24,6 @@ rounded to float32 first where scikit-learn does so, thresholds stay float64, Na
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,6 @@ from .._base import (
     InvalidInput,
     InvalidModel,
     LoadContext,
-    MethodNotSupported,
     as_float,
     decode_labels,
     register,
@@ -52,8 +50,7 @@ _HEAP_MAX_DEPTH = 22
 _QS_MAX_TABLE_BYTES = 48 << 20
 _TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
 _QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer chunk
-_QS_COMPARE_ELEMENTS = 1 << 15
-_ACCUMULATE_MAX = 64  # rows x outputs below which np.add.accumulate sums the trees  # below this (rows x thresholds), classify by comparing all thresholds
+_QS_COMPARE_ELEMENTS = 1 << 15  # up to (rows x thresholds): rank inputs by comparing with every threshold
 
 
 # -- one tree ----------------------------------------------------------------------------------------
@@ -85,7 +82,7 @@ class Tree:
 
     @property
     def n_leaves(self) -> int:
-        return int(np.count_nonzero(self.left < 0))
+        return (self.n_nodes + 1) // 2  # every split has two children
 
 
 def _first(mask: np.ndarray) -> int:
@@ -128,7 +125,8 @@ def load_tree(tnode: Any, ctx: LoadContext, n_features: int, value_shape: Sequen
             i = _first(bad)
             v = int(child[i])
             why = (f"child index {v} is out of range (the tree has {n} nodes)" if not 0 <= v < n else
-                   f"child index {v} must be greater than its parent's index {i} (trees are stored parent first)")
+                   f"child index {v} must be greater than its parent's index {i} "
+                   "(trees are stored parent first)")
             raise ctx.fail(why, key, i)
     kids = np.concatenate([left[internal], right[internal]])
     counts = np.bincount(kids, minlength=n)
@@ -290,10 +288,15 @@ class CompiledForest:
         R = X.shape[0]
         T, G, K = self.n_trees, self.per_stage, self.n_outputs
         S = T // G
-        if R <= self.few_rows:
+        if R == 1 and self.few_rows:
+            vals = self._few(X, has_nan)  # (T, 1, K)
+            if S == 1:
+                return vals.reshape(1, G, K)
+            return np.add.accumulate(vals.reshape(S, G * K), axis=0)[-1].reshape(1, G, K)
+        if self.few_rows >= R:
             vals = self._few(X, has_nan)  # (T, R, K)
             acc = sequential_sum(vals.reshape(S, G * R * K)) if S > 1 else vals
-            return acc.reshape(G, R, K).transpose(1, 0, 2)  # type: ignore[no-any-return]
+            return acc.reshape(G, R, K).transpose(1, 0, 2)
         result = np.empty((R, G, K))
         step = self.chunk_rows
         for start in range(0, R, step):
@@ -301,7 +304,8 @@ class CompiledForest:
             r = Xc.shape[0]
             vals = np.empty((S, G, r, K))
             self._chunk(Xc, vals.reshape(T, r, K), has_nan)
-            result[start:start + r] = sequential_sum(vals.reshape(S, G * r * K)).reshape(G, r, K).transpose(1, 0, 2)
+            total = sequential_sum(vals.reshape(S, G * r * K))
+            result[start:start + r] = total.reshape(G, r, K).transpose(1, 0, 2)
         return result
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
@@ -324,13 +328,14 @@ def sequential_sum(a: np.ndarray) -> np.ndarray:
     if a.shape[0] == 1:
         return a[0]
     if a.shape[1] >= 2:
-        return np.add.reduce(np.ascontiguousarray(a), axis=0)  # type: ignore[no-any-return]
-    return np.add.accumulate(a, axis=0)[-1]  # type: ignore[no-any-return]
+        return np.add.reduce(np.ascontiguousarray(a), axis=0)
+    return np.add.accumulate(a, axis=0)[-1]
 
 
 def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_features: int, *,
                    categorical: Categorical | None = None, float32: bool = False,
-                   init: np.ndarray | None = None, per_stage: int = 1, engine: str | None = None) -> CompiledForest:
+                   init: np.ndarray | None = None, per_stage: int = 1,
+                   engine: str | None = None) -> CompiledForest:
     """Build the faster layout for these trees. ``values[t]`` is ``(n_nodes_t, n_outputs)``.
 
     ``float32``: scikit-learn rounds inputs to float32 before comparing (every tree but HGB's).
@@ -340,10 +345,13 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
     if init is not None:
         for k in range(per_stage):
             values[k] = init[k] + values[k]
-    keys = [float32_key(float32_floor(t.threshold)) for t in trees] if float32 and categorical is None else None
+    bitvector = engine == "bitvector" and max(t.n_leaves for t in trees) <= 64
+    keys = None
+    if float32 and categorical is None and not bitvector:
+        keys = [float32_key(float32_floor(t.threshold)) for t in trees]
     if float32:
         trees = [_float32_tree(t) for t in trees]
-    if engine == "bitvector" and max(t.n_leaves for t in trees) <= 64:
+    if bitvector:
         forest: CompiledForest = _BitVectorForest(trees, values, n_features, categorical)
     else:
         forest = _TraversalForest(trees, values, n_features, categorical,
@@ -707,7 +715,8 @@ class _BitVectorForest(CompiledForest):
                 lo[t.right[inner]] = lo[inner] + nl[t.left[inner]]
             inner = np.flatnonzero(t.left >= 0)
             width = nl[t.left[inner]]
-            m64 = (np.uint64(0xFFFFFFFFFFFFFFFF) >> (64 - width).astype(np.uint64)) << lo[inner].astype(np.uint64)
+            ones64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+            m64 = (ones64 >> (64 - width).astype(np.uint64)) << lo[inner].astype(np.uint64)
             masks = (~m64).astype(wdt)  # a false split removes the leaves of its left subtree
             f = t.feature[inner]
             mr = ~t.missing_left[inner]
@@ -717,11 +726,13 @@ class _BitVectorForest(CompiledForest):
             for fv in np.unique(f).tolist():
                 sel = (f == fv) & ~is_cat
                 if sel.any():
-                    num.setdefault(fv, []).append((t.threshold[inner[sel]], tree_id[sel], masks[sel], mr[sel]))
+                    entry = (t.threshold[inner[sel]], tree_id[sel], masks[sel], mr[sel])
+                    num.setdefault(fv, []).append(entry)
                 sel = (f == fv) & is_cat
                 if sel.any():
                     assert cs is not None and t.bitsets is not None
-                    cat.setdefault(fv, []).append((t.bitsets[cs[inner[sel]]], tree_id[sel], masks[sel], mr[sel]))
+                    entry = (t.bitsets[cs[inner[sel]]], tree_id[sel], masks[sel], mr[sel])
+                    cat.setdefault(fv, []).append(entry)
             leaves = np.flatnonzero(t.left < 0)
             bits = lo[leaves]
             if itemsize == 1:  # a direct table over the 256 mask values: exit leaf = lowest set bit
@@ -806,6 +817,46 @@ class _BitVectorForest(CompiledForest):
         self._tree_off = np.arange(T, dtype=np.int64) * P
         self._tree_off_col = self._tree_off[:, None]
         self._tree_off_full = np.broadcast_to(self._tree_off_col, (T, self.chunk_rows)).copy()
+        self._lut = self._lookup_tables(trees, values) if categorical is None else None
+
+    def _lookup_tables(self, trees: Sequence[Tree], values: Sequence[np.ndarray]) -> tuple[np.ndarray, ...] | None:
+        """Single rows of forests of depth <= 3 (gradient boosting's default): every tree's 7 split
+        decisions (a complete depth-3 tree, padded with always-left splits; an eighth, always-left slot
+        makes whole bytes) pack into one byte that indexes a 128-entry table of the tree's leaf outputs.
+        Five numpy calls score all trees."""
+        if max(t.depth for t in trees) > 3:
+            return None
+        T, K = len(trees), self.n_outputs
+        feat = np.zeros((T, 8), dtype=np.int64)
+        thr = np.full((T, 8), np.inf)
+        mr = np.zeros((T, 8), dtype=bool)
+        lut = np.full((T, 128, K), np.nan)
+        patterns = np.arange(128)
+        for j, t in enumerate(trees):
+            slot = np.zeros(t.n_nodes, dtype=np.int64)  # heap slot, 0-based: children of s are 2s+1, 2s+2
+            for nodes in t.levels:
+                inner = nodes[t.left[nodes] >= 0]
+                slot[t.left[inner]] = 2 * slot[inner] + 1
+                slot[t.right[inner]] = 2 * slot[inner] + 2
+            inner = np.flatnonzero(t.left >= 0)
+            feat[j, slot[inner]] = t.feature[inner]
+            thr[j, slot[inner]] = t.threshold[inner]
+            mr[j, slot[inner]] = ~t.missing_left[inner]
+            # walk every decision pattern down the padded tree: the leaf reached is the first leaf slot
+            node = np.zeros(128, dtype=np.int64)
+            at = np.zeros(128, dtype=np.int64)  # slot per pattern
+            is_leaf = np.ones(15, dtype=bool)
+            is_leaf[slot[inner]] = False
+            node_of_slot = np.full(15, -1, dtype=np.int64)
+            node_of_slot[slot] = np.arange(t.n_nodes)
+            for _ in range(3):
+                go = (patterns >> np.minimum(at, 6)) & 1
+                step = ~is_leaf[at]
+                at = np.where(step, 2 * at + 1 + go, at)
+            node = node_of_slot[at]
+            lut[j] = values[j][node]
+        tree_off = np.arange(T, dtype=np.int64) * 128
+        return feat.ravel(), thr.ravel(), mr.ravel(), lut.reshape(T * 128, K), tree_off
 
     def _ranks(self, X: np.ndarray) -> np.ndarray:
         """Table row per (used feature, row): the feature's offset + the rank of x among its thresholds
@@ -849,6 +900,15 @@ class _BitVectorForest(CompiledForest):
 
     def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
         r = X.shape[0]
+        if r == 1 and self._lut is not None:
+            feat, thr, mr, lut, tree_off = self._lut
+            x = X.reshape(-1)
+            xv = x[feat]
+            d = xv > thr
+            if has_nan is None or has_nan:
+                d |= np.isnan(xv) & mr
+            bits = np.packbits(d, bitorder="little")  # one byte per tree
+            return lut.take(tree_off + bits, axis=0).reshape(self.n_trees, 1, self.n_outputs)
         if r == 1 and not self._categorical:
             x = X.reshape(-1)
             G = self._few_base - np.add.reduceat(x[self._few_col] <= self._few_u, self._few_starts,
@@ -860,10 +920,11 @@ class _BitVectorForest(CompiledForest):
                 low = v & (-v)
                 low %= self.wdtype.type(self.P)
                 idx = self._tree_off + low.astype(np.int64)  # (int64 + uint64 would be float64)
-            return self.vq.take(idx, axis=0).reshape(self.n_trees, 1, self.n_outputs)  # type: ignore[no-any-return]
+            return self.vq.take(idx, axis=0).reshape(self.n_trees, 1, self.n_outputs)
         G = np.empty((r, self.n_used), dtype=np.int64)
         if self._numeric:
-            below = np.add.reduceat(X[:, self._few_col] <= self._few_u, self._few_starts, axis=1, dtype=np.int64)
+            below = np.add.reduceat(X[:, self._few_col] <= self._few_u, self._few_starts, axis=1,
+                                    dtype=np.int64)
             G[:, self._numeric] = self._few_base - below
         for i in self._categorical:
             x = X[:, self.features[i]]
@@ -911,8 +972,7 @@ def float32_checks(X: np.ndarray, type_name: str, allow_nan: bool, allow_inf: bo
     One dot product decides the common case (no NaN, nothing near float32's range); only then is the
     matrix inspected value by value.
     """
-    flat = X.reshape(-1)
-    ss = float(np.dot(flat, flat)) if flat.size else 0.0  # BLAS: no floating-point warnings
+    ss = float(np.vdot(X, X))  # BLAS, one call: no floating-point warnings, 0.0 when empty
     if ss < _SAFE_SQUARES:
         return False
     nan = np.isnan(X)
@@ -967,6 +1027,7 @@ class _SklearnTrees(Estimator):
     n_outputs = 1
     allow_nan = True
     n_classes: list[int]
+    class_lists: list[np.ndarray]
     forest: CompiledForest
 
     @classmethod
@@ -1009,7 +1070,6 @@ class _SklearnTrees(Estimator):
 
 class _TreeClassifier(_SklearnTrees):
     classifier = True
-    class_lists: list[np.ndarray]
 
     def _probas(self, X: np.ndarray) -> list[np.ndarray]:
         p = self._sums(X).reshape(X.shape[0], self.n_outputs, -1)
@@ -1194,10 +1254,7 @@ class IsolationForest(Estimator):
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         Xf = check_matrix(X, self.n_features_in, self.type_name)
         depths = self.forest.sums(Xf)[:, 0, 0]
-        if self.denominator != 0:
-            ratio = depths / self.denominator
-        else:
-            ratio = np.ones_like(depths)
+        ratio = depths / self.denominator if self.denominator != 0 else np.ones_like(depths)
         return -(2 ** (-ratio))
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

@@ -132,7 +132,7 @@ def launch_stack(log_path: Path, *extra: str) -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONUNBUFFERED"] = "1"
     cmd = [sys.executable, "-m", "modelsync.cli", "local", "--aws-port", "0", "--api-port", "0",
-           "--schedule-every", "2", *extra]
+           "--schedule-every", "2", "--exit-with-parent", *extra]
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True,
                                 start_new_session=True)

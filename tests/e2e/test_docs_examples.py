@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]
 
 DOC = REPO / "docs" / "local-stack.md"
 SECTIONS = ("## Try it", "## `modelsync invoke`")
+BLOCK_TIMEOUT = 90.0
 
 
 def doc_blocks() -> list[str]:
@@ -61,12 +63,18 @@ def test_docs_examples(stack: Stack, tmp_path: Path) -> None:
             shell.stdin.write(f"{_localise(block, stack)}\necho; echo {marker}\n")
             shell.stdin.flush()
             output = []
-            for line in shell.stdout:
-                if line.strip() == marker:
-                    break
-                output.append(line)
-            else:
-                pytest.fail(f"block {i} failed:\n{block}\noutput:\n{''.join(output)[-3000:]}")
+            watchdog = threading.Timer(BLOCK_TIMEOUT, shell.kill)  # the doc's wait loops are unbounded
+            watchdog.start()
+            try:
+                for line in shell.stdout:
+                    if line.strip() == marker:
+                        break
+                    output.append(line)
+                else:
+                    pytest.fail(f"block {i} failed or ran over {BLOCK_TIMEOUT:.0f} s:\n{block}\noutput:\n"
+                                f"{''.join(output)[-3000:]}\nstack log:\n{stack.logs()[-3000:]}")
+            finally:
+                watchdog.cancel()
             text = "".join(output)
             for expected in re.findall(r"(?m)^# expect: (.*)$", block):
                 assert expected in text, f"block {i}: {expected!r} not in output:\n{text[-3000:]}\n{block}"

@@ -349,3 +349,87 @@ def publish(aws: Aws, handler: Callable[[str], ModuleType], events: Callable[[st
         return result
 
     return run
+
+
+# -- the device client against the handler ------------------------------------------------------------
+
+API_BASE = "https://api.modelsync.test/v1"
+
+
+@dataclass
+class _Response:
+    """What urllib's opener returns, as far as scorer.sync uses it."""
+
+    status: int
+    headers: Any
+    body: bytes
+    _pos: int = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.body) if n is None or n < 0 else min(len(self.body), self._pos + n)
+        chunk, self._pos = self.body[self._pos:end], end
+        return chunk
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@dataclass
+class DeviceHttp:
+    """An opener for scorer.sync (``open(request, timeout=...)``): ``API_BASE`` URLs go to the Score
+    handler as REST proxy events, presigned S3 URLs are served from the (moto) bucket. HTTP errors are
+    raised as ``urllib.error.HTTPError`` as urllib does. ``fail_next`` makes the next API call answer
+    that status *after* the handler ran (a lost acknowledgement)."""
+
+    api: Api
+    s3: Any
+    base: str = API_BASE
+    calls: list[tuple[str, str, int]] = field(default_factory=list)
+    fail_next: list[int] = field(default_factory=list)
+
+    def open(self, request: Any, timeout: float | None = None) -> _Response:
+        import email.message
+        import io
+        import urllib.error
+        import urllib.parse
+
+        url = request.full_url
+        method = request.get_method()
+        if url.startswith(API_BASE):
+            parts = urllib.parse.urlsplit(url)
+            path = urllib.parse.unquote(parts.path[len(urllib.parse.urlsplit(API_BASE).path):])
+            query = dict(urllib.parse.parse_qsl(parts.query)) or None
+            headers = {k.title(): v for k, v in request.header_items()}
+            data = request.data.decode() if request.data else None
+            event = self.api.event(method, path, query=query, headers=headers, raw_body=data)
+            raw = self.api.app.lambda_handler(event, self.api.context)
+            status, body = int(raw["statusCode"]), (raw.get("body") or "").encode()
+            resp_headers = {k: v for k, v in (raw.get("headers") or {}).items()}
+            if self.fail_next:
+                status, body = self.fail_next.pop(0), b'{"error": {"code": "lost", "message": "lost"}}'
+        else:  # a presigned GET of the models bucket
+            parts = urllib.parse.urlsplit(url)
+            host, key = parts.netloc, urllib.parse.unquote(parts.path.lstrip("/"))
+            bucket = host.split(".s3", 1)[0] if ".s3" in host else key.split("/", 1)[0]
+            if ".s3" not in host:
+                key = key.split("/", 1)[1]
+            try:
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                status, resp_headers = 200, {"Content-Length": str(len(body))}
+            except Exception:  # noqa: BLE001 - any S3 error is a 404 to the device
+                status, body, resp_headers = 404, b"", {}
+        self.calls.append((method, url, status))
+        msg = email.message.Message()
+        for k, v in resp_headers.items():
+            msg[k] = v
+        if status >= 300:
+            raise urllib.error.HTTPError(url, status, "error", msg, io.BytesIO(body))
+        return _Response(status, msg, body)
+
+
+@pytest.fixture
+def device_http(api: Api, aws: Aws) -> DeviceHttp:
+    return DeviceHttp(api, aws.s3)

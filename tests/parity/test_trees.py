@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine, make_classification, make_regression
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_iris,
+    load_wine,
+    make_classification,
+    make_regression,
+)
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -27,7 +34,12 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LinearRegression
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
+from sklearn.tree import (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    ExtraTreeClassifier,
+    ExtraTreeRegressor,
+)
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
@@ -37,6 +49,7 @@ ENGINES = ("auto", "bitvector", "heap", "explicit")
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
 
 def split(X: np.ndarray, y: np.ndarray | None, n_test: int = 40, seed: int = 0) -> tuple[Any, ...]:
     order = np.random.RandomState(seed).permutation(len(X))
@@ -89,14 +102,14 @@ def assert_parity(est: Any, X_test: np.ndarray, model: scorer.Model, tol: float 
     for m in methods:
         want = getattr(est, m)(X_test)
         got = getattr(model, m)(X_test)
-        rows = [getattr(model, m)(X_test[i:i + 1]) for i in range(min(len(X_test), 6))]
+        rows = [getattr(model, m)(X_test[i : i + 1]) for i in range(min(len(X_test), 6))]
         if isinstance(want, list):  # multi-output predict_proba
             assert isinstance(got, list) and len(got) == len(want)
             for w, g in zip(want, got, strict=True):
                 np.testing.assert_array_equal(g, w)
             continue
         for i, row in enumerate(rows):
-            _same(m, want[i:i + 1], row, tol)
+            _same(m, want[i : i + 1], row, tol)
         _same(m, want, got, tol)
 
 
@@ -108,8 +121,13 @@ def _same(method: str, want: np.ndarray, got: np.ndarray, tol: float) -> None:
         np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=method)
 
 
-def check_roundtrip(est: Any, X_train: np.ndarray, X_test: np.ndarray,
-                    engines: Callable[[str], Iterator[scorer.Model]], tol: float = 0.0) -> dict[str, Any]:
+def check_roundtrip(
+    est: Any,
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    engines: Callable[[str], Iterator[scorer.Model]],
+    tol: float = 0.0,
+) -> dict[str, Any]:
     """Both array encodings, validate_model, and every layout."""
     doc: dict[str, Any] = {}
     for compact in (True, False):
@@ -122,6 +140,7 @@ def check_roundtrip(est: Any, X_train: np.ndarray, X_test: np.ndarray,
 
 
 # -- data ------------------------------------------------------------------------------------------
+
 
 def iris() -> tuple[Any, ...]:
     X, y = load_iris(return_X_y=True)
@@ -161,18 +180,29 @@ CLASSIFIER_CASES = [
     ("extra-tree-cancer", lambda: ExtraTreeClassifier(random_state=0), cancer),
     ("tree-nan", lambda: DecisionTreeClassifier(max_depth=6, random_state=0), classification_nan),
     ("forest-iris", lambda: RandomForestClassifier(n_estimators=6, random_state=0), iris),
-    ("forest-cancer-balanced", lambda: RandomForestClassifier(n_estimators=5, max_depth=5, class_weight="balanced",
-                                                              random_state=1), cancer),
+    (
+        "forest-cancer-balanced",
+        lambda: RandomForestClassifier(n_estimators=5, max_depth=5, class_weight="balanced", random_state=1),
+        cancer,
+    ),
     ("forest-nan", lambda: RandomForestClassifier(n_estimators=5, random_state=0), classification_nan),
     ("extra-trees-wine", lambda: ExtraTreesClassifier(n_estimators=5, random_state=0), wine),
-    ("extra-trees-nan", lambda: ExtraTreesClassifier(n_estimators=4, max_depth=4, random_state=0),
-     classification_nan),
+    (
+        "extra-trees-nan",
+        lambda: ExtraTreesClassifier(n_estimators=4, max_depth=4, random_state=0),
+        classification_nan,
+    ),
 ]
 
 
-@pytest.mark.parametrize("make, data", [c[1:] for c in CLASSIFIER_CASES], ids=[c[0] for c in CLASSIFIER_CASES])
-def test_tree_classifiers(make: Callable[[], Any], data: Callable[[], tuple[Any, ...]],
-                          engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+@pytest.mark.parametrize(
+    "make, data", [c[1:] for c in CLASSIFIER_CASES], ids=[c[0] for c in CLASSIFIER_CASES]
+)
+def test_tree_classifiers(
+    make: Callable[[], Any],
+    data: Callable[[], tuple[Any, ...]],
+    engines: Callable[[str], Iterator[scorer.Model]],
+) -> None:
     X_train, X_test, y_train, _ = data()
     est = make().fit(X_train, y_train)
     check_roundtrip(est, X_train, X_test, engines)
@@ -190,16 +220,26 @@ REGRESSOR_CASES = [
     ("tree-multi", lambda: DecisionTreeRegressor(max_depth=5, random_state=0), regression_multi),
     ("extra-tree", lambda: ExtraTreeRegressor(random_state=0), diabetes),
     ("forest-diabetes", lambda: RandomForestRegressor(n_estimators=5, random_state=0), diabetes),
-    ("forest-multi", lambda: RandomForestRegressor(n_estimators=4, max_depth=6, random_state=0), regression_multi),
-    ("forest-poisson", lambda: RandomForestRegressor(n_estimators=3, criterion="poisson", random_state=0),
-     lambda: (lambda a: (a[0], a[1], np.abs(a[2]), a[3]))(diabetes())),
+    (
+        "forest-multi",
+        lambda: RandomForestRegressor(n_estimators=4, max_depth=6, random_state=0),
+        regression_multi,
+    ),
+    (
+        "forest-poisson",
+        lambda: RandomForestRegressor(n_estimators=3, criterion="poisson", random_state=0),
+        lambda: (lambda a: (a[0], a[1], np.abs(a[2]), a[3]))(diabetes()),
+    ),
     ("extra-trees", lambda: ExtraTreesRegressor(n_estimators=4, max_depth=8, random_state=0), diabetes),
 ]
 
 
 @pytest.mark.parametrize("make, data", [c[1:] for c in REGRESSOR_CASES], ids=[c[0] for c in REGRESSOR_CASES])
-def test_tree_regressors(make: Callable[[], Any], data: Callable[[], tuple[Any, ...]],
-                         engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_tree_regressors(
+    make: Callable[[], Any],
+    data: Callable[[], tuple[Any, ...]],
+    engines: Callable[[str], Iterator[scorer.Model]],
+) -> None:
     X_train, X_test, y_train, _ = data()
     est = make().fit(X_train, y_train)
     check_roundtrip(est, X_train, X_test, engines)
@@ -208,12 +248,17 @@ def test_tree_regressors(make: Callable[[], Any], data: Callable[[], tuple[Any, 
 def test_regressor_with_nans(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = diabetes()
     X_train, X_test = with_nans(X_train, 0.15, 1), with_nans(X_test, 0.15, 2)
-    for est in (RandomForestRegressor(n_estimators=4, random_state=0), ExtraTreesRegressor(n_estimators=3, random_state=0)):
+    for est in (
+        RandomForestRegressor(n_estimators=4, random_state=0),
+        ExtraTreesRegressor(n_estimators=3, random_state=0),
+    ):
         est.fit(X_train, y_train)
         check_roundtrip(est, X_train, X_test, engines)
 
 
-def test_nan_at_predict_for_a_tree_fitted_without_nan(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_nan_at_predict_for_a_tree_fitted_without_nan(
+    engines: Callable[[str], Iterator[scorer.Model]],
+) -> None:
     """scikit-learn still routes NaN (to the child that saw more samples): so must we."""
     X_train, X_test, y_train, _ = wine()
     est = RandomForestClassifier(n_estimators=4, random_state=0).fit(X_train, y_train)
@@ -224,7 +269,10 @@ def test_multi_output_classifier(engines: Callable[[str], Iterator[scorer.Model]
     X, y = load_iris(return_X_y=True)
     Y = np.c_[y, (y + 1) % 3]  # same number of classes per output: the envelope's test vectors hold it
     X_train, X_test, Y_train, _ = split(X, Y)
-    for est in (DecisionTreeClassifier(random_state=0), RandomForestClassifier(n_estimators=3, random_state=0)):
+    for est in (
+        DecisionTreeClassifier(random_state=0),
+        RandomForestClassifier(n_estimators=3, random_state=0),
+    ):
         est.fit(X_train, Y_train)
         check_roundtrip(est, X_train, X_test, engines)
 
@@ -252,18 +300,35 @@ def test_multi_output_classifier_ragged_classes() -> None:
 GB_CLASSIFIER_CASES = [
     ("binary", lambda: GradientBoostingClassifier(n_estimators=15, random_state=0), cancer),
     ("multiclass", lambda: GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0), iris),
-    ("exponential", lambda: GradientBoostingClassifier(n_estimators=10, loss="exponential", random_state=0), cancer),
+    (
+        "exponential",
+        lambda: GradientBoostingClassifier(n_estimators=10, loss="exponential", random_state=0),
+        cancer,
+    ),
     ("init-zero", lambda: GradientBoostingClassifier(n_estimators=8, init="zero", random_state=0), wine),
-    ("init-dummy", lambda: GradientBoostingClassifier(n_estimators=8, init=DummyClassifier(strategy="prior"),
-                                                       subsample=0.7, random_state=0), iris),
-    ("deep", lambda: GradientBoostingClassifier(n_estimators=5, max_depth=6, learning_rate=0.3, random_state=0),
-     wine),
+    (
+        "init-dummy",
+        lambda: GradientBoostingClassifier(
+            n_estimators=8, init=DummyClassifier(strategy="prior"), subsample=0.7, random_state=0
+        ),
+        iris,
+    ),
+    (
+        "deep",
+        lambda: GradientBoostingClassifier(n_estimators=5, max_depth=6, learning_rate=0.3, random_state=0),
+        wine,
+    ),
 ]
 
 
-@pytest.mark.parametrize("make, data", [c[1:] for c in GB_CLASSIFIER_CASES], ids=[c[0] for c in GB_CLASSIFIER_CASES])
-def test_gradient_boosting_classifier(make: Callable[[], Any], data: Callable[[], tuple[Any, ...]],
-                                      engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+@pytest.mark.parametrize(
+    "make, data", [c[1:] for c in GB_CLASSIFIER_CASES], ids=[c[0] for c in GB_CLASSIFIER_CASES]
+)
+def test_gradient_boosting_classifier(
+    make: Callable[[], Any],
+    data: Callable[[], tuple[Any, ...]],
+    engines: Callable[[str], Iterator[scorer.Model]],
+) -> None:
     X_train, X_test, y_train, _ = data()
     est = make().fit(X_train, y_train)
     X_test = np.r_[X_test, X_train[:30]]
@@ -276,7 +341,9 @@ def test_gradient_boosting_classifier(make: Callable[[], Any], data: Callable[[]
 @pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber", "quantile"])
 def test_gradient_boosting_regressor(loss: str, engines: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = diabetes()
-    est = GradientBoostingRegressor(n_estimators=12, loss=loss, alpha=0.7, random_state=0).fit(X_train, y_train)
+    est = GradientBoostingRegressor(n_estimators=12, loss=loss, alpha=0.7, random_state=0).fit(
+        X_train, y_train
+    )
     check_roundtrip(est, X_train, X_test, engines)
 
 
@@ -290,8 +357,9 @@ def test_gradient_boosting_regressor_inits(engines: Callable[[str], Iterator[sco
 def test_gradient_boosting_early_stopping(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
     X, y = make_regression(n_samples=300, n_features=6, noise=20.0, random_state=3)
     X_train, X_test, y_train, _ = split(X, y)
-    est = GradientBoostingRegressor(n_estimators=200, n_iter_no_change=3, validation_fraction=0.2,
-                                    random_state=0).fit(X_train, y_train)
+    est = GradientBoostingRegressor(
+        n_estimators=200, n_iter_no_change=3, validation_fraction=0.2, random_state=0
+    ).fit(X_train, y_train)
     assert est.n_estimators_ < 200
     check_roundtrip(est, X_train, X_test, engines)
 
@@ -302,7 +370,9 @@ def test_gradient_boosting_unsupported_init() -> None:
     with pytest.raises(UnsupportedEstimator, match="init"):
         export_model(est, X_train[:5], name="x", feature_names=[f"x{i}" for i in range(X_train.shape[1])])
     X_train, _, y_train, _ = iris()
-    est = GradientBoostingClassifier(n_estimators=3, init=DummyClassifier(strategy="uniform")).fit(X_train, y_train)
+    est = GradientBoostingClassifier(n_estimators=3, init=DummyClassifier(strategy="uniform")).fit(
+        X_train, y_train
+    )
     with pytest.raises(UnsupportedEstimator, match="init"):
         export_model(est, X_train[:5], name="x", feature_names=[f"x{i}" for i in range(X_train.shape[1])])
 
@@ -312,17 +382,26 @@ def test_gradient_boosting_unsupported_init() -> None:
 IFOREST_CASES = [
     ("default", lambda: IsolationForest(n_estimators=10, random_state=0), cancer),
     ("features-subset", lambda: IsolationForest(n_estimators=8, max_features=0.5, random_state=0), wine),
-    ("contamination", lambda: IsolationForest(n_estimators=8, contamination=0.1, max_samples=64, random_state=0),
-     iris),
-    ("bootstrap-nan", lambda: IsolationForest(n_estimators=6, bootstrap=True, max_features=3, random_state=1),
-     classification_nan),
+    (
+        "contamination",
+        lambda: IsolationForest(n_estimators=8, contamination=0.1, max_samples=64, random_state=0),
+        iris,
+    ),
+    (
+        "bootstrap-nan",
+        lambda: IsolationForest(n_estimators=6, bootstrap=True, max_features=3, random_state=1),
+        classification_nan,
+    ),
     ("two-samples", lambda: IsolationForest(n_estimators=3, max_samples=2, random_state=0), iris),
 ]
 
 
 @pytest.mark.parametrize("make, data", [c[1:] for c in IFOREST_CASES], ids=[c[0] for c in IFOREST_CASES])
-def test_isolation_forest(make: Callable[[], Any], data: Callable[[], tuple[Any, ...]],
-                          engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_isolation_forest(
+    make: Callable[[], Any],
+    data: Callable[[], tuple[Any, ...]],
+    engines: Callable[[str], Iterator[scorer.Model]],
+) -> None:
     X_train, X_test, _, _ = data()
     est = make().fit(X_train)
     check_roundtrip(est, X_train, X_test, engines, tol=1e-12)
@@ -337,12 +416,16 @@ def test_isolation_forest_accepts_infinities(engines: Callable[[str], Iterator[s
     X_test = X_test.copy()
     X_test[0, 0], X_test[1, 2], X_test[2, 1], X_test[3, 3] = np.inf, -np.inf, 1e300, np.nan
     for model in engines(export_text(est, X_train[:20])):
-        np.testing.assert_allclose(model.decision_function(X_test), est.decision_function(X_test), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            model.decision_function(X_test), est.decision_function(X_test), rtol=0, atol=1e-12
+        )
         np.testing.assert_array_equal(model.predict(X_test), est.predict(X_test))
 
 
 # -- input checks, as scikit-learn's ---------------------------------------------------------------------
 
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_inputs_refused_like_sklearn() -> None:
     X_train, X_test, y_train, _ = diabetes()
     gb = GradientBoostingRegressor(n_estimators=3, random_state=0).fit(X_train, y_train)
@@ -368,9 +451,16 @@ def test_float32_rounding_at_thresholds(engines: Callable[[str], Iterator[scorer
     est = RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0).fit(X, y)
     thr = np.concatenate([e.tree_.threshold[e.tree_.children_left >= 0] for e in est.estimators_])
     t32 = thr.astype(np.float32)
-    near = np.concatenate([thr, np.nextafter(thr, np.inf), np.nextafter(thr, -np.inf), t32.astype(np.float64),
-                           np.nextafter(t32, np.float32(np.inf)).astype(np.float64),
-                           (t32.astype(np.float64) + np.nextafter(t32, np.float32(np.inf))) / 2])
+    near = np.concatenate(
+        [
+            thr,
+            np.nextafter(thr, np.inf),
+            np.nextafter(thr, -np.inf),
+            t32.astype(np.float64),
+            np.nextafter(t32, np.float32(np.inf)).astype(np.float64),
+            (t32.astype(np.float64) + np.nextafter(t32, np.float32(np.inf))) / 2,
+        ]
+    )
     X_test = np.tile(near[:, None], (1, 4))
     for model in engines(export_text(est, X[:10])):
         np.testing.assert_array_equal(model.predict_proba(X_test), est.predict_proba(X_test))
@@ -379,16 +469,42 @@ def test_float32_rounding_at_thresholds(engines: Callable[[str], Iterator[scorer
 def test_float32_equivalent_thresholds() -> None:
     rng = np.random.default_rng(0)
     base = rng.standard_normal(20000).astype(np.float32)
-    thr = np.concatenate([(base[:-1].astype(np.float64) + base[1:]) / 2, rng.standard_normal(500) * 1e30,
-                          [0.0, -0.0, np.inf, -np.inf, T.FLOAT32_MAX, -T.FLOAT32_MAX, 1e39, -1e39, 1e-46, 5e-324,
-                           T.FLOAT32_OVERFLOW, -T.FLOAT32_OVERFLOW]])
+    thr = np.concatenate(
+        [
+            (base[:-1].astype(np.float64) + base[1:]) / 2,
+            rng.standard_normal(500) * 1e30,
+            [
+                0.0,
+                -0.0,
+                np.inf,
+                -np.inf,
+                T.FLOAT32_MAX,
+                -T.FLOAT32_MAX,
+                1e39,
+                -1e39,
+                1e-46,
+                5e-324,
+                T.FLOAT32_OVERFLOW,
+                -T.FLOAT32_OVERFLOW,
+            ],
+        ]
+    )
     equiv = T.float32_equivalent(thr)
     with np.errstate(over="ignore", invalid="ignore"):
         t32 = thr.astype(np.float32).astype(np.float64)
         mids = (t32 + np.nextafter(thr.astype(np.float32), np.float32(np.inf)).astype(np.float64)) / 2
     with np.errstate(over="ignore", invalid="ignore"):
-        for x in (thr, np.nextafter(thr, np.inf), np.nextafter(thr, -np.inf), t32, mids,
-                  np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf), equiv, np.nextafter(equiv, np.inf)):
+        for x in (
+            thr,
+            np.nextafter(thr, np.inf),
+            np.nextafter(thr, -np.inf),
+            t32,
+            mids,
+            np.nextafter(mids, np.inf),
+            np.nextafter(mids, -np.inf),
+            equiv,
+            np.nextafter(equiv, np.inf),
+        ):
             x = np.where(np.isnan(x), 0.0, x)
             np.testing.assert_array_equal(x <= equiv, x.astype(np.float32) <= thr)
 
@@ -404,6 +520,7 @@ def test_sequential_sum_is_tree_order() -> None:
 
 
 # -- documents: size, encodings, corruption ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def forest_doc() -> dict[str, Any]:
@@ -427,17 +544,21 @@ def _first_split(doc: dict[str, Any], tree: int = 0) -> int:
     return next(i for i, v in enumerate(left) if v >= 0 and i > 0)
 
 
-@pytest.mark.parametrize("field, make_value, why", [
-    ("children_left", lambda n, i: n + 5, "out of range"),
-    ("children_left", lambda n, i: -7, "out of range"),
-    ("children_right", lambda n, i: 0, "greater than its parent"),  # a cycle back to the root
-    ("children_left", lambda n, i: i, "greater than its parent"),  # a self loop
-    ("feature", lambda n, i: 4, "out of range"),
-    ("feature", lambda n, i: -1, "out of range"),
-    ("missing_go_to_left", lambda n, i: 2, "0 or 1"),
-])
-def test_corrupted_tree_structure(forest_doc: dict[str, Any], field: str, make_value: Callable[[int, int], Any],
-                                  why: str) -> None:
+@pytest.mark.parametrize(
+    "field, make_value, why",
+    [
+        ("children_left", lambda n, i: n + 5, "out of range"),
+        ("children_left", lambda n, i: -7, "out of range"),
+        ("children_right", lambda n, i: 0, "greater than its parent"),  # a cycle back to the root
+        ("children_left", lambda n, i: i, "greater than its parent"),  # a self loop
+        ("feature", lambda n, i: 4, "out of range"),
+        ("feature", lambda n, i: -1, "out of range"),
+        ("missing_go_to_left", lambda n, i: 2, "0 or 1"),
+    ],
+)
+def test_corrupted_tree_structure(
+    forest_doc: dict[str, Any], field: str, make_value: Callable[[int, int], Any], why: str
+) -> None:
     i = _first_split(forest_doc, 1)
     n = len(forest_doc["estimator"]["trees"][1]["children_left"])
     bad = corrupt(forest_doc, 1, field, i, make_value(n, i))
@@ -474,7 +595,10 @@ def test_corrupted_shapes_and_values(forest_doc: dict[str, Any]) -> None:
     tree = forest_doc["estimator"]["trees"][2]
     cases = [
         (corrupt(forest_doc, 2, "value", None, tree["value"][:-1]), "/estimator/trees/2/value"),
-        (corrupt(forest_doc, 2, "value", None, [[v[0][:2]] for v in tree["value"]]), "/estimator/trees/2/value"),
+        (
+            corrupt(forest_doc, 2, "value", None, [[v[0][:2]] for v in tree["value"]]),
+            "/estimator/trees/2/value",
+        ),
         (corrupt(forest_doc, 2, "threshold", None, tree["threshold"][:-1]), "/estimator/trees/2/threshold"),
         (corrupt(forest_doc, 2, "feature", None, "zero"), "/estimator/trees/2/feature"),
         (corrupt(forest_doc, 2, "children_left", None, []), "/estimator/trees/2/children_left"),
@@ -525,9 +649,18 @@ def test_deep_degenerate_tree_is_refused_without_recursion() -> None:
     splits = np.arange(0, n - 1, 2)
     left[splits] = splits + 1
     right[splits] = splits + 2
-    node = {"type": "decision_tree_regressor", "n_features_in": 1, "tree": {
-        "children_left": left.tolist(), "children_right": right.tolist(), "feature": [0] * n,
-        "threshold": [0.5] * n, "missing_go_to_left": [1] * n, "value": [[1.0]] * n}}
+    node = {
+        "type": "decision_tree_regressor",
+        "n_features_in": 1,
+        "tree": {
+            "children_left": left.tolist(),
+            "children_right": right.tolist(),
+            "feature": [0] * n,
+            "threshold": [0.5] * n,
+            "missing_go_to_left": [1] * n,
+            "value": [[1.0]] * n,
+        },
+    }
     with pytest.raises(scorer.InvalidModel) as exc:
         scorer.load_estimator(node, scorer.LoadContext("/estimator"))
     assert "deeper than" in exc.value.problems[0][1]
