@@ -30,6 +30,7 @@ MAX_BATCHES = 100  # per request (the device sends up to 20)
 MAX_FEATURES = 1024  # per batch (the device summarises at most 256)
 MAX_LABELS = 1000  # predicted labels per batch (the device counts at most 100 + "__other__")
 MAX_AGGREGATED_ITEMS = 20_000  # GET reads at most this many batches (then says truncated)
+MAX_STORED_SUMMARY_BYTES = 350_000  # one batch is one item: DynamoDB items are at most 400 KB
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 SINCE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?Z)?$")
 
@@ -121,17 +122,24 @@ def store(registry: Registry, name: str, device: str | None, request: TelemetryR
     expires = None
     if retention_days > 0:
         expires = int((_dt.datetime.now(_dt.UTC) + _dt.timedelta(days=retention_days)).timestamp())
+    summaries = []
+    for i, batch in enumerate(request.batches):  # every batch is checked before any is stored
+        text = json.dumps(batch.model_dump(mode="json", exclude={"batch_id"}), separators=(",", ":"),
+                          allow_nan=False)
+        if len(text.encode()) > MAX_STORED_SUMMARY_BYTES:
+            raise InvalidRequest(f"body.batches[{i}]: {len(text.encode())} bytes of summaries, over the "
+                                 f"{MAX_STORED_SUMMARY_BYTES} bytes one batch may hold")
+        summaries.append(text)
     accepted: list[str] = []
     duplicates = 0
-    for i, batch in enumerate(request.batches):
-        summary = batch.model_dump(mode="json", exclude={"batch_id"})
+    for i, (batch, summary) in enumerate(zip(request.batches, summaries, strict=True)):
         item: dict[str, Any] = {
             "model": name, "device_id": device, "batch_id": batch.batch_id,
             "model_version": batch.model_version, "sha256": batch.sha256,
             "window_start": batch.window_start, "window_end": batch.window_end or batch.window_start,
             "received_at": received, "expires_at": expires,
             # the exact sums as JSON text: no Decimal rounding, no DynamoDB number range limits
-            "summary": json.dumps(summary, separators=(",", ":"), allow_nan=False),
+            "summary": summary,
         }
         if i == 0 and request.dropped_batches:
             item["dropped_batches"] = request.dropped_batches  # reported once, with the first batch

@@ -1,25 +1,29 @@
 """Decision trees and tree ensembles: scikit-learn's trees, forests, gradient boosting, isolation forest.
 
 A document stores every tree as parallel arrays (``children_left``, ``children_right``, ``feature``,
-``threshold``, ``missing_go_to_left``, ``value``), in scikit-learn's node order. At load each tree is
-validated (vectorised: no recursion, no per-node Python) and the whole ensemble is compiled ONCE into
-one of two flat layouts that score all trees of a row chunk with a few numpy calls per tree level:
+``threshold``, ``missing_go_to_left``, ``value``) in scikit-learn's node order (docs/format/trees.md).
+At load each tree is validated with a few vectorised checks (no recursion, no per-node Python) and the
+whole ensemble is compiled ONCE into a flat layout that scores every tree of a chunk of rows with a few
+numpy calls per tree level:
 
-* :class:`_BitVectorForest` (trees of at most 64 leaves, e.g. gradient boosting, HGB): QuickScorer.
-  Every split ``x <= threshold`` of feature ``f`` that is *false* for a row removes the leaves of its
-  left subtree. For a given ``x`` the false splits of ``f`` are exactly those with the smallest
-  thresholds, so one table row per (feature, rank of ``x`` among that feature's thresholds) holds,
-  for every tree, the AND of the leaf masks of those splits. Scoring a row = one ``searchsorted`` per
-  feature, one gather of table rows, one AND over features; the exit leaf is the lowest set bit.
-* :class:`_TraversalForest` (deeper trees, e.g. random forests): all trees advance one level per step
-  over a (tree x row) lane matrix. Shallow-enough forests use a complete-binary (heap) layout where a
-  child's index is arithmetic (``2 * node + go_right``); deeper ones use breadth-first renumbering with
-  adjacent siblings (``left[node] + go_right``) and leaves that loop onto themselves.
+* :class:`_BitVectorForest` (trees of at most 64 leaves: gradient boosting, HGB): QuickScorer. A split
+  that sends a row right removes the leaves of its left subtree. The splits of feature ``f`` that send
+  ``x`` right are those with the smallest thresholds, so one table row per (feature, rank of ``x``
+  among that feature's thresholds) holds, for every tree, the AND of their leaf masks (plus a NaN row,
+  and one row per category for categorical features). Scoring = ranks (a branch-free binary search, or
+  one comparison with every threshold for few rows), one gather of table rows, one AND over features;
+  the exit leaf is the lowest set bit. Single rows of depth-3 forests use byte lookup tables.
+* :class:`_TraversalForest` (deeper trees: random forests, isolation forests): all trees advance one
+  level per step over a (tree x row) lane matrix, deepest trees first so that the trees still walking
+  are a prefix of the lanes. Forests that fit use complete-binary level tables (child index
+  ``2 * index + go_right``, leaves padded with always-left splits); the others breadth-first numbering
+  with adjacent siblings (``left[node] + go_right``). With float32 inputs, threshold and column offset
+  are packed into one int64 word next to order-preserving keys of the inputs: one gather, one compare.
 
-Both compute, per tree and row, the leaf scikit-learn's ``apply`` would reach, exactly: inputs are
-rounded to float32 first where scikit-learn does so, thresholds stay float64, NaN follows
-``missing_go_to_left``. Per-tree leaf outputs are then summed in tree order with
-``np.add.accumulate`` (always sequential, never pairwise), as scikit-learn's loops over trees do.
+Both reach, per tree and row, the leaf scikit-learn's ``apply`` reaches, bit for bit: float32 rounding
+is reproduced exactly (``float32_equivalent`` thresholds, or binary32 keys), thresholds stay float64,
+NaN follows ``missing_go_to_left`` and is only looked for in chunks that hold one. The trees' leaf outputs
+are then added in tree order, as scikit-learn's loops do (:func:`sequential_sum`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ BITSET_BYTES = 32  # categorical splits: one bit per category code, 256 codes
 _HEAP_MAX_SLOTS = 1 << 22  # complete-binary layout for all trees together, in nodes
 _HEAP_MAX_DEPTH = 22
 _QS_MAX_TABLE_BYTES = 48 << 20
+_COMPILED_MAX_ELEMENTS = 1 << 25  # leaf-output tables a layout may add to what the document holds
+_CHUNK_MAX_ELEMENTS = 1 << 22  # transposed inputs per traversal chunk (very wide inputs: fewer rows)
 _TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
 _QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer chunk
 _QS_COMPARE_ELEMENTS = 1 << 15  # up to (rows x thresholds): rank inputs by comparing with every threshold
@@ -340,12 +346,14 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
 
     ``float32``: scikit-learn rounds inputs to float32 before comparing (every tree but HGB's).
     """
-    engine = engine or FORCE_ENGINE or _choose_engine(trees, n_features)
+    engine = engine or FORCE_ENGINE or _choose_engine(trees, n_features, int(values[0].shape[1]))
     values = list(values)
     if init is not None:
         for k in range(per_stage):
             values[k] = init[k] + values[k]
-    bitvector = engine == "bitvector" and max(t.n_leaves for t in trees) <= 64
+    K = int(values[0].shape[1])
+    # a forced layout (tests) still never exceeds the memory bounds
+    bitvector = engine == "bitvector" and _bitvector_fits(trees, K)
     keys = None
     if float32 and categorical is None and not bitvector:
         keys = [float32_key(float32_floor(t.threshold)) for t in trees]
@@ -369,9 +377,15 @@ def _float32_tree(t: Tree) -> Tree:
     return Tree(t.left, t.right, t.feature, thr, t.missing_left, t.levels, t.category_split, t.bitsets)
 
 
-def _choose_engine(trees: Sequence[Tree], n_features: int) -> str:
+def _bitvector_fits(trees: Sequence[Tree], n_outputs: int) -> bool:
     max_leaves = max(t.n_leaves for t in trees)
-    if max_leaves > 64:
+    per_tree = 256 if max_leaves <= 8 else 67
+    return max_leaves <= 64 and len(trees) * per_tree * n_outputs <= _COMPILED_MAX_ELEMENTS
+
+
+def _choose_engine(trees: Sequence[Tree], n_features: int, n_outputs: int) -> str:
+    max_leaves = max(t.n_leaves for t in trees)
+    if not _bitvector_fits(trees, n_outputs):
         return "traversal"
     T = len(trees)
     feats: set[int] = set()
@@ -421,13 +435,17 @@ class _TraversalForest(CompiledForest):
         self.inverse = np.argsort(order, kind="stable")
         self._identity = bool(np.array_equal(order, np.arange(T)))
         self.active = [int(np.count_nonzero(depths > s)) for s in range(int(depths.max(initial=0)))]
-        self.chunk_rows = rows = max(8, min(4096, _TRAVERSAL_LANES // T))
+        n_columns = n_features + sum(int(np.count_nonzero(t.category_split >= 0)) for t in trees
+                                     if t.category_split is not None)
+        rows = min(4096, max(8, _TRAVERSAL_LANES // T), _CHUNK_MAX_ELEMENTS // n_columns)
+        self.chunk_rows = rows = max(1, rows)
         if int(depths.max(initial=0)) <= _HEAP_MAX_DEPTH:
             slots = int(sum(1 << (int(d) + 1) for d in depths))
         else:
             slots = _HEAP_MAX_SLOTS + 1
-        if heap is None:
-            heap = slots <= _HEAP_MAX_SLOTS and slots <= 8 * sum(t.n_nodes for t in trees) + 64 * T
+        fits = slots <= _HEAP_MAX_SLOTS and slots * self.n_outputs // 2 <= _COMPILED_MAX_ELEMENTS
+        worth = slots <= 8 * sum(t.n_nodes for t in trees) + 64 * T  # padding of sparse deep trees
+        heap = fits and (worth if heap is None else heap)
         self.heap = heap
         self._virtual: list[tuple[int, np.ndarray, np.ndarray]] = []  # (column, virtual columns, right table)
         vcol = self._virtual_columns(trees, categorical)
@@ -817,9 +835,11 @@ class _BitVectorForest(CompiledForest):
         self._tree_off = np.arange(T, dtype=np.int64) * P
         self._tree_off_col = self._tree_off[:, None]
         self._tree_off_full = np.broadcast_to(self._tree_off_col, (T, self.chunk_rows)).copy()
-        self._lut = self._lookup_tables(trees, values) if categorical is None else None
+        small = T * 128 * K <= _COMPILED_MAX_ELEMENTS
+        self._lut = self._lookup_tables(trees, values) if categorical is None and small else None
 
-    def _lookup_tables(self, trees: Sequence[Tree], values: Sequence[np.ndarray]) -> tuple[np.ndarray, ...] | None:
+    def _lookup_tables(self, trees: Sequence[Tree],
+                       values: Sequence[np.ndarray]) -> tuple[np.ndarray, ...] | None:
         """Single rows of forests of depth <= 3 (gradient boosting's default): every tree's 7 split
         decisions (a complete depth-3 tree, padded with always-left splits; an eighth, always-left slot
         makes whole bytes) pack into one byte that indexes a 128-entry table of the tree's leaf outputs.

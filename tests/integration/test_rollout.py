@@ -441,3 +441,31 @@ def test_device_telemetry_flush_with_a_lost_acknowledgement(api, publish, models
     assert petal["mean"] == pytest.approx(values.mean(), rel=1e-12)
     assert petal["std"] == pytest.approx(values.std(), rel=1e-9)
     assert sum(v1["predictions"].values()) == 19
+
+
+def test_sample_events(aws, api, handler, two_versions, events, lambda_context):
+    # `sam local invoke ScoreFunction -e events/score_alias_canary_put.json` and friends
+    resp = api.app.lambda_handler(events("score_alias_canary_put"), api.context)
+    body = json.loads(resp["body"])
+    assert resp["statusCode"] == 200 and body["canary"] == {"version": 2, "weight": 0.1}
+    resp = api.app.lambda_handler(events("score_telemetry_post"), api.context)
+    assert resp["statusCode"] == 200 and json.loads(resp["body"])["stored"] == 1
+    sink = aws.subscribe_queue()
+    app = handler("NotifyFunction")
+    assert app.lambda_handler(events("notify_stream_alias_canary"), lambda_context)["batchItemFailures"] == []
+    (msg,) = aws.received(sink)
+    assert msg["attributes"] == {"event_type": "alias.moved", "model": "iris"}
+    assert msg["message"]["detail"] == {
+        "alias": "production", "old_version": 1, "new_version": 1, "revision": 5, "updated_by": "api",
+        "action": "put", "canary": {"version": 2, "weight": 0.1}, "old_canary": None}
+
+
+def test_a_batch_too_large_to_store_is_refused_before_anything_is_stored(api, publish, models):
+    publish("iris", models.iris)
+    small = _batch(models, "00000000-0000-4000-8000-000000000001", np.ones((4, 1)))
+    huge = _batch(models, "00000000-0000-4000-8000-000000000002", np.ones((4, 1)))
+    summary = huge["features"]["sepal_length"]
+    huge["features"] = {f"{i:04d}-" + "f" * 250: summary for i in range(1024)}
+    status, _, body = api("POST", "/models/iris/telemetry", body=_payload([small, huge]))
+    assert status == 400 and "body.batches[1]" in _error(body)[1]
+    assert api("GET", "/models/iris/telemetry")[2]["batches"] == 0

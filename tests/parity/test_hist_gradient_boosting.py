@@ -100,13 +100,13 @@ def with_nans(X: np.ndarray, frac: float, seed: int) -> np.ndarray:
 # -- numeric inputs ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["binary", "multiclass", "nan", "deep", "class_weight"])
+@pytest.mark.parametrize("case", ["binary", "multiclass", "nan", "nan-shallow", "deep", "class_weight"])
 def test_classifier(case: str, engines: Callable[[str], Iterator[scorer.Model]]) -> None:
     if case == "multiclass":
         X, y = load_wine(return_X_y=True)
     else:
         X, y = make_classification(n_samples=400, n_features=8, n_informative=5, random_state=1)
-    if case == "nan":
+    if case.startswith("nan"):
         X = with_nans(X, 0.15, 0)
     X_train, X_test, y_train, _ = split(X, y)
     params: dict[str, Any] = {"max_iter": 15, "random_state": 0, "early_stopping": False}
@@ -114,6 +114,8 @@ def test_classifier(case: str, engines: Callable[[str], Iterator[scorer.Model]])
         params.update(max_leaf_nodes=90, min_samples_leaf=2, max_iter=4)
     if case == "class_weight":
         params.update(class_weight="balanced")
+    if case == "nan-shallow":  # depth <= 3: the single-row byte lookup tables, with missing values
+        params.update(max_depth=3)
     est = HistGradientBoostingClassifier(**params).fit(X_train, y_train)
     check(est, X_train, X_test, engines)
 

@@ -159,3 +159,47 @@ def test_state_machine_definition_uses_the_batch_function():
     text = json.dumps(definition)
     assert "${" not in text and text.count("arn:fn") == 3
     assert definition["States"]["ScoreChunks"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+
+
+def test_manifest_signing_key_is_narrow():
+    key = T.resource("ManifestSigningKey")
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    props = key["Properties"]
+    assert (props["KeySpec"], props["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    admin, score = props["KeyPolicy"]["Statement"]
+    # the account administers the key but cannot sign with it; the Score function's role signs, only
+    assert not {"kms:Sign", "kms:*", "kms:Verify"} & set(admin["Action"])
+    assert score["Principal"] == {"AWS": {"Fn::GetAtt": ["ScoreFunctionRole", "Arn"]}}
+    assert sorted(score["Action"]) == ["kms:GetPublicKey", "kms:Sign"]
+    assert score["Condition"]["StringEqualsIfExists"]["kms:SigningAlgorithm"] == "ECDSA_SHA_256"
+    env = T.function_environment("ScoreFunction")
+    assert env["MANIFEST_SIGNING_KEY_ID"] == {"Ref": "ManifestSigningKey"}
+    for lid in ("PublishFunction", "NotifyFunction", "BatchFunction"):
+        assert "MANIFEST_SIGNING_KEY_ID" not in T.function_environment(lid)
+
+
+def test_operator_routes_need_iam_and_telemetry_puts_are_confined():
+    operator = {("PUT", "/models/{name}/aliases/{alias}"), ("DELETE", "/models/{name}/aliases/{alias}"),
+                ("POST", "/models/{name}/aliases/{alias}/promote"),
+                ("POST", "/models/{name}/aliases/{alias}/rollback"),
+                ("POST", "/models/{name}/versions/{version}/approve"), ("GET", "/models/{name}/telemetry")}
+    for mode in ("IAM", "API_KEY", "COGNITO"):
+        r = tpl.Resolver(T, parameters={"AuthMode": mode})
+        for ev in T.function_events("ScoreFunction", "Api").values():
+            p = ev["Properties"]
+            auth = r.resolve(p.get("Auth")) or {}
+            assert (auth.get("Authorizer") == "AWS_IAM") == ((p["Method"], p["Path"]) in operator), (mode, p)
+    policies = T.properties("ScoreFunction")["Policies"]
+    statements = [s for p in policies if "Statement" in p for s in p["Statement"]]
+    (put,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["TELEMETRY#*"]}}
+
+
+def test_telemetry_never_reaches_notify_and_expires():
+    (event,) = T.function_events("NotifyFunction", "DynamoDB").values()
+    (flt,) = event["Properties"]["FilterCriteria"]["Filters"]
+    not_telemetry = {"S": [{"anything-but": ["telemetry"]}]}
+    assert json.loads(flt["Pattern"]) == {"dynamodb": {"NewImage": {"kind": not_telemetry}}}
+    table = T.resource("RegistryTable")["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert T.parameters["RequireApproval"]["Default"] == "false"
