@@ -13,9 +13,9 @@ FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosti
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
-    **dict.fromkeys(("linear_regressor", "linear_regression", "ridge", "lasso", "elastic_net", "sgd_regressor",
-                     "linear_svr", "linear_classifier", "logistic_regression", "ridge_classifier",
-                     "sgd_classifier", "linear_svc", "perceptron"), "linear"),
+    **dict.fromkeys(("linear_regressor", "linear_regression", "ridge", "lasso", "elastic_net",
+                     "sgd_regressor", "linear_svr", "linear_classifier", "logistic_regression",
+                     "ridge_classifier", "sgd_classifier", "linear_svc", "perceptron"), "linear"),
     **dict.fromkeys(("standard_scaler", "min_max_scaler", "max_abs_scaler", "robust_scaler", "normalizer",
                      "binarizer", "pca", "polynomial_features", "simple_imputer", "one_hot_encoder",
                      "ordinal_encoder"), "preprocessing"),
