@@ -43,6 +43,7 @@ sam-validate: $(VENV)-sam/bin/sam
 	$(VENV)-sam/bin/sam validate --lint
 
 sam-build: $(VENV)-sam/bin/sam
+	$(VENV)-sam/bin/sam validate --lint
 	$(VENV)-sam/bin/sam build
 
 bench: $(STAMP)

@@ -1,4 +1,5 @@
-"""Every ``sh`` block of docs/local-stack.md's "Try it" and ``modelsync invoke`` sections, run as written.
+"""Every ``sh`` block of docs/local-stack.md's "Try it" and ``modelsync invoke`` sections, then those of the
+README's "Local stack" section, run as written.
 
 The blocks run in order in one bash session (so ``$queue_url`` and files carry over), against the session's
 stack, with the default ports replaced by that stack's, ``modelsync``/``python`` by this interpreter.
@@ -22,16 +23,27 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]
 
 DOC = REPO / "docs" / "local-stack.md"
 SECTIONS = ("## Try it", "## `modelsync invoke`")
+README = REPO / "README.md"
+README_SECTIONS = ("## Local stack",)
 BLOCK_TIMEOUT = 90.0
 
 
-def doc_blocks() -> list[str]:
-    text = DOC.read_text(encoding="utf-8")
+def _blocks(path: Path, sections: tuple[str, ...]) -> list[str]:
     blocks: list[str] = []
-    for section in re.split(r"(?m)^(?=## )", text):
-        if section.startswith(SECTIONS):
+    for section in re.split(r"(?m)^(?=## )", path.read_text(encoding="utf-8")):
+        if section.startswith(sections):
             blocks += re.findall(r"(?ms)^```sh\n(.*?)^```", section)
     return blocks
+
+
+def doc_blocks() -> list[str]:
+    return _blocks(DOC, SECTIONS) + _blocks(README, README_SECTIONS)
+
+
+def test_readme_has_the_examples() -> None:
+    joined = "\n".join(_blocks(README, README_SECTIONS))
+    for needle in ("s3 cp", "/v2/models/iris/infer", "/models/iris/predict", "/manifest"):
+        assert needle in joined, needle
 
 
 def _localise(block: str, stack: Stack) -> str:
