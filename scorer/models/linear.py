@@ -7,6 +7,7 @@ Classifiers always hold a 2-D ``coef`` with one row (two classes) or one row per
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,12 @@ from .._base import (
 )
 
 PROBABILITY_MODES = ("multinomial", "ovr", "modified_huber")
+
+_add_reduce = np.add.reduce
+_max_reduce = np.maximum.reduce
+_exp = math.exp
+_F8 = np.dtype(np.float64)
+_INF = math.inf
 
 
 # -- helpers shared with the other families of this package (preprocessing, compose) ---------------
@@ -52,6 +59,10 @@ def finite_matrix(X: np.ndarray, n_features: int, type_name: str, names: list[st
     """``as_float`` plus scikit-learn's input check: NaN (unless allowed) and infinities are errors."""
     check_width(X, n_features, type_name)
     Xf = as_float(X, type_name)
+    # One reduction first: a NaN or an infinity anywhere makes the sum non-finite (a finite sum that
+    # overflows only costs the exact check below).
+    if not allow_nan and all_finite_fast(Xf):
+        return Xf
     bad = np.isinf(Xf) if allow_nan else ~np.isfinite(Xf)
     if bad.any():
         r, c = (int(i) for i in np.argwhere(bad)[0])
@@ -68,13 +79,49 @@ def expit(x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-x))
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
+def all_finite_fast(X: np.ndarray) -> bool:
+    """True when the float64 ``X`` has no NaN / infinity; may say False for a finite ``X`` whose sum
+    overflows (callers then run the exact element-wise check). One row: a Python sum of its floats,
+    cheaper than a numpy reduction at that size."""
+    if X.shape[0] == 1:
+        return math.isfinite(sum(X.tolist()[0])) if X.ndim == 2 else math.isfinite(sum(X.ravel().tolist()))
+    return math.isfinite(_add_reduce(X, axis=None))
+
+
+def expit_scalar(x: float) -> float:
+    """expit of one Python float with the C library's exp, as scipy.special.expit computes it."""
+    try:
+        e = _exp(-x)
+    except OverflowError:
+        e = _INF
+    return 1.0 / (1.0 + e)
+
+
+def expit_inplace(x: np.ndarray) -> np.ndarray:
+    """:func:`expit` overwriting ``x`` (a float64 array the caller owns); same operations."""
+    np.negative(x, out=x)
+    with np.errstate(over="ignore"):
+        np.exp(x, out=x)
+    x += 1.0
+    np.divide(1.0, x, out=x)
+    return x
+
+
+def softmax(scores: np.ndarray, copy: bool = True) -> np.ndarray:
     """sklearn.utils.extmath.softmax, same operation order (max-shifted, in place)."""
-    X = np.array(scores, dtype=np.float64, copy=True)
-    X -= X.max(axis=1).reshape((-1, 1))
+    X = np.array(scores, dtype=np.float64, copy=True) if copy else scores
+    X -= _max_reduce(X, axis=1).reshape((-1, 1))
     np.exp(X, out=X)
-    X /= X.sum(axis=1).reshape((-1, 1))
+    X /= _add_reduce(X, axis=1).reshape((-1, 1))
     return X
+
+
+def binary_proba(p: np.ndarray) -> np.ndarray:
+    """``np.vstack([1 - p, p]).T`` for a 1-D ``p``, built without the stacking temporaries."""
+    out = np.empty((p.shape[0], 2))
+    out[:, 1] = p
+    np.subtract(1.0, p, out=out[:, 0])
+    return out
 
 
 def ovr_normalize(prob: np.ndarray) -> np.ndarray:
@@ -116,6 +163,8 @@ def load_coef(node: dict[str, Any], ctx: LoadContext, n_features: int, classifie
 class LinearRegressor(Estimator):
     """``predict(X) = X @ coef + intercept`` (1-D coef) or ``X @ coef.T + intercept`` (2-D coef)."""
 
+    reads_input_only = True  # never writes into X: Model may hand it the caller's float64 array
+
     def __init__(self, coef: np.ndarray, intercept: np.ndarray, names: list[str] | None) -> None:
         self.coef = coef
         self.intercept = intercept
@@ -145,6 +194,8 @@ class LinearRegressor(Estimator):
 class LinearClassifier(Estimator):
     """scikit-learn's LinearClassifierMixin; ``probability`` selects how predict_proba is derived."""
 
+    reads_input_only = True  # never writes into X: Model may hand it the caller's float64 array
+
     _PROBA_ALLOWED: dict[str, tuple[str | None, ...]] = {
         "logistic_regression": ("multinomial", "ovr"),
         "sgd_classifier": (None, "ovr", "modified_huber"),
@@ -160,6 +211,9 @@ class LinearClassifier(Estimator):
         self.n_features_in = coef.shape[1]
         self.feature_names = names
         self._coef_t = coef.T
+        self._intercept0 = float(intercept[0]) if intercept.shape[0] == 1 else 0.0
+        # one-row predict_proba in Python floats: two classes, a logistic probability
+        self._row_logistic = coef.shape[0] == 1 and probability in ("multinomial", "ovr")
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> LinearClassifier:
@@ -185,9 +239,15 @@ class LinearClassifier(Estimator):
             return self.probability is not None
         return super().supports(method)
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        """``X @ coef.T + intercept`` as a fresh (rows, 1 or classes) array (the add done in place)."""
         Xf = finite_matrix(X, self.n_features_in, self.type_name, self.feature_names)
-        scores = Xf @ self._coef_t + self.intercept
+        scores: np.ndarray = Xf @ self._coef_t
+        scores += self.intercept
+        return scores
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        scores = self._scores(X)
         return scores.reshape(-1) if scores.shape[1] == 1 else scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -199,15 +259,25 @@ class LinearClassifier(Estimator):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.probability is None:
             raise MethodNotSupported(f"{self.type_name} has no predict_proba (loss without probabilities)")
-        scores = self.decision_function(X)
+        if (self._row_logistic and X.ndim == 2 and X.shape[0] == 1 and X.dtype == _F8
+                and X.shape[1] == self.n_features_in and all_finite_fast(X)):
+            # scikit-learn's arithmetic (X @ coef.T + intercept, scipy's expit, 1 - p) on one row
+            p = expit_scalar(float((X @ self._coef_t)[0, 0]) + self._intercept0)
+            out = np.empty((1, 2))
+            out[0, 0] = 1.0 - p
+            out[0, 1] = p
+            return out
+        scores = self._scores(X)
         if self.probability == "modified_huber":
-            return _modified_huber_proba(scores)
-        if scores.ndim == 1:
-            p = expit(scores)
-            return np.stack([1 - p, p], axis=1)
+            return _modified_huber_proba(scores.reshape(-1) if scores.shape[1] == 1 else scores)
+        if scores.shape[1] == 1:
+            if scores.shape[0] == 1:  # one row: Python floats, scipy's exact arithmetic, no numpy temporaries
+                p = expit_scalar(float(scores[0, 0]))
+                return np.array([[1.0 - p, p]])
+            return binary_proba(expit_inplace(scores.reshape(-1)))
         if self.probability == "multinomial":
-            return softmax(scores)
-        return ovr_normalize(expit(scores))
+            return softmax(scores, copy=False)
+        return ovr_normalize(expit_inplace(scores))
 
 
 def _modified_huber_proba(scores: np.ndarray) -> np.ndarray:

@@ -8,15 +8,22 @@ to those few numpy calls because single-row latency matters for these models.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, as_float, decode_array, register
+from .linear import all_finite_fast
 
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
+_math_exp = math.exp
+_F8 = np.dtype(np.float64)
+_BLOCK_ROWS = 1024
+_BLOCK_WORK = 1 << 21
+_INF = math.inf
 
 HIDDEN = ("identity", "logistic", "tanh", "relu")
 OUTPUTS = {"mlp_classifier": ("softmax", "logistic"), "mlp_regressor": ("identity", "exp")}
@@ -50,7 +57,7 @@ def _tanh(a: np.ndarray) -> None:
 
 
 def _relu(a: np.ndarray) -> None:
-    np.maximum(a, 0, out=a)
+    np.maximum(a, 0.0, out=a)
 
 
 def _exp(a: np.ndarray) -> None:
@@ -71,6 +78,8 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], None]] = {
 
 
 class _MLP(Estimator):
+    reads_input_only = True  # the forward pass never writes into X (the first product is a new array)
+
     layers: list[tuple[np.ndarray, np.ndarray]]
     hidden_layers: list[tuple[np.ndarray, np.ndarray]]
     last_W: np.ndarray
@@ -109,30 +118,87 @@ class _MLP(Estimator):
         if self.output is _logistic:
             self.last_W, self.last_b = -self.last_W, -self.last_b
             self.out_fn = _logistic_of_negated
+        # Row blocks for large inputs (see _logits). Each block's products must take BLAS's regular GEMM
+        # path (a small-matrix kernel sums differently), so every block is large enough that
+        # rows * outputs * inputs >= _BLOCK_WORK for every layer. A one-column product is a GEMV, whose
+        # results depend on where its threads split the rows: a one-column output layer runs once over
+        # all rows, and a one-unit hidden layer (or none at all) turns blocking off.
+        self._gemv_out = self.n_outputs == 1
+        if not self.hidden_layers or any(W.shape[1] == 1 for W, _ in self.hidden_layers):
+            self._block = sys.maxsize // 4
+        else:
+            work = [W.shape[0] * W.shape[1] for W, _ in self.layers if W.shape[1] > 1]
+            rows = max([_BLOCK_ROWS] + [-(-_BLOCK_WORK // w) for w in work])
+            self._block = -(-rows // 64) * 64
+        self._last_b0 = float(self.last_b[0])
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
-        if X.dtype != np.float64:
+        """The output layer's activations."""
+        a = self._logits(X)
+        self.out_fn(a)
+        return a
+
+    def _logits(self, X: np.ndarray) -> np.ndarray:
+        """The output layer's pre-activations ``a @ W + b`` (negated when the output is logistic).
+
+        Large inputs go through the network in blocks of rows whose activations stay in cache (about
+        twice as fast); each output element is the same arithmetic as one pass over all rows (blocks
+        start at multiples of the block size, the last one takes the remainder, see _load).
+        """
+        X = self._checked(X)
+        n = X.shape[0]
+        block = self._block
+        if n < 2 * block:
+            z = self._hidden(X) @ self.last_W
+        elif self._gemv_out:  # the hidden layers by blocks into one matrix, then one GEMV over all rows
+            h = np.empty((n, self.hidden_layers[-1][0].shape[1]))
+            last = (n // block - 1) * block
+            for start in range(0, last + 1, block):
+                stop = n if start == last else start + block
+                self._hidden(X[start:stop], h[start:stop])
+            z = h @ self.last_W
+        else:
+            z = np.empty((n, self.n_outputs))
+            last = (n // block - 1) * block
+            for start in range(0, last + 1, block):
+                stop = n if start == last else start + block
+                np.matmul(self._hidden(X[start:stop]), self.last_W, out=z[start:stop])
+        np.add(z, self.last_b, out=z)
+        return z
+
+    def _checked(self, X: np.ndarray) -> np.ndarray:
+        """X as float64, checked: the width, no NaN, no infinity."""
+        if X.dtype != _F8:
             X = as_float(X, self.type_name)
         if X.ndim != 2 or X.shape[1] != self.n_features_in:
             raise InvalidInput(f"{self.type_name}: expected a matrix with {self.n_features_in} columns, "
                                f"got shape {X.shape}")
         # One reduction instead of isfinite().all(): a NaN or infinity anywhere makes the sum non-finite
         # (a finite sum that overflows only costs the exact check below).
-        if not math.isfinite(_add_reduce(X, axis=None)):
+        if not all_finite_fast(X):
             bad = ~np.isfinite(X)
             if bad.any():
                 r, c = (int(i) for i in np.argwhere(bad)[0])
                 raise InvalidInput(f"row {r}, column {c}: {self.type_name} cannot handle NaN or infinite "
                                    "values", row=r)
-        hidden = self.hidden
+        return X
+
+    def _hidden(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The hidden layers (scikit-learn's order: product, += intercept, activation in place); the
+        last hidden layer's activations, written into ``out`` when given (then there is a hidden layer)."""
         a = X
-        for W, b in self.hidden_layers:
-            a = a @ W
+        if out is None and self.hidden is _relu:  # the common case (and one row), kept to the bare calls
+            for W, b in self.hidden_layers:
+                a = a @ W
+                np.add(a, b, out=a)
+                np.maximum(a, 0.0, out=a)
+            return a
+        last = len(self.hidden_layers) - 1
+        hidden = self.hidden
+        for i, (W, b) in enumerate(self.hidden_layers):
+            a = a @ W if out is None or i != last else np.matmul(a, W, out=out)
             np.add(a, b, out=a)
             hidden(a)
-        a = a @ self.last_W
-        np.add(a, self.last_b, out=a)
-        self.out_fn(a)
         return a
 
 
@@ -172,10 +238,28 @@ class MLPClassifier(_MLP):
         return (y > 0.5).astype(np.intp)  # multilabel: an indicator matrix, as LabelBinarizer returns
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        y = self._forward(X)
-        if self.kind == "binary":  # scikit-learn: np.vstack([1 - p, p]).T, the same values
-            return np.concatenate((1 - y, y), axis=1)
-        return y
+        if self.kind != "binary":
+            return self._forward(X)
+        # scikit-learn: np.vstack([1 - p, p]).T, built here without the stacking temporaries; the output
+        # layer is stored negated (see _load): z = -(a @ W + b), one column.
+        if X.ndim == 2 and X.shape[0] == 1:  # one row: Python floats, scipy's expit (the C library's exp)
+            z = self._hidden(self._checked(X)) @ self.last_W
+            try:
+                e = _math_exp(float(z[0, 0]) + self._last_b0)
+            except OverflowError:
+                e = _INF
+            p = 1.0 / (1.0 + e)
+            out = np.empty((1, 2))
+            out[0, 0] = 1.0 - p
+            out[0, 1] = p
+            return out
+        z = self._logits(X)
+        _logistic_of_negated(z)
+        y = z.reshape(-1)
+        out = np.empty((y.shape[0], 2))
+        out[:, 1] = y
+        np.subtract(1.0, y, out=out[:, 0])
+        return out
 
 
 @register("mlp_regressor")
