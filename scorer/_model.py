@@ -164,20 +164,30 @@ def _read_file(path: pathlib.Path) -> bytes:
     return raw
 
 
-# A JSON string, or an unterminated one running to the end: always matches, so the scan stays linear.
-_STRING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# Only quotes and brackets matter to the depth scan; once escaped backslashes and escaped quotes are
+# gone, a JSON string is a quote, anything but a quote, a quote (or an unterminated one to the end).
+_NOT_QUOTES_OR_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
+_STRING_TOKEN = re.compile(rb'"[^"]*(?:"|\Z)')
 _DEPTH_CHUNK = 1 << 20
 
 
 def _check_text_depth(raw: bytes) -> None:
     """Reject nesting deeper than MAX_NESTING_DEPTH before json.loads can recurse into it.
 
-    Vectorised: drop string tokens (regex), keep only brackets (bytes.translate), then a running sum.
+    Vectorised: drop escaped backslashes and escaped quotes (``bytes.replace``, left to right as a
+    JSON string reads them), keep only quotes and brackets (``bytes.translate``), drop the string
+    tokens of what is left (regex over a short text: long base64 strings are a pair of quotes by
+    then), then a running sum over the brackets. Up to the first point where json.loads would fail,
+    this sees exactly the brackets json.loads would recurse into.
     """
-    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING_DEPTH:
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = raw.translate(None, _NOT_QUOTES_OR_BRACKETS)
+    if len(brackets) <= MAX_NESTING_DEPTH:
         return
-    brackets = _STRING_TOKEN.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    brackets = _STRING_TOKEN.sub(b"", brackets)
+    if len(brackets) <= MAX_NESTING_DEPTH:
+        return
     codes = np.frombuffer(brackets, dtype=np.uint8)
     carry = 0
     for start in range(0, codes.size, _DEPTH_CHUNK):
@@ -614,6 +624,9 @@ def to_matrix(X: Any, features: Sequence[Feature]) -> np.ndarray:
 
 
 _PLAIN_NUMBERS = frozenset({float, int})
+_plain_superset = _PLAIN_NUMBERS.issuperset
+_chain = itertools.chain.from_iterable
+_F8 = np.dtype(np.float64)
 
 
 def _plain_number_rows(rows: list[Any], features: Sequence[Feature]) -> np.ndarray | None:
@@ -622,20 +635,28 @@ def _plain_number_rows(rows: list[Any], features: Sequence[Feature]) -> np.ndarr
     Same result as the column-by-column path (which handles everything else and every error), in a
     single numpy call: a one-row request must not pay several numpy calls per feature.
     """
-    n = len(features)
     for f in features:  # a plain loop: several times faster than any() over a generator
         if f.kind == CATEGORICAL:
             return None
+    return _number_rows(rows, len(features))
+
+
+def _number_rows(rows: list[Any], n: int) -> np.ndarray | None:
+    """:func:`_plain_number_rows` once the features are known to be numeric: one type scan (C-level),
+    one ``np.array``, then the shape; ``None`` (the slow path, which names any problem) otherwise."""
     if len(rows) == 1:
-        if len(rows[0]) != n or not set(map(type, rows[0])) <= _PLAIN_NUMBERS:
-            return None
-    elif not (all(type(r) is list and len(r) == n for r in rows)
-              and set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_NUMBERS):
+        cells = rows[0]
+    elif all(type(r) is list for r in rows):  # anything else (a tuple, a range...) takes the slow path
+        cells = _chain(rows)
+    else:
         return None
     try:
-        return np.array(rows, dtype=np.float64)
-    except OverflowError:  # an int beyond float range: let the slow path name the cell
+        if not _plain_superset(map(type, cells)):
+            return None
+        a = np.array(rows, dtype=_F8)
+    except (TypeError, ValueError, OverflowError):  # a row that is no sequence, ragged rows, a huge int
         return None
+    return a if a.ndim == 2 and a.shape[1] == n else None
 
 
 def _names(names: list[str], limit: int = 8) -> str:
@@ -808,6 +829,9 @@ class Model:
         self.document = doc
         self.estimator = estimator
         self._features = features
+        self._numeric = all(f.kind != CATEGORICAL for f in features)
+        # float64 arrays go to the estimator uncopied when it promises never to write into its input
+        self._pass_arrays = self._numeric and bool(getattr(estimator, "reads_input_only", False))
         meta = doc.get("metadata")
         self.metadata: dict[str, Any] = meta if isinstance(meta, dict) else {}
         name = self.metadata.get("name")
@@ -862,7 +886,18 @@ class Model:
             offers = ", ".join(self._methods) or "no method"
             raise MethodNotSupported(f"model {self.name or self.type_name!r} has no {method}; "
                                      f"it offers {offers}")
-        return getattr(self.estimator, method)(to_matrix(X, self._features))
+        fn = getattr(self.estimator, method)
+        # Fast paths, same matrix as to_matrix: numeric list rows, or a float64 C-ordered array passed
+        # through uncopied to an estimator that only reads it.
+        if type(X) is list:
+            if self._numeric and X and type(X[0]) is list:
+                M = _number_rows(X, len(self._features))
+                if M is not None:
+                    return fn(M)
+        elif (self._pass_arrays and type(X) is np.ndarray and X.dtype == _F8 and X.ndim == 2
+              and X.shape[1] == len(self._features) and X.flags.c_contiguous):
+            return fn(X)
+        return fn(to_matrix(X, self._features))
 
     def predict(self, X: Any) -> np.ndarray:
         return self._call("predict", X)

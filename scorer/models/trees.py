@@ -97,7 +97,8 @@ def _first(mask: np.ndarray) -> int:
 
 
 def load_tree(tnode: Any, ctx: LoadContext, n_features: int, value_shape: Sequence[int],
-              *, missing: bool = True, categorical: set[int] | None = None) -> tuple[Tree, np.ndarray]:
+              *, missing: bool = True, categorical: set[int] | None = None,
+              levels: bool = True) -> tuple[Tree, np.ndarray]:
     """Decode and validate one tree node; returns the tree and its ``value`` array.
 
     Checked, with a JSON pointer to the first offending element: array lengths agree; leaves have
@@ -181,22 +182,59 @@ def load_tree(tnode: Any, ctx: LoadContext, n_features: int, value_shape: Sequen
             raise ctx.fail(f"feature {int(feature[i])} is {what} feature; the split type does not match",
                            "category_split", i)
         cat_split = np.where(is_cat, cat_split, -1)
-    levels = _levels(left, right, ctx)
-    return Tree(left, right, feature, threshold, miss.astype(bool), levels, cat_split, bitsets), value
+    by_depth = _levels(left, right, ctx) if levels else []  # else: the caller runs forest_levels
+    return Tree(left, right, feature, threshold, miss.astype(bool), by_depth, cat_split, bitsets), value
 
 
 def _levels(left: np.ndarray, right: np.ndarray, ctx: LoadContext) -> list[np.ndarray]:
     """Node indices per depth, by a vectorised breadth-first walk (the structure is already checked)."""
     levels = [np.zeros(1, dtype=np.int64)]
     frontier = levels[0]
+    kids = np.empty((left.shape[0], 2), dtype=np.int64)
+    kids[:, 0] = left
+    kids[:, 1] = right
     while True:
         inner = frontier[left[frontier] >= 0]
         if not inner.size:
             return levels
         if len(levels) > MAX_TREE_DEPTH:
             raise ctx.fail(f"tree is deeper than {MAX_TREE_DEPTH} levels", "children_left")
-        frontier = np.stack([left[inner], right[inner]], axis=1).ravel()  # siblings adjacent
+        frontier = kids[inner].ravel()  # siblings adjacent
         levels.append(frontier)
+
+
+def forest_levels(trees: Sequence[Tree], ctxs: Sequence[LoadContext]) -> None:
+    """``_levels`` of every tree at once (trees loaded with ``levels=False``): one breadth-first step
+    per depth for the whole forest, the trees' nodes concatenated; sets each tree's levels and depth."""
+    sizes = np.array([t.n_nodes for t in trees], dtype=np.int64)
+    bases = np.zeros(len(trees), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=bases[1:])
+    owner = np.repeat(np.arange(len(trees), dtype=np.int64), sizes)
+    shift = bases[owner]
+    left = np.concatenate([t.left for t in trees])
+    inner_node = left >= 0
+    kids = np.empty((left.shape[0], 2), dtype=np.int64)  # global child indices (leaves: unused)
+    np.add(left, shift, out=kids[:, 0])
+    np.add(np.concatenate([t.right for t in trees]), shift, out=kids[:, 1])
+    levels: list[list[np.ndarray]] = [[] for _ in trees]
+    frontier = bases  # grouped by tree, in tree order, siblings adjacent (as _levels orders them)
+    depth = 0
+    while frontier.size:
+        own = owner[frontier]
+        starts = np.flatnonzero(np.concatenate(([True], own[1:] != own[:-1])))
+        local = frontier - shift[frontier]
+        bounds = [*starts.tolist(), int(frontier.size)]
+        for j, a, b in zip(own[starts].tolist(), bounds, bounds[1:], strict=False):  # bounds: one longer
+            levels[j].append(local[a:b])
+        inner = frontier[inner_node[frontier]]
+        if inner.size and depth >= MAX_TREE_DEPTH:
+            ctx = ctxs[int(owner[inner[0]])]
+            raise ctx.fail(f"tree is deeper than {MAX_TREE_DEPTH} levels", "children_left")
+        frontier = kids[inner].ravel()
+        depth += 1
+    for t, lv in zip(trees, levels, strict=True):
+        t.levels = lv
+        t.depth = len(lv) - 1
 
 
 def load_trees(node: dict[str, Any], ctx: LoadContext, key: str = "trees", *,
@@ -356,10 +394,13 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
     # a forced layout (tests) still never exceeds the memory bounds
     bitvector = engine == "bitvector" and _bitvector_fits(trees, K)
     keys = None
-    if float32 and categorical is None and not bitvector:
-        keys = [float32_key(float32_floor(t.threshold)) for t in trees]
-    if float32:
-        trees = [_float32_tree(t) for t in trees]
+    if float32:  # every tree's thresholds at once (per tree, the numpy calls would dominate)
+        cuts = np.cumsum([t.n_nodes for t in trees])[:-1]
+        thr = np.concatenate([t.threshold for t in trees])
+        if categorical is None and not bitvector:
+            keys = np.split(float32_key(float32_floor(thr)), cuts)
+        thr = np.where(np.concatenate([t.left for t in trees]) >= 0, float32_equivalent(thr), thr)
+        trees = [_float32_tree(t, tt) for t, tt in zip(trees, np.split(thr, cuts), strict=True)]
     if bitvector:
         forest: CompiledForest = _BitVectorForest(trees, values, n_features, categorical)
     else:
@@ -373,8 +414,8 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
 FORCE_ENGINE: str | None = None  # tests set "bitvector" / "heap" / "explicit" to exercise every layout
 
 
-def _float32_tree(t: Tree) -> Tree:
-    thr = np.where(t.left >= 0, float32_equivalent(t.threshold), t.threshold)
+def _float32_tree(t: Tree, thr: np.ndarray) -> Tree:
+    """``t`` with ``thr``: its split thresholds made ``float32_equivalent`` (leaves' left as they were)."""
     return Tree(t.left, t.right, t.feature, thr, t.missing_left, t.levels, t.category_split, t.bitsets)
 
 
@@ -527,32 +568,56 @@ class _TraversalForest(CompiledForest):
             self.lv_thr.append(np.full(size, np.inf))
             self.lv_mr.append(np.zeros(size, dtype=bool))
         lv_key = [np.full(n << d, _KEY_INF, dtype=np.int64) for d, n in enumerate(self.active)]
-        vsizes = [1 << t.depth for t in trees]
+        depths = np.array([t.depth for t in trees], dtype=np.int64)
+        vsizes = np.left_shift(1, depths)
         vbases = np.concatenate([[0], np.cumsum(vsizes)[:-1]]).astype(np.int64)
-        vals = np.full((int(sum(vsizes)), K), np.nan)
-        for j, t in enumerate(trees):
-            D = t.depth
-            f_t, th_t, mr_t = per_node[j]
-            pos = np.zeros(t.n_nodes, dtype=np.int64)  # index within its level
-            for d, nodes in enumerate(t.levels):
-                inner = nodes[t.left[nodes] >= 0]
-                pos[t.left[inner]] = 2 * pos[inner]
-                pos[t.right[inner]] = 2 * pos[inner] + 1
-                if inner.size:
-                    at = (j << d) + pos[inner]
-                    self.lv_feat[d][at] = f_t[inner]
-                    self.lv_thr[d][at] = th_t[inner]
-                    self.lv_mr[d][at] = mr_t[inner]
-                    if tkeys is not None:
-                        lv_key[d][at] = tkeys[j][inner]
-                leaves = nodes[t.left[nodes] < 0]
-                vals[vbases[j] + (pos[leaves] << (D - d))] = values[j][leaves]
+        vals = np.full((int(vsizes.sum()), K), np.nan)
+        # all trees at once, one depth level per step: node arrays concatenated, children made global
+        sizes = np.array([t.n_nodes for t in trees], dtype=np.int64)
+        nbases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        shift = np.repeat(nbases, sizes)
+        left = np.concatenate([t.left for t in trees])
+        inner_node = left >= 0
+        left = np.where(inner_node, left + shift, -1)
+        right = np.where(inner_node, np.concatenate([t.right for t in trees]) + shift, -1)
+        f_all = np.concatenate([p[0] for p in per_node])
+        th_all = np.concatenate([p[1] for p in per_node])
+        mr_all = np.concatenate([p[2] for p in per_node])
+        key_all = np.concatenate(tkeys) if tkeys is not None else None
+        v_all = np.ascontiguousarray(np.concatenate(values), dtype=np.float64)
+        g = nbases  # the frontier: global node indices, their sorted tree and index within the level
+        tree = np.arange(len(trees), dtype=np.int64)
+        pos = np.zeros(len(trees), dtype=np.int64)
+        leaf_dst: list[np.ndarray] = []
+        leaf_src: list[np.ndarray] = []
+        d = 0
+        while g.size:
+            inner = inner_node[g]
+            gi, ji, pi = g[inner], tree[inner], pos[inner]
+            if gi.size:
+                at = (ji << d) + pi
+                self.lv_feat[d][at] = f_all[gi]
+                self.lv_thr[d][at] = th_all[gi]
+                self.lv_mr[d][at] = mr_all[gi]
+                if key_all is not None:
+                    lv_key[d][at] = key_all[gi]
+            leaf = ~inner
+            jl = tree[leaf]
+            leaf_dst.append(vbases[jl] + (pos[leaf] << (depths[jl] - d)))
+            leaf_src.append(g[leaf])
+            g = np.concatenate((left[gi], right[gi]))
+            tree = np.concatenate((ji, ji))
+            pi = pi + pi
+            pos = np.concatenate((pi, pi + 1))
+            d += 1
+        row = np.dtype((np.void, 8 * K))  # whole value rows as one item: a 1-D gather, bytes copied as is
+        dst, src = np.concatenate(leaf_dst), np.concatenate(leaf_src)
+        vals.view(row).reshape(-1)[dst] = v_all.view(row).reshape(-1)[src]
         self.lv_featR = [f * rows for f in self.lv_feat]
         if self.lv_packed is not None:
             self.lv_packed = [k | fr for k, fr in zip(lv_key, self.lv_featR, strict=True)]
         self.vals = vals
         self.roots = np.arange(len(trees), dtype=np.int64)
-        depths = np.array([t.depth for t in trees], dtype=np.int64)
         # a lane of sorted tree j ends at index j * 2**D + position: its value row is vbase + position
         self.vshift = vbases - (np.arange(len(trees), dtype=np.int64) << depths)
 
@@ -1073,9 +1138,10 @@ class _SklearnTrees(Estimator):
         trees: list[Tree] = []
         values: list[np.ndarray] = []
         for tnode, tctx in zip(tree_nodes, tctxs, strict=True):
-            tree, value = load_tree(tnode, tctx, self.n_features_in, value_shape)
+            tree, value = load_tree(tnode, tctx, self.n_features_in, value_shape, levels=False)
             trees.append(tree)
             values.append(value.reshape(value.shape[0], -1))
+        forest_levels(trees, tctxs)
         self.forest = compile_forest(trees, values, self.n_features_in, float32=True)
         return self
 
@@ -1154,10 +1220,10 @@ def libm_exp(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     over = x > _EXP_OVERFLOW
     if over.any():
-        out = _MATH_EXP(np.where(over, 0.0, x)).astype(np.float64)
+        out = np.asarray(_MATH_EXP(np.where(over, 0.0, x)), dtype=np.float64)
         out[over] = np.inf
         return out
-    return _MATH_EXP(x).astype(np.float64)  # type: ignore[no-any-return]
+    return np.asarray(_MATH_EXP(x), dtype=np.float64)
 
 
 def expit(x: np.ndarray) -> np.ndarray:
