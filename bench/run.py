@@ -601,7 +601,13 @@ def measure_cold(res: Result, row: list[float], runs: int) -> dict[str, Cold]:
         modes["onnxruntime"] = ["onnxruntime", str(res.onnx_path), json.dumps(row),
                                 res.onnx_dtype or "float32"]
     out = {m: Cold(m) for m in modes}
-    # run 0 warms the OS file cache and is discarded; then round-robin so drift hits every runtime alike
+    # Every runtime runs as installed: with bytecode. scikit-learn and onnxruntime have theirs in
+    # site-packages; the scorer's goes to a cache outside the repository (as pip or the Lambda layer's
+    # compileall would write it), even where PYTHONDONTWRITEBYTECODE is set in the environment.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache")
+    # run 0 warms the OS file cache (and writes the bytecode) and is discarded; then round-robin so drift
+    # hits every runtime alike
     for rep in range(runs + 1):
         for m, argv in modes.items():
             c = out[m]
@@ -609,7 +615,7 @@ def measure_cold(res: Result, row: list[float], runs: int) -> dict[str, Cold]:
                 continue
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, str(COLD_SCRIPT), *argv], capture_output=True, text=True,
-                                  cwd=str(REPO), check=False)
+                                  cwd=str(REPO), check=False, env=env)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 c.error = " ".join(proc.stderr.strip().splitlines()[-1:]) or f"exit {proc.returncode}"
@@ -814,8 +820,11 @@ def report(ctx: dict[str, Any], results: list[Result], cold: dict[str, Cold] | N
         body.append("Each run is a new `python bench/_cold_start.py MODE …` process: import the runtime, "
                     "load the forest (JSON document / joblib pickle / ONNX InferenceSession), score one row. "
                     "Wall time is measured from outside and includes interpreter start-up; one untimed run "
-                    "per mode first warms the OS file cache, then the modes alternate. Phase columns are "
-                    "medians measured inside the process.\n")
+                    "per mode first warms the OS file cache, then the modes alternate. Every runtime runs "
+                    "with its bytecode, as installed (the scorer's is written once to "
+                    "`bench/.cache/pycache`, as pip or the layer's `compileall` would; "
+                    "`PYTHONDONTWRITEBYTECODE` is dropped for "
+                    "these processes). Phase columns are medians measured inside the process.\n")
         rows = []
         labels = {"bare": "bare interpreter (reference)", "scorer": "scorer (import scorer + load JSON)",
                   "sklearn": "scikit-learn (import + joblib.load)",
