@@ -577,3 +577,14 @@ def as_float(X: np.ndarray, where: str = "input") -> np.ndarray:
             raise InvalidInput(f"row {r}, column {c} of {where}: expected a number, got {_short(v)}",
                                row=r) from None
     raise InvalidInput(f"{where}: expected numbers")
+
+
+def finite_matrix(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
+    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
+    Xf = as_float(X, type_name)
+    if not np.isfinite(Xf).all():
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
+        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
+    return Xf

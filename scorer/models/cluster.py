@@ -11,18 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, as_float, register
-
-
-def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
-    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
-    if X.ndim != 2 or X.shape[1] != n_features:
-        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
-    Xf = as_float(X, type_name)
-    if not np.isfinite(Xf).all():
-        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
-        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
-    return Xf
+from .._base import Estimator, LoadContext, finite_matrix, register
 
 
 @register("k_means")
@@ -43,12 +32,12 @@ class KMeans(Estimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         d = self.centers_sq - 2.0 * (Xf @ self.centers.T)
         return np.argmin(d, axis=1).astype(np.int32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         d = -2 * (Xf @ self.centers.T)
         d += np.einsum("ij,ij->i", Xf, Xf)[:, np.newaxis]
         d += self.centers_sq[np.newaxis, :]

@@ -15,22 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, MethodNotSupported, as_float, register
+from .._base import Estimator, LoadContext, MethodNotSupported, finite_matrix, register
 
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 MIN_PROB = 1e-7  # libsvm's clip of the pairwise probabilities
 _CHUNK_ELEMENTS = 1 << 22  # bound on the (rows x support vectors) kernel matrix
 
 
-def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
-    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
-    if X.ndim != 2 or X.shape[1] != n_features:
-        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
-    Xf = as_float(X, type_name)
-    if not np.isfinite(Xf).all():
-        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
-        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
-    return Xf
 
 
 def _powi(base: np.ndarray, times: int) -> np.ndarray:
@@ -164,7 +155,7 @@ class SVC(Estimator):
 
     def _libsvm_dec(self, X: np.ndarray) -> np.ndarray:
         """libsvm's decision values (n, n_pairs): positive votes for the first class of the pair."""
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         dec = self.kernel.project(Xf, self.W) + self.intercept
         if len(self.pairs) == 1:
             dec = -dec  # the document holds scikit-learn's sign-flipped binary coefficients
@@ -294,7 +285,7 @@ class _OneOutput(Estimator):
         return self
 
     def _dec(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         return np.asarray(self.kernel.project(Xf, self.dual) + self.intercept)
 
 

@@ -12,18 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, as_float, register
-
-
-def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
-    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
-    if X.ndim != 2 or X.shape[1] != n_features:
-        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
-    Xf = as_float(X, type_name)
-    if not np.isfinite(Xf).all():
-        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
-        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
-    return Xf
+from .._base import Estimator, LoadContext, finite_matrix, register
 
 
 def logsumexp_rows(a: np.ndarray) -> np.ndarray:
@@ -98,7 +87,7 @@ class GaussianNB(_NaiveBayes):
         return self
 
     def _jll(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         out = []
         for i in range(self.theta.shape[0]):
             n_ij = self.log_norm[i] - 0.5 * np.sum(((Xf - self.theta[i, :]) ** 2) / (self.var[i, :]), axis=1)
@@ -133,7 +122,7 @@ class MultinomialNB(_Discrete):
         return self
 
     def _jll(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         return Xf @ self.feature_log_prob.T + self.class_log_prior
 
 
@@ -148,7 +137,7 @@ class ComplementNB(_Discrete):
         return self
 
     def _jll(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         jll = Xf @ self.feature_log_prob.T
         if len(self.classes) == 1:  # type: ignore[arg-type]
             jll += self.class_log_prior
@@ -180,7 +169,7 @@ class BernoulliNB(_Discrete):
         return self
 
     def _jll(self, X: np.ndarray) -> np.ndarray:
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         if self.binarize is not None:
             Xf = (Xf > self.binarize).astype(np.float64)
         jll = Xf @ self.delta.T

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, as_float, register
+from .._base import Estimator, LoadContext, finite_matrix, register
 
 METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
 WEIGHTS = ("uniform", "distance")
@@ -20,15 +20,6 @@ _CHUNK_ELEMENTS = 1 << 21  # bound on the (rows x train rows x features) differe
 _CHUNK_ROWS_X_TRAIN = 1 << 22  # bound on the (rows x train rows) distance matrix
 
 
-def _finite(X: np.ndarray, n_features: int, type_name: str) -> np.ndarray:
-    """Numbers, the right width, no NaN or infinity (scikit-learn raises ValueError on those)."""
-    if X.ndim != 2 or X.shape[1] != n_features:
-        raise InvalidInput(f"{type_name}: expected a matrix with {n_features} columns, got shape {X.shape}")
-    Xf = as_float(X, type_name)
-    if not np.isfinite(Xf).all():
-        r, c = (int(i) for i in np.argwhere(~np.isfinite(Xf))[0])
-        raise InvalidInput(f"row {r}, column {c}: {type_name} cannot handle NaN or infinite values", row=r)
-    return Xf
 
 
 def _normalize(X: np.ndarray) -> np.ndarray:
@@ -115,7 +106,7 @@ class _Neighbors(Estimator):
 
     def _kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances and indices of the k nearest training rows, nearest first (ties: lower index)."""
-        Xf = _finite(X, self.n_features_in, self.type_name)
+        Xf = finite_matrix(X, self.n_features_in, self.type_name)
         k, n_fit = self.n_neighbors, self.fit_X.shape[0]
         step = max(1, _CHUNK_ROWS_X_TRAIN // n_fit)  # bounds the (rows x training rows) matrices
         dist_k = np.empty((Xf.shape[0], k))
