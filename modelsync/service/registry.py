@@ -160,17 +160,8 @@ class Registry:
         item = resp.get("Item")
         return deserialize(item) if item else None
 
-    def _query(self, pk: str, sk_prefix: str, consistent: bool = False, limit: int | None = None,
-               forward: bool = True) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)" if sk_prefix else "pk = :pk",
-            "ExpressionAttributeValues": _values(pk=pk, prefix=sk_prefix) if sk_prefix else _values(pk=pk),
-            "ConsistentRead": consistent,
-            "ScanIndexForward": forward,
-        }
-        if limit:
-            kwargs["Limit"] = limit
+    def _pages(self, kwargs: dict[str, Any], limit: int | None) -> Iterator[dict[str, Any]]:
+        """Items of a Query, following LastEvaluatedKey, stopping after ``limit`` items."""
         returned = 0
         while True:
             resp = self.client.query(**kwargs)
@@ -182,6 +173,19 @@ class Registry:
             if "LastEvaluatedKey" not in resp:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _query(self, pk: str, sk_prefix: str, consistent: bool = False, limit: int | None = None,
+               forward: bool = True) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)" if sk_prefix else "pk = :pk",
+            "ExpressionAttributeValues": _values(pk=pk, prefix=sk_prefix) if sk_prefix else _values(pk=pk),
+            "ConsistentRead": consistent,
+            "ScanIndexForward": forward,
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        yield from self._pages(kwargs, limit)
 
     # -- models -------------------------------------------------------------------------------------
     def get_model(self, name: str) -> dict[str, Any] | None:
@@ -482,17 +486,7 @@ class Registry:
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
         kwargs["ExpressionAttributeValues"] = _values(**values)
-        returned = 0
-        while True:
-            resp = self.client.query(**kwargs)
-            for item in resp.get("Items", []):
-                yield deserialize(item)
-                returned += 1
-                if limit and returned >= limit:
-                    return
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        yield from self._pages(kwargs, limit)
 
     def _revision_mismatch(self, name: str, alias: str, expected: int | None) -> str:
         current = self._get(alias_key(name, alias))
