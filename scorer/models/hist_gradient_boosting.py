@@ -19,8 +19,8 @@ from .trees import (
     Categorical,
     CompiledForest,
     Tree,
+    binary_proba,
     compile_forest,
-    expit,
     load_tree,
     load_trees,
     softmax,
@@ -184,11 +184,7 @@ class HistGradientBoostingClassifier(_HistGradientBoosting):
         raw = self._raw(X)
         if self.per_stage > 1:
             return softmax(np.asfortranarray(raw))  # scikit-learn's raw predictions are F-ordered
-        p1 = expit(raw[:, 0])
-        proba = np.empty((raw.shape[0], 2))
-        proba[:, 1] = p1
-        proba[:, 0] = 1 - p1
-        return proba
+        return binary_proba(raw[:, 0])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         assert self.classes is not None

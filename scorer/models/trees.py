@@ -1240,6 +1240,15 @@ def softmax(raw: np.ndarray) -> np.ndarray:
     return p
 
 
+def binary_proba(score: np.ndarray) -> np.ndarray:
+    """``[1 - expit(score), expit(score)]`` per row, as scikit-learn's binomial losses return it."""
+    p1 = expit(score)
+    proba = np.empty((score.shape[0], 2))
+    proba[:, 1] = p1
+    proba[:, 0] = 1 - p1
+    return proba
+
+
 class _GradientBoosting(Estimator):
     """``raw = init + sum over stages of learning_rate * tree_value`` (scikit-learn's predict_stages)."""
 
@@ -1306,11 +1315,7 @@ class GradientBoostingClassifier(_GradientBoosting):
         raw = self._raw(X)
         if self.per_stage > 1:
             return softmax(raw)
-        p1 = expit(2.0 * raw[:, 0] if self.loss == "exponential" else raw[:, 0])
-        proba = np.empty((raw.shape[0], 2))
-        proba[:, 1] = p1
-        proba[:, 0] = 1 - p1
-        return proba
+        return binary_proba(2.0 * raw[:, 0] if self.loss == "exponential" else raw[:, 0])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         assert self.classes is not None
