@@ -468,20 +468,9 @@ def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any
         if first is None:
             raise InputUnusable("the CSV input is empty (no header line)")
         header = next(csv.reader([first[1]]), [])
-    reader = RowReader(inp.fmt, model.features, header)
-    classes = _classes(model)
-    writer = OutputWriter(inp.fmt, header, classes)
-    out = MultipartWriter(ctx.s3, bucket, result.output_key or "", _content_type(inp.fmt))
-    errs = MultipartWriter(ctx.s3, bucket, result.errors_key or "", "application/x-ndjson")
     try:
-        out.write(writer.header_bytes())
-        counts = score_rows(model, reader, writer, lines, out, errs, ctx.settings.batch_chunk_rows)
-        out.close()
-        errs.close()
-    except BaseException:
-        out.abort()
-        errs.abort()
-        raise
+        counts = _score_to_s3(ctx, model, inp.fmt, header, lines, bucket, result.output_key or "",
+                              result.errors_key or "", with_header=True)
     finally:
         obj["Body"].close()
     result.rows, result.scored, result.errors = counts.rows, counts.scored, counts.errors
@@ -489,6 +478,27 @@ def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any
     _write_manifest(ctx, inp, record, result, started_at, {"etag": head["ETag"].strip('"'),
                                                            "size": head.get("ContentLength")})
     return result
+
+
+def _score_to_s3(ctx: BatchContext, model: scorer.Model, fmt: str, header: list[str] | None,
+                 lines: Iterable[tuple[int, str]], bucket: str, output_key: str, errors_key: str,
+                 with_header: bool) -> Counts:
+    """Score ``lines`` into two multipart uploads (outputs, errors); both are aborted on any failure."""
+    reader = RowReader(fmt, model.features, header)
+    writer = OutputWriter(fmt, header, _classes(model))
+    out = MultipartWriter(ctx.s3, bucket, output_key, _content_type(fmt))
+    errs = MultipartWriter(ctx.s3, bucket, errors_key, "application/x-ndjson")
+    try:
+        if with_header:
+            out.write(writer.header_bytes())
+        counts = score_rows(model, reader, writer, lines, out, errs, ctx.settings.batch_chunk_rows)
+        out.close()
+        errs.close()
+    except BaseException:
+        out.abort()
+        errs.abort()
+        raise
+    return counts
 
 
 def _classes(model: scorer.Model) -> list[Any] | None:
@@ -685,20 +695,10 @@ def score_chunk(ctx: BatchContext, event: dict[str, Any]) -> dict[str, Any]:
         body = ctx.s3.get_object(Bucket=bucket, Key=inp.key, Range=rng, **pin)["Body"]
         lines_iter = iter_lines(body)
     limited = (pair for pair in _decode(lines_iter, start_line) if pair[0] < end_line)
-    reader = RowReader(inp.fmt, model.features, header)
-    writer = OutputWriter(inp.fmt, header, _classes(model))
-    out = MultipartWriter(ctx.s3, bucket, _part_key(inp, version, index, f".{inp.fmt}"),
-                          _content_type(inp.fmt))
-    errs = MultipartWriter(ctx.s3, bucket, _part_key(inp, version, index, ".errors.jsonl"),
-                           "application/x-ndjson")
     try:
-        counts = score_rows(model, reader, writer, limited, out, errs, ctx.settings.batch_chunk_rows)
-        out.close()
-        errs.close()
-    except BaseException:
-        out.abort()
-        errs.abort()
-        raise
+        counts = _score_to_s3(ctx, model, inp.fmt, header, limited, bucket,
+                              _part_key(inp, version, index, f".{inp.fmt}"),
+                              _part_key(inp, version, index, ".errors.jsonl"), with_header=False)
     finally:
         if body is not None:
             body.close()
