@@ -36,16 +36,15 @@ from ._base import (
     load_estimator,
     register,
 )
+from ._json import canonical_bytes, canonical_json, content_sha256, loads_strict
 from ._model import (
     FORMAT_VERSION,
     METHODS,
     TASKS,
     Feature,
     Model,
-    canonical_bytes,
     check_format_version,
     check_test_vectors,
-    content_sha256,
     load_model,
     parse_document,
     to_matrix,
@@ -74,6 +73,7 @@ __all__ = [
     "UnsupportedModel",
     "as_float",
     "canonical_bytes",
+    "canonical_json",
     "check_format_version",
     "check_test_vectors",
     "content_sha256",
@@ -83,6 +83,7 @@ __all__ = [
     "load_estimator",
     "load_model",
     "load_schema",
+    "loads_strict",
     "parse_document",
     "register",
     "supported_types",

@@ -46,11 +46,11 @@ from typing import Any
 import numpy as np
 
 from ._base import MAX_DOCUMENT_BYTES, InvalidInput, InvalidModel
+from ._json import content_sha256
 from ._model import (
     CATEGORICAL,
     SUPPORTED_FORMAT_MAJOR,
     Model,
-    content_sha256,
     load_model,
     parse_document,
     to_matrix,
