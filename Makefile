@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck sam-validate sam-build bench clean help
+.PHONY: demo test lint typecheck openapi sam-validate sam-build bench clean help
 
 help:
 	@echo "make demo   - run the end-to-end tour on the local stack (no AWS account, no Docker)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/ and rewrite bench/RESULTS.md"
+	@echo "make openapi - regenerate docs/openapi.yaml from the Score resolver (a test checks it)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -33,6 +34,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# docs/openapi.yaml is generated from the routes (modelsync/service/http/); tests fail when it is stale.
+openapi: $(STAMP)
+	$(PY) -m modelsync.service.openapi docs/openapi.yaml
 
 # Needs aws-sam-cli, kept in its own venv: its pins fight with moto's.
 $(VENV)-sam/bin/sam:

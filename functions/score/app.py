@@ -15,18 +15,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from modelsync.service.api import (
-    ScoringService,
+from modelsync.service.admin import RegistryAdmin
+from modelsync.service.config import Settings
+from modelsync.service.errors import PayloadTooLarge
+from modelsync.service.http import (
+    Services,
     build_resolver,
     check_request_size,
     error_proxy_response,
     request_size_limit,
 )
-from modelsync.service.config import Settings
-from modelsync.service.errors import PayloadTooLarge
 from modelsync.service.registry import Registry
+from modelsync.service.serving import ServingService
 from modelsync.service.signing import ManifestSigner
 from modelsync.service.store import ModelCache
+from modelsync.service.telemetry import TelemetryService
 
 logger = Logger()
 tracer = Tracer()
@@ -40,8 +43,10 @@ registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
 # manifests are signed when the template gives a KMS key (MANIFEST_SIGNING_KEY_ID), unsigned otherwise
 SIGNER = (ManifestSigner(boto3.client("kms"), SETTINGS.manifest_signing_key_id)
           if SETTINGS.manifest_signing_key_id else None)
-SERVICE = ScoringService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER)
-app = build_resolver(lambda: SERVICE)
+SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER)
+SERVICES = Services(SERVICE, RegistryAdmin(registry),
+                    TelemetryService(registry, SETTINGS.telemetry_retention_days))
+app = build_resolver(lambda: SERVICES)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

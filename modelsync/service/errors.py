@@ -1,5 +1,6 @@
 """Domain errors. Each has a stable ``code``; the API maps classes to HTTP statuses in one table
-(:data:`modelsync.service.api.ERROR_STATUS`), other callers (Publish, Batch) record the code and message.
+(:data:`modelsync.service.http.errors.ERROR_STATUS`), other callers (Publish, Batch) record the code and
+message.
 """
 
 from __future__ import annotations

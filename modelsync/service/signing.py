@@ -19,7 +19,6 @@ import base64
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scorer.sync import manifest_signing_bytes
 
 from .errors import SigningUnavailable
+from .lru import LRUCache
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ class ManifestSigner:
             raise ValueError("a manifest signing key id is required")
         self.kms = kms
         self.key_id = key_id
-        self.max_entries = max(1, max_entries)
-        self._signatures: OrderedDict[bytes, str] = OrderedDict()
+        self._signatures: LRUCache[bytes, str] = LRUCache(max_entries)
         self._public: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.kms_sign_calls = 0
@@ -94,23 +93,17 @@ class ManifestSigner:
         out["signature_algorithm"] = SIGNING_ALGORITHM
         message = manifest_signing_bytes(out)
         digest = hashlib.sha256(message).digest()
-        with self._lock:
-            cached = self._signatures.get(digest)
-            if cached is not None:
-                self._signatures.move_to_end(digest)
-                out["signature"] = cached
-                return out
+        signature = self._signatures.get(digest, lambda: self._kms_sign(message))
+        out["signature"] = signature
+        return out
+
+    def _kms_sign(self, message: bytes) -> str:
         try:
             resp = self.kms.sign(KeyId=self.key_id, Message=message, MessageType="RAW",
                                  SigningAlgorithm=SIGNING_ALGORITHM)
         except (ClientError, BotoCoreError) as exc:
             log.error("kms:Sign with %s failed: %s", self.key_id, exc)
             raise SigningUnavailable("the manifest could not be signed; retry later") from None
-        signature = base64.b64encode(bytes(resp["Signature"])).decode("ascii")
         with self._lock:
             self.kms_sign_calls += 1
-            self._signatures[digest] = signature
-            while len(self._signatures) > self.max_entries:
-                self._signatures.popitem(last=False)
-        out["signature"] = signature
-        return out
+        return base64.b64encode(bytes(resp["Signature"])).decode("ascii")

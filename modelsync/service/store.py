@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,43 +11,17 @@ from botocore.exceptions import ClientError
 import scorer
 
 from .errors import ModelUnreadable
+from .lru import LRUCache
 
 log = logging.getLogger(__name__)
 
 
-class ModelCache:
+class ModelCache(LRUCache[tuple[str, int], scorer.Model]):
     """Loaded models by (name, version), bounded, least recently used evicted. Versions are immutable,
     so an entry never goes stale; ``latest`` is resolved per request, outside the cache."""
 
     def __init__(self, max_entries: int = 8) -> None:
-        self.max_entries = max(1, max_entries)
-        self._items: OrderedDict[tuple[str, int], scorer.Model] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key: tuple[str, int], load: Callable[[], scorer.Model]) -> scorer.Model:
-        with self._lock:
-            model = self._items.get(key)
-            if model is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return model
-            self.misses += 1
-        model = load()
-        with self._lock:
-            self._items[key] = model
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-        return model
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.hits = self.misses = 0
+        super().__init__(max_entries)
 
 
 def load_published(s3: Any, bucket: str, record: Mapping[str, Any]) -> scorer.Model:

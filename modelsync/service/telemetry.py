@@ -1,10 +1,11 @@
-"""Device telemetry, server side: the request model, storage (deduplicated per batch) and aggregation.
+"""Device telemetry, server side: checks, storage (deduplicated per batch) and aggregation.
 
 The payload is the one ``scorer.sync.Telemetry.flush`` sends (docs/devices.md, "Telemetry"): a request
-carries up to :data:`MAX_BATCHES` sealed batches, each a per-version window of running sums. Each batch
-is stored as one registry item keyed ``TELEMETRY#{model}`` / ``TELEMETRY#{device}#{batch_id}`` with a
-conditional put, so a retried request stores nothing twice; the response acknowledges every batch that
-is stored (now or before).
+carries up to :data:`MAX_BATCHES` sealed batches, each a per-version window of running sums. Its schema
+is the HTTP layer's (modelsync.service.http.models.TelemetryRequest), which hands the parsed request here
+as plain JSON data. Each batch is stored as one registry item keyed ``TELEMETRY#{model}`` /
+``TELEMETRY#{device}#{batch_id}`` with a conditional put, so a retried request stores nothing twice; the
+response acknowledges every batch that is stored (now or before).
 
 Aggregation merges the running sums exactly (counts and sums add, min/min and max/max) and derives the
 means, standard deviations and missing rates from the merged sums, per model version.
@@ -17,13 +18,12 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-
+from . import rollout
 from .errors import InvalidRequest
 from .registry import Registry, now_iso
-from .rollout import CALLER_ID_RE
+from .rules import check_model_name, require_model
 
 SCHEMA_RE = re.compile(r"^modelsync\.telemetry/1(\.[0-9]+)?$")  # major 1 only; minors are compatible
 MAX_BATCHES = 100  # per request (the device sends up to 20)
@@ -34,97 +34,66 @@ MAX_STORED_SUMMARY_BYTES = 350_000  # one batch is one item: DynamoDB items are 
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 SINCE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?Z)?$")
 
-Count = Annotated[StrictInt, Field(ge=0)]
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Timestamp = Annotated[StrictStr, Field(pattern=TIMESTAMP)]
+
+class TelemetryService:
+    """Device telemetry in (``receive``) and the fleet view out (``fleet``), with the registry passed in."""
+
+    def __init__(self, registry: Registry, retention_days: int) -> None:
+        self.registry = registry
+        self.retention_days = retention_days
+
+    def receive(self, name: str, request: Mapping[str, Any], header_device: str | None) -> dict[str, Any]:
+        """Store a schema-valid request (plain JSON data, ``schema`` key included) once per batch."""
+        check_model_name(name)
+        device = check_request(name, request, header_device)
+        require_model(self.registry, name)
+        return store(self.registry, name, device, request, self.retention_days)
+
+    def fleet(self, name: str, version: int | None, since: str | None, device: str | None) -> dict[str, Any]:
+        """Stored batches merged per version, filtered by version, window end and device."""
+        check_model_name(name)
+        since = check_since(since)
+        device = rollout.check_caller_id(device, "device_id")
+        require_model(self.registry, name)
+        items = self.registry.query_telemetry(name, device=device, version=version, since=since,
+                                              limit=MAX_AGGREGATED_ITEMS + 1)
+        out = aggregate(name, items)
+        out["filters"] = {"version": version, "since": since, "device_id": device}
+        return out
 
 
-class _Strict(BaseModel):
-    # forward compatible: fields a newer device adds are ignored, not refused
-    model_config = ConfigDict(extra="ignore", protected_namespaces=(), populate_by_name=True)
-
-
-class Latency(_Strict):
-    sum: Annotated[Number, Field(ge=0)]
-    min: Annotated[Number, Field(ge=0)] | None = None
-    max: Annotated[Number, Field(ge=0)] | None = None
-    mean: Number | None = None
-
-
-class Summary(_Strict):
-    """A numeric or categorical summary (input feature, or the outputs of a regressor)."""
-
-    type: Literal["numeric", "categorical"]
-    count: Count
-    missing: Count = 0
-    infinite: Count = 0
-    sum: Number | None = None
-    sum_squares: Annotated[Number, Field(ge=0)] | None = None
-    min: Number | None = None
-    max: Number | None = None
-    mean: Number | None = None
-    missing_rate: Number | None = None
-
-
-class Batch(_Strict):
-    batch_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9-]{8,64}$")]
-    model_version: Annotated[StrictInt, Field(ge=1)]
-    sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
-    window_start: Timestamp
-    window_end: Timestamp | None = None
-    calls: Count
-    rows: Count
-    errors: Count
-    latency_ms: Latency
-    features: Annotated[dict[Annotated[StrictStr, Field(min_length=1, max_length=256)], Summary],
-                        Field(max_length=MAX_FEATURES)] = Field(default_factory=dict)
-    features_truncated: StrictBool = False
-    predictions: Annotated[dict[Annotated[StrictStr, Field(max_length=256)], Count],
-                           Field(max_length=MAX_LABELS)] = Field(default_factory=dict)
-    output: Summary | None = None
-
-
-class TelemetryRequest(_Strict):
-    """``POST /models/{name}/telemetry`` (schema ``modelsync.telemetry/1``)."""
-
-    schema_: Annotated[StrictStr, Field(alias="schema", max_length=64)]
-    model: StrictStr
-    device_id: Annotated[StrictStr, Field(max_length=128)] | None = None
-    sent_at: Timestamp | None = None
-    dropped_batches: Count = 0
-    batches: Annotated[list[Batch], Field(min_length=1, max_length=MAX_BATCHES)]
-
-
-def check_request(name: str, request: TelemetryRequest, header_device: str | None) -> str | None:
+def check_request(name: str, request: Mapping[str, Any], header_device: str | None) -> str | None:
     """The checks a schema cannot express; returns the device id (body or header). 400 names the field."""
-    if not SCHEMA_RE.match(request.schema_):
-        raise InvalidRequest(f"body.schema: {request.schema_!r} is not supported; this server reads "
+    schema, device = request["schema"], request.get("device_id")
+    if not SCHEMA_RE.match(schema):
+        raise InvalidRequest(f"body.schema: {schema!r} is not supported; this server reads "
                              "modelsync.telemetry/1")
-    if request.model != name:
-        raise InvalidRequest(f"body.model: is {request.model!r}, but the URL names model {name!r}")
-    if request.device_id is not None and not CALLER_ID_RE.match(request.device_id):
+    if request["model"] != name:
+        raise InvalidRequest(f"body.model: is {request['model']!r}, but the URL names model {name!r}")
+    if device is not None and not rollout.CALLER_ID_RE.match(device):
         raise InvalidRequest("body.device_id: must be 1 to 128 printable ASCII characters without spaces "
                              "or '#'")
-    if request.device_id is not None and header_device is not None and request.device_id != header_device:
+    if device is not None and header_device is not None and device != header_device:
         raise InvalidRequest("body.device_id: differs from the X-Device-Id header")
-    for i, b in enumerate(request.batches):
-        if b.window_end is not None and b.window_end < b.window_start:
+    for i, b in enumerate(request["batches"]):
+        if b.get("window_end") is not None and b["window_end"] < b["window_start"]:
             raise InvalidRequest(f"body.batches[{i}].window_end: is before window_start")
-        if b.errors > b.calls:
+        if b["errors"] > b["calls"]:
             raise InvalidRequest(f"body.batches[{i}].errors: more errors than calls")
-    return request.device_id if request.device_id is not None else header_device
+    return device if device is not None else header_device
 
 
-def store(registry: Registry, name: str, device: str | None, request: TelemetryRequest,
+def store(registry: Registry, name: str, device: str | None, request: Mapping[str, Any],
           retention_days: int) -> dict[str, Any]:
     """Store every batch once; ``{"accepted": [batch ids stored now or before], "duplicates": n}``."""
     received = now_iso()
     expires = None
     if retention_days > 0:
         expires = int((_dt.datetime.now(_dt.UTC) + _dt.timedelta(days=retention_days)).timestamp())
+    batches = request["batches"]
     summaries = []
-    for i, batch in enumerate(request.batches):  # every batch is checked before any is stored
-        text = json.dumps(batch.model_dump(mode="json", exclude={"batch_id"}), separators=(",", ":"),
+    for i, batch in enumerate(batches):  # every batch is checked before any is stored
+        text = json.dumps({k: v for k, v in batch.items() if k != "batch_id"}, separators=(",", ":"),
                           allow_nan=False)
         if len(text.encode()) > MAX_STORED_SUMMARY_BYTES:
             raise InvalidRequest(f"body.batches[{i}]: {len(text.encode())} bytes of summaries, over the "
@@ -132,20 +101,22 @@ def store(registry: Registry, name: str, device: str | None, request: TelemetryR
         summaries.append(text)
     accepted: list[str] = []
     duplicates = 0
-    for i, (batch, summary) in enumerate(zip(request.batches, summaries, strict=True)):
+    dropped = request.get("dropped_batches") or 0
+    for i, (batch, summary) in enumerate(zip(batches, summaries, strict=True)):
         item: dict[str, Any] = {
-            "model": name, "device_id": device, "batch_id": batch.batch_id,
-            "model_version": batch.model_version, "sha256": batch.sha256,
-            "window_start": batch.window_start, "window_end": batch.window_end or batch.window_start,
+            "model": name, "device_id": device, "batch_id": batch["batch_id"],
+            "model_version": batch["model_version"], "sha256": batch["sha256"],
+            "window_start": batch["window_start"],
+            "window_end": batch.get("window_end") or batch["window_start"],
             "received_at": received, "expires_at": expires,
             # the exact sums as JSON text: no Decimal rounding, no DynamoDB number range limits
             "summary": summary,
         }
-        if i == 0 and request.dropped_batches:
-            item["dropped_batches"] = request.dropped_batches  # reported once, with the first batch
+        if i == 0 and dropped:
+            item["dropped_batches"] = dropped  # reported once, with the first batch
         if not registry.put_telemetry(item):
             duplicates += 1  # stored by an earlier attempt: acknowledged all the same
-        accepted.append(batch.batch_id)
+        accepted.append(batch["batch_id"])
     return {"accepted": accepted, "duplicates": duplicates, "stored": len(accepted) - duplicates}
 
 

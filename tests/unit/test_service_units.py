@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from modelsync.service import layout
-from modelsync.service.api import etag_matches, parse_revision
 from modelsync.service.config import Settings
 from modelsync.service.errors import InvalidModelInput, InvalidRequest, PayloadTooLarge
+from modelsync.service.http.routes import etag_matches, parse_revision
 from modelsync.service.inference import decode_v2_inputs
 from modelsync.service.notify import ALIAS_MOVED, UPLOAD_REJECTED, MalformedChange, event_for_change
 from modelsync.service.store import ModelCache

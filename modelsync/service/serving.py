@@ -1,0 +1,199 @@
+"""Serving: resolve a request to a model version (by number, or through an alias and its canary), load
+it (bounded cache) and score it; plus the views a client needs to score or sync (metadata, readiness,
+the signed manifest, the signing key). Clients are passed in; no HTTP here (modelsync.service.http).
+
+``inference`` is the tensor / JSON codec the scoring methods use.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+import scorer
+
+from . import layout, rollout
+from .config import Settings
+from .errors import (
+    AliasNotFound,
+    InvalidRequest,
+    ModelUnreadable,
+    NoPublishedVersion,
+    SigningNotConfigured,
+    VersionNotFound,
+)
+from .inference import decode_v2_inputs, plain_predict, v2_outputs
+from .registry import Registry
+from .rules import check_alias_name, check_model_name, parse_version, require_model
+from .signing import ManifestSigner
+from .store import ModelCache, load_published
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "modelsync_sklearn"
+SERVER_NAME = "modelsync"
+
+
+@dataclass
+class Resolved:
+    """A version record, and the alias item that led to it (None when addressed by version).
+
+    ``cohort`` is ``"base"`` or ``"canary"`` when the alias carries a canary, else None."""
+
+    record: dict[str, Any]
+    alias: dict[str, Any] | None
+    cohort: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.record["model"])
+
+    @property
+    def version(self) -> int:
+        return int(self.record["version"])
+
+    @property
+    def revision(self) -> int:
+        return int(self.alias.get("revision", 0)) if self.alias else 0
+
+
+class ServingService:
+    """resolve -> load -> score, with the S3 client, registry, settings, model cache and signer passed in."""
+
+    def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
+                 signer: ManifestSigner | None = None) -> None:
+        self.s3 = s3
+        self.registry = registry
+        self.settings = settings
+        self.cache = cache
+        self.signer = signer
+
+    def resolve(self, name: str, version: int | str | None = None, alias: str | None = None,
+                caller: str | None = None) -> Resolved:
+        """The version a request gets: by number, or through an alias (``latest`` by default), whose
+        canary (if any) takes the callers whose hash falls under its weight."""
+        check_model_name(name)
+        v = parse_version(version)
+        if v is not None and alias:
+            raise InvalidRequest("give either version or alias, not both")
+        if v is not None:
+            record = self.registry.get_version(name, v)
+            if record is None:
+                require_model(self.registry, name)
+                raise VersionNotFound(f"model {name} has no version {v}")
+            return Resolved(record, None)
+        alias = alias or layout.LATEST
+        check_alias_name(alias)
+        item = self.registry.get_alias(name, alias, consistent=True)
+        if item is None:
+            require_model(self.registry, name)
+            if alias == layout.LATEST:
+                raise NoPublishedVersion(f"model {name} has no published version yet")
+            raise AliasNotFound(f"model {name} has no alias {alias!r}")
+        canary = rollout.canary_of(item)
+        cohort = None
+        target = int(item["version"])
+        if canary is not None:
+            cohort = rollout.CANARY if rollout.in_canary(name, alias, caller, canary.weight) else rollout.BASE
+            if cohort == rollout.CANARY:
+                target = canary.version
+        record = self.registry.get_version(name, target)
+        if record is None:  # an alias always points at a written version; only a manual edit gets here
+            raise ModelUnreadable(f"alias {alias!r} of {name} points at a missing version")
+        return Resolved(record, item, cohort)
+
+    def load(self, resolved: Resolved) -> scorer.Model:
+        return self.cache.get((resolved.name, resolved.version),
+                              lambda: load_published(self.s3, self.settings.models_bucket, resolved.record))
+
+    # -- Open Inference Protocol (V2) -----------------------------------------------------------------
+    def server_metadata(self) -> dict[str, Any]:
+        from modelsync import __version__
+
+        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+
+    def ready(self) -> bool:
+        try:
+            self.registry.list_models()
+        except ClientError:
+            log.exception("registry unreachable")
+            return False
+        return True
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        resolved = self.resolve(name, version)
+        r = resolved.record
+        versions = [str(v["version"]) for v in self.registry.list_versions(name)]
+        inputs = [{"name": f["name"], "datatype": "BYTES" if f.get("kind") == "categorical" else "FP64",
+                   "shape": [-1]} for f in r.get("features") or []]
+        outputs = [{"name": "predict", "datatype": r.get("predict_datatype", "FP64"), "shape": [-1]}]
+        if "predict_proba" in (r.get("methods") or []):
+            outputs.append({"name": "predict_proba", "datatype": "FP64",
+                            "shape": [-1, len(r.get("classes") or [])]})
+        return {"name": name, "versions": versions if version is None else [str(resolved.version)],
+                "platform": PLATFORM, "inputs": inputs, "outputs": outputs,
+                "parameters": {"version": str(resolved.version), "sha256": r.get("sha256"),
+                               "model_type": r.get("model_type"), "task": r.get("task")}}
+
+    def model_ready(self, name: str, version: str | None = None) -> dict[str, Any]:
+        resolved = self.resolve(name, version)
+        self.load(resolved)
+        return {"name": name, "version": str(resolved.version), "ready": True}
+
+    def infer_v2(self, name: str, version: str | None, body: dict[str, Any],
+                 caller: str | None = None) -> dict[str, Any]:
+        resolved = self.resolve(name, version, caller=caller)
+        model = self.load(resolved)
+        X, rows = decode_v2_inputs(body.get("inputs"), model.features, self.settings.max_rows_per_request)
+        requested = None
+        if body.get("outputs") is not None:
+            requested = [o.get("name") for o in body["outputs"]]
+        outputs = v2_outputs(model, X, rows, requested)
+        out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version), "outputs": outputs}
+        if body.get("id") is not None:
+            out["id"] = body["id"]
+        return out
+
+    # -- plain JSON -----------------------------------------------------------------------------------
+    def predict(self, name: str, version: int | None, alias: str | None, instances: Any,
+                caller: str | None = None) -> dict[str, Any]:
+        resolved = self.resolve(name, version, alias, caller)
+        model = self.load(resolved)
+        result = plain_predict(model, instances, self.settings.max_rows_per_request)
+        return {"model_name": name, "model_version": resolved.version, **result}
+
+    # -- devices --------------------------------------------------------------------------------------
+    def manifest(self, name: str, version: int | None, alias: str | None, caller: str | None = None
+                 ) -> dict[str, Any]:
+        """The manifest a device syncs from (signed when a key is configured).
+
+        With a canary on the alias, ``cohort`` says which side this caller is on."""
+        resolved = self.resolve(name, version, alias, caller)
+        r = resolved.record
+        url = self.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.settings.models_bucket, "Key": r["document_key"]},
+            ExpiresIn=self.settings.presign_seconds)
+        expires = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=self.settings.presign_seconds)
+        manifest = {
+            "name": name, "version": resolved.version,
+            "alias": resolved.alias["alias"] if resolved.alias else None, "revision": resolved.revision,
+            "sha256": r["sha256"], "size": int(r["size"]), "format_version": r["format_version"],
+            "document_key": r["document_key"], "model_type": r.get("model_type"),
+            "created_at": r.get("created_at"), "url": url,
+            "url_expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if resolved.cohort is not None:
+            manifest["cohort"] = resolved.cohort
+        if self.signer is not None:
+            manifest = self.signer.sign(manifest)
+        return manifest
+
+    def signing_key(self) -> dict[str, Any]:
+        if self.signer is None:
+            raise SigningNotConfigured("manifests are not signed on this deployment "
+                                       "(no manifest signing key is configured)")
+        return self.signer.public_key()
