@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from .. import rollout
+from .. import layout, rollout
 from ..admin import RegistryAdmin
 from ..config import Settings
 from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
@@ -112,11 +112,11 @@ def etag_matches(header: str | None, etag: str) -> bool:
 #    the service's 404 "no such model", not a validation 400) --------------------------------------------
 
 Name = Annotated[str, Path(description="The model name.",
-                           json_schema_extra={"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"})]
+                           json_schema_extra={"pattern": layout.MODEL_NAME_RE.pattern})]
 VersionPath = Annotated[str, Path(description="A version number.",
                                   json_schema_extra={"pattern": "^[1-9][0-9]*$"})]
 AliasPath = Annotated[str, Path(description="The alias name.",
-                                json_schema_extra={"pattern": "^[a-z][a-z0-9_-]{0,62}$"})]
+                                json_schema_extra={"pattern": layout.ALIAS_RE.pattern})]
 VersionQuery = Annotated[int | None, Query(ge=1, description="Serve this version (not through an alias).")]
 AliasQuery = Annotated[str | None, Query(description="Resolve through this alias (default `latest`).")]
 DeviceQuery = Annotated[str | None, Query(description="The caller id when X-Device-Id is not sent.")]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..rollout import CALLER_ID_RE
+
 TITLE = "modelsync scoring API"
 DESCRIPTION = """\
 The ScoreFunction behind API Gateway (stage `v1`). Five groups of routes:
@@ -110,7 +112,7 @@ def responses(success: dict[int, dict[str, Any]], *errors: int, **described: str
 
 HEADER_PARAMETERS: dict[str, dict[str, Any]] = {
     "X-Device-Id": {"name": "X-Device-Id", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": "^[!\"$-~]{1,128}$"},
+                    "schema": {"type": "string", "pattern": CALLER_ID_RE.pattern},
                     "description": "The caller id that picks the canary cohort (printable ASCII, no spaces "
                                    "or '#')."},
     "If-Match": {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
