@@ -140,11 +140,11 @@ def run_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(command: str, message: str) -> int:
-    """The one line a command prints when it cannot do its job (exit status 1), instead of a traceback."""
+def _fail(command: str, message: str, status: int = 1) -> int:
+    """The one line a command prints when it cannot do its job (returns the exit status), not a traceback."""
     sys.stderr.write(f"modelsync {command}: {message}\n")
     sys.stderr.flush()
-    return 1
+    return status
 
 
 def _read_event(path: str | None) -> Any:
@@ -220,7 +220,7 @@ def run_invoke(args: argparse.Namespace) -> int:
             )
         fn = find_function(function_specs(names, template_path.parent), args.function)
     except KeyError as exc:
-        return _fail("invoke", str(exc.args[0]))
+        return _fail("invoke", str(exc.args[0]), status=2)
     except (BotoCoreError, ClientError) as exc:
         where = endpoint or f"AWS ({region})"
         return _fail("invoke", f"cannot read the stack's resource names from {where}: {exc}")

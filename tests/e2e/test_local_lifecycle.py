@@ -157,7 +157,7 @@ def test_invoke_of_an_unknown_function_is_one_line(stack: Stack) -> None:
     proc = subprocess.run([sys.executable, "-m", "modelsync.cli", "invoke", "NoSuchFunction",
                            "--endpoint-url", stack.endpoint], cwd=REPO, env=_env(), capture_output=True,
                           text=True, timeout=60)
-    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.returncode == 2 and proc.stdout == ""
     (line,) = proc.stderr.splitlines()
     assert line.startswith("modelsync invoke: no function 'NoSuchFunction' in the template (functions: ")
     assert "ScoreFunction" in line
