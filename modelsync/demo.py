@@ -4,21 +4,28 @@ Trains two small models on datasets scikit-learn ships, exports them, publishes 
 ``incoming/``, shows validation, versions and notifications, a rejected upload, scoring through the HTTP
 API (KServe V2 and the plain endpoint), a batch file, and a vendored scorer scoring offline. Every step
 checks what it shows; any mismatch ends the tour with exit code 1.
+
+The terminal shows the tour only: what the stack and its functions log (Powertools' JSON lines, one line
+per invocation, library warnings) goes to a log file whose path the tour prints; ``--verbose`` shows it
+on the terminal instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import io
 import json
+import logging
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -108,14 +115,43 @@ def train_models() -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     tour = Tour()
-    try:
-        _tour(tour, args)
-    except DemoFailed as exc:
-        print(f"\nDEMO FAILED: {exc}", flush=True)
-        return 1
+    with contextlib.ExitStack() as stack:
+        log_path = None
+        if not args.show_logs:
+            log_file = stack.enter_context(tempfile.NamedTemporaryFile(
+                "w", prefix="modelsync-demo-", suffix=".log", delete=False, encoding="utf-8"))
+            log_path = log_file.name
+            print(f"Logs of the local stack and its functions: {log_path} "
+                  "(modelsync demo --verbose shows them here)", flush=True)
+            stack.enter_context(_logs_to(log_file))
+        try:
+            _tour(tour, args)
+        except DemoFailed as exc:
+            print(f"\nDEMO FAILED: {exc}" + (f" (logs: {log_path})" if log_path else ""), flush=True)
+            return 1
     print(f"\nDone in {time.perf_counter() - tour.t0:.1f}s: published, rejected, notified, scored online, "
           "in batch and offline on a device.", flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _logs_to(stream: IO[str]) -> Iterator[None]:
+    """Send this process's stderr and log records to ``stream`` for the block, so stdout tells the story.
+
+    stderr is where the local stack puts the handlers' output, its invocation lines and Python warnings;
+    the root logger's handlers (the CLI's, bound to the real stderr) are swapped for one on ``stream``.
+    """
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    root.handlers = [handler]
+    try:
+        with contextlib.redirect_stderr(stream):
+            yield
+    finally:
+        root.handlers = saved
+        sys.stderr.flush()
 
 
 def _tour(tour: Tour, args: argparse.Namespace) -> None:
@@ -270,4 +306,6 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the end-to-end tour on the embedded local stack")
     p.add_argument("--aws-port", type=int, default=0, help="embedded AWS port (0: a free port)")
     p.add_argument("--api-port", type=int, default=0, help="HTTP API port (0: a free port)")
+    p.add_argument("--verbose", dest="show_logs", action="store_true",
+                   help="show the stack's and the functions' logs here instead of in a log file")
     p.set_defaults(func=run)

@@ -11,6 +11,7 @@ Event shapes:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import boto3
@@ -26,6 +27,9 @@ from modelsync.service.store import ModelCache, cached_loader
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# metrics here depend on the event: an invocation without any is normal, not worth a warning (as
+# Powertools' docs advise)
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 SETTINGS = Settings.from_env()
 s3 = boto3.client("s3")
@@ -56,7 +60,7 @@ def action_of(event: dict[str, Any]) -> str:
     raise UnknownEvent(f"unknown batch event (action {action!r})")
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -7,6 +7,7 @@ bisects and retries, and finally sends it to the on-failure destination); the ot
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import boto3
@@ -22,6 +23,9 @@ from modelsync.service.notify import event_for_change, publish_event
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# metrics here depend on the event: an invocation without any is normal, not worth a warning (as
+# Powertools' docs advise)
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 TOPIC_ARN = os.environ["EVENTS_TOPIC_ARN"]
 sns = boto3.client("sns")
@@ -42,7 +46,7 @@ def record_handler(record: DynamoDBRecord) -> str | None:
     return message_id
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -7,6 +7,7 @@ the same notification delivered twice returns the first outcome; the domain is i
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import boto3
@@ -28,6 +29,9 @@ from modelsync.service.registry import Registry
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# metrics here depend on the event: an invocation without any is normal, not worth a warning (as
+# Powertools' docs advise)
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 SETTINGS = Settings.from_env()
 s3 = boto3.client("s3")
@@ -54,7 +58,7 @@ def upload_of(record: Any) -> dict[str, Any]:
             "etag": obj.etag.strip('"'), "version_id": obj.version_id, "size": obj.get("size")}
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

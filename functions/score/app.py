@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
@@ -32,8 +32,7 @@ from modelsync.service.store import ModelCache
 from modelsync.service.telemetry import TelemetryService
 
 logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+tracer = Tracer()  # no Metrics: Score adds none, and an empty flush warns on every call
 
 SETTINGS = Settings.from_env()
 MODEL_CACHE = ModelCache(SETTINGS.model_cache_size)
@@ -49,9 +48,9 @@ SERVICES = Services(SERVICE, RegistryAdmin(registry),
 app = build_resolver(lambda: SERVICES)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False,
+                              clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         check_request_size(event, request_size_limit(event, SETTINGS))

@@ -79,34 +79,45 @@ def register(subparsers: Any) -> None:
     q.set_defaults(func=run_invoke)
 
 
-def run_local(args: argparse.Namespace) -> int:
-    from .stack import LocalStack
+class _Stop(BaseException):
+    """Raised by the signal handler while the stack starts: unwinds start-up, which then cleans up."""
 
-    real_stdout = sys.stdout
-    stack = LocalStack(
-        args.template,
-        region=args.region,
-        host=args.host,
-        aws_port=args.aws_port,
-        api_port=args.api_port,
-        bucket=args.bucket,
-        schedule_every=args.schedule_every,
-        parameters=_parameter_overrides(args.parameter_overrides),
-    )
+
+def run_local(args: argparse.Namespace) -> int:
     stop = threading.Event()
+    ready = False
 
     def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s: shutting down", signal.Signals(signum).name)
+        first = not stop.is_set()
         stop.set()
+        if first:
+            log.info("received %s: shutting down", signal.Signals(signum).name)
+            if not ready:
+                raise _Stop
 
+    # first thing: a signal during the imports or the start-up below must stop it too, within moments
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stack = None
     try:
+        from .preflight import StackStartError
+        from .stack import LocalStack
+
+        real_stdout = sys.stdout
+        stack = LocalStack(
+            args.template,
+            region=args.region,
+            host=args.host,
+            aws_port=args.aws_port,
+            api_port=args.api_port,
+            bucket=args.bucket,
+            schedule_every=args.schedule_every,
+            parameters=_parameter_overrides(args.parameter_overrides),
+        )
         try:
             stack.start()
-        except OSError as exc:
-            log.error("cannot start the local stack: %s (is the port in use? --aws-port 0 / --api-port 0 "
-                      "pick free ones)", exc)
-            return 1
+        except StackStartError as exc:
+            return _fail("local", str(exc))
+        ready = True
         real_stdout.write(json.dumps(stack.ready_info()) + "\n")
         real_stdout.flush()
         if stack.runtime is not None:
@@ -116,56 +127,103 @@ def run_local(args: argparse.Namespace) -> int:
             if args.exit_with_parent and os.getppid() != parent:
                 log.info("parent process %d exited: shutting down", parent)
                 break
+    except _Stop:
+        pass
     finally:
-        stack.stop()
+        served, ready = ready, True  # from here on a signal only asks (again) to stop
+        if stack is not None:
+            stack.stop()
+            if served:
+                log.info("local stack stopped")
         for s, h in previous.items():
             signal.signal(s, h)
-        log.info("local stack stopped")
     return 0
 
 
+def _fail(command: str, message: str, status: int = 1) -> int:
+    """The one line a command prints when it cannot do its job (returns the exit status), not a traceback."""
+    sys.stderr.write(f"modelsync {command}: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
 def _read_event(path: str | None) -> Any:
+    """The event file's JSON; a missing file or invalid JSON is a ValueError with a one-line reason."""
     if path is None:
         return {}
-    text = sys.stdin.read() if path == "-" else pathlib.Path(path).read_text(encoding="utf-8")
-    return json.loads(text)
+    try:
+        text = sys.stdin.read() if path == "-" else pathlib.Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read event file {path}: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        source = "stdin" if path == "-" else path
+        raise ValueError(f"event {source} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
+            from exc
+
+
+def _check_reachable(endpoint: str, timeout: float = 3.0) -> None:
+    """A ValueError naming the endpoint when nothing listens there (instead of botocore's retries)."""
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(endpoint)
+    if not url.hostname:
+        raise ValueError(f"--endpoint-url {endpoint!r} is not a URL (expected http://HOST:PORT)")
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ValueError(f"cannot reach {endpoint}: {reason} (is `modelsync local` running there?)") from exc
 
 
 def run_invoke(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from modelsync import template as tpl
 
     from .resources import StackNames, find_function, function_specs
     from .runtime import Runtime, configure_logging
     from .stack import make_client
 
+    endpoint = args.endpoint_url
+    try:
+        event = _read_event(args.event)
+        if endpoint is not None:
+            _check_reachable(endpoint)
+    except ValueError as exc:
+        return _fail("invoke", str(exc))
     configure_logging()
     template_path = pathlib.Path(args.template) if args.template else tpl.DEFAULT_TEMPLATE
     template = tpl.load(template_path)
-    endpoint = args.endpoint_url
     region = args.region or ("us-east-1" if endpoint else _default_region())
 
     def clients(name: str) -> Any:
         return make_client(name, endpoint=endpoint, region=region)
 
-    if args.stack_name or endpoint is None:
-        names = StackNames.from_cloudformation(
-            template, args.stack_name or "modelsync", region=region, clients=clients
-        )
-    else:
-        names = StackNames.local(
-            template,
-            region=region,
-            endpoint=endpoint,
-            bucket=args.bucket,
-            clients=clients,
-            parameters=_parameter_overrides(args.parameter_overrides),
-        )
     try:
+        if args.stack_name or endpoint is None:
+            names = StackNames.from_cloudformation(
+                template, args.stack_name or "modelsync", region=region, clients=clients
+            )
+        else:
+            names = StackNames.local(
+                template,
+                region=region,
+                endpoint=endpoint,
+                bucket=args.bucket,
+                clients=clients,
+                parameters=_parameter_overrides(args.parameter_overrides),
+            )
         fn = find_function(function_specs(names, template_path.parent), args.function)
     except KeyError as exc:
-        log.error("%s", exc.args[0])
-        return 2
-    event = _read_event(args.event)
+        return _fail("invoke", str(exc.args[0]), status=2)
+    except (BotoCoreError, ClientError) as exc:
+        where = endpoint or f"AWS ({region})"
+        return _fail("invoke", f"cannot read the stack's resource names from {where}: {exc}")
     real_stdout = sys.stdout
     runtime = Runtime(region=region, endpoint=endpoint)
     runtime.activate()

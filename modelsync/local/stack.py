@@ -23,6 +23,7 @@ from modelsync import template as tpl
 
 from . import wiring
 from .apigw import ApiGateway, ApiServer, Route
+from .preflight import import_handlers, listen, port_error
 from .resources import API, TOPIC, Provisioner, StackNames, function_specs
 from .runtime import DUMMY_CREDENTIALS, FunctionSpec, Runtime, configure_logging
 
@@ -94,6 +95,7 @@ class LocalStack:
         self.routes: list[Route] = []
         self.runtime: Runtime | None = None
         self._moto: Any = None
+        self._moto_thread: threading.Thread | None = None
         self._endpoint: str | None = None
         self._api: ApiServer | None = None
         self._stop = threading.Event()
@@ -193,13 +195,12 @@ class LocalStack:
             provisioner.provision()
             self._provisioned = dict(provisioner.created)
             self.functions = function_specs(self.names, self.template_path.parent)
-            for fn in self.functions.values():
-                try:
-                    self.runtime.load(fn)
-                except Exception:
-                    log.exception("%s: handler failed to import", fn.logical_id)
+            import_handlers(self.runtime, self.functions.values(), self.template_path.parent)
             self._wire()
-            self._api = ApiServer(ApiGateway(self.routes, self.runtime), self.host, self.api_port)
+            try:
+                self._api = ApiServer(ApiGateway(self.routes, self.runtime), self.host, self.api_port)
+            except OSError as exc:
+                raise port_error(exc, self.host, self.api_port, role="API", option="--api-port") from exc
             self._api.start()
             for th in self._threads:
                 th.start()
@@ -225,21 +226,32 @@ class LocalStack:
             if th.is_alive():
                 th.join(timeout=5)
         if self._moto is not None:
-            try:
-                self._moto.stop()
-            except Exception:
-                log.debug("moto server stop failed", exc_info=True)
-            self._moto = None
+            if self._moto_thread is not None and self._moto_thread.is_alive():
+                self._moto.shutdown()  # waits for serve_forever: only when it runs
+                self._moto_thread.join(timeout=5)
+            self._moto.server_close()
+            self._moto = self._moto_thread = None
         if self.runtime is not None:
             self.runtime.deactivate()
 
     def _start_aws(self) -> None:
-        from moto.server import ThreadedMotoServer
+        """moto's server app on a socket bound here (a taken port fails now, not in a thread that hangs)."""
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
+        with listen(self.host, self.aws_port, role="AWS endpoint", option="--aws-port") as sock:
+            host, port = sock.getsockname()[:2]
+            app = DomainDispatcherApplication(create_backend_app)
+            self._moto = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler,
+                                     fd=sock.fileno())
+        self._moto_thread = threading.Thread(target=self._moto.serve_forever, kwargs={"poll_interval": 0.2},
+                                             name="modelsync-local-aws", daemon=True)
+        self._moto_thread.start()
         self._endpoint = f"http://{host}:{port}"
 
     # -- wiring ----------------------------------------------------------------------------------------

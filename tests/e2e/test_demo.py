@@ -1,7 +1,8 @@
-"""`make demo` runs `modelsync demo`: the whole tour must pass on the embedded local stack."""
+"""`make demo` runs `modelsync demo`: the whole tour passes on the embedded local stack and reads as one."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,18 @@ def test_demo_tour_passes() -> None:
         assert step in out
     assert "offline probabilities equal the API's, bit for bit" in out
     assert "DEMO FAILED" not in out and out.rstrip().splitlines()[-1].startswith("Done in ")
+
+    # AND the terminal carries the story only: the logs are in the file whose path it printed first
+    match = re.match(r"Logs of the local stack and its functions: (\S+) ", out)
+    assert match, out[:300]
+    log_path = Path(match.group(1))
+    try:
+        logs = log_path.read_text(encoding="utf-8")
+    finally:
+        log_path.unlink(missing_ok=True)
+    assert proc.stderr == ""
+    assert not [line for line in out.splitlines() if line.startswith("{")], "JSON log lines on the terminal"
+    assert "Warning" not in out
+    assert '"function_name":"modelsync-publish"' in logs and "PublishFunction [S3:Upload" in logs
+    # AND Score no longer flushes an empty metric set on every call (nor the others when they add none)
+    assert "No application metrics to publish" not in logs
