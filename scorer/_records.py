@@ -45,9 +45,10 @@ class Lines:
     """The physical lines of a stream as text (line ends kept), counting lines and bytes as it goes.
 
     ``line`` is the number of the last line handed out, ``line_offset`` its byte offset and
-    ``next_offset`` the byte offset of the next one, so a reader that pulls lines one at a time knows where each record starts. ``first_line`` and
-    ``offset`` say where ``src`` begins in the whole input (a ranged read); ``end_byte`` stops reading
-    there. Lines that are not UTF-8 are decoded with replacement characters and listed in ``bad``.
+    ``next_offset`` the byte offset of the next one, so a reader that pulls lines one at a time knows
+    where each record starts. ``first_line`` and ``offset`` say where ``src`` begins in the whole input
+    (a ranged read); ``end_byte`` stops reading there. Lines that are not UTF-8 are decoded with
+    replacement characters and listed in ``bad``.
     """
 
     def __init__(self, src: Readable, first_line: int = 1, offset: int = 0, end_byte: int | None = None,

@@ -79,7 +79,10 @@ def test_jsonl_with_bad_rows(aws, publish, batch_app, models, lambda_context):
     model = scorer.load_model(models.fruit)
     want = model.predict({"size": [0.3, 0.9], "color": ["red", None]})
     assert [r["prediction"] for r in rows] == want.tolist()
-    assert set(rows[0]["probabilities"]) == {"sour", "sweet"}
+    # the one output shape: flat proba_<class> keys, as in CSV (no nested "probabilities" object)
+    assert [k for k in rows[0] if k.startswith("proba")] == ["proba_sour", "proba_sweet"]
+    proba = model.predict_proba({"size": [0.3, 0.9], "color": ["red", None]})
+    assert [[r["proba_sour"], r["proba_sweet"]] for r in rows] == proba.tolist()
     errors = _read_jsonl(aws, "batch/output/fruit/basket.v1.errors.jsonl")
     assert [e["line"] for e in errors] == [2, 3, 5]
     assert "not valid JSON" in errors[0]["reason"] and "color" in errors[1]["reason"]
