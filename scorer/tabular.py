@@ -46,7 +46,10 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 #: or ``inf`` / ``infinity`` with an optional sign, any case. No spaces, underscores, hex or ``nan``.
 NUMBER_PATTERN = r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf(?:inity)?))"
 _NUMBER = re.compile(NUMBER_PATTERN)
-_NUMBERS = re.compile(rf"(?:{NUMBER_PATTERN}\n)*{NUMBER_PATTERN}")  # a whole column joined by "\n"
+# Only these characters can make up a decimal number: a column joined by "\n" without any other is
+# handed to numpy whole, whose text-to-double grammar on them is exactly NUMBER_PATTERN's (both are
+# Python's float() grammar; spaces, underscores and letters, where they differ, are screened out).
+_NOT_DECIMAL = re.compile(r"[^0-9.eE+\-\n]")
 _ROW_PREFIX = re.compile(r"^row \d+(?: \(line \d+\))?(?:, |: )")
 
 __all__ = [
@@ -95,17 +98,37 @@ def _text_number(text: str) -> float | str:
         return str(exc)
 
 
+def _decimals(cells: Sequence[str]) -> np.ndarray | None:
+    """Cells that are all decimal numbers as float64 in one numpy call; None when any is not."""
+    joined = "\n".join(cells)
+    if joined.count("\n") != len(cells) - 1 or _NOT_DECIMAL.search(joined):
+        return None
+    try:
+        return np.array(cells, dtype=np.float64)
+    except ValueError:
+        return None  # an empty cell or a malformed number: the cell-by-cell path names it
+
+
 def number_column(values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
     """One numeric feature's cells -> float64 (NaN = missing), plus ``{index: reason}`` for bad cells.
 
     Text follows :func:`parse_number`; JSON numbers are taken as they are, ``null`` is missing; booleans,
-    lists and objects are bad. The common case (every cell a number) is one regex and one numpy call.
+    lists and objects are bad. The common case (numbers, maybe missing tokens) is a character scan and one
+    numpy call; only a column with a bad cell is read cell by cell.
     """
     n = len(values)
     if n and all(type(v) is str for v in values):
-        joined = "\n".join(values)
-        if joined.count("\n") == n - 1 and _NUMBERS.fullmatch(joined):
-            return np.array(values, dtype=np.float64), {}
+        numbers = _decimals(values)
+        if numbers is not None:
+            return numbers, {}
+        missing = {u for u in set(values) if u.lower() in MISSING_TOKENS}
+        if missing:  # numbers and missing tokens only: still two C-speed passes
+            present = [v for v in values if v not in missing]
+            numbers = _decimals(present) if present else np.empty(0)
+            if numbers is not None:
+                out = np.full(n, math.nan)
+                out[np.fromiter((v not in missing for v in values), dtype=bool, count=n)] = numbers
+                return out, {}
     out = np.empty(n, dtype=np.float64)
     bad: dict[int, str] = {}
     cache: dict[str, float | str] = {}
@@ -444,18 +467,29 @@ class TableWriter:
         n = len(records)
         if not n:
             return b""
-        outs: list[list[Any]] = np.asarray(main).reshape(n, -1).tolist()
+        blocks = [np.asarray(main).reshape(n, -1)]
         if proba is not None:
-            extra = np.asarray(proba).reshape(n, -1).tolist()
-            outs = [a + b for a, b in zip(outs, extra, strict=True)]
+            blocks.append(np.asarray(proba).reshape(n, -1))
+        columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
         if self.fmt == "csv":
-            return _csv_bytes([rec.values + [format_value(v) for v in out]
-                               for rec, out in zip(records, outs, strict=True)])
-        cols = self.columns
-        lines = [json.dumps({**rec.values, **dict(zip(cols, map(json_value, out), strict=True))},
+            cells = zip(*map(_format_column, columns), strict=True)
+            return _csv_bytes([[*rec.values, *out] for rec, out in zip(records, cells, strict=True)])
+        names = self.columns
+        values = zip(*([json_value(v) for v in col.tolist()] for col in columns), strict=True)
+        lines = [json.dumps({**rec.values, **dict(zip(names, out, strict=True))},
                             ensure_ascii=False, allow_nan=False)
-                 for rec, out in zip(records, outs, strict=True)]
+                 for rec, out in zip(records, values, strict=True)]
         return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _format_column(col: np.ndarray) -> list[str]:
+    """:func:`format_value` over a column, with the common float and integer cases in one pass."""
+    kind = col.dtype.kind
+    if kind == "f":
+        return ["" if v != v else repr(v) for v in col.tolist()]  # v != v: NaN
+    if kind in "iub":
+        return list(map(str, col.tolist()))
+    return [format_value(v) for v in col.tolist()]
 
 
 def _csv_bytes(rows: Sequence[Sequence[Any]]) -> bytes:
