@@ -70,8 +70,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "predict", help="score a CSV or JSON Lines file with a model document; CSV/JSONL on stdout",
         description="Score DATA (CSV with a header, or JSON Lines; '-' reads stdin) with a model document. "
-                    "Writes the input columns plus 'prediction' (and one 'proba_<class>' column per class "
-                    "with --proba) in the same format to stdout.")
+                    "Writes the input columns plus 'prediction' ('prediction_<i>' for several outputs; "
+                    "one 'proba_<class>' column per class with --proba) in the same format to stdout, "
+                    "the shape the batch function and devices write. Stops at the first bad row, naming "
+                    "its row and line (docs/model-format.md, 'Tabular files').")
     p.add_argument("document", metavar="model.json")
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--proba", action="store_true", help="add one proba_<class> column per class")
