@@ -7,20 +7,17 @@ see docs/devices.md for the protocol and the on-disk layout.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
-import math
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from scorer import InvalidInput, InvalidModel
+from scorer import InvalidInput, InvalidModel, MethodNotSupported, tabular
 from scorer.sync import (
     ModelStore,
     StoreError,
@@ -35,8 +32,6 @@ log = logging.getLogger("modelsync.device")
 
 EXIT_REFUSED = 1
 EXIT_OFFLINE = 3
-PREDICT_CHUNK_ROWS = 10_000
-MISSING_TOKENS = frozenset({"", "nan", "NaN", "NA", "null", "None"})
 
 
 def register(subparsers: Any) -> None:
@@ -135,72 +130,20 @@ def _pick_model(store: ModelStore, name: str | None) -> str:
     return models[0]
 
 
-def _cell(value: str, categorical: bool, row: int, column: str) -> Any:
-    if value.strip() in MISSING_TOKENS:
-        return None
-    if categorical:
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidInput(f"row {row}, column {column!r}: expected a number, got {value!r}",
-                           row=row, feature=column) from None
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
-    return str(v)
-
-
-def _chunks(reader: Iterable[list[str]], n: int) -> Iterator[list[list[str]]]:
-    chunk: list[list[str]] = []
-    for row in reader:
-        chunk.append(row)
-        if len(chunk) >= n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def predict_csv(store: ModelStore, name: str, src: TextIO, out: TextIO,
+def predict_csv(store: ModelStore, name: str, src: tabular.Readable, out: tabular.Writable,
                 telemetry: Telemetry | None = None) -> int:
-    """Score CSV ``src`` into ``out``: the input columns, ``prediction``, then ``proba_<class>`` per class.
-
-    Offline: only the store on disk is read. Streams in chunks so large files need little memory.
-    Returns the number of rows scored.
+    """Score the CSV byte stream ``src`` into ``out`` with the active model (offline), in the one table
+    shape of every path (``scorer.tabular``): the input columns, ``prediction``, then ``proba_<class>``
+    per class when the model has probabilities. Returns the number of rows scored.
     """
     model = store.load_active(name)
-    reader = csv.reader(src)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InvalidInput("the CSV file is empty (a header row naming the features is required)") from None
-    missing = [f for f in model.feature_names if f not in header]
-    if missing:
-        raise InvalidInput(f"the CSV has no column for feature(s) {', '.join(map(repr, missing))}")
-    index = [header.index(f.name) for f in model.features]
-    categorical = [f.kind == "categorical" for f in model.features]
-    has_proba = model.has("predict_proba")
-    classes = [] if model.classes is None or not has_proba else np.asarray(model.classes).tolist()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*header, "prediction", *(f"proba_{_fmt(c)}" for c in classes)])
-    n = 0
-    for chunk in _chunks(reader, PREDICT_CHUNK_ROWS):
-        rows = []
-        for r, raw in enumerate(chunk, start=n):
-            if len(raw) != len(header):
-                raise InvalidInput(f"row {r}: {len(raw)} values for {len(header)} columns", row=r)
-            rows.append([_cell(raw[i], cat, r, header[i]) for i, cat in zip(index, categorical, strict=True)])
-        scored = store.predict(name, rows, telemetry=telemetry, proba=has_proba)
-        for i, raw in enumerate(chunk):
-            probas = [] if scored.proba is None else [_fmt(p) for p in scored.proba[i].tolist()]
-            writer.writerow([*raw, _fmt(scored.prediction[i]), *probas])
-        n += len(chunk)
-    return n
+
+    def predict(columns: dict[str, np.ndarray], proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        scored = store.predict(name, columns, telemetry=telemetry, proba=proba)
+        return scored.prediction, scored.proba
+
+    reader = tabular.TableReader(src, "csv")
+    return tabular.score_table(model, reader, out, proba=None, predict=predict).scored
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -208,13 +151,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     telemetry = None if args.no_telemetry else Telemetry(args.dir)
     try:
         name = _pick_model(store, args.model)
+        sys.stdout.flush()
         if args.data == "-":
-            n = predict_csv(store, name, io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline=""),
-                            sys.stdout, telemetry)
+            n = predict_csv(store, name, sys.stdin.buffer, sys.stdout.buffer, telemetry)
         else:
-            with open(args.data, encoding="utf-8-sig", newline="") as f:
-                n = predict_csv(store, name, f, sys.stdout, telemetry)
-    except (StoreError, InvalidInput, InvalidModel, OSError, ValueError) as exc:
+            with open(args.data, "rb") as f:
+                n = predict_csv(store, name, f, sys.stdout.buffer, telemetry)
+        sys.stdout.buffer.flush()
+    except (StoreError, InvalidInput, InvalidModel, MethodNotSupported, OSError, ValueError) as exc:
         log.error("device predict: %s", exc)
         return 1
     finally:

@@ -1,236 +1,396 @@
-"""Tables in and out of a model: CSV and JSON Lines, streamed in chunks (numpy + standard library only).
+"""Tables in and out of a model: the one CSV / JSON Lines reader and writer (numpy + standard library).
 
-Shared by ``modelsync predict``, the batch Lambda and the device client, so that a CSV scores the same
-everywhere:
+Every path that reads or writes rows uses it - ``modelsync predict``, the batch function and its Step
+Functions chunks, ``modelsync device predict`` and the export sample - so a cell means the same thing
+everywhere (docs/model-format.md, "Tabular files")::
 
-    with open("data.csv", newline="") as src:
-        n = tabular.score_csv(model, src, sys.stdout, proba=True)
+    with open("data.csv", "rb") as src:
+        counts = tabular.score_table(model, tabular.TableReader(src, "csv"), sys.stdout.buffer, proba=True)
 
-Reading rules (docs/model-format.md, "Tabular files"):
-
-* CSV: the first line is a header naming the columns; every model feature must be one of them. Other
-  columns (ids, targets) are carried through to the output untouched.
-* Numeric features: cells are parsed as numbers; an empty cell, ``NA``, ``N/A``, ``NaN``, ``null`` or
-  ``None`` (any case) is a missing value (NaN). Anything else that is not a number is an error naming
-  the row and the feature.
-* Categorical features: the cell text is the category; only an empty cell is missing.
-* JSON Lines: one object per line keyed by column name, values already typed (``null`` = missing).
-
-Output: the input columns, then ``prediction`` (``prediction_<i>`` for several outputs; a model without
-predict writes ``transform_<i>``), then one ``proba_<class>`` column per class when asked for
-probabilities. Rows are numbered from 0 in error messages, header excluded.
+* Input is any binary stream with ``read(n)`` (:mod:`scorer._records`): RFC 4180 CSV with a header line,
+  or JSON Lines (strict JSON, one object per line). Records are streamed in chunks of ``chunk_rows``.
+* Cells follow one rule, :data:`MISSING_TOKENS` + :data:`NUMBER_PATTERN` (see :func:`number_column` and
+  :class:`CategoryRule`).
+* Output, the same shape for every model in CSV and JSON Lines: the input columns, then ``prediction``
+  (``prediction_<i>`` for several outputs, ``transform_<i>`` for a model without predict), then one
+  ``proba_<class>`` column per class when probabilities are written.
+* Errors: ``on_error=None`` raises :class:`InvalidInput` for the first bad row; a callable receives every
+  :class:`BadRow` (line number, reason) in line order while the good rows are scored.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from ._base import InvalidInput, MethodNotSupported
 from ._model import CATEGORICAL, Feature, Model
+from ._records import READ_BYTES, Readable, Record, RecordReader
 
 DEFAULT_CHUNK_ROWS = 10_000
+FORMATS = ("csv", "jsonl")
+
+#: The missing-value rule, compared case-insensitively with the whole cell (no surrounding spaces):
+#: these cells are missing in a numeric feature, and in a categorical one unless they are a declared
+#: category (``input.features[].categories``), which always stays that category.
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
-MAX_FIELD_BYTES = 1 << 20  # one CSV cell
+#: The number rule: a decimal number (optional sign, digits with an optional point, optional exponent)
+#: or ``inf`` / ``infinity`` with an optional sign, any case. No spaces, underscores, hex or ``nan``.
+NUMBER_PATTERN = r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf(?:inity)?))"
+_NUMBER = re.compile(NUMBER_PATTERN)
+# Only these characters can make up a decimal number: a column joined by "\n" without any other is
+# handed to numpy whole, whose text-to-double grammar on them is exactly NUMBER_PATTERN's (both are
+# Python's float() grammar; spaces, underscores and letters, where they differ, are screened out).
+_NOT_DECIMAL = re.compile(r"[^0-9.eE+\-\n]")
+_ROW_PREFIX = re.compile(r"^row \d+(?: \(line \d+\))?(?:, |: )")
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "FORMATS",
     "MISSING_TOKENS",
-    "convert_columns",
+    "NUMBER_PATTERN",
+    "BadRow",
+    "CategoryRule",
+    "Counts",
+    "Readable",
+    "TableReader",
+    "TableWriter",
+    "Writable",
     "format_value",
-    "output_header",
-    "read_csv",
-    "read_jsonl",
-    "score_csv",
-    "score_jsonl",
-    "score_records",
-    "score_rows",
+    "is_missing",
+    "json_value",
+    "number_column",
+    "output_columns",
+    "parse_number",
+    "read_columns",
+    "score_table",
 ]
+
+
+# -- the cell rule ----------------------------------------------------------------------------------
+
+def is_missing(text: str) -> bool:
+    """True when a cell's text is one of :data:`MISSING_TOKENS` (any case)."""
+    return text.lower() in MISSING_TOKENS
+
+
+def parse_number(text: str) -> float:
+    """A numeric cell: NaN when missing, else the number; ValueError when it is neither."""
+    if text.lower() in MISSING_TOKENS:
+        return math.nan
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    raise ValueError(f"expected a number, got {text[:60]!r}")
+
+
+def _text_number(text: str) -> float | str:
+    try:
+        return parse_number(text)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _decimals(cells: Sequence[str]) -> np.ndarray | None:
+    """Cells that are all decimal numbers as float64 in one numpy call; None when any is not."""
+    joined = "\n".join(cells)
+    if joined.count("\n") != len(cells) - 1 or _NOT_DECIMAL.search(joined):
+        return None
+    try:
+        return np.array(cells, dtype=np.float64)
+    except ValueError:
+        return None  # an empty cell or a malformed number: the cell-by-cell path names it
+
+
+def number_column(values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
+    """One numeric feature's cells -> float64 (NaN = missing), plus ``{index: reason}`` for bad cells.
+
+    Text follows :func:`parse_number`; JSON numbers are taken as they are, ``null`` is missing; booleans,
+    lists and objects are bad. The common case (numbers, maybe missing tokens) is a character scan and one
+    numpy call; only a column with a bad cell is read cell by cell.
+    """
+    n = len(values)
+    if n and all(type(v) is str for v in values):
+        numbers = _decimals(values)
+        if numbers is not None:
+            return numbers, {}
+        missing = {u for u in set(values) if u.lower() in MISSING_TOKENS}
+        if missing:  # numbers and missing tokens only: still two C-speed passes
+            present = [v for v in values if v not in missing]
+            numbers = _decimals(present) if present else np.empty(0)
+            if numbers is not None:
+                out = np.full(n, math.nan)
+                out[np.fromiter((v not in missing for v in values), dtype=bool, count=n)] = numbers
+                return out, {}
+    out = np.empty(n, dtype=np.float64)
+    bad: dict[int, str] = {}
+    cache: dict[str, float | str] = {}
+    for i, v in enumerate(values):
+        t = type(v)
+        r: float | str
+        if t is str:
+            cached = cache.get(v)
+            r = cached if cached is not None else cache.setdefault(v, _text_number(v))
+        elif v is None:
+            r = math.nan
+        elif t is float or t is int:
+            try:
+                r = float(v)
+            except OverflowError:
+                r = f"number {str(v)[:40]} is too large"
+        else:
+            r = f"expected a number, got {_show(v)}"
+        if type(r) is str:
+            bad[i] = r
+            out[i] = math.nan
+        else:
+            out[i] = r
+    return out, bad
+
+
+class CategoryRule:
+    """How a categorical feature reads a value: a declared category stays that category; otherwise
+    text that is a missing token is missing (None); with numeric categories, text that is a number
+    becomes that number (an int when every category is one); anything else stays text for the
+    estimator to judge (unknown categories are its business)."""
+
+    def __init__(self, categories: Sequence[Any] | None) -> None:
+        cats = list(categories or [])
+        self.declared = frozenset(c for c in cats if isinstance(c, str))
+        numbers = [c for c in cats if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        self.numeric = bool(cats) and len(numbers) == len(cats)
+        self.ints = self.numeric and all(isinstance(c, int) for c in numbers)
+
+    def text(self, text: str) -> Any:
+        if text in self.declared:
+            return text
+        if self.numeric and _NUMBER.fullmatch(text):
+            f = float(text)
+            return int(f) if self.ints and f.is_integer() else f
+        if text.lower() in MISSING_TOKENS:
+            return None
+        return text
+
+    def column(self, values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
+        """Cells -> an object array of categories (None = missing), plus ``{index: reason}`` for bad ones."""
+        n = len(values)
+        bad: dict[int, str] = {}
+        if all(type(v) is str for v in values):
+            mapping = {u: self.text(u) for u in set(values)}
+            return np.fromiter(map(mapping.__getitem__, values), dtype=object, count=n), bad
+        out = np.empty(n, dtype=object)
+        for i, v in enumerate(values):
+            t = type(v)
+            if t is str:
+                out[i] = self.text(v)
+            elif v is None or t is int or t is float:
+                out[i] = v
+            else:
+                bad[i] = f"expected a category (string or number), got {_show(v)}"
+        return out, bad
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False) if isinstance(v, (bool, list, dict)) else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that cannot be scored: its physical line (where the record starts), row index, reason."""
+
+    line: int
+    row: int
+    reason: str
+    feature: str | None = None
+
+    @property
+    def message(self) -> str:
+        return f"row {self.row} (line {self.line}): {self.reason}"
+
+    def error(self) -> InvalidInput:
+        return InvalidInput(self.message, row=self.row, feature=self.feature)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason}
+
+
+OnError = Callable[[BadRow], None] | None
+Predictor = Callable[[dict[str, np.ndarray], bool], tuple[np.ndarray, np.ndarray | None]]
+
+
+@dataclass
+class Counts:
+    """Records read (good and bad), rows scored, rows reported as errors."""
+
+    rows: int = 0
+    scored: int = 0
+    errors: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.rows += other.rows
+        self.scored += other.scored
+        self.errors += other.errors
 
 
 # -- reading ----------------------------------------------------------------------------------------
 
-def read_csv(stream: IO[str],
-             chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[list[str], Iterator[list[list[str]]]]:
-    """The header and an iterator of row chunks (lists of cell strings). Blank lines are skipped.
+class TableReader:
+    """A table's header (CSV) and its records in chunks; the one reader of every path.
 
-    ``stream`` is a text stream opened with ``newline=""``. A row with a different number of cells
-    than the header is an :class:`InvalidInput` naming the row and its line.
+    ``header`` given: ``src`` holds only data records (a chunk of a larger input read with a byte range
+    starting at ``offset``, its first line numbered ``first_line``). ``end_line`` stops before the first
+    record starting on that line; ``end_byte`` stops reading there.
     """
-    csv.field_size_limit(MAX_FIELD_BYTES)
-    reader = csv.reader(stream)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InvalidInput("the CSV is empty: expected a header line naming the columns") from None
-    except csv.Error as exc:
-        raise InvalidInput(f"the CSV header cannot be read: {exc}") from None
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    header = [h.strip() for h in header]
-    if not any(header):
-        raise InvalidInput("the CSV header is empty: expected column names")
-    seen: set[str] = set()
-    for h in header:
-        if h in seen:
-            raise InvalidInput(f"the CSV header names column {h!r} twice", feature=h)
-        seen.add(h)
-    return header, _csv_chunks(reader, len(header), chunk_rows)
 
+    def __init__(self, src: Readable, fmt: str = "csv", *, header: Sequence[str] | None = None,
+                 first_line: int = 1, offset: int = 0, end_byte: int | None = None,
+                 end_line: int | None = None, read_bytes: int = READ_BYTES) -> None:
+        self.fmt = fmt
+        self._reader = RecordReader(src, fmt, first_line=first_line, offset=offset, end_byte=end_byte,
+                                    read_bytes=read_bytes)
+        self.end_line = end_line
+        self.header: list[str] | None = None
+        if fmt == "csv":
+            self.header = list(header) if header is not None else self._reader.header()
 
-def _csv_chunks(reader: Any, width: int, chunk_rows: int) -> Iterator[list[list[str]]]:
-    chunk: list[list[str]] = []
-    r = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise InvalidInput(f"row {r} (line {reader.line_num}): {exc}", row=r) from None
-        if not row:
-            continue
-        if len(row) != width:
-            raise InvalidInput(f"row {r} (line {reader.line_num}): expected {width} cells as in the header, "
-                               f"got {len(row)}", row=r)
-        chunk.append(row)
-        r += 1
-        if len(chunk) >= chunk_rows:
+    @property
+    def lines(self) -> int:
+        """The number of the last physical line read so far."""
+        return self._reader.lines.line
+
+    @property
+    def offset(self) -> int:
+        """The byte offset just after what has been read so far."""
+        return self._reader.lines.next_offset
+
+    def records(self) -> Iterator[Record]:
+        end = self.end_line
+        for rec in self._reader:
+            if end is not None and rec.line >= end:
+                return
+            yield rec
+
+    def chunks(self, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[list[Record]]:
+        chunk: list[Record] = []
+        for rec in self.records():
+            chunk.append(rec)
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = []
+        if chunk:
             yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+
+    def boundaries(self) -> Iterator[tuple[int, int]]:
+        """(line, byte offset) of every record start: where an input may be cut into chunks."""
+        end = self.end_line
+        for line, offset in self._reader.boundaries():
+            if end is not None and line >= end:
+                return
+            yield line, offset
 
 
-def read_jsonl(stream: IO[str], chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:
-    """Chunks of JSON objects, one per non-blank line (strict JSON: no NaN literals)."""
-    chunk: list[dict[str, Any]] = []
-    r = 0
-    for line_no, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line, parse_constant=_no_constant)
-        except ValueError as exc:
-            raise InvalidInput(f"row {r} (line {line_no}): not valid JSON: {exc}", row=r) from None
-        if not isinstance(obj, dict):
-            raise InvalidInput(f"row {r} (line {line_no}): expected a JSON object keyed by column name",
-                               row=r)
-        chunk.append(obj)
-        r += 1
-        if len(chunk) >= chunk_rows:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+class _Converter:
+    """Records -> typed feature columns for the model, with the bad rows set aside."""
+
+    def __init__(self, features: Sequence[Feature], header: Sequence[str] | None) -> None:
+        self.features = list(features)
+        self.rules = [CategoryRule(f.categories) if f.kind == CATEGORICAL else None for f in self.features]
+        self.header = header
+        self.index: list[int] = []
+        if header is not None:
+            absent = [f.name for f in self.features if f.name not in header]
+            if absent:
+                raise InvalidInput(f"missing feature {absent[0]!r}: the model needs column(s) "
+                                   f"{', '.join(f.name for f in self.features)}", feature=absent[0])
+            self.index = [list(header).index(f.name) for f in self.features]
+
+    def convert(self, records: list[Record]) -> tuple[dict[str, np.ndarray], list[Record], list[BadRow]]:
+        bad: list[BadRow] = []
+        ok: list[Record] = []
+        width = len(self.header) if self.header is not None else 0
+        for rec in records:
+            if rec.problem is not None:
+                bad.append(BadRow(rec.line, rec.row, rec.problem))
+            elif self.header is not None:
+                if len(rec.values) == width:
+                    ok.append(rec)
+                else:
+                    bad.append(BadRow(rec.line, rec.row, f"expected {width} fields as in the header, "
+                                                         f"got {len(rec.values)}"))
+            else:
+                absent = next((f.name for f in self.features if f.name not in rec.values), None)
+                if absent is None:
+                    ok.append(rec)
+                else:
+                    bad.append(BadRow(rec.line, rec.row, f"missing feature {absent!r}", absent))
+        columns: dict[str, np.ndarray] = {}
+        failed: dict[int, BadRow] = {}
+        for j, (f, rule) in enumerate(zip(self.features, self.rules, strict=True)):
+            if self.header is not None:
+                k = self.index[j]
+                values = [rec.values[k] for rec in ok]
+            else:
+                name = f.name
+                values = [rec.values[name] for rec in ok]
+            arr, errs = number_column(values) if rule is None else rule.column(values)
+            for i, reason in errs.items():
+                if i not in failed:
+                    failed[i] = BadRow(ok[i].line, ok[i].row, f"feature {f.name!r}: {reason}", f.name)
+            columns[f.name] = arr
+        if failed:
+            keep = np.ones(len(ok), dtype=bool)
+            keep[list(failed)] = False
+            columns = {k: v[keep] for k, v in columns.items()}
+            ok = [rec for i, rec in enumerate(ok) if i not in failed]
+            bad.extend(failed.values())
+        return columns, ok, bad
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON; write null for a missing value")
+def read_columns(src: Readable) -> tuple[list[str], list[list[Any]]]:
+    """A whole CSV as typed columns (the export sample, before any feature is declared).
 
-
-# -- converting -------------------------------------------------------------------------------------
-
-def convert_columns(header: Sequence[str], rows: Sequence[Sequence[str]], features: Sequence[Feature],
-                    first_row: int = 0) -> dict[str, np.ndarray]:
-    """CSV cells -> one column per model feature, typed for the model's input schema.
-
-    Numeric features become float64 (NaN for missing); categorical ones object arrays of strings
-    (``None`` for missing). ``first_row`` numbers the rows of this chunk in error messages.
+    A column is numeric (floats, NaN = missing) when every cell is a number or missing under the one
+    rule; otherwise it holds text, with the missing tokens as NaN (no category is declared yet). The
+    first bad record raises :class:`InvalidInput`.
     """
-    index = {h: i for i, h in enumerate(header)}
-    missing = [f.name for f in features if f.name not in index]
-    if missing:
-        raise InvalidInput(f"missing feature {missing[0]!r}: the model needs column(s) "
-                           f"{', '.join(f.name for f in features)}", feature=missing[0])
-    out: dict[str, np.ndarray] = {}
-    for f in features:
-        j = index[f.name]
+    reader = TableReader(src, "csv")
+    header = reader.header or []
+    rows: list[list[str]] = []
+    for rec in reader.records():
+        if rec.problem is not None:
+            raise BadRow(rec.line, rec.row, rec.problem).error()
+        if len(rec.values) != len(header):
+            raise BadRow(rec.line, rec.row, f"expected {len(header)} fields as in the header, "
+                                            f"got {len(rec.values)}").error()
+        rows.append(rec.values)
+    if not rows:
+        raise InvalidInput("the CSV has a header but no rows")
+    text = CategoryRule(None)
+    columns: list[list[Any]] = []
+    for j in range(len(header)):
         cells = [row[j] for row in rows]
-        out[f.name] = _categories(cells) if f.kind == CATEGORICAL else _numbers(cells, f.name, first_row)
-    return out
+        numbers, bad = number_column(cells)
+        if not bad:
+            columns.append(numbers.tolist())
+        else:
+            columns.append([math.nan if (v := text.text(c)) is None else v for c in cells])
+    return header, columns
 
 
-def _numbers(cells: list[str], name: str, first_row: int) -> np.ndarray:
-    try:
-        return np.array(cells, dtype=np.float64)  # the fast path: every cell is a number
-    except ValueError:
-        pass
-    cleaned = ["nan" if c.strip().lower() in MISSING_TOKENS else c for c in cells]
-    try:
-        return np.array(cleaned, dtype=np.float64)
-    except ValueError:
-        for r, c in enumerate(cleaned):
-            try:
-                float(c)
-            except ValueError:
-                raise InvalidInput(f"row {first_row + r}, feature {name!r}: expected a number, "
-                                   f"got {c[:60]!r}", row=first_row + r, feature=name) from None
-        raise
-
-
-def _categories(cells: list[str]) -> np.ndarray:
-    out = np.fromiter(cells, dtype=object, count=len(cells))
-    out[out == ""] = None
-    return out
-
-
-# -- scoring ----------------------------------------------------------------------------------------
-
-def output_header(model: Model, proba: bool = False, n_outputs: int | None = None) -> list[str]:
-    """The columns a scored table gets after its input columns."""
-    if model.supports("predict"):
-        cols = (["prediction"] if not n_outputs or n_outputs == 1
-                else [f"prediction_{i}" for i in range(n_outputs)])
-    else:
-        cols = [f"transform_{i}" for i in range(n_outputs or 0)]
-    if proba:
-        classes = model.classes
-        if classes is None or np.ndim(classes) != 1:
-            raise MethodNotSupported(f"model {model.name!r} has no per-class probabilities")
-        cols += [f"proba_{format_value(c)}" for c in np.asarray(classes).tolist()]
-    return cols
-
-
-def score_rows(model: Model, columns: dict[str, Any], proba: bool = False,
-               first_row: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions (or the transform, for a model without predict) and, if asked, probabilities."""
-    if proba and not model.supports("predict_proba"):
-        raise MethodNotSupported(f"model {model.name!r} has no predict_proba; "
-                                 f"it offers {', '.join(model.methods)}")
-    try:
-        main = model.predict(columns) if model.supports("predict") else model.transform(columns)
-        probabilities = model.predict_proba(columns) if proba else None
-    except InvalidInput as exc:
-        raise _shift(exc, first_row) from None
-    return np.asarray(main), probabilities
-
-
-def _shift(exc: InvalidInput, first_row: int) -> InvalidInput:
-    """Renumber an error raised on a chunk so that it names the row in the whole file."""
-    if exc.row is None or not first_row:
-        return exc
-    row = exc.row + first_row
-    message = re.sub(r"\brow \d+", f"row {row}", str(exc), count=1)
-    return InvalidInput(message, row=row, feature=exc.feature)
-
-
-def _out_cells(main: np.ndarray, probabilities: np.ndarray | None) -> list[list[Any]]:
-    rows: list[list[Any]] = main.reshape(len(main), -1).tolist()
-    if probabilities is None:
-        return rows
-    extra = np.asarray(probabilities).reshape(len(main), -1).tolist()
-    return [a + b for a, b in zip(rows, extra, strict=True)]
-
+# -- writing ----------------------------------------------------------------------------------------
 
 def format_value(v: Any) -> str:
-    """One output cell: shortest round-trip repr for floats, empty for NaN, text for labels."""
+    """One output CSV cell: shortest round-trip repr for floats, empty for NaN, text for labels."""
     if isinstance(v, np.generic):
         v = v.item()
     if v is None:
@@ -240,59 +400,8 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
-def score_csv(model: Model, src: IO[str], dst: IO[str], proba: bool = False,
-              chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
-    """Score a CSV stream into a CSV stream (input columns + outputs); returns the number of rows."""
-    header, chunks = read_csv(src, chunk_rows)
-    writer = csv.writer(dst, lineterminator="\n")
-    done = 0
-    wrote_header = False
-    for chunk in chunks:
-        columns = convert_columns(header, chunk, model.features, first_row=done)
-        main, probabilities = score_rows(model, columns, proba, first_row=done)
-        if not wrote_header:
-            writer.writerow(header + output_header(model, proba, _width(main)))
-            wrote_header = True
-        extra = _out_cells(main, probabilities)
-        writer.writerows(row + [format_value(v) for v in out] for row, out in zip(chunk, extra, strict=True))
-        done += len(chunk)
-    if not wrote_header:
-        writer.writerow(header + output_header(model, proba))
-    return done
-
-
-def score_records(model: Model, records: Sequence[dict[str, Any]], proba: bool = False,
-                  first_row: int = 0) -> list[dict[str, Any]]:
-    """Score objects keyed by column name; return them with the output columns added.
-
-    Keys that are not model features are carried through; values are used as given (``null`` = missing).
-    """
-    names = model.feature_names
-    for r, rec in enumerate(records):
-        absent = [k for k in names if k not in rec]
-        if absent:
-            raise InvalidInput(f"row {first_row + r}: missing feature {absent[0]!r}", row=first_row + r,
-                               feature=absent[0])
-    columns = {k: [rec[k] for rec in records] for k in names}
-    main, probabilities = score_rows(model, columns, proba, first_row)
-    cols = output_header(model, proba, _width(main))
-    extra = _out_cells(main, probabilities)
-    return [{**rec, **dict(zip(cols, map(_json_cell, out), strict=True))}
-            for rec, out in zip(records, extra, strict=True)]
-
-
-def score_jsonl(model: Model, src: IO[str], dst: IO[str], proba: bool = False,
-                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
-    """Score a JSON Lines stream into a JSON Lines stream; returns the number of rows."""
-    done = 0
-    for chunk in read_jsonl(src, chunk_rows):
-        for rec in score_records(model, chunk, proba, first_row=done):
-            dst.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
-        done += len(chunk)
-    return done
-
-
-def _json_cell(v: Any) -> Any:
+def json_value(v: Any) -> Any:
+    """One output JSON value: numpy scalars as Python ones, NaN and infinities as null."""
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
@@ -300,11 +409,166 @@ def _json_cell(v: Any) -> Any:
     return v
 
 
-def _width(main: np.ndarray) -> int:
-    return 1 if main.ndim == 1 else int(main.shape[1])
+def _proba_wanted(model: Model, proba: bool | None) -> bool:
+    """``None``: probabilities when the model has per-class ones; ``True``: required; ``False``: none."""
+    has = model.supports("predict_proba")
+    per_class = model.classes is not None and np.ndim(model.classes) == 1
+    if proba is None:
+        return has and per_class
+    if proba and not has:
+        raise MethodNotSupported(f"model {model.name!r} has no predict_proba; "
+                                 f"it offers {', '.join(model.methods)}")
+    if proba and not per_class:
+        raise MethodNotSupported(f"model {model.name!r} has no per-class probabilities")
+    return bool(proba)
 
 
-def iter_rows(chunks: Iterable[list[list[str]]]) -> Iterator[list[str]]:
-    """Flatten chunks back into rows (for callers that want them one by one)."""
-    for chunk in chunks:
-        yield from chunk
+def _main_width(model: Model) -> int:
+    """How many columns the main output has, found by scoring the document's first test vector."""
+    tv = model.document.get("test_vectors")
+    inputs = tv.get("inputs") if isinstance(tv, dict) else None
+    if isinstance(inputs, list) and inputs:
+        method = model.predict if model.supports("predict") else model.transform
+        try:
+            out = np.asarray(method(inputs[:1]))
+        except (InvalidInput, ValueError, ArithmeticError):
+            return 1
+        return 1 if out.ndim <= 1 else int(out.shape[1])
+    return 1
+
+
+def output_columns(model: Model, proba: bool | None = False) -> list[str]:
+    """The columns a scored table gets after its input columns (see :func:`score_table` for ``proba``)."""
+    width = _main_width(model)
+    if model.supports("predict"):
+        cols = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
+    else:
+        cols = [f"transform_{i}" for i in range(width)]
+    if _proba_wanted(model, proba):
+        assert model.classes is not None
+        cols += [f"proba_{format_value(c)}" for c in np.asarray(model.classes).tolist()]
+    return cols
+
+
+class TableWriter:
+    """Scored rows as bytes: the input columns (CSV cells or the JSON object) + ``columns``."""
+
+    def __init__(self, fmt: str, header: Sequence[str] | None, columns: Sequence[str]) -> None:
+        self.fmt = fmt
+        self.header = list(header or [])
+        self.columns = list(columns)
+
+    def header_bytes(self) -> bytes:
+        if self.fmt != "csv":
+            return b""
+        return _csv_bytes([[*self.header, *self.columns]])
+
+    def rows_bytes(self, records: Sequence[Record], main: np.ndarray, proba: np.ndarray | None) -> bytes:
+        n = len(records)
+        if not n:
+            return b""
+        blocks = [np.asarray(main).reshape(n, -1)]
+        if proba is not None:
+            blocks.append(np.asarray(proba).reshape(n, -1))
+        columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
+        if self.fmt == "csv":
+            cells = zip(*map(_format_column, columns), strict=True)
+            return _csv_bytes([[*rec.values, *out] for rec, out in zip(records, cells, strict=True)])
+        names = self.columns
+        values = zip(*([json_value(v) for v in col.tolist()] for col in columns), strict=True)
+        lines = [json.dumps({**rec.values, **dict(zip(names, out, strict=True))},
+                            ensure_ascii=False, allow_nan=False)
+                 for rec, out in zip(records, values, strict=True)]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _format_column(col: np.ndarray) -> list[str]:
+    """:func:`format_value` over a column, with the common float and integer cases in one pass."""
+    kind = col.dtype.kind
+    if kind == "f":
+        return ["" if v != v else repr(v) for v in col.tolist()]  # v != v: NaN
+    if kind in "iub":
+        return list(map(str, col.tolist()))
+    return [format_value(v) for v in col.tolist()]
+
+
+def _csv_bytes(rows: Sequence[Sequence[Any]]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+
+def model_predictor(model: Model) -> Predictor:
+    """The default way a chunk is scored: predict (or transform) and, if asked, predict_proba."""
+    main_method = model.predict if model.supports("predict") else model.transform
+
+    def run(columns: dict[str, np.ndarray], proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        main = np.asarray(main_method(columns))
+        return main, (np.asarray(model.predict_proba(columns)) if proba else None)
+
+    return run
+
+
+def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Record], proba: bool
+                ) -> tuple[np.ndarray | None, np.ndarray | None, list[Record], list[BadRow]]:
+    """Score the converted rows; a row the model refuses is set aside and the rest scored again."""
+    bad: list[BadRow] = []
+    while ok:
+        try:
+            main, probabilities = predict(columns, proba)
+        except InvalidInput as exc:
+            reason = _ROW_PREFIX.sub("", str(exc), count=1)
+            r = exc.row
+            if r is None or not 0 <= r < len(ok):
+                bad.extend(BadRow(rec.line, rec.row, reason, exc.feature) for rec in ok)
+                return None, None, [], bad
+            bad.append(BadRow(ok[r].line, ok[r].row, reason, exc.feature))
+            keep = np.ones(len(ok), dtype=bool)
+            keep[r] = False
+            columns = {k: v[keep] for k, v in columns.items()}
+            ok = ok[:r] + ok[r + 1:]
+            continue
+        return main, probabilities, ok, bad
+    return None, None, [], bad
+
+
+def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool | None = False,
+                on_error: OnError = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, write_header: bool = True,
+                predict: Predictor | None = None) -> Counts:
+    """Score every record of ``reader`` into ``dst`` (bytes) in the one output shape; return the counts.
+
+    ``proba``: ``True`` adds ``proba_<class>`` columns (MethodNotSupported without per-class
+    probabilities), ``None`` adds them when the model has them (batch, devices), ``False`` never.
+    ``on_error``: ``None`` raises InvalidInput naming the first bad row (row, line, reason); a callable
+    gets every bad row in line order and scoring goes on. ``predict`` replaces the model call (the
+    device records telemetry around it).
+    """
+    want_proba = _proba_wanted(model, proba)
+    converter = _Converter(model.features, reader.header)
+    writer = TableWriter(reader.fmt, reader.header, output_columns(model, want_proba))
+    run = predict or model_predictor(model)
+    counts = Counts()
+    if write_header:
+        dst.write(writer.header_bytes())
+    for chunk in reader.chunks(chunk_rows):
+        columns, ok, bad = converter.convert(chunk)
+        main, probabilities, ok, refused = _score_kept(run, columns, ok, want_proba)
+        bad.extend(refused)
+        if bad:
+            bad.sort(key=lambda b: b.line)
+            if on_error is None:
+                raise bad[0].error()
+        counts.rows += len(chunk)
+        if ok and main is not None:
+            dst.write(writer.rows_bytes(ok, main, probabilities))
+            counts.scored += len(ok)
+        for b in bad:
+            on_error(b)  # type: ignore[misc]  # None raised above
+        counts.errors += len(bad)
+    return counts

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import pathlib
@@ -29,8 +28,9 @@ cloud and the devices never load pickles.
 
 The sample CSV needs a header with the feature names (extra columns such as a target are ignored
 when the model knows its feature names). Its first rows become the document's test vectors: the
-outputs scikit-learn computes for them, which every scorer must reproduce. String columns stay
-strings (categorical inputs); empty cells are missing values.
+outputs scikit-learn computes for them, which every scorer must reproduce. The CSV is read like every
+table modelsync reads (docs/model-format.md, "Tabular files"): a column of numbers is numeric, any
+other column stays text (categorical inputs); empty cells and NA, N/A, NaN, null, None are missing.
 
 The document is validated (re-scored with modelsync's scorer) before it is written.
 """
@@ -70,8 +70,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "predict", help="score a CSV or JSON Lines file with a model document; CSV/JSONL on stdout",
         description="Score DATA (CSV with a header, or JSON Lines; '-' reads stdin) with a model document. "
-                    "Writes the input columns plus 'prediction' (and one 'proba_<class>' column per class "
-                    "with --proba) in the same format to stdout.")
+                    "Writes the input columns plus 'prediction' ('prediction_<i>' for several outputs; "
+                    "one 'proba_<class>' column per class with --proba) in the same format to stdout, "
+                    "the shape the batch function and devices write. Stops at the first bad row, naming "
+                    "its row and line (docs/model-format.md, 'Tabular files').")
     p.add_argument("document", metavar="model.json")
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--proba", action="store_true", help="add one proba_<class> column per class")
@@ -103,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 1
     try:
         X, names = read_sample(pathlib.Path(args.sample), estimator)
-    except (OSError, ValueError, csv.Error) as exc:
+    except (OSError, ValueError) as exc:  # InvalidInput is a ValueError
         _err(f"cannot use {args.sample} as the sample: {exc}")
         return 1
     try:
@@ -155,9 +157,9 @@ def load_trusted_model(path: pathlib.Path) -> Any:
 def read_sample(path: pathlib.Path, estimator: Any) -> tuple[Any, list[str] | None]:
     """The sample rows as scikit-learn should see them, and the feature names when not in a DataFrame.
 
-    An estimator fitted on a DataFrame gets a DataFrame with exactly its columns, in its order (read with
-    pandas when installed: the same parsing the model was most likely trained with). Otherwise an array
-    whose columns are the CSV's, named by the header.
+    The CSV is read by ``scorer.tabular`` (the cell rule of every path). An estimator fitted on a
+    DataFrame gets a DataFrame (when pandas is installed) with exactly its columns, in its order.
+    Otherwise an array whose columns are the CSV's, named by the header.
     """
     fitted = getattr(estimator, "feature_names_in_", None)
     header, columns = _read_csv_columns(path)
@@ -166,10 +168,11 @@ def read_sample(path: pathlib.Path, estimator: Any) -> tuple[Any, list[str] | No
         absent = [n for n in names if n not in header]
         if absent:
             raise ValueError(f"the model was fitted on columns {names}; the CSV lacks {absent}")
-        frame = _frame(path, names)
+        chosen = [columns[header.index(n)] for n in names]
+        frame = _frame(names, chosen)
         if frame is not None:
             return frame, None
-        return _matrix([columns[header.index(n)] for n in names]), names
+        return _matrix(chosen), names
     n = getattr(estimator, "n_features_in_", None)
     if n is not None and n != len(header):
         raise ValueError(f"the model expects {n} features, the CSV has {len(header)} columns ({header}); "
@@ -178,48 +181,30 @@ def read_sample(path: pathlib.Path, estimator: Any) -> tuple[Any, list[str] | No
 
 
 def _read_csv_columns(path: pathlib.Path) -> tuple[list[str], list[list[Any]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise ValueError("the CSV is empty; it needs a header line with the feature names") from None
-        rows = [row for row in reader if row]
-    if len(set(header)) != len(header) or not all(header):
-        raise ValueError("the CSV header must name every column once")
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise ValueError(f"data row {i} has {len(row)} cells, the header has {len(header)}")
-    if not rows:
-        raise ValueError("the CSV has a header but no rows")
-    return header, [_typed_column([row[j] for row in rows]) for j in range(len(header))]
+    """The sample as typed columns, read by the one table reader (scorer.tabular's cell rule)."""
+    from scorer import tabular
 
-
-def _typed_column(cells: list[str]) -> list[Any]:
-    """Numbers when every non-empty cell is one (empty -> NaN); else strings (empty -> NaN, as pandas)."""
-    out: list[Any] = []
-    try:
-        for c in cells:
-            out.append(float(c) if c.strip() else float("nan"))
-        return out
-    except ValueError:
-        return [c if c != "" else float("nan") for c in cells]
+    with path.open("rb") as fh:
+        return tabular.read_columns(fh)
 
 
 def _matrix(columns: list[list[Any]]) -> np.ndarray:
-    if all(all(isinstance(v, float) for v in col) for col in columns):
+    if all(_numeric(col) for col in columns):
         return np.array(columns, dtype=np.float64).T
     return np.array(columns, dtype=object).T
 
 
-def _frame(path: pathlib.Path, names: list[str]) -> Any:
+def _frame(names: list[str], columns: list[list[Any]]) -> Any:
     try:
         import pandas as pd
     except ImportError:
         return None
-    frame = pd.read_csv(path)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame[names]
+    return pd.DataFrame({n: pd.Series(c, dtype=None if _numeric(c) else object)
+                         for n, c in zip(names, columns, strict=True)})
+
+
+def _numeric(column: list[Any]) -> bool:
+    return all(isinstance(v, float) for v in column)
 
 
 def _atomic_write(path: pathlib.Path, text: str) -> None:
@@ -287,10 +272,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fmt = args.format or ("jsonl" if str(args.data).lower().endswith((".jsonl", ".ndjson")) else "csv")
     try:
         with _open_in(args.data) as src, _open_out(args.output) as dst:
-            if fmt == "jsonl":
-                tabular.score_jsonl(model, src, dst, proba=args.proba, chunk_rows=args.chunk_rows)
-            else:
-                tabular.score_csv(model, src, dst, proba=args.proba, chunk_rows=args.chunk_rows)
+            tabular.score_table(model, tabular.TableReader(src, fmt), dst, proba=args.proba,
+                                chunk_rows=args.chunk_rows)
     except (scorer.InvalidInput, scorer.MethodNotSupported) as exc:
         _err(str(exc))
         return 1
@@ -301,25 +284,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err(f"{exc.filename or args.data}: {exc.strerror or exc}")
         return 1
-    except UnicodeDecodeError as exc:
-        _err(f"{args.data} is not UTF-8 text: {exc.reason} at byte {exc.start}")
-        return 1
     return 0
 
 
 @contextlib.contextmanager
-def _open_in(name: str) -> Iterator[IO[str]]:
+def _open_in(name: str) -> Iterator[IO[bytes]]:
     if name == "-":
-        yield sys.stdin
+        yield sys.stdin.buffer
         return
-    with open(name, newline="", encoding="utf-8") as fh:
+    with open(name, "rb") as fh:
         yield fh
 
 
 @contextlib.contextmanager
-def _open_out(name: str | None) -> Iterator[IO[str]]:
+def _open_out(name: str | None) -> Iterator[IO[bytes]]:
     if not name or name == "-":
-        yield sys.stdout
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
         return
-    with open(name, "w", newline="", encoding="utf-8") as fh:
+    with open(name, "wb") as fh:
         yield fh

@@ -3,39 +3,37 @@
 * The scheduled run lists the inputs, picks the version (the ``v{N}`` folder, else an event parameter,
   else ``latest``), skips inputs already scored with that version (their manifest exists), scores inputs
   up to ``max_batch_file_bytes`` itself and hands larger ones to the state machine.
-* Scoring streams: the S3 body is read line by line, rows are scored in chunks of ``batch_chunk_rows``
-  and written through a multipart upload with a bounded buffer, so memory does not grow with the file.
-* Outputs: CSV = the input columns + ``prediction`` + ``proba_<class>`` per class; JSON Lines = each input
-  object + ``prediction`` and ``probabilities``. Rows that cannot be scored go to ``...errors.jsonl``
-  (``{"line", "reason"}``) while the others are scored. ``...manifest.json`` is written last: its
-  presence marks the input done for that version.
-* The state machine path: ``plan`` counts lines once and writes line-aligned chunk events (line and byte
-  ranges) to ``batch/work/``; each ``chunk`` event scores its byte range into part files; ``finalize``
-  joins the parts (multipart upload) and writes the manifest. A chunk event also works with only
-  ``{model, key, start_line, end_line}`` (the byte offset is then found by scanning).
-
-Row-level CSV/JSONL handling is here (numpy + stdlib); the CSV/JSONL reader is small and isolated in
-:class:`RowReader`/:class:`OutputWriter` so it can give way to a shared ``scorer.tabular`` module.
+* Tables are read and written by ``scorer.tabular``, as in every other path (docs/model-format.md,
+  "Tabular files"): the S3 body is streamed (RFC 4180, quoted line breaks included), rows are scored in
+  chunks of ``batch_chunk_rows`` and written through a multipart upload with a bounded buffer, so
+  memory does not grow with the file.
+* Outputs, the one shape: the input columns (CSV cells, or the JSON object's keys) + ``prediction``
+  (``prediction_<i>`` for several outputs) + ``proba_<class>`` per class for classifiers with
+  probabilities. Rows that cannot be scored go to ``...errors.jsonl`` (``{"line", "reason"}``, the line
+  where the record starts, in line order) while the others are scored. ``...manifest.json`` is written
+  last: its presence marks the input done for that version.
+* The state machine path: ``plan`` reads the records once and writes chunk events cut where records
+  start (line and byte ranges) to ``batch/work/``; each ``chunk`` event scores its byte range into part
+  files; ``finalize`` joins the parts (multipart upload) and writes the manifest. A chunk event also
+  works with only ``{model, key, start_line, end_line}`` (the byte offset is then found by scanning).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
 import io
 import json
 import logging
-import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 from botocore.exceptions import ClientError
 
 import scorer
+from scorer import tabular
 
 from . import layout
 from .config import Settings
@@ -45,7 +43,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 PART_BYTES = 8 * 1024 * 1024  # multipart part size (S3 minimum is 5 MiB)
-LINES_PER_MAP_ITEM_FACTOR = 10  # a Distributed Map item scores this many chunks of batch_chunk_rows
+ROWS_PER_MAP_ITEM_FACTOR = 10  # a Distributed Map item scores this many chunks of batch_chunk_rows
 READ_CHUNK = 1024 * 1024
 MAX_ERROR_TEXT = 300
 
@@ -114,276 +112,10 @@ class MultipartWriter:
                 log.warning("could not abort the multipart upload of %s", self.key)
 
 
-def iter_lines(body: Any, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
-    """Lines of a streaming body, line endings kept (the last line may lack one)."""
-    pending = b""
-    while True:
-        chunk = body.read(chunk_size)
-        if not chunk:
-            break
-        pending += chunk
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line + b"\n"
-    if pending:
-        yield pending
-
-
-def _decode(lines: Iterable[bytes], first_line: int) -> Iterator[tuple[int, str]]:
-    for i, raw in enumerate(lines):
-        line_no = first_line + i
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            text = "\x00" + f"line is not UTF-8 ({exc.reason} at byte {exc.start})"
-        if line_no == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        yield line_no, text
-
-
-# -- rows in, rows out --------------------------------------------------------------------------------
-
-@dataclass
-class Row:
-    line: int
-    values: list[Any]  # in the model's feature order
-    original: Any  # CSV fields (list of str) or the JSON object
-
-
-class RowReader:
-    """Parses CSV (header given) or JSON Lines into :class:`Row` objects and error entries."""
-
-    def __init__(self, fmt: str, features: Sequence[Any], header: list[str] | None = None) -> None:
-        self.fmt = fmt
-        self.features = list(features)
-        self.header = header
-        self._index: list[int] = []
-        self._parsers = [self._parser(f) for f in self.features]
-        if fmt == "csv":
-            if header is None:
-                raise InputUnusable("a CSV input needs a header line")
-            missing = [f.name for f in self.features if f.name not in header]
-            if missing:
-                raise InputUnusable("the CSV header lacks the model's feature(s) "
-                                    + ", ".join(map(repr, missing)))
-            self._index = [header.index(f.name) for f in self.features]
-
-    @staticmethod
-    def _parser(feature: Any) -> Callable[[Any], Any]:
-        cats = getattr(feature, "categories", None) or []
-        numeric_cats = bool(cats) and all(isinstance(c, (int, float)) and not isinstance(c, bool)
-                                          for c in cats)
-        if feature.kind == "categorical":
-            def cat(v: Any) -> Any:
-                if v is None or v == "":
-                    return None
-                if isinstance(v, str) and numeric_cats:
-                    try:
-                        f = float(v)
-                    except ValueError:
-                        return v
-                    return int(f) if f.is_integer() and all(isinstance(c, int) for c in cats) else f
-                return v
-            return cat
-
-        def num(v: Any) -> Any:
-            if v is None or v == "":
-                return math.nan
-            if isinstance(v, bool):
-                raise ValueError(f"feature {feature.name!r}: expected a number, got {v!r}")
-            if isinstance(v, (int, float)):
-                return float(v)
-            if isinstance(v, str):
-                try:
-                    return float(v)
-                except ValueError:
-                    pass
-            raise ValueError(f"feature {feature.name!r}: {v!r} is not a number")
-        return num
-
-    def rows(self, lines: Iterable[tuple[int, str]]) -> Iterator[Row | tuple[int, str]]:
-        """Yield a Row per good record and (line, reason) per bad one."""
-        if self.fmt == "csv":
-            yield from self._csv_rows(lines)
-        else:
-            yield from self._jsonl_rows(lines)
-
-    def _csv_rows(self, lines: Iterable[tuple[int, str]]) -> Iterator[Row | tuple[int, str]]:
-        assert self.header is not None
-        width = len(self.header)
-        for line_no, text in lines:
-            if text.startswith("\x00"):
-                yield line_no, text[1:]
-                continue
-            if not text.strip():
-                continue
-            try:
-                fields = next(csv.reader([text]))
-            except csv.Error as exc:
-                yield line_no, f"not valid CSV: {exc}"
-                continue
-            if len(fields) != width:
-                yield line_no, f"expected {width} fields (as the header), got {len(fields)}"
-                continue
-            try:
-                values = [p(fields[i]) for p, i in zip(self._parsers, self._index, strict=True)]
-            except ValueError as exc:
-                yield line_no, str(exc)
-                continue
-            yield Row(line_no, values, fields)
-
-    def _jsonl_rows(self, lines: Iterable[tuple[int, str]]) -> Iterator[Row | tuple[int, str]]:
-        for line_no, text in lines:
-            if text.startswith("\x00"):
-                yield line_no, text[1:]
-                continue
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                yield line_no, f"not valid JSON: {exc}"
-                continue
-            if not isinstance(obj, dict):
-                yield line_no, "expected a JSON object keyed by feature name"
-                continue
-            missing = [f.name for f in self.features if f.name not in obj]
-            if missing:
-                yield line_no, f"missing feature {missing[0]!r}"
-                continue
-            try:
-                values = [p(obj[f.name]) for p, f in zip(self._parsers, self.features, strict=True)]
-            except ValueError as exc:
-                yield line_no, str(exc)
-                continue
-            yield Row(line_no, values, obj)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ""
-    if v is None:
-        return ""
-    return str(v)
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-class OutputWriter:
-    """Formats scored rows: CSV (input columns + prediction + proba_<class>) or JSON Lines."""
-
-    def __init__(self, fmt: str, header: list[str] | None, classes: list[Any] | None) -> None:
-        self.fmt = fmt
-        self.header = header
-        self.classes = classes
-
-    def header_bytes(self) -> bytes:
-        if self.fmt != "csv":
-            return b""
-        assert self.header is not None
-        cols = [*self.header, "prediction", *(f"proba_{c}" for c in (self.classes or []))]
-        return _csv_line(cols)
-
-    def rows_bytes(self, rows: Sequence[Row], prediction: np.ndarray, proba: np.ndarray | None) -> bytes:
-        out = io.BytesIO()
-        preds = [_json_value(v) for v in prediction.tolist()]
-        probs = proba.tolist() if proba is not None else None
-        for i, row in enumerate(rows):
-            if self.fmt == "csv":
-                cells = [*row.original, _cell(preds[i])]
-                if probs is not None:
-                    cells.extend(_cell(p) for p in probs[i])
-                elif self.classes:
-                    cells.extend("" for _ in self.classes)
-                out.write(_csv_line(cells))
-            else:
-                obj = dict(row.original)
-                obj["prediction"] = preds[i]
-                if probs is not None and self.classes is not None:
-                    obj["probabilities"] = {str(c): _json_value(p)
-                                            for c, p in zip(self.classes, probs[i], strict=True)}
-                out.write(json.dumps(obj, ensure_ascii=False, allow_nan=False).encode() + b"\n")
-        return out.getvalue()
-
-
-def _csv_line(cells: Sequence[str]) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(cells)
-    return buf.getvalue().encode("utf-8")
-
-
-def _error_line(line: int, reason: str) -> bytes:
-    return json.dumps({"line": line, "reason": reason[:MAX_ERROR_TEXT]}).encode() + b"\n"
-
-
-@dataclass
-class Counts:
-    rows: int = 0
-    scored: int = 0
-    errors: int = 0
-
-    def add(self, other: Counts) -> None:
-        self.rows += other.rows
-        self.scored += other.scored
-        self.errors += other.errors
-
-
-def score_rows(model: scorer.Model, reader: RowReader, writer: OutputWriter, lines: Iterable[tuple[int, str]],
-               out: MultipartWriter, errors: MultipartWriter, chunk_rows: int) -> Counts:
-    """Stream: parse, score chunks of ``chunk_rows``, write outputs and errors. Returns the counts."""
-    counts = Counts()
-    want_proba = model.has("predict_proba") and model.classes is not None
-    chunk: list[Row] = []
-
-    def flush() -> None:
-        pending = chunk[:]
-        chunk.clear()
-        while pending:
-            X = [r.values for r in pending]
-            try:
-                prediction = np.asarray(model.predict(X))
-                proba = np.asarray(model.predict_proba(X)) if want_proba else None
-            except scorer.InvalidInput as exc:
-                if exc.row is None or not 0 <= exc.row < len(pending):
-                    for r in pending:
-                        errors.write(_error_line(r.line, str(exc)))
-                    counts.errors += len(pending)
-                    return
-                bad = pending.pop(exc.row)
-                errors.write(_error_line(bad.line, _strip_row(str(exc))))
-                counts.errors += 1
-                continue
-            out.write(writer.rows_bytes(pending, prediction, proba))
-            counts.scored += len(pending)
-            return
-
-    for item in reader.rows(lines):
-        counts.rows += 1
-        if isinstance(item, Row):
-            chunk.append(item)
-            if len(chunk) >= chunk_rows:
-                flush()
-        else:
-            errors.write(_error_line(*item))
-            counts.errors += 1
-    flush()
-    return counts
-
-
-def _strip_row(message: str) -> str:
-    """The scorer names the row within the chunk ("row 3, feature 'x': ..."); the line number replaces it."""
-    if message.startswith("row ") and ", " in message:
-        return message.split(", ", 1)[1]
-    if message.startswith("row ") and ": " in message:
-        return message.split(": ", 1)[1]
-    return message
+def _error_line(bad: tabular.BadRow) -> bytes:
+    row = bad.as_dict()
+    row["reason"] = row["reason"][:MAX_ERROR_TEXT]
+    return json.dumps(row).encode() + b"\n"
 
 
 # -- one input, scored in this invocation ------------------------------------------------------------
@@ -436,18 +168,16 @@ def resolve_version(ctx: BatchContext, inp: layout.BatchInput, override: int | N
     return record
 
 
-def _read_header(s3: Any, bucket: str, key: str) -> tuple[list[str], int]:
-    """The CSV header fields and the byte length of the header line (first line only)."""
+def _read_header(s3: Any, bucket: str, key: str) -> list[str]:
+    """The CSV header (its first record), read by the one table reader."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
-        first = next(iter_lines(body, 64 * 1024), b"")
+        header = tabular.TableReader(body, "csv", read_bytes=64 * 1024).header
+    except scorer.InvalidInput as exc:
+        raise InputUnusable(str(exc)) from None
     finally:
         body.close()
-    text = first.decode("utf-8", errors="strict").lstrip("\ufeff")
-    fields = next(csv.reader([text]), [])
-    if not fields:
-        raise InputUnusable("the CSV input is empty (no header line)")
-    return fields, len(first)
+    return header or []
 
 
 def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any]) -> BatchResult:
@@ -461,16 +191,9 @@ def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any
     model = ctx.load_model(record)
     head = ctx.s3.head_object(Bucket=bucket, Key=inp.key)
     obj = ctx.s3.get_object(Bucket=bucket, Key=inp.key, IfMatch=head["ETag"])
-    lines = _decode(iter_lines(obj["Body"]), 1)
-    header = None
-    if inp.fmt == "csv":
-        first = next(lines, None)
-        if first is None:
-            raise InputUnusable("the CSV input is empty (no header line)")
-        header = next(csv.reader([first[1]]), [])
     try:
-        counts = _score_to_s3(ctx, model, inp.fmt, header, lines, bucket, result.output_key or "",
-                              result.errors_key or "", with_header=True)
+        counts = _score_to_s3(ctx, model, lambda: tabular.TableReader(obj["Body"], inp.fmt), inp.fmt, bucket,
+                              result.output_key or "", result.errors_key or "", with_header=True)
     finally:
         obj["Body"].close()
     result.rows, result.scored, result.errors = counts.rows, counts.scored, counts.errors
@@ -480,18 +203,24 @@ def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any
     return result
 
 
-def _score_to_s3(ctx: BatchContext, model: scorer.Model, fmt: str, header: list[str] | None,
-                 lines: Iterable[tuple[int, str]], bucket: str, output_key: str, errors_key: str,
-                 with_header: bool) -> Counts:
-    """Score ``lines`` into two multipart uploads (outputs, errors); both are aborted on any failure."""
-    reader = RowReader(fmt, model.features, header)
-    writer = OutputWriter(fmt, header, _classes(model))
+def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[], tabular.TableReader],
+                 fmt: str, bucket: str, output_key: str, errors_key: str,
+                 with_header: bool) -> tabular.Counts:
+    """Score a table into two multipart uploads (outputs, errors); both are aborted on any failure.
+
+    Bad rows go to the errors file in line order; the whole input fails only when it cannot be read as
+    a table at all (no header, a missing feature column).
+    """
     out = MultipartWriter(ctx.s3, bucket, output_key, _content_type(fmt))
     errs = MultipartWriter(ctx.s3, bucket, errors_key, "application/x-ndjson")
     try:
-        if with_header:
-            out.write(writer.header_bytes())
-        counts = score_rows(model, reader, writer, lines, out, errs, ctx.settings.batch_chunk_rows)
+        try:
+            reader = open_reader()
+            counts = tabular.score_table(model, reader, out, proba=None, write_header=with_header,
+                                         on_error=lambda bad: errs.write(_error_line(bad)),
+                                         chunk_rows=ctx.settings.batch_chunk_rows)
+        except scorer.InvalidInput as exc:
+            raise InputUnusable(str(exc)) from None
         out.close()
         errs.close()
     except BaseException:
@@ -499,12 +228,6 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, fmt: str, header: list[
         errs.abort()
         raise
     return counts
-
-
-def _classes(model: scorer.Model) -> list[Any] | None:
-    if model.has("predict_proba") and model.classes is not None and np.ndim(model.classes) == 1:
-        return [c.item() if isinstance(c, np.generic) else c for c in model.classes.tolist()]
-    return None
 
 
 def _content_type(fmt: str) -> str:
@@ -592,7 +315,8 @@ def hand_off(ctx: BatchContext, inp: layout.BatchInput, version: int, size: int)
 # -- the state machine path: plan, chunk, finalize ---------------------------------------------------
 
 def plan(ctx: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
-    """Count lines once and write the chunk events (line + byte ranges) as the Distributed Map's items."""
+    """Read the records once and write the chunk events (line + byte ranges, cut where records start)
+    as the Distributed Map's items."""
     inp = layout.parse_batch_input(str(request.get("key", "")))
     if inp is None or inp.model != request.get("model", inp.model if inp else None):
         raise InputUnusable(f"not a batch input key: {request.get('key')!r}")
@@ -605,24 +329,23 @@ def plan(ctx: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
         return {**base, "skipped": True, "chunks": 0, "chunks_key": None}
     head = ctx.s3.head_object(Bucket=bucket, Key=inp.key)
     etag = head["ETag"].strip('"')
-    lines_per_item = ctx.settings.batch_chunk_rows * LINES_PER_MAP_ITEM_FACTOR
+    rows_per_item = ctx.settings.batch_chunk_rows * ROWS_PER_MAP_ITEM_FACTOR
     body = ctx.s3.get_object(Bucket=bucket, Key=inp.key, IfMatch=head["ETag"])["Body"]
     chunks: list[dict[str, Any]] = []
-    first_data_line = 2 if inp.fmt == "csv" else 1
-    line_no, offset = 0, 0
-    start_line, start_byte = first_data_line, None
-    for raw in iter_lines(body):
-        line_no += 1
-        if line_no == first_data_line:
-            start_byte = offset
-        offset += len(raw)
-        if line_no >= first_data_line and line_no - start_line + 1 == lines_per_item:
-            chunks.append(_chunk(inp, version, etag, len(chunks), start_line, line_no + 1, start_byte,
-                                 offset))
-            start_line, start_byte = line_no + 1, offset
-    body.close()
-    if start_byte is not None and line_no >= start_line:
-        chunks.append(_chunk(inp, version, etag, len(chunks), start_line, line_no + 1, start_byte, offset))
+    try:
+        try:
+            reader = tabular.TableReader(body, inp.fmt)
+            starts = [(line, offset) for i, (line, offset) in enumerate(reader.boundaries())
+                      if i % rows_per_item == 0]
+        except scorer.InvalidInput as exc:
+            raise InputUnusable(str(exc)) from None
+        line_no, size = reader.lines, reader.offset
+    finally:
+        body.close()
+    # items cut where records start (never inside a quoted line break): [start, next start)
+    ends = [*starts[1:], (line_no + 1, size)]
+    for (start_line, start_byte), (end_line, end_byte) in zip(starts, ends, strict=True):
+        chunks.append(_chunk(inp, version, etag, len(chunks), start_line, end_line, start_byte, end_byte))
     chunks_key = f"{inp.work_prefix(version)}chunks.json"
     ctx.s3.put_object(Bucket=bucket, Key=chunks_key, Body=json.dumps(chunks).encode(),
                       ContentType="application/json")
@@ -652,18 +375,17 @@ def _part_key(inp: layout.BatchInput, version: int, index: int, suffix: str) -> 
     return f"{inp.work_prefix(version)}part-{index:05d}{suffix}"
 
 
-def _byte_offset_of_line(s3: Any, bucket: str, key: str, line: int) -> int:
-    """Scan from the start for the byte offset where ``line`` (1-based) begins."""
+def _byte_offset_of_line(s3: Any, bucket: str, key: str, fmt: str, line: int) -> int:
+    """Scan from the start for the byte offset of the first record starting on or after ``line``."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    offset = 0
     try:
-        for n, raw in enumerate(iter_lines(body), start=1):
-            if n == line:
+        reader = tabular.TableReader(body, fmt)
+        for start, offset in reader.boundaries():
+            if start >= line:
                 return offset
-            offset += len(raw)
+        return reader.offset
     finally:
         body.close()
-    return offset
 
 
 def score_chunk(ctx: BatchContext, event: dict[str, Any]) -> dict[str, Any]:
@@ -681,27 +403,27 @@ def score_chunk(ctx: BatchContext, event: dict[str, Any]) -> dict[str, Any]:
     index = int(event.get("index", 0))
     bucket = ctx.settings.models_bucket
     model = ctx.load_model(record)
-    header = _read_header(ctx.s3, bucket, inp.key)[0] if inp.fmt == "csv" else None
+    header = _read_header(ctx.s3, bucket, inp.key) if inp.fmt == "csv" else None
     start_byte = event.get("start_byte")
     if start_byte is None:
-        start_byte = _byte_offset_of_line(ctx.s3, bucket, inp.key, start_line)
+        start_byte = _byte_offset_of_line(ctx.s3, bucket, inp.key, inp.fmt, start_line)
     pin = {"IfMatch": f'"{event["etag"]}"'} if event.get("etag") else {}
     end_byte = event.get("end_byte")
     rng = f"bytes={int(start_byte)}-" + (str(int(end_byte) - 1) if end_byte is not None else "")
-    if end_byte is not None and int(end_byte) <= int(start_byte):
-        lines_iter: Iterator[bytes] = iter(())
-        body = None
-    else:
+    body: Any = io.BytesIO()  # an empty range: nothing to read
+    if end_byte is None or int(end_byte) > int(start_byte):
         body = ctx.s3.get_object(Bucket=bucket, Key=inp.key, Range=rng, **pin)["Body"]
-        lines_iter = iter_lines(body)
-    limited = (pair for pair in _decode(lines_iter, start_line) if pair[0] < end_line)
+
+    def reader() -> tabular.TableReader:
+        return tabular.TableReader(body, inp.fmt, header=header, first_line=start_line,
+                                   offset=int(start_byte), end_line=end_line)
+
     try:
-        counts = _score_to_s3(ctx, model, inp.fmt, header, limited, bucket,
+        counts = _score_to_s3(ctx, model, reader, inp.fmt, bucket,
                               _part_key(inp, version, index, f".{inp.fmt}"),
                               _part_key(inp, version, index, ".errors.jsonl"), with_header=False)
     finally:
-        if body is not None:
-            body.close()
+        body.close()
     summary = {"index": index, "start_line": start_line, "end_line": end_line, **asdict(counts)}
     ctx.s3.put_object(Bucket=bucket, Key=_part_key(inp, version, index, ".json"),
                       Body=json.dumps(summary).encode(), ContentType="application/json")
@@ -721,9 +443,9 @@ def finalize(ctx: BatchContext, plan_result: dict[str, Any]) -> dict[str, Any]:
     bucket = ctx.settings.models_bucket
     n = int(plan_result.get("chunks") or 0)
     model = ctx.load_model(record)
-    header = _read_header(ctx.s3, bucket, inp.key)[0] if inp.fmt == "csv" else None
-    writer = OutputWriter(inp.fmt, header, _classes(model))
-    totals = Counts()
+    header = _read_header(ctx.s3, bucket, inp.key) if inp.fmt == "csv" else None
+    writer = tabular.TableWriter(inp.fmt, header, tabular.output_columns(model, proba=None))
+    totals = tabular.Counts()
     out = MultipartWriter(ctx.s3, bucket, inp.output_key(version), _content_type(inp.fmt))
     errs = MultipartWriter(ctx.s3, bucket, inp.errors_key(version), "application/x-ndjson")
     try:
@@ -731,7 +453,7 @@ def finalize(ctx: BatchContext, plan_result: dict[str, Any]) -> dict[str, Any]:
         for i in range(n):
             part = ctx.s3.get_object(Bucket=bucket, Key=_part_key(inp, version, i, ".json"))
             summary = json.loads(part["Body"].read())
-            totals.add(Counts(summary["rows"], summary["scored"], summary["errors"]))
+            totals.add(tabular.Counts(summary["rows"], summary["scored"], summary["errors"]))
             for suffix, target in ((f".{inp.fmt}", out), (".errors.jsonl", errs)):
                 body = ctx.s3.get_object(Bucket=bucket, Key=_part_key(inp, version, i, suffix))["Body"]
                 try:

@@ -79,7 +79,10 @@ def test_jsonl_with_bad_rows(aws, publish, batch_app, models, lambda_context):
     model = scorer.load_model(models.fruit)
     want = model.predict({"size": [0.3, 0.9], "color": ["red", None]})
     assert [r["prediction"] for r in rows] == want.tolist()
-    assert set(rows[0]["probabilities"]) == {"sour", "sweet"}
+    # the one output shape: flat proba_<class> keys, as in CSV (no nested "probabilities" object)
+    assert [k for k in rows[0] if k.startswith("proba")] == ["proba_sour", "proba_sweet"]
+    proba = model.predict_proba({"size": [0.3, 0.9], "color": ["red", None]})
+    assert [[r["proba_sour"], r["proba_sweet"]] for r in rows] == proba.tolist()
     errors = _read_jsonl(aws, "batch/output/fruit/basket.v1.errors.jsonl")
     assert [e["line"] for e in errors] == [2, 3, 5]
     assert "not valid JSON" in errors[0]["reason"] and "color" in errors[1]["reason"]
@@ -189,3 +192,43 @@ def test_chunk_event_with_line_range_only(aws, publish, batch_app, models, event
 def test_unknown_event_is_an_error(batch_app, lambda_context):
     with pytest.raises(ValueError, match="unknown batch event"):
         batch_app.lambda_handler({"action": "explode"}, lambda_context)
+
+
+def test_chunks_cut_where_records_start_and_join_to_the_whole_file_output(aws, publish, batch_app, models,
+                                                                           lambda_context, monkeypatch):
+    # GIVEN a CSV whose id cells hold quoted line breaks (CRLF), with a BOM and two bad rows, cut into
+    # Distributed Map items of 20 records (chunks of 2 rows)
+    publish("iris", models.iris)
+    monkeypatch.setattr(batch_app, "SETTINGS", dataclasses.replace(batch_app.SETTINGS, batch_chunk_rows=2))
+    rows = (ROWS * 12)[:45]
+    lines = ["\ufeff" + HEADER.replace("\n", "\r\n")]
+    for i, r in enumerate(rows):
+        cells = "x,NA,3,4" if i == 20 else ("" if i == 33 else ",".join(map(str, r)))
+        lines.append(f'"r{i}\r\nsecond line, with a comma",{cells}\r\n')
+    body = "".join(lines).encode()
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/quoted.csv", Body=body)
+    # WHEN the state machine's steps run
+    plan = batch_app.lambda_handler({"action": "plan", "request": {"model": "iris",
+                                                                   "key": "batch/input/iris/quoted.csv"}},
+                                    lambda_context)
+    items = aws.get_json(plan["chunks_key"])
+    # THEN every item starts on a record (2 physical lines each), never inside a quoted line break
+    assert [(i["start_line"], i["end_line"]) for i in items] == [(2, 42), (42, 82), (82, 92)]
+    assert all(body[i["start_byte"]:i["start_byte"] + 2] == b'"r' for i in items)
+    for item in items:
+        batch_app.lambda_handler(item, lambda_context)
+    batch_app.lambda_handler({"action": "finalize", "plan": plan}, lambda_context)
+    # AND the joined output and errors are byte for byte those of one whole-file pass
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/quoted-whole.csv", Body=body)
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    assert out["counts"] == {"scored": 1, "skipped": 1}
+
+    def raw(key: str) -> bytes:
+        return aws.s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read()
+
+    assert raw("batch/output/iris/quoted.v1.csv") == raw("batch/output/iris/quoted-whole.v1.csv")
+    errors = raw("batch/output/iris/quoted.v1.errors.jsonl")
+    assert errors == raw("batch/output/iris/quoted-whole.v1.errors.jsonl")
+    assert [e["line"] for e in map(json.loads, errors.splitlines())] == [42, 68]
+    scored = _read_csv(aws, "batch/output/iris/quoted.v1.csv")
+    assert len(scored) == 43 and scored[0]["id"] == "r0\r\nsecond line, with a comma"

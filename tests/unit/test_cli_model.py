@@ -1,4 +1,4 @@
-"""``modelsync export / validate / predict`` end to end, and the shared table reader ``scorer.tabular``."""
+"""``modelsync export / validate / predict`` end to end (the table reader itself: test_tabular.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ import io
 import json
 import pathlib
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
-import _scorer_testkit as kit
 import numpy as np
 import pytest
-
-import scorer
-from scorer import InvalidInput, tabular
 
 pytest.importorskip("sklearn")
 joblib = pytest.importorskip("joblib")
@@ -131,7 +126,7 @@ def test_predict_without_proba_and_from_stdin(
         )[0]
         == 0
     )
-    monkeypatch.setattr("sys.stdin", io.StringIO(iris["csv"].read_text()))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(iris["csv"].read_bytes())))
     code, out, _ = run(capsys, "predict", str(out_file), "-")
     assert code == 0
     assert list(read_csv_text(out)[0])[-1] == "prediction"
@@ -293,10 +288,10 @@ def test_predict_errors_name_the_row_and_the_feature(
     assert code == 1 and "missing feature 'petal_width'" in err
     bad.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n5.1,wide,1.4,0.2\n")
     code, _, err = run(capsys, "predict", str(out_file), str(bad))
-    assert code == 1 and "row 1, feature 'sepal_width': expected a number, got 'wide'" in err
+    assert code == 1 and "row 1 (line 3): feature 'sepal_width': expected a number, got 'wide'" in err
     bad.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4\n")
     code, _, err = run(capsys, "predict", str(out_file), str(bad))
-    assert code == 1 and "row 0 (line 2): expected 4 cells" in err
+    assert code == 1 and "row 0 (line 2): expected 4 fields as in the header, got 3" in err
 
 
 def test_predict_json_lines(capsys: pytest.CaptureFixture[str], iris: dict[str, Any]) -> None:
@@ -369,84 +364,3 @@ def test_export_help_says_the_pickle_must_be_trusted(capsys: pytest.CaptureFixtu
         cli.main(["export", "--help"])
     text = capsys.readouterr().out
     assert "trust" in text and "only place" in text and "never load pickles" in text
-
-
-# -- scorer.tabular (no converter needed) ------------------------------------------------------------
-
-
-@pytest.fixture
-def affine() -> Iterator[scorer.Model]:
-    kit.install()
-    try:
-        yield scorer.load_model(kit.make_doc(coef=(1.0, 0.0), categorical=[1], classes=None))
-    finally:
-        kit.uninstall()
-
-
-def test_tabular_reads_numbers_missing_values_and_categories(affine: scorer.Model) -> None:
-    text = "\ufeffid, f0 ,f1\n1,2.5,a\n2,,bb\n\n3,NA,\n4, 1e1 ,a\n5,null,NA\n"
-    out = io.StringIO()
-    assert tabular.score_csv(affine, io.StringIO(text), out) == 5
-    rows = read_csv_text(out.getvalue())
-    assert list(rows[0]) == ["id", "f0", "f1", "prediction"]
-    # f0 + 0.25 + len(category) (or -1 for a missing category); NaN -> empty cell
-    assert [r["prediction"] for r in rows] == ["3.75", "", "", "11.25", ""]
-    header, chunks = tabular.read_csv(io.StringIO(text))
-    columns = tabular.convert_columns(header, next(chunks), affine.features)
-    assert np.isnan(columns["f0"][[1, 2, 4]]).all()
-    assert columns["f1"].tolist() == ["a", "bb", None, "a", "NA"]  # only an empty cell is a missing category
-
-
-def test_tabular_numbers_rows_across_chunks(affine: scorer.Model) -> None:
-    text = "f0,f1\n" + "1,a\n" * 7 + "x,a\n"
-    with pytest.raises(InvalidInput, match="row 7, feature 'f0': expected a number, got 'x'") as info:
-        tabular.score_csv(affine, io.StringIO(text), io.StringIO(), chunk_rows=3)
-    assert (info.value.row, info.value.feature) == (7, "f0")
-
-
-@pytest.mark.parametrize(
-    "text, match",
-    [
-        ("", "the CSV is empty"),
-        ("f0,f0\n1,2\n", "names column 'f0' twice"),
-        ("f0,f1\n1,a,3\n", "row 0 \\(line 2\\): expected 2 cells"),
-        ("f1\na\n", "missing feature 'f0'"),
-    ],
-)
-def test_tabular_refusals(affine: scorer.Model, text: str, match: str) -> None:
-    with pytest.raises(InvalidInput, match=match):
-        tabular.score_csv(affine, io.StringIO(text), io.StringIO())
-
-
-def test_tabular_json_lines(affine: scorer.Model) -> None:
-    src = io.StringIO('{"f0": 1.5, "f1": "bb", "id": "x"}\n\n{"f0": null, "f1": null, "id": "y"}\n')
-    out = io.StringIO()
-    assert tabular.score_jsonl(affine, src, out) == 2
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert lines == [
-        {"f0": 1.5, "f1": "bb", "id": "x", "prediction": 3.75},
-        {"f0": None, "f1": None, "id": "y", "prediction": None},
-    ]
-    with pytest.raises(InvalidInput, match="row 0 \\(line 1\\): not valid JSON"):
-        tabular.score_jsonl(affine, io.StringIO('{"f0": NaN, "f1": "a"}\n'), io.StringIO())
-    with pytest.raises(InvalidInput, match="row 0: missing feature 'f1'"):
-        tabular.score_records(affine, [{"f0": 1.0}])
-
-
-def test_tabular_probability_columns_and_labels() -> None:
-    kit.install()
-    try:
-        model = scorer.load_model(
-            kit.make_doc(coef=(1.0,), intercept=0.0, classes=[False, True], rows=[[1.0]])
-        )
-    finally:
-        kit.uninstall()
-    assert tabular.output_header(model, proba=True) == ["prediction", "proba_False", "proba_True"]
-    out = io.StringIO()
-    tabular.score_csv(model, io.StringIO("f0\n1\n2\n"), out, proba=True)
-    assert out.getvalue().splitlines() == [
-        "f0,prediction,proba_False,proba_True",
-        "1,True,0.0,1.0",
-        "2,False,1.0,0.0",
-    ]
-    assert tabular.format_value(np.float64(0.1)) == "0.1" and tabular.format_value(float("nan")) == ""
