@@ -168,7 +168,8 @@ class Telemetry:
     def _summarise(col: np.ndarray, categorical: bool) -> dict[str, Any]:
         if categorical:
             missing = sum(1 for v in col.tolist() if v is None or (isinstance(v, float) and math.isnan(v)))
-            return {"type": "categorical", "count": int(col.shape[0]) - missing, "missing": missing}
+            return {"type": "categorical", "count": int(col.shape[0]) - missing, "missing": missing,
+                    "infinite": 0}
         return numeric_summary(col)
 
     # persistence

@@ -816,13 +816,28 @@ def test_run_forever_polls_with_jitter_and_survives_offline(store: ModelStore) -
 
 # -- the CLI ----------------------------------------------------------------------------------------
 
-def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Models,
-                                 iris: Iris, capsys: pytest.CaptureFixture[str]) -> None:
+def _modelsync_device_cli(argv: list[str]) -> int:
     from modelsync.cli import main
 
+    return main(["device", *argv])
+
+
+def _python_m_cli(argv: list[str]) -> int:
+    from modelsync_device.cli import main
+
+    return main(argv)
+
+
+# `modelsync device ...` and `python -m modelsync_device ...`: one implementation, same flags and results
+CLIS = pytest.mark.parametrize("main", [_modelsync_device_cli, _python_m_cli], ids=["modelsync", "python-m"])
+
+
+@CLIS
+def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Models, main: Callable[..., int],
+                                 iris: Iris, capsys: pytest.CaptureFixture[str]) -> None:
     device_dir = str(tmp_path / "dev")
     registry.publish("latest", models[1], 1, revision=1)
-    rc = main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
+    rc = main(["sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
                "--device-id", "dev-7"])
     out = capsys.readouterr().out
     assert rc == 0 and json.loads(out)["status"] == "updated"
@@ -834,7 +849,7 @@ def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Mode
         w.writerow(["id", *reversed(FEATURES)])  # extra column, any order
         for i, row in enumerate(X):
             w.writerow([f"r{i}", *[repr(v) for v in reversed(row.tolist())]])
-    rc = main(["device", "predict", "--dir", device_dir, str(data)])
+    rc = main(["predict", "--dir", device_dir, str(data)])
     assert rc == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["id", *reversed(FEATURES), "prediction", "proba_0", "proba_1", "proba_2"]
@@ -845,37 +860,36 @@ def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Mode
     np.testing.assert_allclose(proba, models[1].est.predict_proba(X), rtol=0, atol=1e-12)
 
     # telemetry recorded by predict is uploaded by the next sync
-    rc = main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
+    rc = main(["sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
                "--device-id", "dev-7"])
     assert rc == 0 and json.loads(capsys.readouterr().out)["status"] == "unchanged"
     assert registry.telemetry and registry.telemetry[0]["batches"][0]["rows"] == len(X)
 
-    rc = main(["device", "status", "--dir", device_dir, "--json"])
+    rc = main(["status", "--dir", device_dir, "--json"])
     (status,) = json.loads(capsys.readouterr().out)
     assert rc == 0 and status["active"]["version"] == 1 and status["last_sync"]["status"] == "unchanged"
     assert status["telemetry"]["pending_batches"] == 0
-    assert main(["device", "status", "--dir", device_dir]) == 0
+    assert main(["status", "--dir", device_dir]) == 0
     assert "active:    version 1" in capsys.readouterr().out
 
     # refused -> exit 1, offline -> exit 3; predict still works
     registry.publish("latest", models[2], 2, revision=2, format_version="9.0")
-    assert main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir,
+    assert main(["sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir,
                  "--once"]) == 1
-    assert main(["device", "sync", "--api", _closed_port_url(), "--model", MODEL, "--dir", device_dir,
+    assert main(["sync", "--api", _closed_port_url(), "--model", MODEL, "--dir", device_dir,
                  "--once", "--no-telemetry"]) == 3
     capsys.readouterr()
-    assert main(["device", "predict", "--dir", device_dir, "--no-telemetry", str(data)]) == 0
+    assert main(["predict", "--dir", device_dir, "--no-telemetry", str(data)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(X) + 1
 
 
-def test_cli_predict_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+@CLIS
+def test_cli_predict_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str], main: Callable[..., int],
                             installed_v1: ModelStore) -> None:
-    from modelsync.cli import main
-
-    assert main(["device", "predict", "--dir", str(tmp_path / "empty"), "x.csv"]) == 1
+    assert main(["predict", "--dir", str(tmp_path / "empty"), "x.csv"]) == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("sepal_length,sepal_width\n1,2\n")
-    assert main(["device", "predict", "--dir", installed_v1.root, str(bad)]) == 1
+    assert main(["predict", "--dir", installed_v1.root, str(bad)]) == 1
     assert capsys.readouterr().out == ""
 
 
@@ -920,6 +934,7 @@ def test_device_package_is_vendorable(tmp_path: Any) -> None:
             "try:\n    runpy.run_module('modelsync_device', run_name='__main__', alter_sys=True)\n"
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "import modelsync_device, modelsync_device.cli\n"
+            "assert modelsync_device.cli.main(['status', '--dir', 'no-store']) == 1\n"
             f"assert modelsync_device.__file__.startswith({str(app)!r}), modelsync_device.__file__\n"
             "top = {m.split('.')[0] for m in sys.modules}\n"
             f"bad = sorted(top - set(sys.stdlib_module_names) - {{*{allowed!r}, '__main__'}})\n"
@@ -927,6 +942,7 @@ def test_device_package_is_vendorable(tmp_path: Any) -> None:
     proc = _run_isolated([str(app), _numpy_only(tmp_path)], code, cwd=app)
     assert proc.returncode == 0, proc.stderr
     assert "usage: python -m modelsync_device" in proc.stdout and "predict" in proc.stdout
+    assert "no model installed in no-store" in proc.stdout
 
 
 def test_import_scorer_is_pure(tmp_path: Any) -> None:
