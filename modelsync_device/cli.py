@@ -75,7 +75,12 @@ def build_parser(prog: str = "python -m modelsync_device") -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Log to stderr (debug with ``-v``) and run the chosen action; 130 on Ctrl-C. ``modelsync`` runs its
+    commands through this too."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     try:
