@@ -914,10 +914,8 @@ def _run_isolated(path: list[str], code: str, cwd: Any) -> Any:
                           text=True, timeout=120)
 
 
-def test_device_package_is_vendorable(tmp_path: Any) -> None:
-    """Exactly scorer/, modelsync_protocol/ and modelsync_device/ copied beside an app and run isolated:
-    the package imports, ``python -m modelsync_device --help`` works, and nothing outside numpy, the
-    standard library and those three folders is imported (no cryptography, no modelsync)."""
+def _vendored_app(tmp_path: Any) -> Any:
+    """``tmp_path/app`` holding exactly the three folders a device copies."""
     import shutil
 
     import modelsync_device
@@ -928,6 +926,14 @@ def test_device_package_is_vendorable(tmp_path: Any) -> None:
         src = os.path.dirname(pkg.__file__ or "")
         shutil.copytree(src, app / os.path.basename(src), ignore=shutil.ignore_patterns("__pycache__"))
     assert sorted(os.listdir(app)) == ["modelsync_device", "modelsync_protocol", "scorer"]
+    return app
+
+
+def test_device_package_is_vendorable(tmp_path: Any) -> None:
+    """Exactly scorer/, modelsync_protocol/ and modelsync_device/ copied beside an app and run isolated:
+    the package imports, ``python -m modelsync_device --help`` works, and nothing outside numpy, the
+    standard library and those three folders is imported (no cryptography, no modelsync)."""
+    app = _vendored_app(tmp_path)
     allowed = ["modelsync_device", "modelsync_protocol", "numpy", "scorer"]
     code = ("import runpy\n"
             "sys.argv = ['modelsync_device', '--help']\n"
@@ -943,6 +949,45 @@ def test_device_package_is_vendorable(tmp_path: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "usage: python -m modelsync_device" in proc.stdout and "predict" in proc.stdout
     assert "no model installed in no-store" in proc.stdout
+
+
+def test_vendored_copy_syncs_a_signed_model_and_predicts(tmp_path: Any, registry: Registry, models: Models,
+                                                        iris: Iris, signing_key: Any) -> None:
+    """``python -m modelsync_device`` from the vendored copy alone (numpy + stdlib): a signed manifest is
+    verified without cryptography, the model installed, then a CSV scored offline."""
+    app = _vendored_app(tmp_path)
+    (app / "registry.pem").write_bytes(_pem(signing_key))
+    registry.publish("production", models[1], 1, revision=1, key=signing_key)
+    X = iris[0][:5]
+    (app / "rows.csv").write_text(",".join(FEATURES) + "\n" + "".join(
+        ",".join(repr(v) for v in row) + "\n" for row in X.tolist()))
+    code = ("import runpy\n"
+            "def cli(*argv):\n"
+            "    sys.argv = ['modelsync_device', *argv]\n"
+            "    try:\n        runpy.run_module('modelsync_device', run_name='__main__', alter_sys=True)\n"
+            "    except SystemExit as e:\n        return e.code\n"
+            f"rc = cli('sync', '--api', {registry.base!r}, '--model', 'iris', '--dir', 'store', '--once',\n"
+            "         '--alias', 'production', '--public-key', 'registry.pem', '--no-telemetry')\n"
+            "assert rc == 0, rc\n"
+            "assert cli('predict', '--dir', 'store', 'rows.csv') == 0\n"
+            "assert 'cryptography' not in sys.modules\n")
+    path = [str(app), _numpy_only(tmp_path)]
+    proc = _run_isolated(path, code, cwd=app)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert json.loads(lines[0])["status"] == "updated"
+    rows = list(csv.reader(lines[1:]))
+    assert rows[0][-4:] == ["prediction", "proba_0", "proba_1", "proba_2"]
+    assert [int(r[len(FEATURES)]) for r in rows[1:]] == models[1].est.predict(X).tolist()
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    # signed by another key: refused (exit 1), version 1 keeps serving
+    registry.publish("production", models[2], 2, revision=2, key=ec.generate_private_key(ec.SECP256R1()))
+    proc = _run_isolated(path, code.replace("assert rc == 0", "assert rc == 1"), cwd=app)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[0])
+    assert (result["status"], result["version"]) == ("refused", 1) and "does not verify" in result["reason"]
 
 
 def test_import_scorer_is_pure(tmp_path: Any) -> None:
