@@ -158,7 +158,7 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
     import scorer
     from modelsync.export import export_model
     from modelsync.local.stack import LocalStack
-    from scorer.sync import ModelStore, sync
+    from modelsync_device import ModelStore, sync
 
     tour.step("Train two scikit-learn models on datasets scikit-learn ships")
     models = train_models()

@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -97,6 +96,7 @@ def _out(message: str) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     import scorer
     from modelsync.export import UnsupportedEstimator, export_model
+    from modelsync_device.store import atomic_write
 
     try:
         estimator = load_trusted_model(pathlib.Path(args.model_file))
@@ -129,7 +129,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = json.dumps(doc, ensure_ascii=False, allow_nan=False,
                       indent=1 if args.plain_arrays else None,
                       separators=None if args.plain_arrays else (",", ":"))
-    _atomic_write(path, text + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text + "\n")
     _out(f"wrote {path}: {model.name} ({model.type_name}, {model.n_features} features, "
          f"methods {', '.join(model.methods)}), sha256 {model.sha256}, {path.stat().st_size} bytes")
     return 0
@@ -205,19 +206,6 @@ def _frame(names: list[str], columns: list[list[Any]]) -> Any:
 
 def _numeric(column: list[Any]) -> bool:
     return all(isinstance(v, float) for v in column)
-
-
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # -- validate ---------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from modelsync_protocol import valid_model_name  # the one model-name rule (the scorer's)
+
 INCOMING = "incoming/"
 MODELS = "models/"
 REPORTS = "reports/"
@@ -22,16 +24,10 @@ BATCH_INPUT = "batch/input/"
 BATCH_OUTPUT = "batch/output/"
 BATCH_WORK = "batch/work/"
 
-# Same rule as the device side (scorer.sync): names become folder names, so no path tricks.
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LATEST = "latest"
 BATCH_EXTENSIONS = (".csv", ".jsonl")
 _VERSION_DIR_RE = re.compile(r"^v([1-9][0-9]{0,9})$")
-
-
-def valid_model_name(name: str) -> bool:
-    return bool(MODEL_NAME_RE.match(name)) and name not in (".", "..")
 
 
 def valid_alias(alias: str) -> bool:

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelsync_protocol import ALIAS_MOVED, VERSION_PUBLISHED
+
 from .registry import (
     KIND_ALIAS,
     KIND_TELEMETRY,
@@ -38,9 +40,7 @@ from .registry import (
     version_status,
 )
 
-VERSION_PUBLISHED = "version.published"
 VERSION_APPROVED = "version.approved"
-ALIAS_MOVED = "alias.moved"
 ALIAS_DELETED = "alias.deleted"
 UPLOAD_REJECTED = "upload.rejected"
 SCHEMA = "modelsync.event/1"

@@ -1,10 +1,10 @@
 """Manifest signatures with an asymmetric KMS key (ECC_NIST_P256, ECDSA_SHA_256).
 
-The registry signs exactly what the device verifies: ``scorer.sync.manifest_signing_bytes(manifest)``
-(the manifest without ``signature``, ``url`` and ``url_expires_at``; ``key_id`` and
-``signature_algorithm`` are inside, so they are covered too). KMS ``Sign`` with ``MessageType=RAW``
-hashes those bytes with SHA-256 and returns a DER ECDSA signature, which goes base64-encoded into
-``signature``.
+The registry signs exactly what the device verifies: ``modelsync_protocol.manifest_signing_bytes(m)``
+(the manifest's RFC 8785 canonical form without ``signature``, ``url`` and ``url_expires_at``;
+``key_id`` and ``signature_algorithm`` are inside, so they are covered too). KMS ``Sign`` with
+``MessageType=RAW`` hashes those bytes with SHA-256 and returns a DER ECDSA signature, which goes
+base64-encoded into ``signature``.
 
 Signatures are cached in memory by the digest of the signed bytes. Those bytes contain the model,
 version, alias, revision, sha256 and cohort, so one entry is one (model, version, revision, cohort): a
@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scorer.sync import manifest_signing_bytes
+from modelsync_protocol import manifest_signing_bytes
 
 from .errors import SigningUnavailable
 from .lru import LRUCache

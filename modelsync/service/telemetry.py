@@ -1,34 +1,37 @@
 """Device telemetry, server side: checks, storage (deduplicated per batch) and aggregation.
 
-The payload is the one ``scorer.sync.Telemetry.flush`` sends (docs/devices.md, "Telemetry"): a request
+The payload is the one ``modelsync_device.Telemetry.flush`` sends (docs/devices.md, "Telemetry"): a request
 carries up to :data:`MAX_BATCHES` sealed batches, each a per-version window of running sums. Its schema
 is the HTTP layer's (modelsync.service.http.models.TelemetryRequest), which hands the parsed request here
 as plain JSON data. Each batch is stored as one registry item keyed ``TELEMETRY#{model}`` /
 ``TELEMETRY#{device}#{batch_id}`` with a conditional put, so a retried request stores nothing twice; the
 response acknowledges every batch that is stored (now or before).
 
-Aggregation merges the running sums exactly (counts and sums add, min/min and max/max) and derives the
-means, standard deviations and missing rates from the merged sums, per model version.
+Aggregation merges the running sums per model version with the device's own merge
+(:func:`modelsync_protocol.telemetry.merge_window`: counts and sums add, min/min and max/max) and derives
+the means, standard deviations and missing rates from the merged sums.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from modelsync_protocol.telemetry import (
+    SCHEMA_RE,
+    TELEMETRY_SCHEMA,
+    finish_summary,
+    merge_window,
+)
 
 from . import rollout
 from .errors import InvalidRequest
 from .registry import Registry, now_iso
 from .rules import check_model_name, require_model
 
-SCHEMA_RE = re.compile(r"^modelsync\.telemetry/1(\.[0-9]+)?$")  # major 1 only; minors are compatible
-MAX_BATCHES = 100  # per request (the device sends up to 20)
-MAX_FEATURES = 1024  # per batch (the device summarises at most 256)
-MAX_LABELS = 1000  # predicted labels per batch (the device counts at most 100 + "__other__")
 MAX_AGGREGATED_ITEMS = 20_000  # GET reads at most this many batches (then says truncated)
 MAX_STORED_SUMMARY_BYTES = 350_000  # one batch is one item: DynamoDB items are at most 400 KB
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
@@ -67,7 +70,7 @@ def check_request(name: str, request: Mapping[str, Any], header_device: str | No
     schema, device = request["schema"], request.get("device_id")
     if not SCHEMA_RE.match(schema):
         raise InvalidRequest(f"body.schema: {schema!r} is not supported; this server reads "
-                             "modelsync.telemetry/1")
+                             f"{TELEMETRY_SCHEMA}")
     if request["model"] != name:
         raise InvalidRequest(f"body.model: is {request['model']!r}, but the URL names model {name!r}")
     if device is not None and not rollout.CALLER_ID_RE.match(device):
@@ -130,48 +133,6 @@ def check_since(since: str | None) -> str | None:
 
 # -- aggregation --------------------------------------------------------------------------------------
 
-def _opt(a: float | None, b: float | None, fn: Any) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return float(fn(a, b))
-
-
-def _merge_summary(into: dict[str, Any] | None, s: Mapping[str, Any]) -> dict[str, Any]:
-    if into is None:
-        into = {"type": s.get("type"), "count": 0, "missing": 0, "infinite": 0}
-        if s.get("type") == "numeric":
-            into.update(sum=0.0, sum_squares=0.0, min=None, max=None)
-    elif into.get("type") != s.get("type"):
-        into["type"] = "mixed"  # the same name summarised both ways (a changed model): counts only
-        for k in ("sum", "sum_squares", "min", "max"):
-            into.pop(k, None)
-    for k in ("count", "missing", "infinite"):
-        into[k] += int(s.get(k) or 0)
-    if into.get("type") == "numeric":
-        into["sum"] += float(s.get("sum") or 0.0)
-        into["sum_squares"] += float(s.get("sum_squares") or 0.0)
-        into["min"] = _opt(into["min"], s.get("min"), min)
-        into["max"] = _opt(into["max"], s.get("max"), max)
-    return into
-
-
-def _finish_summary(s: dict[str, Any]) -> dict[str, Any]:
-    seen = s["count"] + s["missing"] + s["infinite"]
-    s["missing_rate"] = s["missing"] / seen if seen else None
-    if s.get("type") == "numeric":
-        n = s["count"]
-        mean = s["sum"] / n if n else None
-        s["mean"] = mean
-        if n and mean is not None:
-            var = max(0.0, s["sum_squares"] / n - mean * mean)  # population variance, as merged sums allow
-            s["std"] = math.sqrt(var)
-        else:
-            s["std"] = None
-    return s
-
-
 def _new_version(version: int) -> dict[str, Any]:
     return {"version": version, "sha256": set(), "devices": set(), "batches": 0, "calls": 0, "rows": 0,
             "errors": 0, "latency_ms": {"sum": 0.0, "min": None, "max": None},
@@ -199,22 +160,8 @@ def aggregate(name: str, items: Iterable[Mapping[str, Any]], limit: int = MAX_AG
         v["sha256"].add(item.get("sha256"))
         v["batches"] += 1
         dropped += int(item.get("dropped_batches") or 0)
-        for k in ("calls", "rows", "errors"):
-            v[k] += int(s.get(k) or 0)
-        lat, sl = v["latency_ms"], s.get("latency_ms") or {}
-        lat["sum"] += float(sl.get("sum") or 0.0)
-        lat["min"] = _opt(lat["min"], sl.get("min"), min)
-        lat["max"] = _opt(lat["max"], sl.get("max"), max)
-        start, end = item.get("window_start"), item.get("window_end")
-        v["window_start"] = start if v["window_start"] is None else min(v["window_start"], start)
-        v["window_end"] = end if v["window_end"] is None else max(v["window_end"], end)
-        v["features_truncated"] = bool(v["features_truncated"] or s.get("features_truncated"))
-        for fname, fs in (s.get("features") or {}).items():
-            v["features"][fname] = _merge_summary(v["features"].get(fname), fs)
-        for label, n in (s.get("predictions") or {}).items():
-            v["predictions"][label] = v["predictions"].get(label, 0) + int(n)
-        if s.get("output"):
-            v["output"] = _merge_summary(v["output"], s["output"])
+        # the item's window (window_end defaults to window_start when the device sent none)
+        merge_window(v, {**s, "window_start": item.get("window_start"), "window_end": item.get("window_end")})
     out_versions = []
     for version in sorted(versions):
         v = versions[version]
@@ -223,9 +170,9 @@ def aggregate(name: str, items: Iterable[Mapping[str, Any]], limit: int = MAX_AG
         lat = v["latency_ms"]
         lat["mean"] = lat["sum"] / v["calls"] if v["calls"] else None
         v["error_rate"] = v["errors"] / v["calls"] if v["calls"] else None
-        v["features"] = {k: _finish_summary(f) for k, f in sorted(v["features"].items())}
+        v["features"] = {k: finish_summary(f) for k, f in sorted(v["features"].items())}
         if v["output"] is not None:
-            v["output"] = _finish_summary(v["output"])
+            v["output"] = finish_summary(v["output"])
         out_versions.append(v)
     return {"name": name, "batches": batches, "devices": len(devices), "dropped_batches": dropped,
             "truncated": truncated, "versions": out_versions}

@@ -1,5 +1,5 @@
 """Devices and rollout on the local stack: signed sync, offline scoring, notifications, canary, rollback,
-telemetry - the device side is the vendored client (scorer.sync) talking HTTP to ``modelsync local``.
+telemetry - the device side is the vendored client (modelsync_device) talking HTTP to ``modelsync local``.
 
 The test uses its own model name and its own SQS queue (subscribed with a filter policy on the ``model``
 attribute), so it shares the session's stack with the other e2e tests without seeing their events.
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from e2e_support import FEATURES, Stack, wait_for
 
+from modelsync_device import ModelStore, SyncLoop, SyncResult, Telemetry, sync
 from scorer import load_model
-from scorer.sync import ModelStore, SyncLoop, SyncResult, Telemetry, sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]
 

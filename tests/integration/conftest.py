@@ -358,7 +358,7 @@ API_BASE = "https://api.modelsync.test/v1"
 
 @dataclass
 class _Response:
-    """What urllib's opener returns, as far as scorer.sync uses it."""
+    """What urllib's opener returns, as far as modelsync_device uses it."""
 
     status: int
     headers: Any
@@ -379,7 +379,7 @@ class _Response:
 
 @dataclass
 class DeviceHttp:
-    """An opener for scorer.sync (``open(request, timeout=...)``): ``API_BASE`` URLs go to the Score
+    """An opener for modelsync_device (``open(request, timeout=...)``): ``API_BASE`` URLs go to the Score
     handler as REST proxy events, presigned S3 URLs are served from the (moto) bucket. HTTP errors are
     raised as ``urllib.error.HTTPError`` as urllib does. ``fail_next`` makes the next API call answer
     that status *after* the handler ran (a lost acknowledgement)."""

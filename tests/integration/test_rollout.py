@@ -1,6 +1,6 @@
 """Devices and rollout, server side: canary split, promote, rollback, approval, signed manifests, telemetry.
 
-The device client (scorer.sync) is exercised for real through ``device_http`` (conftest): its requests go
+The device client (modelsync_device) is exercised for real through ``device_http`` (conftest): its requests go
 to the Score handler as API Gateway events and its presigned downloads to the moto bucket.
 """
 
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+import modelsync_device as device
 import scorer
 from modelsync.service import rollout
-from scorer import sync as device
+from modelsync_device import telemetry as device_telemetry
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 CANARY_50 = {"version": 1, "canary": {"version": 2, "weight": 0.5}}
@@ -313,13 +314,13 @@ def _payload(batches: list[dict[str, Any]], device_id: str | None = "kiosk-1", m
 def _batch(models: Any, batch_id: str, x: np.ndarray, version: int = 1, preds: dict[str, int] | None = None
            ) -> dict[str, Any]:
     """A sealed batch as the device sends it, built with the device's own summary code."""
-    w = device._new_window(version, models.iris["sha256"])
+    w = device_telemetry.new_window(version, models.iris["sha256"])
     w.update(calls=2, rows=int(x.shape[0]), errors=0, latency_ms={"sum": 3.0, "min": 1.0, "max": 2.0},
              predictions=preds or {"setosa": int(x.shape[0])}, window_start="2025-01-07T10:00:00Z",
              window_end="2025-01-07T10:05:00Z")
-    w["features"] = {"sepal_length": device._numeric_summary(x[:, 0]),
+    w["features"] = {"sepal_length": device_telemetry.numeric_summary(x[:, 0]),
                      "plan": {"type": "categorical", "count": int(x.shape[0]) - 1, "missing": 1}}
-    return {"batch_id": batch_id, **device._finalise(w)}
+    return {"batch_id": batch_id, **device_telemetry.finalise(w)}
 
 
 def test_telemetry_post_dedupes_and_get_aggregates(aws, api, handler, publish, models, lambda_context):

@@ -281,11 +281,11 @@ def test_manifest_etag_and_304(aws, api, publish, models, events):
 
 
 def test_manifest_fits_the_device_side_checks(api, publish, models):
-    from scorer import sync
+    from modelsync_device import check_manifest
 
     publish("iris", models.iris)
     manifest = api("GET", "/models/iris/manifest", query={"alias": "latest"})[2]
-    assert sync.check_manifest(manifest, "iris", "latest") == []
+    assert check_manifest(manifest, "iris", "latest") == []
 
 
 def test_alias_put_with_if_match(api, publish, models):

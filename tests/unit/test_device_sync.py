@@ -1,4 +1,4 @@
-"""The device client (scorer.sync, modelsync device) against a real HTTP server on 127.0.0.1.
+"""The device client (modelsync_device, modelsync device) against a real HTTP server on 127.0.0.1.
 
 The fake registry serves manifests and documents the tests control, exactly as the API does: manifest
 with ETag / 304, a presigned-like document URL, and the telemetry endpoint. Models come from the
@@ -29,8 +29,11 @@ import numpy as np
 import pytest
 
 import scorer
-from scorer import sync as ssync
-from scorer.sync import ModelStore, SyncLoop, Telemetry, manifest_signing_bytes, sign_manifest, sync
+from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, sync
+from modelsync_device.client import Refused, parse_json
+from modelsync_device.loop import parse_notification, serve_notifications
+from modelsync_device.telemetry import finalise
+from modelsync_protocol import manifest_signing_bytes
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.datasets import load_iris  # noqa: E402
@@ -40,6 +43,15 @@ from modelsync.export import export_model  # noqa: E402
 
 MODEL = "iris"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def sign_manifest(manifest: dict[str, Any], private_key: Any) -> str:
+    """What the registry's KMS key does: base64 DER ECDSA-P256-SHA256 over the signing bytes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return base64.b64encode(private_key.sign(manifest_signing_bytes(manifest),
+                                             ec.ECDSA(hashes.SHA256()))).decode("ascii")
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -340,7 +352,7 @@ def test_damaged_active_file_falls_back_then_heals(installed_v1: ModelStore, reg
 # -- refusals: each keeps v1 active and scoring -----------------------------------------------------
 
 def _refused(store: ModelStore, registry: Registry, models: Models, X: np.ndarray,
-             expect: str, **kwargs: Any) -> ssync.SyncResult:
+             expect: str, **kwargs: Any) -> SyncResult:
     result = sync(registry.base, MODEL, store, alias="production", **kwargs)
     assert result.status == "refused", result
     assert result.version == 1
@@ -566,7 +578,7 @@ def test_registry_errors_are_offline(installed_v1: ModelStore, registry: Registr
 
 
 def test_never_synced_store_explains(store: ModelStore) -> None:
-    with pytest.raises(ssync.StoreError, match="run a sync first"):
+    with pytest.raises(StoreError, match="run a sync first"):
         store.load_active(MODEL)
     result = sync(_closed_port_url(), MODEL, store, timeout=2)
     assert (result.status, result.version) == ("offline", None)
@@ -628,7 +640,7 @@ def test_telemetry_missing_values_summary(tmp_path: Any) -> None:
     tel.record(MODEL, 1, "f" * 64, X, feats, np.array([0.5, 1.5, 2.5, 3.5]), 0.001, labels=False)
     tel.seal(MODEL)
     (batch,) = tel.pending(MODEL)
-    fin = ssync._finalise(batch)
+    fin = finalise(batch)
     a, c = fin["features"]["a"], fin["features"]["c"]
     assert (a["count"], a["missing"], a["infinite"]) == (2, 1, 1)
     assert (a["min"], a["max"], a["mean"]) == (1.0, 3.0, 2.0)
@@ -734,13 +746,13 @@ def _registry_event(event_type: str, **detail: Any) -> dict[str, Any]:
 
 def test_parse_notification_shapes() -> None:
     event = {"event_type": "alias.moved", "model": MODEL, "alias": "production", "version": 2}
-    assert ssync.parse_notification(event) == event
-    assert ssync.parse_notification(json.dumps(event)) == event
-    assert ssync.parse_notification(_sns(event)) == event
-    assert ssync.parse_notification(json.dumps(_sns(event)).encode()) == event
-    assert ssync.parse_notification({"Body": json.dumps(_sns(event))}) == event  # an SQS message
-    assert ssync.parse_notification({"Type": "SubscriptionConfirmation", "SubscribeURL": "https://x"}) is None
-    assert ssync.parse_notification("not json") is None
+    assert parse_notification(event) == event
+    assert parse_notification(json.dumps(event)) == event
+    assert parse_notification(_sns(event)) == event
+    assert parse_notification(json.dumps(_sns(event)).encode()) == event
+    assert parse_notification({"Body": json.dumps(_sns(event))}) == event  # an SQS message
+    assert parse_notification({"Type": "SubscriptionConfirmation", "SubscribeURL": "https://x"}) is None
+    assert parse_notification("not json") is None
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -767,7 +779,7 @@ def test_event_triggers_immediate_sync(registry: Registry, store: ModelStore, mo
         assert not loop.on_event({"event_type": "model.deleted", "model": MODEL})
         time.sleep(0.3)
         assert len(loop.results) == 1  # none of those woke the loop
-        server = ssync.serve_notifications(loop)
+        server = serve_notifications(loop)
         try:
             body = json.dumps(_sns(_registry_event("alias.moved", alias="production", old_version=1,
                                                    new_version=2, revision=2))).encode()
@@ -804,13 +816,28 @@ def test_run_forever_polls_with_jitter_and_survives_offline(store: ModelStore) -
 
 # -- the CLI ----------------------------------------------------------------------------------------
 
-def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Models,
-                                 iris: Iris, capsys: pytest.CaptureFixture[str]) -> None:
+def _modelsync_device_cli(argv: list[str]) -> int:
     from modelsync.cli import main
 
+    return main(["device", *argv])
+
+
+def _python_m_cli(argv: list[str]) -> int:
+    from modelsync_device.cli import main
+
+    return main(argv)
+
+
+# `modelsync device ...` and `python -m modelsync_device ...`: one implementation, same flags and results
+CLIS = pytest.mark.parametrize("main", [_modelsync_device_cli, _python_m_cli], ids=["modelsync", "python-m"])
+
+
+@CLIS
+def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Models, main: Callable[..., int],
+                                 iris: Iris, capsys: pytest.CaptureFixture[str]) -> None:
     device_dir = str(tmp_path / "dev")
     registry.publish("latest", models[1], 1, revision=1)
-    rc = main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
+    rc = main(["sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
                "--device-id", "dev-7"])
     out = capsys.readouterr().out
     assert rc == 0 and json.loads(out)["status"] == "updated"
@@ -822,7 +849,7 @@ def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Mode
         w.writerow(["id", *reversed(FEATURES)])  # extra column, any order
         for i, row in enumerate(X):
             w.writerow([f"r{i}", *[repr(v) for v in reversed(row.tolist())]])
-    rc = main(["device", "predict", "--dir", device_dir, str(data)])
+    rc = main(["predict", "--dir", device_dir, str(data)])
     assert rc == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["id", *reversed(FEATURES), "prediction", "proba_0", "proba_1", "proba_2"]
@@ -833,59 +860,154 @@ def test_cli_sync_predict_status(registry: Registry, tmp_path: Any, models: Mode
     np.testing.assert_allclose(proba, models[1].est.predict_proba(X), rtol=0, atol=1e-12)
 
     # telemetry recorded by predict is uploaded by the next sync
-    rc = main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
+    rc = main(["sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir, "--once",
                "--device-id", "dev-7"])
     assert rc == 0 and json.loads(capsys.readouterr().out)["status"] == "unchanged"
     assert registry.telemetry and registry.telemetry[0]["batches"][0]["rows"] == len(X)
 
-    rc = main(["device", "status", "--dir", device_dir, "--json"])
+    rc = main(["status", "--dir", device_dir, "--json"])
     (status,) = json.loads(capsys.readouterr().out)
     assert rc == 0 and status["active"]["version"] == 1 and status["last_sync"]["status"] == "unchanged"
     assert status["telemetry"]["pending_batches"] == 0
-    assert main(["device", "status", "--dir", device_dir]) == 0
+    assert main(["status", "--dir", device_dir]) == 0
     assert "active:    version 1" in capsys.readouterr().out
 
     # refused -> exit 1, offline -> exit 3; predict still works
     registry.publish("latest", models[2], 2, revision=2, format_version="9.0")
-    assert main(["device", "sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir,
+    assert main(["sync", "--api", registry.base, "--model", MODEL, "--dir", device_dir,
                  "--once"]) == 1
-    assert main(["device", "sync", "--api", _closed_port_url(), "--model", MODEL, "--dir", device_dir,
+    assert main(["sync", "--api", _closed_port_url(), "--model", MODEL, "--dir", device_dir,
                  "--once", "--no-telemetry"]) == 3
     capsys.readouterr()
-    assert main(["device", "predict", "--dir", device_dir, "--no-telemetry", str(data)]) == 0
+    assert main(["predict", "--dir", device_dir, "--no-telemetry", str(data)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(X) + 1
 
 
-def test_cli_predict_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+@CLIS
+def test_cli_predict_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str], main: Callable[..., int],
                             installed_v1: ModelStore) -> None:
-    from modelsync.cli import main
-
-    assert main(["device", "predict", "--dir", str(tmp_path / "empty"), "x.csv"]) == 1
+    assert main(["predict", "--dir", str(tmp_path / "empty"), "x.csv"]) == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("sepal_length,sepal_width\n1,2\n")
-    assert main(["device", "predict", "--dir", installed_v1.root, str(bad)]) == 1
+    assert main(["predict", "--dir", installed_v1.root, str(bad)]) == 1
     assert capsys.readouterr().out == ""
 
 
-def test_sync_module_is_vendorable(tmp_path: Any) -> None:
-    """A copy of scorer/ beside an app: scorer.sync works with numpy + stdlib, imports no cryptography."""
-    import shutil
+def _numpy_only(tmp_path: Any) -> str:
+    """A folder holding numpy alone (symlinks), so an isolated interpreter can import nothing else."""
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    site = os.path.dirname(os.path.dirname(np.__file__))
+    for name in ("numpy", "numpy.libs"):
+        if os.path.exists(os.path.join(site, name)):
+            os.symlink(os.path.join(site, name), deps / name)
+    return str(deps)
+
+
+def _run_isolated(path: list[str], code: str, cwd: Any) -> Any:
+    """``python -I -S``: no PYTHONPATH, user or site packages, no cwd on sys.path: only ``path``."""
     import subprocess
     import sys
 
-    shutil.copytree(os.path.dirname(scorer.__file__), tmp_path / "scorer",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    code = ("import sys, scorer.sync; "
-            "bad = [m for m in ('cryptography', 'modelsync', 'sklearn', 'pandas') if m in sys.modules]; "
-            "assert not bad, bad; assert scorer.sync.__file__.startswith(sys.argv[1]), scorer.sync.__file__")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    prologue = f"import sys; sys.path[:0] = {path!r}\n"
+    return subprocess.run([sys.executable, "-I", "-S", "-c", prologue + code], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _vendored_app(tmp_path: Any) -> Any:
+    """``tmp_path/app`` holding exactly the three folders a device copies."""
+    import shutil
+
+    import modelsync_device
+    import modelsync_protocol
+
+    app = tmp_path / "app"
+    for pkg in (scorer, modelsync_protocol, modelsync_device):
+        src = os.path.dirname(pkg.__file__ or "")
+        shutil.copytree(src, app / os.path.basename(src), ignore=shutil.ignore_patterns("__pycache__"))
+    assert sorted(os.listdir(app)) == ["modelsync_device", "modelsync_protocol", "scorer"]
+    return app
+
+
+def test_device_package_is_vendorable(tmp_path: Any) -> None:
+    """Exactly scorer/, modelsync_protocol/ and modelsync_device/ copied beside an app and run isolated:
+    the package imports, ``python -m modelsync_device --help`` works, and nothing outside numpy, the
+    standard library and those three folders is imported (no cryptography, no modelsync)."""
+    app = _vendored_app(tmp_path)
+    allowed = ["modelsync_device", "modelsync_protocol", "numpy", "scorer"]
+    code = ("import runpy\n"
+            "sys.argv = ['modelsync_device', '--help']\n"
+            "try:\n    runpy.run_module('modelsync_device', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "import modelsync_device, modelsync_device.cli\n"
+            "assert modelsync_device.cli.main(['status', '--dir', 'no-store']) == 1\n"
+            f"assert modelsync_device.__file__.startswith({str(app)!r}), modelsync_device.__file__\n"
+            "top = {m.split('.')[0] for m in sys.modules}\n"
+            f"bad = sorted(top - set(sys.stdlib_module_names) - {{*{allowed!r}, '__main__'}})\n"
+            "assert not bad, bad\n")
+    proc = _run_isolated([str(app), _numpy_only(tmp_path)], code, cwd=app)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: python -m modelsync_device" in proc.stdout and "predict" in proc.stdout
+    assert "no model installed in no-store" in proc.stdout
+
+
+def test_vendored_copy_syncs_a_signed_model_and_predicts(tmp_path: Any, registry: Registry, models: Models,
+                                                        iris: Iris, signing_key: Any) -> None:
+    """``python -m modelsync_device`` from the vendored copy alone (numpy + stdlib): a signed manifest is
+    verified without cryptography, the model installed, then a CSV scored offline."""
+    app = _vendored_app(tmp_path)
+    (app / "registry.pem").write_bytes(_pem(signing_key))
+    registry.publish("production", models[1], 1, revision=1, key=signing_key)
+    X = iris[0][:5]
+    (app / "rows.csv").write_text(",".join(FEATURES) + "\n" + "".join(
+        ",".join(repr(v) for v in row) + "\n" for row in X.tolist()))
+    code = ("import runpy\n"
+            "def cli(*argv):\n"
+            "    sys.argv = ['modelsync_device', *argv]\n"
+            "    try:\n        runpy.run_module('modelsync_device', run_name='__main__', alter_sys=True)\n"
+            "    except SystemExit as e:\n        return e.code\n"
+            f"rc = cli('sync', '--api', {registry.base!r}, '--model', 'iris', '--dir', 'store', '--once',\n"
+            "         '--alias', 'production', '--public-key', 'registry.pem', '--no-telemetry')\n"
+            "assert rc == 0, rc\n"
+            "assert cli('predict', '--dir', 'store', 'rows.csv') == 0\n"
+            "assert 'cryptography' not in sys.modules\n")
+    path = [str(app), _numpy_only(tmp_path)]
+    proc = _run_isolated(path, code, cwd=app)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert json.loads(lines[0])["status"] == "updated"
+    rows = list(csv.reader(lines[1:]))
+    assert rows[0][-4:] == ["prediction", "proba_0", "proba_1", "proba_2"]
+    assert [int(r[len(FEATURES)]) for r in rows[1:]] == models[1].est.predict(X).tolist()
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    # signed by another key: refused (exit 1), version 1 keeps serving
+    registry.publish("production", models[2], 2, revision=2, key=ec.generate_private_key(ec.SECP256R1()))
+    proc = _run_isolated(path, code.replace("assert rc == 0", "assert rc == 1"), cwd=app)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[0])
+    assert (result["status"], result["version"]) == ("refused", 1) and "does not verify" in result["reason"]
+
+
+def test_import_scorer_is_pure(tmp_path: Any) -> None:
+    """``import scorer`` pulls in no network, thread or lock code and nothing beyond numpy + stdlib."""
+    root = os.path.dirname(os.path.dirname(scorer.__file__ or ""))
+    # urllib.parse is string handling that pathlib itself imports (Python 3.11); the rest of urllib is I/O
+    code = ("import numpy; before = set(sys.modules)\n"
+            "import scorer, scorer.tabular\n"
+            "new = set(sys.modules) - before\n"
+            "banned = sorted(m for m in new if m.split('.')[0] in {'socket', '_socket', 'http',\n"
+            "                'threading', '_thread', 'fcntl', 'ssl', '_ssl', 'selectors', 'select'} or\n"
+            "                m.startswith('urllib.') and m != 'urllib.parse')\n"
+            "outside = sorted({m.split('.')[0] for m in new} - set(sys.stdlib_module_names) - {'scorer'})\n"
+            "assert 'scorer' in new and not banned and not outside, (banned, outside)\n")
+    proc = _run_isolated([root, _numpy_only(tmp_path)], code, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_manifest_json_is_strict() -> None:
-    with pytest.raises(ssync._Refused, match="duplicate key 'version'"):
-        ssync._parse_json(b'{"version": 1, "version": 2}', "manifest")
-    with pytest.raises(ssync._Refused, match="not valid JSON"):
-        ssync._parse_json(b'{"size": NaN}', "manifest")
+    with pytest.raises(Refused, match="duplicate key 'version'"):
+        parse_json(b'{"version": 1, "version": 2}', "manifest")
+    with pytest.raises(Refused, match="not valid JSON"):
+        parse_json(b'{"size": NaN}', "manifest")

@@ -10,12 +10,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import modelsync_device as device
 from modelsync.service import rollout, telemetry
 from modelsync.service.config import Settings
 from modelsync.service.errors import Conflict, InvalidRequest, SigningUnavailable
 from modelsync.service.notify import ALIAS_MOVED, VERSION_APPROVED, VERSION_PUBLISHED, event_for_change
 from modelsync.service.signing import ManifestSigner, der_to_pem
-from scorer import sync as device
 
 # -- the split ---------------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from ..telemetry import MAX_BATCHES, MAX_FEATURES, MAX_LABELS, TIMESTAMP
+from modelsync_protocol.telemetry import MAX_BATCHES, MAX_FEATURES, MAX_LABELS
+
+from ..telemetry import TIMESTAMP
 
 # -- scoring ------------------------------------------------------------------------------------------
 

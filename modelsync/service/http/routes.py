@@ -19,6 +19,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
+from modelsync_protocol import MODEL_NAME_RE
+
 from .. import layout, rollout
 from ..admin import RegistryAdmin
 from ..config import Settings
@@ -112,7 +114,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 #    the service's 404 "no such model", not a validation 400) --------------------------------------------
 
 Name = Annotated[str, Path(description="The model name.",
-                           json_schema_extra={"pattern": layout.MODEL_NAME_RE.pattern})]
+                           json_schema_extra={"pattern": f"^{MODEL_NAME_RE.pattern}$"})]
 VersionPath = Annotated[str, Path(description="A version number.",
                                   json_schema_extra={"pattern": "^[1-9][0-9]*$"})]
 AliasPath = Annotated[str, Path(description="The alias name.",

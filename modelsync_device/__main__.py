@@ -1,0 +1,10 @@
+"""``python -m modelsync_device sync|predict|status``: the device CLI, numpy + standard library only."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
