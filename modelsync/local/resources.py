@@ -184,7 +184,7 @@ class StackNames:
         )
 
     def attr(self, lid: str, attribute: str) -> Any:
-        """``!GetAtt lid.attribute`` for the resource types the stack uses."""
+        """``!GetAtt lid.attribute`` for the attributes template.yaml reads."""
         if (lid, attribute) in self.actual:
             return self.actual[(lid, attribute)]
         if lid not in self.names:
@@ -193,13 +193,7 @@ class StackNames:
         name, r, a = self.names[lid], self.region, self.account_id
         value: Any = None
         if rtype == BUCKET:
-            value = {
-                "Arn": f"arn:aws:s3:::{name}",
-                "DomainName": f"{name}.s3.amazonaws.com",
-                "RegionalDomainName": f"{name}.s3.{r}.amazonaws.com",
-                "DualStackDomainName": f"{name}.s3.dualstack.{r}.amazonaws.com",
-                "WebsiteURL": f"http://{name}.s3-website-{r}.amazonaws.com",
-            }.get(attribute)
+            value = f"arn:aws:s3:::{name}" if attribute == "Arn" else None
         elif rtype == TABLE:
             if attribute == "Arn":
                 value = f"arn:aws:dynamodb:{r}:{a}:table/{name}"
@@ -217,8 +211,6 @@ class StackNames:
             )
         elif rtype == FUNCTION:
             value = f"arn:aws:lambda:{r}:{a}:function:{name}" if attribute == "Arn" else None
-        elif rtype == API:
-            value = {"RootResourceId": "root"}.get(attribute)
         elif attribute in ("Arn", "Name"):
             ref = self.refs[lid]
             value = ref if attribute == "Arn" and str(ref).startswith("arn:") else name
