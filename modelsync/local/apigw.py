@@ -1,10 +1,10 @@
 """A local API Gateway (REST API, Lambda proxy integration) in front of the template's Api events.
 
-Each HTTP request is matched against the template's route templates (``/models/{name}/predict``,
-greedy ``{proxy+}``) with API Gateway's precedence (literal segment over ``{param}`` over ``{proxy+}``),
-turned into a version 1.0 proxy event and answered with what the handler returns, as
-``sam local start-api`` does. Authorisation the template declares is API Gateway's job in AWS and is not
-enforced here.
+Each HTTP request is matched against the template's route templates (``/models/{name}/predict``) with
+API Gateway's precedence (a literal segment over ``{param}``), turned into a version 1.0 proxy event and
+answered with what the handler returns, as ``sam local start-api`` does. Authorisation the template
+declares is API Gateway's job in AWS and is not enforced here. :func:`proxy_event` and
+:meth:`ApiGateway.handle` are transport-free: the integration tests call them in-process.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
-import fnmatch
 import json
 import logging
 import threading
@@ -32,7 +31,7 @@ INTERNAL_ERROR = {"message": "Internal server error"}
 
 @dataclass
 class Route:
-    """One Api event: ``method`` (upper case, or ANY) and ``path`` as written in the template."""
+    """One Api event: ``method`` (upper case) and ``path`` as written in the template."""
 
     method: str
     path: str
@@ -40,45 +39,32 @@ class Route:
     event_name: str
     stage: str = "Prod"
     api_id: str = "local"
-    binary_media_types: tuple[str, ...] = ()
-    cors: dict[str, Any] | None = None
     segments: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.method = self.method.upper()
-        if self.method == "ANY" or self.method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
-            self.method = "ANY"
         self.path = "/" + self.path.strip("/") if self.path.strip("/") else "/"
         self.segments = tuple(s for s in self.path.split("/") if s)
 
     def match(self, segments: list[str]) -> dict[str, str] | None:
         """Path parameters if the request path's segments fit this route's template."""
+        if len(segments) != len(self.segments):
+            return None
         params: dict[str, str] = {}
-        for i, tmpl in enumerate(self.segments):
-            if tmpl.startswith("{") and tmpl.endswith("+}"):
-                rest = segments[i:]
-                if not rest:
-                    return None
-                params[tmpl[1:-2]] = "/".join(rest)
-                return params
-            if i >= len(segments):
-                return None
+        for tmpl, seg in zip(self.segments, segments, strict=True):
             if tmpl.startswith("{") and tmpl.endswith("}"):
-                params[tmpl[1:-1]] = segments[i]
-            elif tmpl != segments[i]:
+                params[tmpl[1:-1]] = seg
+            elif tmpl != seg:
                 return None
-        return params if len(segments) == len(self.segments) else None
+        return params
 
     def specificity(self) -> tuple[int, ...]:
-        """Sort key: API Gateway prefers literal segments, then ``{param}``, then greedy ``{proxy+}``."""
-        ranks = []
-        for s in self.segments:
-            ranks.append(2 if s.endswith("+}") else 1 if s.startswith("{") else 0)
-        return (*ranks, 3)
+        """Sort key: API Gateway prefers a literal segment to a ``{param}``."""
+        return tuple(1 if s.startswith("{") else 0 for s in self.segments)
 
 
-def find_route(routes: list[Route], method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-    """(route, path parameters, whether some route has this path with another method)."""
+def find_route(routes: list[Route], method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+    """(the route with API Gateway's precedence, its path parameters), or (None, {})."""
     segments = [urllib.parse.unquote(s) for s in path.split("/") if s]
     candidates = []
     for r in routes:
@@ -86,11 +72,10 @@ def find_route(routes: list[Route], method: str, path: str) -> tuple[Route | Non
         if params is not None:
             candidates.append((r.specificity(), r, params))
     candidates.sort(key=lambda c: c[0])
-    path_known = bool(candidates)
     for _, r, params in candidates:
-        if r.method in (method, "ANY"):
-            return r, params, path_known
-    return None, {}, path_known
+        if r.method == method:
+            return r, params
+    return None, {}
 
 
 def _pairs_to_maps(pairs: list[tuple[str, str]]) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
@@ -102,11 +87,6 @@ def _pairs_to_maps(pairs: list[tuple[str, str]]) -> tuple[dict[str, str] | None,
         single[k] = v
         multi.setdefault(k, []).append(v)
     return single, multi
-
-
-def _is_binary(content_type: str, binary_media_types: tuple[str, ...]) -> bool:
-    ct = content_type.split(";")[0].strip().lower()
-    return any(fnmatch.fnmatch(ct, t.replace("~1", "/").lower()) for t in binary_media_types)
 
 
 def proxy_event(
@@ -124,12 +104,9 @@ def proxy_event(
     single_headers, multi_headers = _pairs_to_maps(headers)
     single_query, multi_query = _pairs_to_maps(query)
     lower = {k.lower(): v for k, v in headers}
-    is_b64 = bool(body) and _is_binary(lower.get("content-type", ""), route.binary_media_types)
-    if not body:
-        text: str | None = None
-    elif is_b64:
-        text = base64.b64encode(body).decode()
-    else:
+    is_b64 = False  # the API declares no binary media types: text bodies, anything else base64
+    text: str | None = None
+    if body:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -253,18 +230,14 @@ class ApiGateway:
         split = urllib.parse.urlsplit(target)
         path = split.path or "/"
         query = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
-        route, params, path_known = find_route(self.routes, method, path)
+        route, params = find_route(self.routes, method, path)
         if route is None:
             # Deployed URLs carry the stage (/v1/models/...): accept them too, like the deployed API.
             first, _, rest = path.lstrip("/").partition("/")
             if first in self.stages:
                 path = "/" + rest
-                route, params, path_known = find_route(self.routes, method, path)
+                route, params = find_route(self.routes, method, path)
         if route is None:
-            if method == "OPTIONS" and path_known:
-                cors = next((r.cors for r in self.routes if r.cors), None)
-                if cors is not None:
-                    return self._preflight(cors)
             return _json_response(403, MISSING_TOKEN)
         event = proxy_event(
             route,
@@ -286,20 +259,6 @@ class ApiGateway:
         if not inv.ok:
             return _json_response(502, INTERNAL_ERROR, request_id)
         return proxy_response(inv.result, request_id)
-
-    @staticmethod
-    def _preflight(cors: dict[str, Any]) -> HttpResponse:
-        def unquote(v: Any) -> str:
-            return str(v).strip("'")
-
-        headers = [
-            ("Access-Control-Allow-Origin", unquote(cors.get("AllowOrigin", "*"))),
-            ("Access-Control-Allow-Methods", unquote(cors.get("AllowMethods", "*"))),
-            ("Access-Control-Allow-Headers", unquote(cors.get("AllowHeaders", "*"))),
-        ]
-        if "MaxAge" in cors:
-            headers.append(("Access-Control-Max-Age", unquote(cors["MaxAge"])))
-        return HttpResponse(200, headers, b"")
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import time
 import urllib.parse
@@ -64,7 +63,7 @@ def s3_event(
     event_name: str = "ObjectCreated:Put",
     configuration_id: str = "local",
 ) -> dict[str, Any]:
-    """An S3 notification built from scratch (used by ``events`` generation; the stack uses moto's own)."""
+    """An S3 notification built from scratch (the integration tests' uploads; the stack uses moto's own)."""
     record = {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -154,37 +153,6 @@ def stream_failure_record(
             "batchSize": len(records),
             "streamArn": stream_arn,
         },
-    }
-
-
-# -- SQS ------------------------------------------------------------------------------------------------
-def sqs_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
-    """A ReceiveMessage message -> the record of a Lambda SQS event."""
-    attrs = {k: str(v) for k, v in message.get("Attributes", {}).items()}
-    msg_attrs = {}
-    for name, a in message.get("MessageAttributes", {}).items():
-        msg_attrs[name] = {
-            "stringValue": a.get("StringValue"),
-            "binaryValue": a.get("BinaryValue"),
-            "stringListValues": a.get("StringListValues", []),
-            "binaryListValues": a.get("BinaryListValues", []),
-            "dataType": a.get("DataType"),
-        }
-        if msg_attrs[name]["binaryValue"] is None:
-            del msg_attrs[name]["binaryValue"]
-        if msg_attrs[name]["stringValue"] is None:
-            del msg_attrs[name]["stringValue"]
-    body = message.get("Body", "")
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": body,
-        "attributes": attrs,
-        "messageAttributes": msg_attrs,
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
     }
 
 

@@ -72,16 +72,34 @@ def import_failure(fn: FunctionSpec, exc: BaseException, root: Path) -> str:
 
 
 def extra_providing(module: str) -> str | None:
-    """The extra of this distribution whose requirements install ``module`` (``local`` first), if any."""
+    """The extra of this distribution whose requirements install ``module`` (``local`` first), if any.
+
+    An extra that requires another of this distribution's extras (``modelsync[aws]``) provides what
+    that one provides.
+    """
     try:
         requirements = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
         return None
-    extras: list[str] = []
+    direct: dict[str, set[str]] = {}  # extra -> distributions it names
     for req in requirements:
-        match = re.match(r"\s*([A-Za-z0-9._-]+).*?extra\s*==\s*['\"]([^'\"]+)['\"]", req)
-        if match and _normalise(match.group(1)) == _normalise(module):
-            extras.append(match.group(2))
+        match = re.match(r"\s*([A-Za-z0-9._-]+)(\[[^\]]*\])?.*?extra\s*==\s*['\"]([^'\"]+)['\"]", req)
+        if not match:
+            continue
+        names = direct.setdefault(match.group(3), set())
+        if _normalise(match.group(1)) == _normalise(DISTRIBUTION) and match.group(2):
+            names.update(f"[{e.strip()}]" for e in match.group(2)[1:-1].split(","))
+        else:
+            names.add(_normalise(match.group(1)))
+
+    def provides(extra: str, seen: frozenset[str] = frozenset()) -> bool:
+        names = direct.get(extra, set())
+        if _normalise(module) in names:
+            return True
+        return any(provides(n[1:-1], seen | {extra}) for n in names
+                   if n.startswith("[") and n[1:-1] not in seen)
+
+    extras = [e for e in direct if provides(e)]
     if not extras:
         return None
     return _LOCAL_EXTRA if _LOCAL_EXTRA in extras else extras[0]

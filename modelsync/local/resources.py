@@ -1,9 +1,12 @@
 """Physical names for the template's resources, creating them in the embedded AWS, function specs.
 
-Everything comes from ``template.yaml`` through :mod:`modelsync.template`: the resources to create, their
-properties (key schema, stream, versioning, ...), the functions' environment and events. Local names
-follow :func:`modelsync.template.declared_name` (an explicit name property, else ``modelsync-<kebab>``),
-so ``modelsync local``, ``modelsync invoke`` and the sample events agree.
+The one provisioner: ``modelsync local`` and the integration tests (inside moto's ``mock_aws``) both
+create the stack with :class:`Provisioner`. Everything comes from ``template.yaml`` through
+:mod:`modelsync.template`: the resources to create, their properties (key schema, stream, versioning,
+...), the functions' environment and events. Local names follow
+:func:`modelsync.template.declared_name` (an explicit name property, else ``modelsync-<kebab>``), so
+``modelsync local``, ``modelsync invoke`` and the sample events agree. Only the resource types and
+properties template.yaml declares are created.
 """
 
 from __future__ import annotations
@@ -24,20 +27,18 @@ log = logging.getLogger("modelsync.local")
 ClientFactory = Callable[[str], Any]
 
 BUCKET = "AWS::S3::Bucket"
-TABLES = ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
+TABLE = "AWS::DynamoDB::Table"
 TOPIC = "AWS::SNS::Topic"
 QUEUE = "AWS::SQS::Queue"
-SUBSCRIPTION = "AWS::SNS::Subscription"
 FUNCTION = "AWS::Serverless::Function"
 API = "AWS::Serverless::Api"
 KMS_KEY = "AWS::KMS::Key"  # created with an alias ``alias/{name}``, which is its local !Ref
-CREATED_TYPES = (KMS_KEY, BUCKET, *TABLES, TOPIC, QUEUE, SUBSCRIPTION)
+STATE_MACHINE = "AWS::Serverless::StateMachine"  # executed by moto's ASL interpreter (see stepfunctions.py)
 
 _ARN_SERVICE = {
     "AWS::Serverless::LayerVersion": ("lambda", "layer:"),
     "AWS::Logs::LogGroup": ("logs", "log-group:"),
-    "AWS::Serverless::StateMachine": ("states", "stateMachine:"),
-    "AWS::StepFunctions::StateMachine": ("states", "stateMachine:"),
+    STATE_MACHINE: ("states", "stateMachine:"),
     "AWS::Cognito::UserPool": ("cognito-idp", "userpool/"),
 }
 
@@ -121,19 +122,6 @@ class StackNames:
                 name = direct_bucket
             elif rtype == BUCKET:
                 name = name.lower()
-            props = res.get("Properties") or {}
-            if (
-                rtype == TOPIC
-                and str(props.get("FifoTopic", "")).lower() == "true"
-                and not name.endswith(".fifo")
-            ):
-                name += ".fifo"
-            if (
-                rtype == QUEUE
-                and str(props.get("FifoQueue", "")).lower() == "true"
-                and not name.endswith(".fifo")
-            ):
-                name += ".fifo"
             if rtype == API:
                 name = lid.lower()[:10]
             self.names[lid] = name
@@ -196,7 +184,7 @@ class StackNames:
         )
 
     def attr(self, lid: str, attribute: str) -> Any:
-        """``!GetAtt lid.attribute`` for the resource types the stack uses."""
+        """``!GetAtt lid.attribute`` for the attributes template.yaml reads."""
         if (lid, attribute) in self.actual:
             return self.actual[(lid, attribute)]
         if lid not in self.names:
@@ -205,14 +193,8 @@ class StackNames:
         name, r, a = self.names[lid], self.region, self.account_id
         value: Any = None
         if rtype == BUCKET:
-            value = {
-                "Arn": f"arn:aws:s3:::{name}",
-                "DomainName": f"{name}.s3.amazonaws.com",
-                "RegionalDomainName": f"{name}.s3.{r}.amazonaws.com",
-                "DualStackDomainName": f"{name}.s3.dualstack.{r}.amazonaws.com",
-                "WebsiteURL": f"http://{name}.s3-website-{r}.amazonaws.com",
-            }.get(attribute)
-        elif rtype in TABLES:
+            value = f"arn:aws:s3:::{name}" if attribute == "Arn" else None
+        elif rtype == TABLE:
             if attribute == "Arn":
                 value = f"arn:aws:dynamodb:{r}:{a}:table/{name}"
             elif attribute == "StreamArn" and self.clients is not None:
@@ -229,8 +211,6 @@ class StackNames:
             )
         elif rtype == FUNCTION:
             value = f"arn:aws:lambda:{r}:{a}:function:{name}" if attribute == "Arn" else None
-        elif rtype == API:
-            value = {"RootResourceId": "root"}.get(attribute)
         elif attribute in ("Arn", "Name"):
             ref = self.refs[lid]
             value = ref if attribute == "Arn" and str(ref).startswith("arn:") else name
@@ -243,19 +223,17 @@ class StackNames:
                 if (lid, attribute) in self.actual and self.actual[(lid, attribute)] == arn:
                     return lid
             rtype = self.template.resources.get(lid, {}).get("Type", "")
-            if rtype in (QUEUE, BUCKET, *TABLES, FUNCTION) and self.attr(lid, "Arn") == arn:
+            if rtype in (QUEUE, BUCKET, TABLE, FUNCTION) and self.attr(lid, "Arn") == arn:
                 return lid
             if rtype == TOPIC and self.refs.get(lid) == arn:
                 return lid
         return None
 
 
-def _truthy(v: Any) -> bool:
-    return str(v).lower() == "true"
-
-
 class Provisioner:
-    """Creates the template's buckets, tables, topics, queues and subscriptions in the embedded AWS."""
+    """Creates the template's key, queue, tables, bucket, topic and state machine in the embedded AWS."""
+
+    ORDER = (KMS_KEY, QUEUE, TABLE, BUCKET, TOPIC, STATE_MACHINE)  # the state machine names the functions
 
     def __init__(self, names: StackNames, clients: ClientFactory) -> None:
         self.names = names
@@ -267,64 +245,42 @@ class Provisioner:
         return self.resolver.resolve(self.names.template.properties(lid)) or {}
 
     def provision(self) -> None:
-        t = self.names.template
-        order = (KMS_KEY, QUEUE, *TABLES, BUCKET, TOPIC, SUBSCRIPTION)
-        for rtype in order:
-            for lid in t.of_type(rtype):
-                if lid not in self.names.names:
-                    continue  # its Condition is false
-                getattr(self, "_create_" + rtype.split("::")[-1].lower())(lid)
-                self.created[lid] = rtype
+        create = {KMS_KEY: self._create_key, QUEUE: self._create_queue, TABLE: self._create_table,
+                  BUCKET: self._create_bucket, TOPIC: self._create_topic,
+                  STATE_MACHINE: self._create_state_machine}
+        for rtype in self.ORDER:
+            for lid in self.names.template.of_type(rtype):
+                if lid in self.names.names:  # else its Condition is false
+                    create[rtype](lid)
+                    self.created[lid] = rtype
 
     def _create_queue(self, lid: str) -> None:
         p = self._props(lid)
-        name = self.names.names[lid]
-        attrs: dict[str, str] = {}
-        for key in (
-            "DelaySeconds",
-            "MaximumMessageSize",
-            "MessageRetentionPeriod",
-            "ReceiveMessageWaitTimeSeconds",
-            "VisibilityTimeout",
-            "FifoQueue",
-            "ContentBasedDeduplication",
-        ):
-            if key in p:
-                attrs[key] = str(p[key]).lower() if isinstance(p[key], bool) else str(p[key])
-        if p.get("RedrivePolicy"):
-            attrs["RedrivePolicy"] = json.dumps(p["RedrivePolicy"])
-        url = self.clients("sqs").create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        retention = p.get("MessageRetentionPeriod")
+        attrs = {"MessageRetentionPeriod": str(retention)} if retention is not None else {}
+        url = self.clients("sqs").create_queue(QueueName=self.names.names[lid], Attributes=attrs)["QueueUrl"]
         self.names.refs[lid] = url
 
     def _create_table(self, lid: str) -> None:
         p = self._props(lid)
         name = self.names.names[lid]
         ddb = self.clients("dynamodb")
-        ddb.create_table(**tpl.table_create_kwargs(p, name))
-        ttl = tpl.ttl_attribute(p)
-        if ttl:
-            ddb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
-            )
-        stream = ddb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
-        if stream:
-            self.names.actual[(lid, "StreamArn")] = stream
-
-    def _create_simpletable(self, lid: str) -> None:
-        p = self._props(lid)
-        pk = p.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-        kind = {"String": "S", "Number": "N", "Binary": "B"}[str(pk.get("Type", "String"))]
-        throughput = p.get("ProvisionedThroughput")
-        self.clients("dynamodb").create_table(
-            TableName=self.names.names[lid],
-            KeySchema=[{"AttributeName": pk["Name"], "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": pk["Name"], "AttributeType": kind}],
-            **(
-                {"BillingMode": "PROVISIONED", "ProvisionedThroughput": throughput}
-                if throughput
-                else {"BillingMode": "PAY_PER_REQUEST"}
-            ),
-        )
+        kwargs: dict[str, Any] = {"TableName": name, "KeySchema": p["KeySchema"],
+                                  "AttributeDefinitions": p["AttributeDefinitions"],
+                                  "BillingMode": p.get("BillingMode", "PROVISIONED")}
+        if kwargs["BillingMode"] == "PROVISIONED":
+            kwargs["ProvisionedThroughput"] = p.get(
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
+        if p.get("StreamSpecification"):
+            kwargs["StreamSpecification"] = {"StreamEnabled": True,
+                                             "StreamViewType": p["StreamSpecification"]["StreamViewType"]}
+        desc = ddb.create_table(**kwargs)["TableDescription"]
+        ttl = p.get("TimeToLiveSpecification") or {}
+        if ttl.get("Enabled"):
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                "Enabled": True, "AttributeName": ttl["AttributeName"]})
+        if desc.get("LatestStreamArn"):
+            self.names.actual[(lid, "StreamArn")] = desc["LatestStreamArn"]
 
     def _create_bucket(self, lid: str) -> None:
         p = self._props(lid)
@@ -339,41 +295,38 @@ class Provisioner:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
 
     def _create_topic(self, lid: str) -> None:
-        p = self._props(lid)
-        attrs = {}
-        if _truthy(p.get("FifoTopic")):
-            attrs["FifoTopic"] = "true"
-        if _truthy(p.get("ContentBasedDeduplication")):
-            attrs["ContentBasedDeduplication"] = "true"
-        sns = self.clients("sns")
-        arn = sns.create_topic(Name=self.names.names[lid], Attributes=attrs)["TopicArn"]
-        self.names.refs[lid] = arn
-        for sub in p.get("Subscription") or []:
-            sns.subscribe(TopicArn=arn, Protocol=str(sub["Protocol"]), Endpoint=str(sub["Endpoint"]))
+        self.names.refs[lid] = self.clients("sns").create_topic(Name=self.names.names[lid])["TopicArn"]
 
     def _create_key(self, lid: str) -> None:
-        raw = self.names.template.properties(lid)  # its key policy names IAM roles: not applied locally
+        """Spec and usage, and the alias that is its local ``!Ref``; the key policy names IAM roles that
+        only exist in a deployed stack, so it is not applied."""
+        p = self.names.template.properties(lid)
+        kwargs = {k: self.resolver.resolve(p[k]) for k in ("KeySpec", "KeyUsage", "Description") if k in p}
         kms = self.clients("kms")
-        alias, arn, key_id = tpl.create_kms_key(kms, self.resolver, raw, self.names.names[lid])
+        meta = kms.create_key(**kwargs)["KeyMetadata"]
+        alias = f"alias/{self.names.names[lid]}"
+        kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
         self.names.refs[lid] = alias
-        self.names.actual[(lid, "Arn")], self.names.actual[(lid, "KeyId")] = arn, key_id
+        self.names.actual[(lid, "Arn")], self.names.actual[(lid, "KeyId")] = meta["Arn"], meta["KeyId"]
 
-    def _create_subscription(self, lid: str) -> None:
-        p = self._props(lid)
-        attrs: dict[str, str] = {}
-        for key in ("FilterPolicy", "RedrivePolicy"):
-            if key in p:
-                attrs[key] = p[key] if isinstance(p[key], str) else json.dumps(p[key])
-        if "FilterPolicyScope" in p:
-            attrs["FilterPolicyScope"] = str(p["FilterPolicyScope"])
-        if "RawMessageDelivery" in p:
-            attrs["RawMessageDelivery"] = str(p["RawMessageDelivery"]).lower()
-        self.clients("sns").subscribe(
-            TopicArn=str(p["TopicArn"]),
-            Protocol=str(p["Protocol"]),
-            Endpoint=str(p["Endpoint"]),
-            Attributes=attrs,
-        )
+    def _create_state_machine(self, lid: str) -> None:
+        props = self.names.template.properties(lid)
+        definition = state_machine_definition(self.resolver, props)
+        self.clients("stepfunctions").create_state_machine(
+            name=self.names.names[lid], definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{self.names.account_id}:role/{self.names.stack_name}-{lid}",
+            type=str(props.get("Type", "STANDARD")))
+
+
+def state_machine_definition(resolver: tpl.Resolver, props: Mapping[str, Any]) -> dict[str, Any]:
+    """A SAM state machine's inline ``Definition`` with its ``DefinitionSubstitutions`` applied."""
+    subs = resolver.resolve(props.get("DefinitionSubstitutions") or {}) or {}
+    text = json.dumps(props["Definition"])
+    for key, value in subs.items():
+        text = text.replace("${" + key + "}", str(value))
+    result = json.loads(text)
+    assert isinstance(result, dict)
+    return result
 
 
 def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, FunctionSpec]:
@@ -408,7 +361,6 @@ def function_specs(names: StackNames, base_dir: pathlib.Path) -> dict[str, Funct
             timeout=float(resolver.resolve(props.get("Timeout", 3))),
             memory_mb=int(resolver.resolve(props.get("MemorySize", 128))),
             events=events,
-            event_invoke_config=resolver.resolve(props.get("EventInvokeConfig")) or None,
         )
     return specs
 

@@ -20,9 +20,10 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 log = logging.getLogger("modelsync.local")
@@ -60,7 +61,6 @@ class FunctionSpec:
     timeout: float = 3.0
     memory_mb: int = 128
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    event_invoke_config: dict[str, Any] | None = None
 
     @property
     def arn(self) -> str:
@@ -177,6 +177,7 @@ class Runtime:
         self.on_invoke = on_invoke or _log_invocation
         self._lock = threading.RLock()
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
+        self._modules: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str] | None = None
         self._saved_stdout: TextIO | None = None
         self._router: _StdoutRouter | None = None
@@ -291,7 +292,13 @@ class Runtime:
             if not callable(handler):
                 raise AttributeError(f"{fn.logical_id}: {path} has no function {attr!r}")
             self._handlers[fn.logical_id] = handler
+            self._modules[fn.logical_id] = module
             return handler
+
+    def module(self, fn: FunctionSpec) -> ModuleType:
+        """The function's imported handler module (loaded if need be): tests reach its warm state."""
+        self.load(fn)
+        return self._modules[fn.logical_id]
 
     def invoke(
         self,
@@ -375,17 +382,3 @@ def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
 
 def _log_invocation(inv: Invocation, trigger: str, outcome: str) -> None:
     log.info("%s [%s] %.1f ms %s", inv.function, trigger, inv.duration_ms, outcome)
-
-
-def merge_env(*layers: Mapping[str, Any] | None) -> dict[str, str]:
-    """Merge Environment.Variables maps (later wins), values as strings like Lambda's."""
-    out: dict[str, str] = {}
-    for layer in layers:
-        for k, v in (layer or {}).items():
-            if isinstance(v, bool):
-                out[str(k)] = "true" if v else "false"
-            elif isinstance(v, dict | list):
-                out[str(k)] = json.dumps(v)
-            else:
-                out[str(k)] = str(v)
-    return out

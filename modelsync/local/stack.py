@@ -24,8 +24,9 @@ from modelsync import template as tpl
 from . import wiring
 from .apigw import ApiGateway, ApiServer, Route
 from .preflight import import_handlers, listen, port_error
-from .resources import API, TOPIC, Provisioner, StackNames, function_specs
+from .resources import TOPIC, Provisioner, StackNames, function_specs
 from .runtime import DUMMY_CREDENTIALS, FunctionSpec, Runtime, configure_logging
+from .stepfunctions import LocalStepFunctions
 
 log = logging.getLogger("modelsync.local")
 
@@ -33,7 +34,6 @@ DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 DEFAULT_BUCKET = "modelsync-models"
 INTERNAL_PREFIX = "modelsync-local-"  # internal queues (S3 notifications) are named so
-_IMPLICIT_API = ("ServerlessRestApi", "Prod")
 
 
 def make_client(name: str, *, endpoint: str | None, region: str) -> Any:
@@ -94,6 +94,7 @@ class LocalStack:
         self.functions: dict[str, FunctionSpec] = {}
         self.routes: list[Route] = []
         self.runtime: Runtime | None = None
+        self._step_functions: LocalStepFunctions | None = None
         self._moto: Any = None
         self._moto_thread: threading.Thread | None = None
         self._endpoint: str | None = None
@@ -182,6 +183,9 @@ class LocalStack:
             self._start_aws()
             self.runtime = Runtime(region=self.region, endpoint=self.endpoint)
             self.runtime.activate(route_stdout=self.route_handler_stdout)
+            # before provisioning: moto keeps executable state machines in a backend of their own
+            self._step_functions = LocalStepFunctions(self.runtime, self.functions, self._moto_port())
+            self._step_functions.start()
             self.names = StackNames.local(
                 self.template,
                 region=self.region,
@@ -194,7 +198,7 @@ class LocalStack:
             provisioner = Provisioner(self.names, self.boto3_client)
             provisioner.provision()
             self._provisioned = dict(provisioner.created)
-            self.functions = function_specs(self.names, self.template_path.parent)
+            self.functions.update(function_specs(self.names, self.template_path.parent))
             import_handlers(self.runtime, self.functions.values(), self.template_path.parent)
             self._wire()
             try:
@@ -231,6 +235,9 @@ class LocalStack:
                 self._moto_thread.join(timeout=5)
             self._moto.server_close()
             self._moto = self._moto_thread = None
+        if self._step_functions is not None:
+            self._step_functions.stop()
+            self._step_functions = None
         if self.runtime is not None:
             self.runtime.deactivate()
 
@@ -253,6 +260,9 @@ class LocalStack:
                                              name="modelsync-local-aws", daemon=True)
         self._moto_thread.start()
         self._endpoint = f"http://{host}:{port}"
+
+    def _moto_port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
 
     # -- wiring ----------------------------------------------------------------------------------------
     @property
@@ -294,27 +304,18 @@ class LocalStack:
                         self._send_failure,
                     )
                 )
-            elif b.type == "SQS":
-                arn = str(b.properties["Queue"])
-                url = self.boto3_client("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
-                self._threads.append(
-                    wiring.SqsSource(b, runtime, self.boto3_client, url, arn, self.region, self._stop)
-                )
-            elif b.type in ("Schedule", "ScheduleV2"):
+            elif b.type == "Schedule":
                 schedule = wiring.schedule_for(b, self.schedule_every)
                 if schedule is not None:
-                    rule = str(
-                        b.properties.get("Name") or f"{self.stack_name}-{b.function.logical_id}{b.name}"
-                    )[:64]
+                    rule = f"{self.stack_name}-{b.function.logical_id}{b.name}"[:64]
                     self._threads.append(
                         wiring.ScheduleSource(b, runtime, schedule, rule, self.region, self._stop)
                     )
-            elif b.type == "Api":
-                self.routes.append(self._route(b))
-            else:
+            elif b.type != "Api":
                 log.warning(
                     "%s: %s events are not emulated locally (event %s)", b.function.logical_id, b.type, b.name
                 )
+        self.routes = wiring.api_routes(self.functions, self._names)
         for bucket, bindings in s3_by_bucket.items():
             self._wire_s3(bucket, bindings)
 
@@ -334,46 +335,13 @@ class LocalStack:
             Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs}
         )
 
-    def _route(self, b: wiring.EventBinding) -> Route:
-        api_lid, stage = _IMPLICIT_API
-        rest_api = b.properties.get("RestApiId")
-        api_props: dict[str, Any] = {}
-        if rest_api is not None:
-            api_lid = next(
-                (lid for lid in self.template.of_type(API) if self._names.refs.get(lid) == rest_api),
-                str(rest_api),
-            )
-            if api_lid in self.template.resources:
-                resolver = self._names.resolver()
-                raw = self.template.properties(api_lid)
-                for key in ("StageName", "BinaryMediaTypes", "Cors"):
-                    if key in raw:
-                        api_props[key] = resolver.resolve(raw[key])
-                stage = str(api_props.get("StageName", stage))
-        cors = api_props.get("Cors")
-        if isinstance(cors, str):
-            cors = {"AllowOrigin": cors}
-        return wiring.api_route(
-            b,
-            stage=stage,
-            api_id=str(self._names.refs.get(api_lid, "local")),
-            binary_media_types=tuple(str(t) for t in api_props.get("BinaryMediaTypes") or ()),
-            cors=cors if isinstance(cors, dict) else None,
-        )
-
     def _send_failure(self, destination_arn: str, record: dict[str, Any]) -> None:
+        """A stream's OnFailure destination: an SQS queue, as template.yaml declares."""
         import json
 
-        service = destination_arn.split(":")[2] if destination_arn.count(":") >= 5 else ""
-        body = json.dumps(record)
-        if service == "sqs":
-            sqs = self.boto3_client("sqs")
-            url = sqs.get_queue_url(QueueName=destination_arn.rsplit(":", 1)[-1])["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=body)
-        elif service == "sns":
-            self.boto3_client("sns").publish(TopicArn=destination_arn, Message=body)
-        else:
-            log.warning("failure destination %s is not emulated; record: %s", destination_arn, body)
+        sqs = self.boto3_client("sqs")
+        url = sqs.get_queue_url(QueueName=destination_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
 
 
 def _primary_bucket(template: tpl.Template) -> str | None:

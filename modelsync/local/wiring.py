@@ -1,13 +1,14 @@
 """Event sources: deliver what the template's function Events declare to the handlers, as Lambda would.
 
+Only the event types template.yaml uses are emulated:
+
 - ``S3``: the bucket's notification configuration sends ObjectCreated events to an internal SQS queue
   (moto generates the S3 event JSON); a poller completes each record to AWS's shape and invokes the
-  function asynchronously (retried like an async invocation).
+  function asynchronously (retried twice, like an async invocation).
 - ``DynamoDB``: the table's stream is read with the DynamoDB Streams API and handed over in batches of
-  BatchSize, honouring ``batchItemFailures``, MaximumRetryAttempts and the OnFailure destination.
-- ``SQS``: the queue is polled and batches handed over; failed messages stay in the queue.
-- ``Schedule`` / ``ScheduleV2``: fire at the template's rate/cron (or every ``--schedule-every`` seconds).
-- ``Api``: routes for the local API Gateway (see :mod:`modelsync.local.apigw`).
+  BatchSize, honouring ``batchItemFailures``, MaximumRetryAttempts and the OnFailure (SQS) destination.
+- ``Schedule``: fires at the template's rate/cron (or every ``--schedule-every`` seconds).
+- ``Api``: the route table of the local API Gateway (see :mod:`modelsync.local.apigw`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import events as ev
 from .apigw import Route
+from .resources import API, StackNames
 from .runtime import FunctionSpec, Invocation, Runtime
 from .schedule import Schedule, parse_schedule
 
 log = logging.getLogger("modelsync.local")
 
 ClientFactory = Callable[[str], Any]
+ASYNC_RETRIES = 2  # Lambda's default for asynchronous invocations (S3 events)
 ASYNC_RETRY_DELAYS = (1.0, 2.0)  # AWS waits 1 then 2 minutes between async retries; locally seconds
 
 
@@ -126,7 +129,7 @@ class S3Source(Poller):
         self.queue_url = queue_url
         self.sqs = clients("sqs")
         self.s3 = clients("s3")
-        self.max_retries = _async_retries(binding.function)
+        self.max_retries = ASYNC_RETRIES
 
     def step(self) -> bool:
         resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
@@ -176,14 +179,6 @@ class S3Source(Poller):
         log.warning("%s: event dropped after %d retries", fn.logical_id, self.max_retries)
 
 
-def _async_retries(fn: FunctionSpec) -> int:
-    cfg = fn.event_invoke_config or {}
-    try:
-        return max(0, int(cfg.get("MaximumRetryAttempts", 2)))
-    except (TypeError, ValueError):
-        return 2
-
-
 # -- DynamoDB Streams -----------------------------------------------------------------------------------
 class StreamSource(Poller):
     """Reads a table's stream shard by shard and invokes with batches, like an event source mapping."""
@@ -210,7 +205,6 @@ class StreamSource(Poller):
         self.starting = str(p.get("StartingPosition", "LATEST")).upper()
         self.on_failure = ((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.send_failure = send_failure
-        self.enabled = str(p.get("Enabled", "true")).lower() != "false"
         self.window = float(p.get("MaximumBatchingWindowInSeconds", 0) or 0)
         self.iterators: dict[str, str | None] = {}
         self.buffers: dict[str, list[dict[str, Any]]] = {}
@@ -235,8 +229,6 @@ class StreamSource(Poller):
             self.buffers[sid] = []
 
     def step(self) -> bool:
-        if not self.enabled:
-            return False
         if time.monotonic() - self._last_discovery > 5:
             self._discover()
         busy = False
@@ -335,76 +327,9 @@ class StreamSource(Poller):
         )
 
 
-# -- SQS ------------------------------------------------------------------------------------------------
-class SqsSource(Poller):
-    """Polls a queue and invokes with batches; failed messages are left for the visibility timeout."""
-
-    def __init__(
-        self,
-        binding: EventBinding,
-        runtime: Runtime,
-        clients: ClientFactory,
-        queue_url: str,
-        queue_arn: str,
-        region: str,
-        stop: threading.Event,
-    ) -> None:
-        super().__init__(f"sqs:{binding.function.logical_id}:{binding.name}", stop)
-        p = binding.properties
-        self.binding = binding
-        self.runtime = runtime
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self.region = region
-        self.sqs = clients("sqs")
-        self.batch_size = max(1, min(int(p.get("BatchSize", 10)), 10))
-        self.report_failures = "ReportBatchItemFailures" in _as_list(p.get("FunctionResponseTypes"))
-        self.enabled = str(p.get("Enabled", "true")).lower() != "false"
-
-    def step(self) -> bool:
-        if not self.enabled:
-            return False
-        resp = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=1,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = resp.get("Messages", [])
-        if not messages:
-            return False
-        records = [ev.sqs_record(m, queue_arn=self.queue_arn, region=self.region) for m in messages]
-        inv = self.runtime.invoke(
-            self.binding.function,
-            {"Records": records},
-            trigger=f"{self.binding.label} batch of {len(records)}",
-            outcome_of=_failed_records_outcome if self.report_failures else None,
-        )
-        if not inv.ok:
-            return True
-        failed: set[str] = set()
-        failures = _batch_failures(inv.result) if self.report_failures else None
-        if failures:
-            ids = {r["messageId"] for r in records}
-            for f in failures:
-                ident = f.get("itemIdentifier") if isinstance(f, dict) else None
-                if not ident or ident not in ids:
-                    return True  # whole batch failed
-                failed.add(ident)
-        done = [
-            {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
-            for i, r in enumerate(records)
-            if r["messageId"] not in failed
-        ]
-        if done:
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
-        return True
-
-
 # -- Schedules ------------------------------------------------------------------------------------------
 class ScheduleSource(threading.Thread):
-    """Fires the function on its schedule with EventBridge's Scheduled Event (or the event's Input)."""
+    """Fires the function on its schedule with EventBridge's Scheduled Event."""
 
     def __init__(
         self,
@@ -422,8 +347,6 @@ class ScheduleSource(threading.Thread):
         self.rule_name = rule_name
         self.region = region
         self.stop_event = stop
-        raw_input = binding.properties.get("Input")
-        self.input: Any = json.loads(raw_input) if isinstance(raw_input, str) else raw_input
 
     def run(self) -> None:
         while True:
@@ -431,45 +354,40 @@ class ScheduleSource(threading.Thread):
             delay = (self.schedule.next_after(now) - now).total_seconds()
             if self.stop_event.wait(max(0.0, delay)):
                 return
-            event = (
-                self.input
-                if self.input is not None
-                else ev.scheduled_event(region=self.region, rule_name=self.rule_name)
-            )
+            event = ev.scheduled_event(region=self.region, rule_name=self.rule_name)
             self.runtime.invoke(
                 self.binding.function, event, trigger=f"{self.binding.label} {self.schedule.expression}"
             )
 
 
 def schedule_for(binding: EventBinding, every: float | None) -> Schedule | None:
-    """The schedule of a Schedule/ScheduleV2 event (None when disabled); ``every`` overrides it."""
+    """The schedule of a Schedule event (None when disabled); ``every`` overrides it."""
     p = binding.properties
-    if (
-        str(p.get("Enabled", "true")).lower() == "false"
-        or str(p.get("State", "ENABLED")).upper() == "DISABLED"
-    ):
+    if str(p.get("Enabled", "true")).lower() == "false":
         return None
-    expression = str(p.get("Schedule") or p.get("ScheduleExpression") or "")
+    expression = str(p.get("Schedule") or "")
     if every is not None:
         return Schedule(f"every {every:g}s (was {expression})", every=every)
     return parse_schedule(expression)
 
 
-def api_route(
-    binding: EventBinding,
-    stage: str,
-    api_id: str,
-    binary_media_types: tuple[str, ...],
-    cors: dict[str, Any] | None,
-) -> Route:
-    p = binding.properties
-    return Route(
-        method=str(p.get("Method", "ANY")),
-        path=str(p["Path"]),
-        function=binding.function,
-        event_name=binding.name,
-        stage=stage,
-        api_id=api_id,
-        binary_media_types=binary_media_types,
-        cors=cors,
-    )
+def api_routes(functions: Mapping[str, FunctionSpec], names: StackNames) -> list[Route]:
+    """The API Gateway route table: every function's ``Api`` events, with their RestApi's stage.
+
+    ``modelsync local`` serves it over HTTP; the integration tests hand events built from it to the
+    handlers in-process."""
+    resolver = names.resolver()
+    stage_of: dict[Any, tuple[str, str]] = {}
+    for lid in names.template.of_type(API):
+        stage = resolver.resolve(names.template.properties(lid).get("StageName", "Prod"))
+        stage_of[names.refs.get(lid)] = (str(stage), str(names.refs.get(lid)))
+    routes = []
+    for fn in functions.values():
+        for name, event in fn.events.items():
+            if event.get("Type") != "Api":
+                continue
+            p = event.get("Properties") or {}
+            stage, api_id = stage_of.get(p.get("RestApiId"), ("Prod", "local"))
+            routes.append(Route(method=str(p["Method"]), path=str(p["Path"]), function=fn, event_name=name,
+                                stage=stage, api_id=api_id))
+    return routes

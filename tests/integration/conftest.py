@@ -1,17 +1,21 @@
-"""Integration fixtures: the stack built from template.yaml inside moto, handlers loaded from their files.
+"""Integration fixtures: the stack template.yaml declares, inside moto, run by modelsync.local in-process.
 
-Nothing here restates a resource name, key schema or environment variable:
-:func:`modelsync.template.provision` creates what the template declares, and each handler gets the
-environment the template gives it.
+Nothing here restates a resource name, key schema, environment variable or route, and nothing
+re-implements the emulator: :class:`modelsync.local.resources.Provisioner` creates what the template
+declares (the state machine included), :class:`modelsync.local.runtime.Runtime` imports each handler with
+the environment the template gives it, :mod:`modelsync.local.events` builds the S3 and stream events,
+:mod:`modelsync.local.apigw` matches routes read from the template and builds the proxy events, and
+:class:`modelsync.local.stepfunctions.LocalStepFunctions` runs state machine executions (moto's ASL
+interpreter) with their Lambda tasks in the same Runtime - what ``modelsync local`` runs, minus servers.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import pathlib
-import re
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -24,13 +28,17 @@ from botocore.config import Config
 from moto import mock_aws
 
 from modelsync import template as tpl
+from modelsync.local import events as ev
+from modelsync.local.apigw import ApiGateway, find_route, proxy_event
+from modelsync.local.resources import Provisioner, StackNames, function_specs
+from modelsync.local.runtime import FunctionSpec, Runtime
+from modelsync.local.stepfunctions import LocalStepFunctions
+from modelsync.local.wiring import api_routes
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE = tpl.load(ROOT / "template.yaml")
 REGION = "us-east-1"
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-_module_ids = itertools.count()
-
 
 # -- models (trained once per session) ---------------------------------------------------------------
 
@@ -85,54 +93,50 @@ def renamed(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 @dataclass
 class Aws:
-    stack: tpl.Stack
+    names: StackNames
+    functions: dict[str, FunctionSpec]
     s3: Any
     ddb: Any
     sns: Any
     sqs: Any
     sfn: Any
     streams: Any
-    kms: Any = None
+    kms: Any
     _iterators: dict[str, str] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> Any:
-        return self.stack.refs[logical_id]
+        return self.names.refs[logical_id]
 
     def attr(self, logical_id: str, attribute: str) -> Any:
-        return self.stack.attrs[(logical_id, attribute)]
+        return self.names.attr(logical_id, attribute)
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        return dict(self.functions[logical_id].environment)
 
     @property
     def bucket(self) -> str:
         return str(self.ref("ModelsBucket"))
 
-    def put_upload(self, events: Callable[[str], dict[str, Any]], model: str, body: dict[str, Any] | bytes,
-                   filename: str = "model.json", event_name: str = "publish_good_upload") -> dict[str, Any]:
+    def put_upload(self, model: str, body: dict[str, Any] | bytes,
+                   filename: str = "model.json") -> dict[str, Any]:
         """Upload a document under incoming/{model}/ and return the S3 notification for it."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         key = f"incoming/{model}/{filename}"
         resp = self.s3.put_object(Bucket=self.bucket, Key=key, Body=raw)
-        event = events(event_name)
-        record = event["Records"][0]["s3"]
-        record["bucket"]["name"] = self.bucket
-        record["bucket"]["arn"] = f"arn:aws:s3:::{self.bucket}"
-        record["object"].update(key=key.replace(" ", "+"), size=len(raw), eTag=resp["ETag"].strip('"'),
-                                versionId=resp.get("VersionId"))
-        return event
+        return ev.s3_event(self.bucket, key, region=REGION, size=len(raw), etag=resp["ETag"],
+                           version_id=resp.get("VersionId"))
 
-    # DynamoDB stream -> Lambda event records (as the event source mapping delivers them)
     def stream_event(self, table_logical_id: str = "RegistryTable") -> dict[str, Any]:
+        """The registry stream's new records as the event source mapping delivers them (one batch)."""
         arn = self.attr(table_logical_id, "StreamArn")
         records: list[dict[str, Any]] = []
-        shards = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-        for shard in shards:
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
             sid = shard["ShardId"]
             it = self._iterators.get(sid) or self.streams.get_shard_iterator(
                 StreamArn=arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             resp = self.streams.get_records(ShardIterator=it)
             self._iterators[sid] = resp["NextShardIterator"]
-            for r in resp["Records"]:
-                records.append({**r, "eventSource": "aws:dynamodb", "awsRegion": REGION,
-                                "eventSourceARN": arn, "dynamodb": _ddb_json(r["dynamodb"])})
+            records.extend(ev.stream_record(r, arn) for r in resp["Records"])
         return {"Records": records}
 
     def subscribe_queue(self) -> str:
@@ -169,78 +173,86 @@ class Aws:
         resp = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return sorted(o["Key"] for o in resp.get("Contents", []))
 
+    def finished_execution(self, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait for a state machine execution (run by moto's interpreter in its own threads) to end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            desc: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
+            if desc["status"] != "RUNNING" or time.monotonic() > deadline:
+                return desc
+            time.sleep(0.05)
 
-def _ddb_json(change: dict[str, Any]) -> dict[str, Any]:
-    """boto3 returns the stream's wire JSON already; timestamps become epoch numbers as in Lambda."""
-    out = dict(change)
-    ts = out.get("ApproximateCreationDateTime")
-    if ts is not None and not isinstance(ts, (int, float)):
-        out["ApproximateCreationDateTime"] = int(ts.timestamp())
-    return out
+    def wait_for_executions(self) -> None:
+        for machine in self.sfn.list_state_machines()["stateMachines"]:
+            listing = self.sfn.list_executions(stateMachineArn=machine["stateMachineArn"])
+            for execution in listing["executions"]:
+                self.finished_execution(execution["executionArn"])
 
 
 _SERVICES = ("s3", "dynamodb", "sns", "sqs", "stepfunctions", "dynamodbstreams", "kms")
 
 
 @pytest.fixture(scope="package")
-def _moto() -> Iterator[tuple[Any, dict[str, Any]]]:
-    """One moto mock for this folder's tests (reset per test) and one client per service.
+def runtime() -> Runtime:
+    """The handlers' runtime for this folder: modules imported once, as a warm Lambda keeps them."""
+    return Runtime(region=REGION, endpoint=None)
+
+
+@pytest.fixture(scope="package")
+def _moto(runtime: Runtime) -> Iterator[tuple[Any, dict[str, Any], dict[str, FunctionSpec]]]:
+    """One moto mock for this folder's tests (reset per test), one client per service, and state
+    machine executions with their Lambda tasks in ``runtime`` (the functions dict is refilled per test).
 
     Creating botocore clients costs ~0.1 s each, so they are made once; moto 5 intercepts clients created
     before the mock starts. Package scope ends the mock before other folders' tests run in this worker.
     """
     mock = mock_aws()
     mock.start()
+    functions: dict[str, FunctionSpec] = {}
+    step_functions = LocalStepFunctions(runtime, functions)
+    step_functions.start()
     try:
         # moto routes DynamoDB Streams by the classic endpoint, not the account-based one botocore now picks
         no_account_endpoint = Config(account_id_endpoint_mode="disabled")
-        yield mock, {s: boto3.client(s, region_name=REGION, config=no_account_endpoint) for s in _SERVICES}
+        clients = {s: boto3.client(s, region_name=REGION, config=no_account_endpoint) for s in _SERVICES}
+        yield mock, clients, functions
     finally:
+        step_functions.stop()
         mock.stop()
 
 
 @pytest.fixture
-def aws(_moto: tuple[Any, dict[str, Any]]) -> Iterator[Aws]:
+def aws(_moto: tuple[Any, dict[str, Any], dict[str, FunctionSpec]]) -> Iterator[Aws]:
     """A fresh stack per test: moto reset, then everything template.yaml declares created again."""
-    mock, clients = _moto
+    mock, clients, functions = _moto
     mock.reset()
-    stack = tpl.provision(TEMPLATE, clients.__getitem__, region=REGION)
-    yield Aws(stack, clients["s3"], clients["dynamodb"], clients["sns"], clients["sqs"],
-              clients["stepfunctions"], clients["dynamodbstreams"], clients["kms"])
-
-
-@pytest.fixture(scope="package")
-def _handler_modules() -> dict[str, ModuleType]:
-    return {}
+    names = StackNames.local(TEMPLATE, region=REGION, endpoint=None, clients=clients.__getitem__)
+    Provisioner(names, clients.__getitem__).provision()
+    functions.clear()
+    functions.update(function_specs(names, ROOT))
+    stack = Aws(names, functions, clients["s3"], clients["dynamodb"], clients["sns"], clients["sqs"],
+                clients["stepfunctions"], clients["dynamodbstreams"], clients["kms"])
+    yield stack
+    stack.wait_for_executions()  # none may run on into the next test's stack
 
 
 @pytest.fixture
-def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch, _handler_modules: dict[str, ModuleType]
-            ) -> Callable[[str], ModuleType]:
-    """``handler("PublishFunction")`` -> that function's app module, imported from its file (CodeUri +
-    Handler) with the environment the template gives it (resolved to the moto resources).
+def handler(aws: Aws, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """``handler("PublishFunction")`` -> that function's app module, as the Runtime imported it (CodeUri +
+    Handler, the environment the template gives it, resolved to the moto resources), for direct calls.
 
-    Modules are imported once per folder (as a warm Lambda keeps them) with their model caches and
-    manifest signer caches cleared per test; the stack's names (the signing key's alias included) are
-    the same in every test, so their settings stay valid.
+    Model caches and manifest signer caches are cleared per test; the stack's names (the signing key's
+    alias included) are the same in every test, so the modules' settings stay valid.
     """
 
     def load(logical_id: str) -> ModuleType:
-        for k, v in aws.stack.function_environment(logical_id).items():
+        spec = aws.functions[logical_id]
+        for k, v in spec.environment.items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", aws.stack.refs[logical_id])
-        module = _handler_modules.get(logical_id)
-        if module is None:
-            path, attr = aws.stack.function_code(logical_id)
-            name = f"modelsync_test_{logical_id.lower()}_{next(_module_ids)}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            assert callable(getattr(module, attr))
-            _handler_modules[logical_id] = module
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", spec.physical_name)
+        module = runtime.module(spec)
         for warm_state in ("MODEL_CACHE", "SIGNER"):  # a new moto key sits behind the same alias
             cache = getattr(module, warm_state, None)
             if cache is not None:
@@ -272,79 +284,71 @@ def serialized_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(DynamoDBBackend, name, locked)
 
 
-# -- API Gateway events ------------------------------------------------------------------------------
+# -- API Gateway -------------------------------------------------------------------------------------
 
-def _resource_for(path: str) -> str:
-    for _method, route in TEMPLATE.api_routes("ScoreFunction"):
-        pattern = "^" + re.sub(r"\{[^}/]+\}", "[^/]+", route) + "$"
-        if re.match(pattern, path):
-            return route
-    return path
+API_HEADERS = {"Accept": "application/json", "Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+               "User-Agent": "modelsync-tests"}
 
 
-def api_event(events: Callable[[str], dict[str, Any]], method: str, path: str, body: Any = None,
-              query: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-              raw_body: str | None = None) -> dict[str, Any]:
-    """A REST API proxy event shaped like events/score_plain_predict.json for any route."""
-    event = events("score_plain_predict")
-    resource = _resource_for(path)
-    names = re.findall(r"\{([^}/]+)\}", resource)
-    values = [p for r, p in zip(resource.split("/"), path.split("/"), strict=False) if r.startswith("{")]
-    base_headers = {k: v for k, v in event["headers"].items() if k != "Content-Type"}
-    all_headers = {**base_headers, **(headers or {})}
-    if body is not None or raw_body is not None:
-        all_headers["Content-Type"] = "application/json"
-    event.update(
-        httpMethod=method, path=path, resource=resource, headers=all_headers,
-        multiValueHeaders={k: [v] for k, v in all_headers.items()},
-        pathParameters=dict(zip(names, values, strict=True)) or None,
-        queryStringParameters=query or None,
-        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
-        body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None))
-    event["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/v1{path}")
-    return event
-
-
-def call(app: ModuleType, event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
-    resp = app.lambda_handler(event, context)
-    body = resp.get("body")
-    parsed = json.loads(body) if body else None
-    headers = {k.lower(): v for k, v in (resp.get("headers") or {}).items()}
-    for k, v in (resp.get("multiValueHeaders") or {}).items():
-        headers.setdefault(k.lower(), v[0] if isinstance(v, list) else v)
-    return int(resp["statusCode"]), headers, parsed
+def _request(method: str, path: str, body: Any, query: dict[str, str] | None, headers: dict[str, str] | None,
+             raw_body: str | None) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(request target, headers, body bytes) of one API call, as a client would send it."""
+    all_headers = {**API_HEADERS, **(headers or {})}
+    data = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    if data is not None:
+        all_headers.setdefault("Content-Type", "application/json")
+    target = path + ("?" + urllib.parse.urlencode(query) if query else "")
+    return target, list(all_headers.items()), (data or "").encode()
 
 
 @dataclass
 class Api:
-    """Calls the Score handler with REST proxy events; returns (status, lower-cased headers, JSON body)."""
+    """The Score function behind modelsync.local's API Gateway (routes from template.yaml), in-process.
 
+    ``api(method, path, body=, query=, headers=, raw_body=)`` -> (status, lower-cased headers, JSON body),
+    through :meth:`ApiGateway.handle`; ``api.event(...)`` is the proxy event for calling ``api.app``
+    directly.
+    """
+
+    gateway: ApiGateway
     app: ModuleType
-    events: Callable[[str], dict[str, Any]]
     context: Any
 
-    def event(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
-        return api_event(self.events, method, path, **kw)
+    def event(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None, raw_body: str | None = None) -> dict[str, Any]:
+        route, params = find_route(self.gateway.routes, method, path)
+        assert route is not None, f"template.yaml declares no route {method} {path}"
+        _, header_list, data = _request(method, path, body, query, headers, raw_body)
+        return proxy_event(route, method=method, path=path, path_params=params,
+                           query=list((query or {}).items()), headers=header_list, body=data,
+                           source_ip="203.0.113.10")
 
-    def __call__(self, method: str, path: str, **kw: Any) -> tuple[int, dict[str, str], Any]:
-        return call(self.app, api_event(self.events, method, path, **kw), self.context)
+    def __call__(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None, raw_body: str | None = None
+                 ) -> tuple[int, dict[str, str], Any]:
+        target, header_list, data = _request(method, path, body, query, headers, raw_body)
+        resp = self.gateway.handle(method, target, header_list, data, "203.0.113.10")
+        lowered: dict[str, str] = {}
+        for k, v in resp.headers:
+            lowered.setdefault(k.lower(), v)
+        return resp.status, lowered, json.loads(resp.body) if resp.body else None
 
 
 @pytest.fixture
-def api(handler: Callable[[str], ModuleType], events: Callable[[str], dict[str, Any]],
-        lambda_context: Any) -> Api:
-    return Api(handler("ScoreFunction"), events, lambda_context)
+def api(aws: Aws, runtime: Runtime, handler: Callable[[str], ModuleType], lambda_context: Any) -> Api:
+    app = handler("ScoreFunction")
+    return Api(ApiGateway(api_routes(aws.functions, aws.names), runtime), app, lambda_context)
 
 
 @pytest.fixture
-def publish(aws: Aws, handler: Callable[[str], ModuleType], events: Callable[[str], dict[str, Any]],
-            lambda_context: Any) -> Callable[..., dict[str, Any]]:
+def publish(aws: Aws, handler: Callable[[str], ModuleType], lambda_context: Any
+            ) -> Callable[..., dict[str, Any]]:
     """``publish("iris", doc)`` uploads and runs Publish on the notification; returns its result."""
     app = handler("PublishFunction")
     counter = itertools.count()
 
     def run(model: str, doc: dict[str, Any] | bytes, filename: str | None = None) -> dict[str, Any]:
-        event = aws.put_upload(events, model, doc, filename or f"upload-{next(counter)}.json")
+        event = aws.put_upload(model, doc, filename or f"upload-{next(counter)}.json")
         result: dict[str, Any] = app.lambda_handler(event, lambda_context)["results"][0]
         return result
 
@@ -379,9 +383,9 @@ class _Response:
 
 @dataclass
 class DeviceHttp:
-    """An opener for modelsync_device (``open(request, timeout=...)``): ``API_BASE`` URLs go to the Score
-    handler as REST proxy events, presigned S3 URLs are served from the (moto) bucket. HTTP errors are
-    raised as ``urllib.error.HTTPError`` as urllib does. ``fail_next`` makes the next API call answer
+    """An opener for modelsync_device (``open(request, timeout=...)``): ``API_BASE`` URLs go through the
+    local API Gateway to the Score handler, presigned S3 URLs are served from the (moto) bucket. HTTP errors
+    are raised as ``urllib.error.HTTPError`` as urllib does. ``fail_next`` makes the next API call answer
     that status *after* the handler ran (a lost acknowledgement)."""
 
     api: Api
@@ -394,20 +398,16 @@ class DeviceHttp:
         import email.message
         import io
         import urllib.error
-        import urllib.parse
 
         url = request.full_url
         method = request.get_method()
         if url.startswith(API_BASE):
             parts = urllib.parse.urlsplit(url)
-            path = urllib.parse.unquote(parts.path[len(urllib.parse.urlsplit(API_BASE).path):])
-            query = dict(urllib.parse.parse_qsl(parts.query)) or None
-            headers = {k.title(): v for k, v in request.header_items()}
-            data = request.data.decode() if request.data else None
-            event = self.api.event(method, path, query=query, headers=headers, raw_body=data)
-            raw = self.api.app.lambda_handler(event, self.api.context)
-            status, body = int(raw["statusCode"]), (raw.get("body") or "").encode()
-            resp_headers = {k: v for k, v in (raw.get("headers") or {}).items()}
+            target = parts.path[len(urllib.parse.urlsplit(API_BASE).path):] + (
+                f"?{parts.query}" if parts.query else "")
+            headers = [(k.title(), v) for k, v in request.header_items()]
+            resp = self.api.gateway.handle(method, target, headers, request.data or b"", "203.0.113.10")
+            status, body, resp_headers = resp.status, resp.body, dict(resp.headers)
             if self.fail_next:
                 status, body = self.fail_next.pop(0), b'{"error": {"code": "lost", "message": "lost"}}'
         else:  # a presigned GET of the models bucket

@@ -22,7 +22,7 @@ def test_good_upload_publishes_v1_and_moves_latest(aws, handler, events, models,
     # GIVEN an empty registry and a valid iris document uploaded under incoming/iris/
     app = handler("PublishFunction")
     raw = json.dumps(models.iris).encode()
-    event = aws.put_upload(events, "iris", raw, "iris-2024-06-01.json")
+    event = aws.put_upload("iris", raw, "iris-2024-06-01.json")
 
     # WHEN the S3 notification reaches Publish
     result = app.lambda_handler(event, lambda_context)["results"][0]
@@ -51,8 +51,8 @@ def test_good_upload_publishes_v1_and_moves_latest(aws, handler, events, models,
 
 def test_second_upload_is_v2_and_latest_revision_grows(aws, handler, events, models, lambda_context):
     app = handler("PublishFunction")
-    app.lambda_handler(aws.put_upload(events, "iris", models.iris, "a.json"), lambda_context)
-    result = app.lambda_handler(aws.put_upload(events, "iris", models.iris_v2, "b.json"), lambda_context)
+    app.lambda_handler(aws.put_upload("iris", models.iris, "a.json"), lambda_context)
+    result = app.lambda_handler(aws.put_upload("iris", models.iris_v2, "b.json"), lambda_context)
     assert result["results"][0]["version"] == 2
     alias = _kinds(aws.registry_items(), "alias")[0]
     assert (alias["version"], alias["revision"]) == (2, 2)
@@ -61,7 +61,7 @@ def test_second_upload_is_v2_and_latest_revision_grows(aws, handler, events, mod
 def test_duplicate_s3_event_creates_one_version(aws, handler, events, models, lambda_context):
     # GIVEN one upload whose notification is delivered twice
     app = handler("PublishFunction")
-    event = aws.put_upload(events, "iris", models.iris)
+    event = aws.put_upload("iris", models.iris)
     first = app.lambda_handler(event, lambda_context)["results"][0]
     # WHEN the same event arrives again (Powertools idempotency answers from its table)
     second = app.lambda_handler(event, lambda_context)["results"][0]
@@ -73,7 +73,7 @@ def test_duplicate_s3_event_creates_one_version(aws, handler, events, models, la
 
 def test_duplicate_event_is_safe_without_the_idempotency_layer(aws, models):
     # The domain alone (no Powertools idempotency): the upload record keyed by bucket/key/ETag dedups.
-    settings = Settings.from_env(aws.stack.function_environment("PublishFunction"))
+    settings = Settings.from_env(aws.function_environment("PublishFunction"))
     registry = Registry(aws.ddb, settings.registry_table)
     aws.s3.put_object(Bucket=aws.bucket, Key="incoming/iris/x.json", Body=json.dumps(models.iris).encode())
     head = aws.s3.head_object(Bucket=aws.bucket, Key="incoming/iris/x.json")
@@ -86,7 +86,7 @@ def test_duplicate_event_is_safe_without_the_idempotency_layer(aws, models):
 
 def test_retry_after_crash_reuses_the_reserved_version(aws, models, monkeypatch):
     # GIVEN a publish that crashed after reserving v1 and writing the document, before the version record
-    settings = Settings.from_env(aws.stack.function_environment("PublishFunction"))
+    settings = Settings.from_env(aws.function_environment("PublishFunction"))
     registry = Registry(aws.ddb, settings.registry_table)
     aws.s3.put_object(Bucket=aws.bucket, Key="incoming/iris/x.json", Body=json.dumps(models.iris).encode())
     head = aws.s3.head_object(Bucket=aws.bucket, Key="incoming/iris/x.json")
@@ -111,7 +111,7 @@ def test_racing_uploads_get_distinct_consecutive_versions(aws, handler, events, 
                                                            serialized_dynamodb):
     # GIVEN four uploads of the same model at once
     app = handler("PublishFunction")
-    uploads = [aws.put_upload(events, "iris", models.iris, f"race-{i}.json") for i in range(4)]
+    uploads = [aws.put_upload("iris", models.iris, f"race-{i}.json") for i in range(4)]
     results: list[dict[str, Any]] = []
     barrier = threading.Barrier(len(uploads))
 
@@ -133,7 +133,7 @@ def test_racing_uploads_get_distinct_consecutive_versions(aws, handler, events, 
 
 def test_interleaved_reservations_retry_on_a_stale_counter(aws, models, monkeypatch):
     # GIVEN two uploads that both read counter 0 before either reserves (a deterministic interleaving)
-    settings = Settings.from_env(aws.stack.function_environment("PublishFunction"))
+    settings = Settings.from_env(aws.function_environment("PublishFunction"))
     registry = Registry(aws.ddb, settings.registry_table)
     for name in ("a", "b"):
         registry.claim_upload("iris", name, {})
@@ -165,7 +165,7 @@ def test_document_over_the_size_cap_is_rejected_unread(aws, handler, events, mod
     got: list[str] = []
     real_get = app.s3.get_object
     monkeypatch.setattr(app.s3, "get_object", lambda **kw: got.append(kw["Key"]) or real_get(**kw))
-    event = aws.put_upload(events, "iris", models.iris, "big.json")
+    event = aws.put_upload("iris", models.iris, "big.json")
     # WHEN it is processed
     result = app.lambda_handler(event, lambda_context)["results"][0]
     # THEN rejected with a report naming the size, the body never read, no version
@@ -187,7 +187,7 @@ def test_failed_test_vectors_are_rejected_with_the_pointer(aws, handler, events,
     labels[5] = "virginica" if labels[5] != "virginica" else "setosa"
     doc["sha256"] = content_sha256(doc)
     app = handler("PublishFunction")
-    result = app.lambda_handler(aws.put_upload(events, "iris", doc, "bad.json", "publish_bad_upload"),
+    result = app.lambda_handler(aws.put_upload("iris", doc, "bad.json"),
                                 lambda_context)["results"][0]
     # THEN rejected; the report and the outcome record carry the JSON pointer of the failing row
     assert result["status"] == "rejected"
@@ -204,23 +204,23 @@ def test_every_problem_is_reported(aws, handler, events, models, lambda_context)
     doc["sha256"] = "0" * 64
     doc["test_vectors"]["outputs"]["predict_proba"][0][0] += 0.5
     app = handler("PublishFunction")
-    result = app.lambda_handler(aws.put_upload(events, "iris", doc), lambda_context)["results"][0]
+    result = app.lambda_handler(aws.put_upload("iris", doc), lambda_context)["results"][0]
     pointers = {p["pointer"] for p in result["problems"]}
     assert "/sha256" in pointers and "/test_vectors/outputs/predict_proba/0" in pointers
 
 
 def test_name_must_match_the_upload_folder(aws, handler, events, models, lambda_context):
     app = handler("PublishFunction")
-    result = app.lambda_handler(aws.put_upload(events, "roses", models.iris), lambda_context)["results"][0]
+    result = app.lambda_handler(aws.put_upload("roses", models.iris), lambda_context)["results"][0]
     assert result["status"] == "rejected"
     assert result["problems"][0]["pointer"] == "/metadata/name"
 
 
 def test_invalid_json_and_bad_keys_are_rejected(aws, handler, events, lambda_context):
     app = handler("PublishFunction")
-    result = app.lambda_handler(aws.put_upload(events, "iris", b"{not json"), lambda_context)["results"][0]
+    result = app.lambda_handler(aws.put_upload("iris", b"{not json"), lambda_context)["results"][0]
     assert result["status"] == "rejected" and "not valid JSON" in result["problems"][0]["message"]
-    event = aws.put_upload(events, "iris", b"{}")
+    event = aws.put_upload("iris", b"{}")
     event["Records"][0]["s3"]["object"]["key"] = "incoming/loose-file.json"
     aws.s3.put_object(Bucket=aws.bucket, Key="incoming/loose-file.json", Body=b"{}")
     result = app.lambda_handler(event, lambda_context)["results"][0]
@@ -241,6 +241,6 @@ def test_require_approval_leaves_latest_alone(aws, handler, events, models, lamb
 
     app = handler("PublishFunction")
     monkeypatch.setattr(app, "SETTINGS", dataclasses.replace(app.SETTINGS, require_approval=True))
-    result = app.lambda_handler(aws.put_upload(events, "iris", models.iris), lambda_context)["results"][0]
+    result = app.lambda_handler(aws.put_upload("iris", models.iris), lambda_context)["results"][0]
     assert result["status"] == "published" and result["version"] == 1 and not result["latest_moved"]
     assert not _kinds(aws.registry_items(), "alias")

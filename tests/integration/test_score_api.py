@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -22,7 +23,9 @@ def _error(body: dict) -> tuple[str, str]:
 # -- empty registry, unknown models, health ---------------------------------------------------------
 
 def test_empty_registry(api):
-    assert api("GET", "/models") == (200, {"content-type": "application/json"}, {"models": []})
+    # the handler's one header, and the request id API Gateway adds
+    assert api("GET", "/models") == (200, {"content-type": "application/json", "x-amzn-requestid": ANY},
+                                     {"models": []})
     status, _, body = api("GET", "/models/iris")
     assert status == 404 and _error(body)[0] == "model_not_found"
     status, _, body = api("POST", "/models/iris/predict", body={"instances": [IRIS_ROWS[0]]})
@@ -49,8 +52,12 @@ def test_known_model_without_a_published_version_is_503(api, publish, models):
 
 
 def test_unknown_route_and_invalid_json(api, publish, models):
+    # API Gateway answers a route the template does not declare; the handler has its own 404 behind it
     status, _, body = api("GET", "/nothing/here")
-    assert status == 404 and _error(body)[0] == "route_not_found"
+    assert status == 403 and body == {"message": "Missing Authentication Token"}
+    event = api.event("GET", "/models") | {"path": "/nothing/here", "resource": "/nothing/here"}
+    resp = api.app.lambda_handler(event, api.context)
+    assert resp["statusCode"] == 404 and _error(json.loads(resp["body"]))[0] == "route_not_found"
     publish("iris", models.iris)
     status, _, body = api("POST", "/models/iris/predict", raw_body="{not json")
     assert status == 400 and "not valid JSON" in _error(body)[1]

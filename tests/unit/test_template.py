@@ -1,4 +1,4 @@
-"""modelsync.template: the CloudFormation-aware reader, and what template.yaml promises."""
+"""modelsync.template: the reader (cfn-lint's decoder, the resolver), and what template.yaml promises."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pathlib
 import pytest
 
 from modelsync import template as tpl
+from modelsync.local.resources import state_machine_definition
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 T = tpl.load(ROOT / "template.yaml")
@@ -35,24 +36,29 @@ def test_resolver_evaluates_intrinsics_and_conditions():
     t = tpl.Template(tpl.loads("""
 Parameters:
   Mode: {Type: String, Default: A}
-  Names: {Type: CommaDelimitedList, Default: "x,y"}
 Conditions:
   IsA: !Equals [!Ref Mode, A]
-  NotA: !Not [!Condition IsA]
 Resources:
   Bucket: {Type: AWS::S3::Bucket}
 """))
     r = tpl.Resolver(t, refs={"Bucket": "b1"}, attrs={("Bucket", "Arn"): "arn:aws:s3:::b1"})
     value = {"k": tpl.loads("v: !If [IsA, !Sub '${Bucket}-${AWS::Region}', other]")["v"],
              "gone": {"Fn::If": ["IsA", {"Ref": "AWS::NoValue"}, 1]},
-             "list": [{"Fn::If": ["NotA", 1, {"Ref": "AWS::NoValue"}]}, 2],
-             "join": {"Fn::Join": ["/", {"Ref": "Names"}]},
-             "sub": {"Fn::Sub": ["${X}:${Bucket.Arn}:${!Literal}", {"X": {"Ref": "AWS::AccountId"}}]}}
-    assert r.resolve(value) == {"k": "b1-us-east-1", "list": [2], "join": "x/y",
+             "list": [{"Fn::If": ["IsA", {"Ref": "AWS::NoValue"}, 1]}, 2],
+             "sub": {"Fn::Sub": "${AWS::AccountId}:${Bucket.Arn}:${!Literal}"},
+             "att": {"Fn::GetAtt": ["Bucket", "Arn"]}}
+    assert r.resolve(value) == {"k": "b1-us-east-1", "list": [2], "att": "arn:aws:s3:::b1",
                                 "sub": "123456789012:arn:aws:s3:::b1:${Literal}"}
-    assert tpl.Resolver(t, parameters={"Mode": "B"}).condition("NotA") is True
+    assert tpl.Resolver(t, parameters={"Mode": "B"}).condition("IsA") is False
     with pytest.raises(tpl.TemplateError):
         r.resolve({"Ref": "Missing"})
+    with pytest.raises(tpl.TemplateError, match="does not use it"):
+        r.resolve({"Fn::Join": [",", ["a"]]})
+
+
+def test_malformed_template_is_refused():
+    with pytest.raises(tpl.TemplateError):
+        tpl.loads("Resources: [unclosed")
 
 
 def test_globals_merge_into_functions():
@@ -85,7 +91,7 @@ def test_every_function_environment_resolves():
 def test_publish_is_wired_to_incoming_uploads():
     (event,) = T.function_events("PublishFunction", "S3").values()
     assert event["Properties"]["Bucket"] == {"Ref": "ModelsBucket"}
-    assert tpl.s3_event_rules(event) == {"prefix": "incoming/"}
+    assert event["Properties"]["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}}
 
 
 def test_notify_stream_settings():
@@ -155,10 +161,13 @@ def test_auth_mode_conditions():
 
 def test_state_machine_definition_uses_the_batch_function():
     r = tpl.Resolver(T, attrs={("BatchFunction", "Arn"): "arn:fn"})
-    definition = tpl.state_machine_definition(r, T.properties("BatchStateMachine"))
+    definition = state_machine_definition(r, T.properties("BatchStateMachine"))
     text = json.dumps(definition)
     assert "${" not in text and text.count("arn:fn") == 3
-    assert definition["States"]["ScoreChunks"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    chunks = definition["States"]["ScoreChunks"]
+    assert chunks["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    # moto's ASL grammar (the local stack runs this machine) refuses 0, which is the default anyway
+    assert "ToleratedFailurePercentage" not in chunks
 
 
 def test_manifest_signing_key_is_narrow():
