@@ -424,16 +424,14 @@ def _proba_wanted(model: Model, proba: bool | None) -> bool:
 
 
 def _main_width(model: Model) -> int:
-    """How many columns the main output has, found by scoring the document's first test vector."""
+    """How many columns the main output has: the shape of the document's test-vector outputs for that
+    method (validation checks the scorer reproduces them), read without scoring anything."""
     tv = model.document.get("test_vectors")
-    inputs = tv.get("inputs") if isinstance(tv, dict) else None
-    if isinstance(inputs, list) and inputs:
-        method = model.predict if model.supports("predict") else model.transform
-        try:
-            out = np.asarray(method(inputs[:1]))
-        except (InvalidInput, ValueError, ArithmeticError):
-            return 1
-        return 1 if out.ndim <= 1 else int(out.shape[1])
+    outputs = tv.get("outputs") if isinstance(tv, dict) else None
+    method = "predict" if model.supports("predict") else "transform"
+    rows = outputs.get(method) if isinstance(outputs, dict) else None
+    if isinstance(rows, list) and rows and isinstance(rows[0], list):
+        return len(rows[0])
     return 1
 
 

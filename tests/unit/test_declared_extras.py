@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"scorer", "modelsync", "app"}
+FIRST_PARTY = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()} | {"app"}  # app: handlers
 # the extra that installs each part (folders and files relative to the repository root)
 PARTS: dict[str, list[str]] = {
     "aws": ["functions", "modelsync/service"],
