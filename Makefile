@@ -7,12 +7,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck sam-validate sam-build bench clean help
+.PHONY: demo test lint typecheck sam-validate sam-build bench clean help conformance test-js
 
 help:
 	@echo "make demo   - run the end-to-end tour on the local stack (no AWS account, no Docker)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/ and rewrite bench/RESULTS.md"
+	@echo "make conformance - regenerate the conformance kit in conformance/"
+	@echo "make test-js - run the JavaScript scorer's tests (node --test)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -33,6 +35,16 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(MAKE) test-js
+
+# The conformance kit (conformance/): documents, rows and scikit-learn's outputs for every model type.
+conformance: $(STAMP)
+	$(PY) conformance/generate.py
+
+# The JavaScript scorer against the conformance kit (Node 20+, no npm install needed).
+test-js:
+	@command -v node >/dev/null 2>&1 || { echo "need node (20+) on PATH"; exit 1; }
+	node --test scorer-js/test/
 
 # Needs aws-sam-cli, kept in its own venv: its pins fight with moto's.
 $(VENV)-sam/bin/sam:
