@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -86,3 +88,109 @@ def test_kit_is_small_and_index_lists_every_file() -> None:
     on_disk = {str(p.relative_to(KIT)) for p in KIT.glob("*/*.json")}
     assert listed == on_disk
     assert sum((KIT / f).stat().st_size for f in listed) < 4_000_000
+
+
+# -- the JavaScript command line against `modelsync predict`, on models exported outside the kit ------
+
+NODE = shutil.which("node")
+JS_CLI = KIT.parent / "scorer-js" / "bin" / "modelsync-score.mjs"
+
+
+def _cli_models() -> dict[str, tuple[Any, Any, bool]]:
+    """name -> (fitted estimator, frame of rows to score, whether to ask for --proba)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.cluster import KMeans
+    from sklearn.compose import make_column_transformer
+    from sklearn.datasets import load_diabetes, load_iris
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        IsolationForest,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.svm import SVC
+
+    iris = load_iris(as_frame=True)
+    Xi, yi = iris.data, iris.target
+    yi_s = np.array(iris.target_names)[yi]
+    diab = load_diabetes(as_frame=True)
+    Xd, yd = diab.data.iloc[:, :5], diab.target
+    rng = np.random.default_rng(7)
+    Xm = pd.DataFrame({"colour": rng.choice(["red", "green", "blue"], 200), "x": rng.normal(size=200)})
+    ym = np.where((Xm["colour"] == "red") ^ (Xm["x"] > 0), "yes", "no")
+    Xn = Xi.mask(rng.random(Xi.shape) < 0.1)
+    ct = make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["colour"]),
+                                 (StandardScaler(), ["x"]))
+    return {
+        "gbc_strings": (GradientBoostingClassifier(n_estimators=20, random_state=0).fit(Xi, yi_s), Xi, True),
+        "rf_regressor": (RandomForestRegressor(n_estimators=10, random_state=0).fit(Xd, yd), Xd, False),
+        "ct_logreg": (make_pipeline(ct, LogisticRegression()).fit(Xm, ym), Xm, True),
+        "hgb_nan": (HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(Xn, yi), Xn, True),
+        "kmeans": (KMeans(4, n_init=2, random_state=0).fit(Xd), Xd, False),
+        "isolation_forest": (IsolationForest(n_estimators=10, random_state=0).fit(Xd), Xd, False),
+        "mlp": (MLPClassifier((8,), max_iter=50, random_state=0).fit(Xi, yi), Xi, True),
+        "svc": (SVC(probability=True, random_state=0).fit(Xi, yi_s), Xi, True),
+        "knn_multi": (KNeighborsRegressor(3).fit(Xd, np.c_[yd, yd / 3]), Xd, False),
+        "pca": (PCA(3).fit(Xd), Xd, False),
+    }
+
+
+# Outputs without exp/log or reassociated sums: the two command lines write the same bytes.
+EXACT_CLI = frozenset({"gbc_strings", "rf_regressor", "kmeans", "isolation_forest", "knn_multi"})
+
+
+def _same_cell(js: str, py: str) -> bool:
+    if js == py:
+        return True
+    try:
+        a, b = float(js), float(py)
+    except ValueError:
+        return False
+    return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+@pytest.mark.skipif(NODE is None, reason="node (20+) is not installed")
+def test_js_command_line_matches_modelsync_predict(tmp_path: pathlib.Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from modelsync import cli
+    from modelsync.export import export_model
+
+    warnings.simplefilter("ignore")
+    for name, (est, X, proba) in _cli_models().items():
+        doc_path = tmp_path / f"{name}.json"
+        doc = export_model(est, X.iloc[:40], name, n_test_vectors=5)
+        doc_path.write_text(json.dumps(doc), encoding="utf-8")
+        data = X.iloc[::3].copy()
+        data.insert(0, "id", [f"r{i}" for i in range(len(data))])
+        csv_path = tmp_path / f"{name}.csv"
+        data.to_csv(csv_path, index=False)
+        args = ["predict", str(doc_path), str(csv_path)] + (["--proba"] if proba else [])
+        capsys.readouterr()
+        assert cli.main(args) == 0
+        want = capsys.readouterr().out
+        got = subprocess.run([NODE, str(JS_CLI), *args], capture_output=True, text=True, check=False,
+                             timeout=120)
+        assert got.returncode == 0, got.stderr
+        if name in EXACT_CLI:  # trees, labels, distances: byte for byte
+            assert got.stdout == want, name
+            continue
+        js_lines, py_lines = got.stdout.splitlines(), want.splitlines()
+        assert js_lines[0] == py_lines[0], name  # the same columns
+        assert len(js_lines) == len(py_lines), name
+        label = py_lines[0].split(",").index("prediction") if "prediction" in py_lines[0].split(",") else None
+        for js_line, py_line in zip(js_lines[1:], py_lines[1:], strict=True):
+            js_cells, py_cells = js_line.split(","), py_line.split(",")
+            assert len(js_cells) == len(py_cells), (name, js_line, py_line)
+            same = all(_same_cell(a, b) for a, b in zip(js_cells, py_cells, strict=True))
+            assert same, (name, js_line, py_line)
+            if label is not None:
+                assert js_cells[label] == py_cells[label], (name, js_line, py_line)
