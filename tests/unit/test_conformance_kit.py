@@ -177,7 +177,7 @@ def test_js_command_line_matches_modelsync_predict(tmp_path: pathlib.Path,
         capsys.readouterr()
         assert cli.main(args) == 0
         want = capsys.readouterr().out
-        got = subprocess.run([NODE, str(JS_CLI), *args], capture_output=True, text=True, check=False,
+        got = subprocess.run([str(NODE), str(JS_CLI), *args], capture_output=True, text=True, check=False,
                              timeout=120)
         assert got.returncode == 0, got.stderr
         if name in EXACT_CLI:  # trees, labels, distances: byte for byte
