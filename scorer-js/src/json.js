@@ -11,6 +11,8 @@ function fail(msg) {
 
 /** Parse strict JSON text; the root must be an object. Recursion is bounded by MAX_NESTING_DEPTH. */
 export function parseStrict(text) {
+  const bigIntegers = [];
+  const path = [];
   let i = 0;
   const n = text.length;
   const ws = () => {
@@ -35,12 +37,14 @@ export function parseStrict(text) {
         ws();
         if (text[i] !== '"') fail(`expected a string key at offset ${i}`);
         const key = string();
+        path.push(key);
         if (seen.has(key)) fail(`duplicate key '${key}' in an object`);
         seen.add(key);
         ws();
         if (text[i] !== ":") fail(`expected ':' at offset ${i}`);
         i++;
         const v = value(depth + 1);
+        path.pop();
         Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
         ws();
         if (text[i] === ",") { i++; continue; }
@@ -55,7 +59,9 @@ export function parseStrict(text) {
       ws();
       if (text[i] === "]") { i++; return arr; }
       for (;;) {
+        path.push(arr.length);
         arr.push(value(depth + 1));
+        path.pop();
         ws();
         if (text[i] === ",") { i++; continue; }
         if (text[i] === "]") { i++; return arr; }
@@ -74,6 +80,7 @@ export function parseStrict(text) {
     i += m[0].length;
     const num = Number(m[0]);
     if (!Number.isFinite(num)) fail(`number ${m[0]} overflows a double`);
+    if (!m[2] && !m[3] && Math.abs(num) > MAX_SAFE) bigIntegers.push(path.map((p) => "/" + String(p).replaceAll("~", "~0").replaceAll("/", "~1")).join(""));
     return num;
   };
   const string = () => {
@@ -104,6 +111,7 @@ export function parseStrict(text) {
   if (root === null || typeof root !== "object" || Array.isArray(root)) {
     throw new InvalidModel(`document must be a JSON object, got ${jsonType(root)}`, "");
   }
+  if (bigIntegers.length) BIG_INTEGERS.set(root, bigIntegers);
   return root;
 }
 
@@ -133,6 +141,9 @@ export function decodeUtf8(bytes) {
 
 // ---------------------------------------------------------------- RFC 8785 canonical form
 const MAX_SAFE = 2 ** 53;
+// Pointers of integer literals (no fraction, no exponent) beyond 2^53 in documents parseStrict read:
+// JavaScript numbers cannot tell 1e21 from 1000000000000000000000, the text can.
+const BIG_INTEGERS = new WeakMap();
 
 /** The canonical JSON text (RFC 8785) of a value; refuses non-finite numbers and integers beyond 2^53. */
 export function canonicalJson(value, pointer = "") {
@@ -141,9 +152,6 @@ export function canonicalJson(value, pointer = "") {
   if (value === false) return "false";
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new InvalidModel("non-finite numbers have no JSON form", pointer);
-    if (Number.isInteger(value) && Math.abs(value) > MAX_SAFE) {
-      throw new InvalidModel("integers beyond 2^53 have no canonical form", pointer);
-    }
     return Object.is(value, -0) ? "0" : String(value);
   }
   if (typeof value === "string") return JSON.stringify(value);
@@ -157,6 +165,8 @@ export function canonicalJson(value, pointer = "") {
 
 /** sha256 (hex) of the canonical bytes of the document without its `sha256` member. */
 export function contentSha256(doc) {
+  const big = (BIG_INTEGERS.get(doc) || []).filter((p) => !p.startsWith("/sha256"));
+  if (big.length) throw new InvalidModel("integers beyond 2^53 have no canonical form", big[0]);
   const rest = {};
   for (const k of Object.keys(doc)) if (k !== "sha256") rest[k] = doc[k];
   return sha256Hex(new TextEncoder().encode(canonicalJson(rest)));

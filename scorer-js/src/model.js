@@ -176,7 +176,7 @@ export function toMatrix(X, features) {
   const names = features.map((f) => f.name);
   let rows;
   if (Array.isArray(X)) {
-    if (X.length && !Array.isArray(X[0]) && isObject(X[0])) {
+    if (X.length && isObject(X[0]) && !ArrayBuffer.isView(X[0])) {
       rows = X.map((rec, r) => {
         if (!isObject(rec)) throw new InvalidInput(`row ${r}: expected an object keyed by feature name`, r);
         checkNames(Object.keys(rec), names, r);
