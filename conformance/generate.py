@@ -14,11 +14,13 @@ Run: ``python conformance/generate.py [--out conformance]``.
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import pathlib
 import shutil
 import sys
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -883,6 +885,45 @@ def _invalid(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     mutate("block_bad_dtype", comp, "/estimator/coef", block, "/estimator/coef/dtype", "unknown dtype")
     mutate("missing_feature_name", lin, "/input/features/1/name", "", "/input/features/1/name",
            "empty feature name")
+    # a node with two parents: the right child of the root also the left child of its left child
+    left, right = list(t["children_left"]), list(t["children_right"])
+    two = copy.deepcopy(tree)
+    split = next(i for i in range(1, len(left)) if left[i] != -1)
+    right_list = list(right)
+    right_list[split] = left[split]
+    mutate("tree_node_two_parents", two, "/estimator/tree/children_right", right_list,
+           f"/estimator/tree/children_right/{split}", "a node that is the child of two splits")
+    big = dict(comp["estimator"]["coef"])
+    big["shape"] = [100_000_000]
+    mutate("declared_shape_too_large", comp, "/estimator/coef", big, "/estimator/coef/shape",
+           "a block declaring more elements than the limit (refused before decoding)")
+    bomb = {"encoding": "base64-zlib", "dtype": "float64", "shape": [2, 5],
+            "data": base64.b64encode(zlib.compress(bytes(1 << 20), 9)).decode("ascii")}
+    mutate("zlib_bomb", comp, "/estimator/coef", bomb, "/estimator/coef/data",
+           "zlib data inflating beyond the declared shape")
+    nested: dict[str, Any] = copy.deepcopy(lin["estimator"])
+    for _ in range(17):
+        nested = {"type": "pipeline", "steps": [{"name": "s", "estimator": nested}]}
+    deep_ptr = "/estimator" + "/steps/0/estimator" * 17  # the 17th nested node
+    mutate("estimators_nested_too_deep", lin, "/estimator", nested, deep_ptr, "more than 16 nested estimators")
+    no_out = copy.deepcopy(lin)
+    del no_out["test_vectors"]["outputs"]["predict"]
+    no_out["test_vectors"]["outputs"]["transform"] = [[0.0]]
+    mutate("test_vectors_missing_method", no_out, "/metadata/name", no_out["metadata"]["name"],
+           "/test_vectors/outputs/predict", "a listed method without test vector outputs")
+    pipe = docs["column_transformer_pipeline_logreg"]
+    mutate("column_out_of_range", pipe, "/estimator/steps/0/estimator/transformers/0/columns", [0, 9],
+           "/estimator/steps/0/estimator/transformers/0/columns", "a column index beyond n_features_in")
+    svc = docs["svc_multiclass_ovr_poly"]
+    mutate("svc_negative_n_support", svc, "/estimator/n_support", [-1, 1, 0], "/estimator/n_support/0",
+           "a negative support-vector count")
+    hgb = copy.deepcopy(docs["hist_gradient_boosting_classifier_categorical"])
+    t0 = hgb["estimator"]["trees"][0]
+    bits = np.frombuffer(base64.b64decode(t0["category_bitsets"]["data"]), dtype=np.uint8).copy()
+    bits[31] = 0x80  # category index 255 of the first categorical split: beyond its 4 categories
+    t0["category_bitsets"]["data"] = base64.b64encode(bits.tobytes()).decode("ascii")
+    mutate("hgb_bitset_beyond_categories", hgb, "/metadata/name", hgb["metadata"]["name"],
+           "/estimator/trees/0/category_split/0", "a categorical split sending an impossible category left")
     # texts that are not strict JSON
     text = json.dumps(lin, separators=(",", ":"))
     dup = text.replace('{"format_version":"1.0",', '{"format_version":"1.0","format_version":"1.0",', 1)

@@ -55,7 +55,7 @@ function loadTree(node, ctx, p, valueShape, categorical = null) {
       const ncat = categorical.get(feature[i]).length;
       const row = bits.row(split[i]);
       for (let c = ncat; c < 256; c++) {
-        if ((row[c >> 3] >> (c & 7)) & 1) throw ctx.fail(`bitset holds category index ${c}, the column has ${ncat} categories`, "category_bitsets", split[i]);
+        if ((row[c >> 3] >> (c & 7)) & 1) throw ctx.fail(`the bitset of node ${i} holds category index ${c}, the column has ${ncat} categories`, "category_split", i);
       }
     }
     tree.split = split;
