@@ -130,3 +130,14 @@ test("CSV helpers: Python's float repr, RFC 4180 cells", () => {
   for (const [v, s] of cases) assert.equal(pyFloat(v), s, `${v}`);
   assert.deepEqual(parseCsv('a,b\r\n"x,1","say ""hi"""\n\n3,\n'), [["a", "b"], ["x,1", 'say "hi"'], ["3", ""]]);
 });
+
+test("the scorer core imports no Node-only module (it runs unchanged in browsers)", async () => {
+  const { readdirSync } = await import("node:fs");
+  const files = ["index.js", ...readdirSync(ROOT + "scorer-js/src").filter((f) => f.endsWith(".js")).map((f) => `src/${f}`),
+    ...readdirSync(ROOT + "scorer-js/src/models").map((f) => `src/models/${f}`)];
+  assert.ok(files.length > 10);
+  for (const f of files) {
+    const text = readFileSync(ROOT + "scorer-js/" + f, "utf8");
+    assert.doesNotMatch(text, /from\s+["']node:|require\(|\bprocess\.|\bBuffer\b/, f);
+  }
+});
