@@ -171,12 +171,32 @@ class TreeRegressor extends Estimator {
 }
 
 // ---------------------------------------------------------------- gradient boosting
-class GradientBoosting extends Estimator {
+/** Shared by GradientBoosting* and HistGradientBoosting*: raw scores -> methods. */
+class Boosting extends Estimator {
   constructor(node, ctx, classifier) {
     super(classifier ? ["predict", "predict_proba", "decision_function"] : ["predict"]);
-    const p = base(this, node, ctx);
+    this.p = base(this, node, ctx);
     this.classifier = classifier;
     if (classifier) this.classes = loadClasses(node, ctx, 2);
+  }
+  decisionFunction(X) { return this.raw(X).map((r) => (this.K === 1 ? r[0] : r)); }
+  predict(X) {
+    if (!this.classifier) return this.raw(X).map((r) => this.link(r[0]));
+    return this.raw(X).map((r) => this.classes[this.K === 1 ? (this.positive(r[0]) ? 1 : 0) : argmax(r)]);
+  }
+  predictProba(X) {
+    return this.raw(X).map((r) => {
+      if (this.K > 1) return softmax(r);
+      const p = expit(this.loss === "exponential" ? 2 * r[0] : r[0]);
+      return [1 - p, p];
+    });
+  }
+}
+
+class GradientBoosting extends Boosting {
+  constructor(node, ctx, classifier) {
+    super(node, ctx, classifier);
+    const p = this.p;
     this.loss = ctx.string(node, "loss", undefined, classifier ? ["log_loss", "exponential"] : ["squared_error", "absolute_error", "huber", "quantile"]);
     if (this.loss === "exponential" && this.classes.length !== 2) throw ctx.fail("exponential loss needs two classes", "loss");
     this.K = classifier && this.classes.length > 2 ? this.classes.length : 1;
@@ -198,26 +218,14 @@ class GradientBoosting extends Estimator {
       return raw;
     });
   }
-  decisionFunction(X) { return this.raw(X).map((r) => (this.K === 1 ? r[0] : r)); }
-  predict(X) {
-    if (!this.classifier) return this.raw(X).map((r) => r[0]);
-    return this.raw(X).map((r) => this.classes[this.K === 1 ? (r[0] >= 0 ? 1 : 0) : argmax(r)]);
-  }
-  predictProba(X) {
-    return this.raw(X).map((r) => {
-      if (this.K > 1) return softmax(r);
-      const p = expit(this.loss === "exponential" ? 2 * r[0] : r[0]);
-      return [1 - p, p];
-    });
-  }
+  link(raw) { return raw; }
+  positive(raw) { return raw >= 0; } // note >=: scikit-learn's GradientBoostingClassifier
 }
 
-class HistGradientBoosting extends Estimator {
+class HistGradientBoosting extends Boosting {
   constructor(node, ctx, classifier) {
-    super(classifier ? ["predict", "predict_proba", "decision_function"] : ["predict"]);
-    const p = base(this, node, ctx);
-    this.classifier = classifier;
-    if (classifier) this.classes = loadClasses(node, ctx, 2);
+    super(node, ctx, classifier);
+    const p = this.p;
     this.loss = ctx.string(node, "loss", undefined, classifier ? ["log_loss"] : ["squared_error", "absolute_error", "quantile", "poisson", "gamma"]);
     this.K = classifier && this.classes.length > 2 ? this.classes.length : 1;
     this.baseline = Array.from(ctx.array(node, "baseline", { ndim: 1, shape: [this.K] }).data);
@@ -271,18 +279,8 @@ class HistGradientBoosting extends Estimator {
       return raw;
     });
   }
-  decisionFunction(X) { return this.raw(X).map((r) => (this.K === 1 ? r[0] : r)); }
-  predict(X) {
-    if (!this.classifier) return this.raw(X).map((r) => (this.loss === "poisson" || this.loss === "gamma" ? Math.exp(r[0]) : r[0]));
-    return this.raw(X).map((r) => this.classes[this.K === 1 ? (r[0] > 0 ? 1 : 0) : argmax(r)]);
-  }
-  predictProba(X) {
-    return this.raw(X).map((r) => {
-      if (this.K > 1) return softmax(r);
-      const p = expit(r[0]);
-      return [1 - p, p];
-    });
-  }
+  link(raw) { return this.loss === "poisson" || this.loss === "gamma" ? Math.exp(raw) : raw; }
+  positive(raw) { return raw > 0; } // note >, unlike GradientBoosting
 }
 
 // ---------------------------------------------------------------- isolation forest
