@@ -799,6 +799,128 @@ def _km() -> Any:
                                                                                    "transform": DEFAULT}
 
 
+# ---------------------------------------------------------------- more options
+@case("linear_regression_no_intercept_input_errors", "fit_intercept=False; rows a scorer must refuse")
+def _lr_noint() -> Any:
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _diabetes(3)
+    errors = [([0.01, None, 0.02], X.columns[1]), ([0.01, 0.02, "abc"], X.columns[2])]
+    return LinearRegression(fit_intercept=False).fit(X, y), _pick(X, 6), {"predict": DEFAULT}, \
+        {"errors": errors}
+
+
+@case("standard_scaler_without_mean", "with_mean=False: no mean field")
+def _std_nomean() -> Any:
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = _diabetes(3)
+    return StandardScaler(with_mean=False).fit(X), _pick(X, 6), {"transform": DEFAULT}, {"compact": False}
+
+
+@case("polynomial_min_degree")
+def _poly_min() -> Any:
+    from sklearn.preprocessing import PolynomialFeatures
+
+    X, _ = _diabetes(3)
+    return PolynomialFeatures(degree=(2, 3)).fit(X), _pick(X, 6), {"transform": DEFAULT}
+
+
+@case("simple_imputer_sentinel_constant", "missing_values=-1 (a sentinel), strategy='constant'")
+def _imp_sentinel() -> Any:
+    from sklearn.impute import SimpleImputer
+
+    rng = _rng(11)
+    X = _frame(rng.integers(-1, 5, size=(40, 3)).astype(float))
+    rows = X.iloc[:8]
+    errors = [([1.0, None, 2.0], "x1")]
+    return SimpleImputer(missing_values=-1, strategy="constant", fill_value=9.5).fit(X), rows, \
+        {"transform": EXACT}, {"errors": errors}
+
+
+@case("ordinal_encoder_missing_category", "NaN seen at fit encoded as encoded_missing_value")
+def _ord_nan() -> Any:
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X, _ = _mixed()
+    cols = X[["colour", "size"]]
+    m = OrdinalEncoder(encoded_missing_value=-2, handle_unknown="error").fit(cols)
+    rows = _mixed_rows(X)[["colour", "size"]].iloc[:14]
+    rows.iloc[3, 0] = None
+    errors = [(["purple", "S"], "colour"), (["red", "XL"], "size")]
+    return m, rows, {"transform": EXACT}, {"errors": errors}
+
+
+@case("one_hot_encoder_error_unknown", "handle_unknown='error': unseen categories are input errors")
+def _ohe_err() -> Any:
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, _ = _mixed()
+    cols = X[["size"]]
+    m = OneHotEncoder(handle_unknown="error", drop="first", sparse_output=False).fit(cols)
+    return m, cols.iloc[:6], {"transform": EXACT}, {"errors": [(["XL"], "size")]}
+
+
+@case("gradient_boosting_regressor_huber_zero_init", "init='zero'; NaN is an input error")
+def _gbr_huber() -> Any:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    X, y = _diabetes(3)
+    m = GradientBoostingRegressor(loss="huber", init="zero", n_estimators=6, max_depth=2, random_state=0)
+    return m.fit(X, y), _pick(X, 8), {"predict": EXACT}, {"errors": [([0.01, None, 0.0], X.columns[1])]}
+
+
+@case("gradient_boosting_regressor_quantile")
+def _gbr_q() -> Any:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    X, y = _diabetes(3)
+    m = GradientBoostingRegressor(loss="quantile", alpha=0.8, n_estimators=6, max_depth=2, random_state=0)
+    return m.fit(X, y), _pick(X, 8), {"predict": EXACT}
+
+
+@case("hist_gradient_boosting_regressor_gamma_numeric_categories", "categories that are numbers")
+def _hgb_gamma() -> Any:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y = _diabetes(3)
+    Xc = X.copy()
+    Xc["grade"] = (np.arange(len(X)) % 5).astype(float)
+    m = HistGradientBoostingRegressor(loss="gamma", max_iter=6, max_depth=3, categorical_features=[3],
+                                      random_state=0).fit(Xc, y + Xc["grade"] * 20)
+    rows = _pick(Xc, 10)
+    rows.iloc[2, 3] = 7.0  # unseen category
+    rows.iloc[4, 3] = np.nan
+    return m, rows, {"predict": EXP}
+
+
+@case("k_neighbors_classifier_chebyshev_uniform")
+def _knc_cheb() -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, _, labels = _cancer(3)
+    m = KNeighborsClassifier(n_neighbors=4, metric="chebyshev").fit(X.iloc[::4], labels[::4])
+    return m, _pick(X, 8) * 1.003, {"predict": EXACT, "predict_proba": DEFAULT}
+
+
+@case("svr_linear_nu")
+def _nusvr() -> Any:
+    from sklearn.svm import NuSVR
+
+    X, y = _diabetes(3)
+    return NuSVR(kernel="linear", C=100.0).fit(X.iloc[:80], y[:80]), _pick(X, 6), {"predict": DEFAULT}
+
+
+@case("k_means_input_errors", "NaN is an input error")
+def _km_err() -> Any:
+    from sklearn.cluster import MiniBatchKMeans
+
+    X, _ = _diabetes(3)
+    m = MiniBatchKMeans(n_clusters=3, n_init=2, random_state=0).fit(X)
+    errors = [([None, 0.0, 0.0], X.columns[0])]
+    return m, _pick(X, 6), {"predict": EXACT, "transform": DEFAULT}, {"errors": errors}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 
@@ -905,7 +1027,8 @@ def _invalid(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for _ in range(17):
         nested = {"type": "pipeline", "steps": [{"name": "s", "estimator": nested}]}
     deep_ptr = "/estimator" + "/steps/0/estimator" * 17  # the 17th nested node
-    mutate("estimators_nested_too_deep", lin, "/estimator", nested, deep_ptr, "more than 16 nested estimators")
+    mutate("estimators_nested_too_deep", lin, "/estimator", nested, deep_ptr,
+           "more than 16 nested estimators")
     no_out = copy.deepcopy(lin)
     del no_out["test_vectors"]["outputs"]["predict"]
     no_out["test_vectors"]["outputs"]["transform"] = [[0.0]]
@@ -950,6 +1073,7 @@ def build(out_dir: pathlib.Path) -> dict[str, Any]:
     docs: dict[str, dict[str, Any]] = {}
     entries: list[dict[str, Any]] = []
     built: list[Built] = []
+    errors: dict[str, list[dict[str, Any]]] = {}
     for c in CASES:
         result = c["build"]()
         est, rows, tol = result[:3]
@@ -961,6 +1085,8 @@ def build(out_dir: pathlib.Path) -> dict[str, Any]:
         doc["sha256"] = scorer.content_sha256(doc)
         docs[c["id"]] = doc
         built.append((c["id"], doc, tol, c["notes"]))
+        if opts.get("errors"):
+            errors[c["id"]] = _input_errors(est, rows, doc, opts["errors"])
     for case_id, doc, _tol, notes in _generic_linear(docs):
         src_tol = next(t for i, _d, t, _n in built if i in ("linear_regression_plain",
                                                               "logistic_regression_multinomial")
@@ -981,6 +1107,7 @@ def build(out_dir: pathlib.Path) -> dict[str, Any]:
             "rows": len(doc["test_vectors"]["inputs"]),
             "tolerance": {m: tol[m] for m in methods},
             "notes": notes,
+            **({"input_errors": errors[case_id]} if case_id in errors else {}),
         })
     invalid_entries = []
     for inv in _invalid(docs):
@@ -1002,6 +1129,9 @@ def build(out_dir: pathlib.Path) -> dict[str, Any]:
             "exp": "tolerance 1e-12 marks outputs computed through exp/log (expit, softmax, Poisson/exp "
                    "links, isolation-forest scores, naive Bayes probabilities): a language's exp may "
                    "differ from glibc's by an ulp, so these are not bit-exact across languages",
+            "input_errors": "rows (in feature order) that every method must refuse with an input error "
+                            "(naming row 0 and, where the scorer knows names, `feature`, the cell at "
+                            "fault); scikit-learn refuses them too",
             "invalid": "validating each invalid document must fail with a problem whose JSON pointer "
                        "equals `pointer` ('' = the whole document: parse errors)",
         },
@@ -1010,6 +1140,35 @@ def build(out_dir: pathlib.Path) -> dict[str, Any]:
     }
     (out_dir / "index.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return index
+
+
+def _input_errors(est: Any, rows: Any, doc: dict[str, Any],
+                  bad: list[tuple[list[Any], str]]) -> list[dict[str, Any]]:
+    """Rows every method must refuse as an input error naming ``feature``; scikit-learn refuses them too."""
+    import pandas as pd
+
+    model = scorer.load_model(doc)
+    out = []
+    for values, feature in bad:
+        frame = pd.DataFrame([[np.nan if v is None and not isinstance(rows.iloc[0, j], str) else v
+                               for j, v in enumerate(values)]], columns=rows.columns)
+        method = doc["output"]["methods"][0]
+        try:
+            getattr(est, method)(frame)
+        except (ValueError, TypeError):
+            pass
+        else:
+            raise SystemExit(f"{doc['metadata']['name']}: scikit-learn accepts the error row {values}")
+        try:
+            getattr(model, method)([values])
+        except scorer.InvalidInput as exc:
+            if exc.feature not in (None, feature):
+                name = doc["metadata"]["name"]
+                raise SystemExit(f"{name}: the scorer names {exc.feature!r}, not {feature!r}") from None
+        else:
+            raise SystemExit(f"{doc['metadata']['name']}: the scorer accepts the error row {values}")
+        out.append({"row": values, "feature": feature})
+    return out
 
 
 def _node_types(node: Any) -> set[str]:

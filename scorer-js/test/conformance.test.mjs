@@ -4,7 +4,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { loadModel, validateModel, supportedTypes, InvalidModel } from "../index.js";
+import { loadModel, validateModel, supportedTypes, InvalidModel, InvalidInput } from "../index.js";
 import { outputDifference } from "../src/model.js";
 
 const KIT = fileURLToPath(new URL("../../conformance/", import.meta.url));
@@ -25,6 +25,13 @@ for (const c of index.cases) {
       const key = `${c.id}.${m}`;
       maxDiff[key] = d.diff;
       assert.ok(!d.bad, `${key}: max difference ${d.diff} over tolerance ${c.tolerance[m]}${d.shape ? " (shape differs)" : ""}\n got ${JSON.stringify(got).slice(0, 400)}\nwant ${JSON.stringify(want).slice(0, 400)}`);
+    }
+    // rows every method must refuse as an input error
+    for (const bad of c.input_errors || []) {
+      for (const m of c.methods) {
+        assert.throws(() => model[METHOD[m]]([bad.row]), (e) => e instanceof InvalidInput && e.row === 0,
+          `${c.id}.${m} must refuse ${JSON.stringify(bad.row)}`);
+      }
     }
     // loadModel (no re-scoring) gives the same model
     assert.deepEqual(loadModel(JSON.parse(text)).methods, model.methods);

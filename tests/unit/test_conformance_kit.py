@@ -56,6 +56,12 @@ def test_python_scorer_passes_case(case: dict[str, Any]) -> None:
         got = _jsonish(getattr(model, method)(inputs))
         want = doc["test_vectors"]["outputs"][method]
         _close(got, want, case["tolerance"][method], f"{case['id']}/{method}")
+    for bad in case.get("input_errors", []):
+        for method in case["methods"]:
+            with pytest.raises(scorer.InvalidInput) as err:
+                getattr(model, method)([bad["row"]])
+            assert err.value.row == 0
+            assert err.value.feature in (None, bad["feature"])
 
 
 @pytest.mark.parametrize("case", INDEX["invalid"], ids=[c["id"] for c in INDEX["invalid"]])
@@ -71,6 +77,10 @@ def test_kit_covers_every_supported_type() -> None:
     missing = sorted(set(scorer.supported_types()) - covered)
     assert not missing, f"no conformance case for {missing}: add one to conformance/generate.py"
     assert INDEX["format_version"] == scorer.FORMAT_VERSION
+
+
+def test_kit_has_input_errors() -> None:
+    assert sum(len(c.get("input_errors", [])) for c in INDEX["cases"]) >= 5
 
 
 def test_kit_covers_both_encodings_and_edge_inputs() -> None:
