@@ -140,6 +140,13 @@ export function loadEstimator(node, ctx) {
   }
   const est = loader(node, ctx);
   est.typeName = type;
+  if (est.nFeaturesIn && Object.prototype.hasOwnProperty.call(node, "feature_names")) {
+    const names = node.feature_names;
+    if (!Array.isArray(names) || names.length !== est.nFeaturesIn || !names.every((n) => typeof n === "string")) {
+      throw ctx.fail(`must be a list of ${est.nFeaturesIn} strings`, "feature_names");
+    }
+    est.featureNames = names.slice();
+  }
   return est;
 }
 

@@ -407,10 +407,24 @@ export function outputDifference(got, want, tol) {
   return { bad: !sameLabel(got, want), diff: 0 };
 }
 
+/** The shape of a rectangular nested array (null when ragged). */
+function shapeOf(a) {
+  if (!Array.isArray(a) && !ArrayBuffer.isView(a)) return [];
+  if (!a.length) return [0];
+  const inner = a.map(shapeOf);
+  const first = inner[0];
+  if (inner.some((s) => s === null || s.join("x") !== first.join("x"))) return null;
+  return [a.length, ...first];
+}
+
 function compareOutputs(name, got, want, tol, ptr) {
   if (!Array.isArray(want)) return [[ptr, `${name}: expected outputs must be an array`]];
   if (!Array.isArray(got) || got.length !== want.length) {
     return [[ptr, `${name}: expected ${want.length} rows, scorer gave ${Array.isArray(got) ? got.length : jsonType(got)}`]];
+  }
+  const gs = shapeOf(got), ws = shapeOf(want);
+  if (gs === null || ws === null || gs.join("x") !== ws.join("x")) {
+    return [[ptr, `${name}: expected shape (${ws ? ws.join(", ") : "not rectangular"}), scorer gave (${gs ? gs.join(", ") : "?"})`]];
   }
   const problems = [];
   let bad = 0;

@@ -17,22 +17,13 @@ export class Estimator {
   columnName(j) { return this.featureNames ? this.featureNames[j] : `column ${j}`; }
 }
 
-/** Optional `feature_names`: p strings, used only in error messages. */
-export function featureNames(node, ctx, p) {
-  if (!ctx.has(node, "feature_names")) return null;
-  const names = ctx.get(node, "feature_names", ["array"]);
-  if (names.length !== p || !names.every((n) => typeof n === "string")) throw ctx.fail(`must be ${p} strings`, "feature_names");
-  return names.slice();
-}
-
-/** n_features_in and feature_names of a node. */
+/** n_features_in of a node (checked against `p` when the arrays define it). */
 export function base(est, node, ctx, p = null) {
   est.nFeaturesIn = p ?? ctx.integer(node, "n_features_in", undefined, 1);
   if (p !== null && ctx.has(node, "n_features_in") && ctx.integer(node, "n_features_in", undefined, 1) !== p) {
     throw ctx.fail(`n_features_in is ${node.n_features_in}, the arrays have ${p} columns`, "n_features_in");
   }
-  est.featureNames = featureNames(node, ctx, est.nFeaturesIn);
-  return est.nFeaturesIn;
+  return est.nFeaturesIn; // feature_names are read by loadEstimator, after every other field
 }
 
 /**

@@ -5,12 +5,19 @@ import { decodeArray, register } from "../context.js";
 import { Estimator, base, numeric } from "./common.js";
 
 const EPS = 2.220446049250313e-16;
+const MAX_OUTPUT_COLUMNS = 1_000_000;
 
 class Transformer extends Estimator {
   constructor(node, ctx) {
     super(["transform"]);
     base(this, node, ctx);
     this.nFeaturesOut = this.nFeaturesIn;
+    if (ctx.has(node, "feature_names")) { // checked first, as the reference does for transformers
+      const names = node.feature_names;
+      if (!Array.isArray(names) || names.length !== this.nFeaturesIn || !names.every((n) => typeof n === "string")) {
+        throw ctx.fail(`must be a list of ${this.nFeaturesIn} strings`, "feature_names");
+      }
+    }
   }
   vector(node, ctx, key, { optional = false, nonzero = false } = {}) {
     if (optional && !ctx.has(node, key)) return null;
@@ -136,24 +143,38 @@ function* combinations(p, d, replacement, start = 0) {
   }
 }
 
+/** Output columns of a polynomial expansion (capped just above the limit: never enumerated). */
+function polynomialCount(p, minD, maxD, inter, bias) {
+  const choose = (n, k) => {
+    let c = 1;
+    for (let i = 1; i <= k; i++) { c = (c * (n - k + i)) / i; if (c > 1e15) return Infinity; }
+    return Math.round(c);
+  };
+  let n = bias ? 1 : 0;
+  for (let d = Math.max(1, minD); d <= maxD; d++) n += inter ? (d <= p ? choose(p, d) : 0) : choose(p + d - 1, d);
+  return n;
+}
+
 class PolynomialFeatures extends Transformer {
   constructor(node, ctx) {
     super(node, ctx);
     const p = this.nFeaturesIn;
     const minD = ctx.integer(node, "min_degree", 0, 0);
-    const maxD = ctx.integer(node, "max_degree", undefined, minD, 64);
+    const maxD = ctx.integer(node, "max_degree", undefined, 0);
+    if (minD > maxD) throw ctx.fail("must be <= max_degree", "min_degree");
     const inter = ctx.boolean(node, "interaction_only", false);
     const bias = ctx.boolean(node, "include_bias", true);
+    if (maxD > 64) throw ctx.fail("degree too large", "max_degree");
+    const full = polynomialCount(p, 0, maxD, inter, bias);
+    if (full > MAX_OUTPUT_COLUMNS) throw ctx.fail(`expansion has ${full} columns, over the limit of ${MAX_OUTPUT_COLUMNS}`, "max_degree");
+    if (polynomialCount(p, minD, maxD, inter, bias) === 0) throw ctx.fail("the expansion has no output columns", "max_degree");
     this.terms = [];
     if (bias) this.terms.push([]);
     for (let d = Math.max(1, minD); d <= maxD; d++) {
       if (inter && d > p) break;
-      for (const c of combinations(p, d, !inter)) {
-        this.terms.push(c);
-        if (this.terms.length > 1_000_000) throw ctx.fail("too many output columns", "max_degree");
-      }
+      for (const c of combinations(p, d, !inter)) this.terms.push(c);
     }
-    const n = ctx.integer(node, "n_output_features", undefined, 0);
+    const n = ctx.integer(node, "n_output_features", this.terms.length, 0);
     if (n !== this.terms.length) throw ctx.fail(`expected ${this.terms.length} output features, got ${n}`, "n_output_features");
     this.nFeaturesOut = n;
   }
@@ -282,6 +303,7 @@ class OneHotEncoder extends Encoder {
     this.handleUnknown = ctx.string(node, "handle_unknown", undefined, ["error", "ignore", "infrequent_if_exist", "warn"]);
     const widths = ctx.get(node, "n_columns", ["array"]);
     if (widths.length !== n || !widths.every((w) => Number.isInteger(w) && w >= 0)) throw ctx.fail(`expected ${n} non-negative integers`, "n_columns");
+    if (widths.reduce((x, y) => x + y, 0) > MAX_OUTPUT_COLUMNS) throw ctx.fail(`more than ${MAX_OUTPUT_COLUMNS} output columns`, "n_columns");
     const raw = ctx.get(node, "columns", ["array"]);
     if (raw.length !== n) throw ctx.fail(`expected ${n} lists (one per input column)`, "columns");
     this.columns = this.tables.map((t, i) => {
@@ -323,8 +345,8 @@ class OrdinalEncoder extends Encoder {
     });
     this.unknownValue = NaN;
     if (this.handleUnknown === "use_encoded_value") {
-      const uv = ctx.get(node, "unknown_value", ["number", "object"]);
-      if (uv !== null && typeof uv !== "number") throw ctx.fail("must be a number or null", "unknown_value");
+      const uv = ctx.get(node, "unknown_value");
+      if (uv !== null && !Number.isFinite(uv)) throw ctx.fail("must be a finite number or null (NaN)", "unknown_value");
       this.unknownValue = uv === null ? NaN : uv;
     }
   }

@@ -2,14 +2,15 @@
 // boosting, HistGradientBoosting (categorical splits) and isolation forests. Bit-exact: float32 inputs
 // via Math.fround, NaN routed by missing_go_to_left, sums in tree order.
 import { InvalidInput } from "../errors.js";
-import { register } from "../context.js";
+import { decodeLabels, register } from "../context.js";
 import { Estimator, argmax, base, classes as loadClasses, expit, numeric, softmax } from "./common.js";
 
 const MAX_TREES = 100_000;
 const MAX_DEPTH = 4096;
+const MAX_OUTPUTS = 100_000;
 
 /** One tree: parallel arrays, checked (children after parents, one parent each, depth, features). */
-function loadTree(node, ctx, p, valueShape, categorical = null) {
+function loadTree(node, ctx, p, valueShape, categorical = null, missingRequired = true) {
   if (node === null || typeof node !== "object" || Array.isArray(node)) throw ctx.fail("a tree must be an object");
   const left = ctx.array(node, "children_left", { dtype: "int", ndim: 1 }).data;
   const m = left.length;
@@ -17,7 +18,7 @@ function loadTree(node, ctx, p, valueShape, categorical = null) {
   const right = ctx.array(node, "children_right", { dtype: "int", ndim: 1, shape: [m] }).data;
   const feature = ctx.array(node, "feature", { dtype: "int", ndim: 1, shape: [m] }).data;
   const threshold = ctx.array(node, "threshold", { ndim: 1, shape: [m], finite: false }).data;
-  const missing = ctx.has(node, "missing_go_to_left")
+  const missing = missingRequired || ctx.has(node, "missing_go_to_left")
     ? ctx.array(node, "missing_go_to_left", { dtype: "int", ndim: 1, shape: [m] }).data : new Float64Array(m);
   const value = ctx.array(node, "value", { ndim: valueShape.length + 1, shape: [m, ...valueShape] });
   const parents = new Int32Array(m);
@@ -25,7 +26,7 @@ function loadTree(node, ctx, p, valueShape, categorical = null) {
   depth[0] = 1;
   for (let i = 0; i < m; i++) {
     const l = left[i], r = right[i];
-    if ((l === -1) !== (r === -1)) throw ctx.fail("a node is a leaf exactly when both children are -1", l === -1 ? "children_left" : "children_right", i);
+    if ((l === -1) !== (r === -1)) throw ctx.fail("a node is a leaf exactly when both children are -1", "children_right", i);
     if (l === -1) continue;
     if (!(l > i && l < m)) throw ctx.fail(`child index ${l} must be greater than its parent's index ${i} (trees are stored parent first) and below ${m}`, "children_left", i);
     if (!(r > i && r < m)) throw ctx.fail(`child index ${r} must be greater than its parent's index ${i} (trees are stored parent first) and below ${m}`, "children_right", i);
@@ -36,8 +37,8 @@ function loadTree(node, ctx, p, valueShape, categorical = null) {
     }
     if (!(feature[i] >= 0 && feature[i] < p)) throw ctx.fail(`feature index ${feature[i]} is out of range [0, ${p})`, "feature", i);
     if (Number.isNaN(threshold[i])) throw ctx.fail("threshold must not be NaN at a split", "threshold", i);
-    if (missing[i] !== 0 && missing[i] !== 1) throw ctx.fail("must be 0 or 1", "missing_go_to_left", i);
   }
+  for (let i = 0; i < m; i++) if (missing[i] !== 0 && missing[i] !== 1) throw ctx.fail("must be 0 or 1", "missing_go_to_left", i);
   for (let i = 1; i < m; i++) if (parents[i] !== 1) throw ctx.fail(`node ${i} is not the child of any split`, "children_left");
   const tree = { left, right, feature, threshold, missing, value: value.data, width: valueShape.reduce((a, b) => a * b, 1), split: null, bitsets: null };
   if (ctx.has(node, "category_split")) {
@@ -62,7 +63,7 @@ function loadTree(node, ctx, p, valueShape, categorical = null) {
     tree.bitsets = bits;
   } else if (categorical) {
     for (let i = 0; i < m; i++) {
-      if (left[i] !== -1 && categorical.has(feature[i])) throw ctx.fail("a split on a categorical column needs category_split", "feature", i);
+      if (left[i] !== -1 && categorical.has(feature[i])) throw ctx.fail("a split on a categorical column needs category_split", "category_split", i);
     }
   }
   return tree;
@@ -85,11 +86,11 @@ function leaf(t, x) {
   return node;
 }
 
-function loadTrees(node, ctx, p, valueShape, categorical = null) {
+function loadTrees(node, ctx, p, valueShape, categorical = null, missingRequired = true) {
   const list = ctx.get(node, "trees", ["array"]);
   if (!list.length) throw ctx.fail("at least one tree is needed", "trees");
   if (list.length > MAX_TREES) throw ctx.fail(`more than ${MAX_TREES} trees`, "trees");
-  return list.map((t, i) => loadTree(t, ctx.child("trees", i), p, valueShape, categorical));
+  return list.map((t, i) => loadTree(t, ctx.child("trees", i), p, valueShape, categorical, missingRequired));
 }
 
 /** Inputs as scikit-learn's check_array(dtype=float32): NaN routed or refused, infinities refused. */
@@ -112,13 +113,13 @@ class TreeClassifier extends Estimator {
   constructor(node, ctx, forest) {
     super(["predict", "predict_proba"]);
     const p = base(this, node, ctx);
-    this.q = ctx.integer(node, "n_outputs", 1, 1);
+    this.q = ctx.integer(node, "n_outputs", 1, 1, MAX_OUTPUTS);
     this.allowNan = ctx.boolean(node, "allow_nan", true);
     const cls = ctx.get(node, "classes", ["array"]);
     if (this.q === 1) this.classes = loadClasses(node, ctx, 1);
     else {
       if (cls.length !== this.q || !cls.every(Array.isArray)) throw ctx.fail(`expected ${this.q} class lists`, "classes");
-      this.classes = cls.map((c, k) => loadClasses({ classes: c }, ctx.child("classes", k), 1));
+      this.classes = cls.map((c, k) => decodeLabels(c, ctx.child("classes", k)));
     }
     this.perOutput = this.q === 1 ? [this.classes] : this.classes;
     this.c = Math.max(...this.perOutput.map((c) => c.length));
@@ -152,7 +153,7 @@ class TreeRegressor extends Estimator {
   constructor(node, ctx, forest) {
     super(["predict"]);
     const p = base(this, node, ctx);
-    this.q = ctx.integer(node, "n_outputs", 1, 1);
+    this.q = ctx.integer(node, "n_outputs", 1, 1, MAX_OUTPUTS);
     this.allowNan = ctx.boolean(node, "allow_nan", true);
     this.trees = forest ? loadTrees(node, ctx, p, [this.q]) : [loadTree(ctx.get(node, "tree", ["object"]), ctx.child("tree"), p, [this.q])];
   }
@@ -202,7 +203,7 @@ class GradientBoosting extends Boosting {
     this.K = classifier && this.classes.length > 2 ? this.classes.length : 1;
     this.lr = ctx.number(node, "learning_rate");
     this.init = Array.from(ctx.array(node, "init", { ndim: 1, shape: [this.K] }).data);
-    this.trees = loadTrees(node, ctx, p, []);
+    this.trees = loadTrees(node, ctx, p, [], null, false); // no NaN reaches them: no missing flags needed
     if (this.trees.length % this.K) throw ctx.fail(`the number of trees must be a multiple of ${this.K}`, "trees");
   }
   raw(X) {
