@@ -204,3 +204,67 @@ def test_js_command_line_matches_modelsync_predict(tmp_path: pathlib.Path,
             assert same, (name, js_line, py_line)
             if label is not None:
                 assert js_cells[label] == py_cells[label], (name, js_line, py_line)
+
+
+# -- the JavaScript validator against the reference, on mutated kit documents -------------------------
+
+def _paths(node: Any, ptr: str = "") -> list[str]:
+    out = [ptr]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, ptr + "/" + k.replace("~", "~0").replace("/", "~1"))
+    elif isinstance(node, list) and len(node) < 50:
+        for i, v in enumerate(node):
+            out += _paths(v, f"{ptr}/{i}")
+    return out
+
+
+def _mutate(doc: dict[str, Any], ptr: str, kind: str) -> None:
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in ptr.split("/")[1:]]
+    node: Any = doc
+    for p in parts[:-1]:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    key: Any = int(parts[-1]) if isinstance(node, list) else parts[-1]
+    values = {"string": "zz", "negative": -3, "big": 10**6, "null": None, "half": 0.5, "true": True}
+    if kind == "delete":
+        del node[key]
+    elif kind == "shrink" and isinstance(node[key], list) and node[key]:
+        node[key] = node[key][:-1]
+    else:
+        node[key] = values.get(kind)
+
+
+@pytest.mark.skipif(NODE is None, reason="node (20+) is not installed")
+def test_js_validator_agrees_with_the_reference_on_mutated_documents() -> None:
+    import copy
+    import random
+
+    rng = random.Random(20261204)
+    kinds = ["delete", "string", "negative", "big", "null", "half", "true", "shrink"]
+    docs: list[dict[str, Any]] = []
+    for case in INDEX["cases"]:
+        base = json.loads((KIT / case["file"]).read_text(encoding="utf-8"))
+        ptrs = [p for p in _paths(base["estimator"], "/estimator") if p != "/estimator"]
+        for _ in range(4):
+            doc = copy.deepcopy(base)
+            _mutate(doc, rng.choice(ptrs), rng.choice(kinds))
+            doc["sha256"] = scorer.content_sha256(doc)
+            docs.append(doc)
+    lines = "\n".join(json.dumps(d) for d in docs) + "\n"
+    tool = KIT.parent / "scorer-js" / "tools" / "validate-jsonl.mjs"
+    got = subprocess.run([str(NODE), str(tool)], input=lines, capture_output=True, text=True, check=True,
+                         timeout=300).stdout.splitlines()
+    assert len(got) == len(docs)
+    rejected = 0
+    for doc, js_line in zip(docs, got, strict=True):
+        js = json.loads(js_line)
+        try:
+            scorer.validate_model(doc)
+            py = None
+        except scorer.InvalidModel as exc:
+            py = [p for p, _ in exc.problems]
+        assert (py is None) == (js is None), (doc["metadata"]["name"], py, js)
+        if py is not None:  # the same first problem, or the JavaScript one pointing inside it
+            rejected += 1
+            assert js[0] == py[0] or js[0].startswith(py[0] + "/") or py[0] in js, (py, js)
+    assert rejected > len(docs) // 2  # most mutations break a document: the comparison means something
