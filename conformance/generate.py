@@ -921,6 +921,26 @@ def _km_err() -> Any:
     return m, _pick(X, 6), {"predict": EXACT, "transform": DEFAULT}, {"errors": errors}
 
 
+@case("random_forest_classifier_multioutput_ints", "integer labels per output; predict_proba per output")
+def _rfc_multi() -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y, _ = _iris()
+    Y = np.c_[y, (X["petal_width"] > 1.0).astype(int) + (X["sepal_length"] > 6.0)]
+    m = RandomForestClassifier(n_estimators=4, max_depth=4, random_state=0).fit(X, Y)
+    return m, _pick(X, 10), TREE_EXACT
+
+
+@case("pipeline_ending_in_passthrough", "transform only: the last step is 'passthrough'")
+def _pipe_pass() -> Any:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = _diabetes(3)
+    m = Pipeline([("scale", StandardScaler()), ("keep", "passthrough")]).fit(X)
+    return m, _pick(X, 6), {"transform": DEFAULT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 
