@@ -40,7 +40,9 @@ function loadTree(node, ctx, p, valueShape, categorical = null, missingRequired 
   }
   for (let i = 0; i < m; i++) if (missing[i] !== 0 && missing[i] !== 1) throw ctx.fail("must be 0 or 1", "missing_go_to_left", i);
   for (let i = 1; i < m; i++) if (parents[i] !== 1) throw ctx.fail(`node ${i} is not the child of any split`, "children_left");
-  const tree = { left, right, feature, threshold, missing, value: value.data, width: valueShape.reduce((a, b) => a * b, 1), split: null, bitsets: null };
+  // typed integer arrays for the walk (every value was checked to fit above)
+  const tree = { left: Int32Array.from(left), right: Int32Array.from(right), feature: Int32Array.from(feature, (f) => Math.max(f, 0)),
+    threshold, missing: Uint8Array.from(missing), value: value.data, width: valueShape.reduce((a, b) => a * b, 1), split: null, bitsets: null };
   if (ctx.has(node, "category_split")) {
     if (!categorical) throw ctx.fail("only HistGradientBoosting trees have categorical splits", "category_split");
     const split = ctx.array(node, "category_split", { dtype: "int", ndim: 1, shape: [m] }).data;
