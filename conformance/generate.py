@@ -960,15 +960,20 @@ def _generic_linear(docs: dict[str, dict[str, Any]]) -> list[Built]:
 
 
 # ---------------------------------------------------------------- invalid documents
-def _set(doc: dict[str, Any], pointer: str, value: Any) -> None:
+DELETE = object()  # set_pointer's value that removes the member instead
+
+
+def set_pointer(doc: dict[str, Any], pointer: str, value: Any) -> None:
+    """Set (or, with ``DELETE``, remove) the member a JSON pointer (RFC 6901) names."""
     parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
     node: Any = doc
     for p in parts[:-1]:
         node = node[int(p)] if isinstance(node, list) else node[p]
-    if isinstance(node, list):
-        node[int(parts[-1])] = value
+    key: Any = int(parts[-1]) if isinstance(node, list) else parts[-1]
+    if value is DELETE:
+        del node[key]
     else:
-        node[parts[-1]] = value
+        node[key] = value
 
 
 def _invalid(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -981,7 +986,7 @@ def _invalid(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     def mutate(case_id: str, base: dict[str, Any], pointer: str, value: Any, expect: str, why: str,
                rehash: bool = True) -> None:
         doc = copy.deepcopy(base)
-        _set(doc, pointer, value)
+        set_pointer(doc, pointer, value)
         if rehash:
             doc["sha256"] = scorer.content_sha256(doc)
         out.append({"id": case_id, "text": json.dumps(doc, separators=(",", ":")), "pointer": expect,
