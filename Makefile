@@ -7,13 +7,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck openapi sam-validate sam-build bench clean help
+.PHONY: demo test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js
 
 help:
 	@echo "make demo   - run the end-to-end tour on the local stack (no AWS account, no Docker)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/ and rewrite bench/RESULTS.md"
 	@echo "make openapi - regenerate docs/openapi.yaml from the Score resolver (a test checks it)"
+	@echo "make conformance - regenerate the conformance kit in conformance/"
+	@echo "make test-js - run the JavaScript scorer's tests (node --test)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -34,6 +36,16 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(MAKE) test-js
+
+# The conformance kit (conformance/): documents, rows and scikit-learn's outputs for every model type.
+conformance: $(STAMP)
+	$(PY) conformance/generate.py
+
+# The JavaScript scorer against the conformance kit (Node 20+, no npm install needed).
+test-js:
+	@command -v node >/dev/null 2>&1 || { echo "need node (20+) on PATH"; exit 1; }
+	node --test scorer-js/test/
 
 # docs/openapi.yaml is generated from the routes (modelsync/service/http/); tests fail when it is stale.
 openapi: $(STAMP)
