@@ -8,13 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.datasets import load_digits, make_blobs
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
-
-TOL = 1e-9
 
 
 def _same(est: Any, model: Any, X: np.ndarray) -> None:

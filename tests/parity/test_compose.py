@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from harness import TOL
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
@@ -25,7 +26,6 @@ from sklearn.svm import LinearSVC
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 CAT = ["ash_level", "hue_band", "proline_class"]
 NUM = ["alcohol", "malic_acid", "magnesium", "color_intensity"]
 

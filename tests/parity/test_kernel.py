@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL
 from sklearn.datasets import load_digits, make_classification
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
@@ -16,7 +17,6 @@ from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 KERNELS = ["linear", "poly", "rbf", "sigmoid"]
 
 

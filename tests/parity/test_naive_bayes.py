@@ -8,13 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL
 from sklearn.datasets import load_digits
 from sklearn.naive_bayes import BernoulliNB, CategoricalNB, ComplementNB, GaussianNB, MultinomialNB
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
-
-TOL = 1e-9
 
 
 def _same(est: Any, model: Any, X: np.ndarray) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL
 from sklearn.datasets import make_classification, make_regression
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
@@ -20,7 +21,6 @@ from sklearn.preprocessing import StandardScaler
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 METRICS = [("minkowski", 2), ("minkowski", 1), ("minkowski", 3), ("minkowski", np.inf), ("euclidean", 2),
            ("manhattan", 2), ("chebyshev", 2), ("cosine", 2), ("minkowski", 0.7)]
 

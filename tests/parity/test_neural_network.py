@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL
 from sklearn.datasets import load_digits, make_multilabel_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -17,7 +18,6 @@ from sklearn.preprocessing import StandardScaler
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 
 

@@ -555,8 +555,7 @@ SPEC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "model-format.md"
 
 
 def test_the_worked_example_of_the_specification_validates() -> None:
-    if "linear_regression" not in scorer.supported_types():
-        pytest.skip("the linear family is not registered")
+    assert "linear_regression" in scorer.supported_types()
     text = SPEC.read_text(encoding="utf-8")
     block = text.split("<!-- worked-example -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     model = scorer.validate_model(block)
