@@ -37,10 +37,6 @@ class Tree:
         self.bitsets = bitsets
 
     @property
-    def is_leaf(self) -> np.ndarray:
-        return self.left < 0
-
-    @property
     def n_leaves(self) -> int:
         return (self.n_nodes + 1) // 2  # every split has two children
 
