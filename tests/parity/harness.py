@@ -58,8 +58,15 @@ def _same(what: str, want: Any, got: Any, tol: float) -> None:
         for k, (w, g) in enumerate(zip(want, got, strict=True)):
             _same(f"{what}[{k}]", w, g, tol)
         return
-    want, got = np.asarray(want), np.asarray(got)
+    want = np.asarray(want.toarray() if hasattr(want, "toarray") else want)  # scikit-learn's sparse outputs
+    got = np.asarray(got)
     assert got.shape == want.shape, (what, got.shape, want.shape)
+    if want.dtype.kind == "O" or got.dtype.kind == "O":  # numbers held as objects compare as numbers
+        try:
+            want, got = want.astype(np.float64), got.astype(np.float64)
+        except (TypeError, ValueError):  # labels or strings: identical
+            assert got.tolist() == want.tolist(), what
+            return
     if tol == 0.0 or want.dtype.kind != "f":
         np.testing.assert_array_equal(got, want, err_msg=what)
     else:

@@ -47,6 +47,7 @@ def _document(case: Case, est: Any, sample: Any, compact: bool) -> str:
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated:FutureWarning")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case(case: Case, datasets: Any, forest_layouts: Any) -> None:
     assert case.type in registered_types(), f"{case.type}: no family registers it"
