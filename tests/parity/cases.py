@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness import TOL
+from harness import EXACT, TOL
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
@@ -93,7 +93,6 @@ def _cases(type_name: str, rows: list[tuple[Any, ...]], **kw: Any) -> list[Case]
     return [Case(r[0], type_name, r[1], r[2], **kw) for r in rows]
 
 
-EXACT = 0.0  # trees, forests and boosting (probabilities included): bit for bit, docs/format/trees.md
 
 LINEAR = [
     Case("linear_regression", "linear_regression", LinearRegression, "diabetes"),

@@ -20,6 +20,7 @@ from scorer.models import _forest
 from scorer.models._forest import bitvector, traversal
 
 TOL = 1e-9
+EXACT = 0.0  # where a format page promises bit-for-bit parity (trees, boosting probabilities included)
 LAYOUTS = ("auto", "bitvector", "heap", "explicit")
 
 

@@ -1,9 +1,9 @@
 """Parity of HistGradientBoostingClassifier / Regressor with scikit-learn.
 
-Raw predictions (decision_function, regression with the identity link) and labels exactly; probabilities
-and log-link predictions within 1e-12. Numeric, NaN, integer-coded categorical and string categorical
-(pandas ``category`` columns, ``categorical_features="from_dtype"``) inputs, unknown categories at predict
-time, every layout of scorer/models/trees.py, batches across chunk boundaries and single rows.
+Labels, raw predictions (decision_function, regression with the identity link) and probabilities exactly;
+log-link predictions within 1e-12. Numeric, NaN, integer-coded categorical and string categorical (pandas
+``category`` columns, ``categorical_features="from_dtype"``) inputs, unknown categories at predict time,
+every layout of the forest engine (scorer/models/_forest), batches across chunk boundaries and single rows.
 """
 
 from __future__ import annotations

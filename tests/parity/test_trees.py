@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import assert_parity
+from harness import EXACT, assert_parity
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -35,16 +35,11 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LinearRegression
-from sklearn.tree import (
-    DecisionTreeClassifier,
-)
+from sklearn.tree import DecisionTreeClassifier
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 from scorer.models import _forest as F
-
-EXACT = 0.0  # docs/format/trees.md: bit for bit, boosting probabilities included
-
 
 # -- helpers ---------------------------------------------------------------------------------------
 
