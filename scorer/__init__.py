@@ -36,20 +36,11 @@ from ._base import (
     load_estimator,
     register,
 )
+from ._envelope import FORMAT_VERSION, METHODS, TASKS, check_format_version, parse_document
+from ._inputs import Feature, to_matrix
 from ._json import canonical_bytes, canonical_json, content_sha256, loads_strict
-from ._model import (
-    FORMAT_VERSION,
-    METHODS,
-    TASKS,
-    Feature,
-    Model,
-    check_format_version,
-    check_test_vectors,
-    load_model,
-    parse_document,
-    to_matrix,
-    validate_model,
-)
+from ._model import Model, load_model, validate_model
+from ._vectors import check_test_vectors
 
 # The implementations register themselves in REGISTRY when their family is first needed.
 from . import models as _models  # isort: skip

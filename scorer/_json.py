@@ -1,6 +1,6 @@
 """Strict JSON for every reader of the project, and RFC 8785 canonical bytes for every hash and signature.
 
-One implementation: documents (scorer._model), tables (scorer.tabular), the device client and the service
+One implementation: documents (scorer._envelope), tables (scorer.tabular), the device client and the service
 all parse and canonicalise through here.
 """
 

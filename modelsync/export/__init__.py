@@ -159,7 +159,7 @@ def _task(est: Any) -> str:
 
 def _methods(est: Any) -> list[str]:
     out = []
-    for m in scorer._model.METHODS:
+    for m in scorer._envelope.METHODS:
         try:
             if hasattr(est, m):
                 out.append(m)
@@ -178,7 +178,7 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
     """
     import sklearn
 
-    if not isinstance(name, str) or not scorer._model.NAME_PATTERN.fullmatch(name):
+    if not isinstance(name, str) or not scorer._envelope.NAME_PATTERN.fullmatch(name):
         raise ValueError(f"name {name!r} is not valid: 1-128 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit (it becomes part of storage keys and URLs)")
     ctx = ExportContext(compact=compact, compress=compress)
@@ -225,7 +225,7 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
         "test_vectors": {
             "inputs": [[_jsonable(v) for v in row] for row in rows[:k]],
             "outputs": outputs,
-            "tolerance": scorer._model.DEFAULT_TOLERANCE,
+            "tolerance": scorer._envelope.DEFAULT_TOLERANCE,
         },
     }
     doc["sha256"] = content_sha256(doc)

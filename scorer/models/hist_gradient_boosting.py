@@ -1,11 +1,11 @@
 """HistGradientBoostingClassifier / Regressor: ``raw = baseline + sum of the trees' leaf values``.
 
-The trees use the layouts of :mod:`.trees` (almost always the QuickScorer bit-vector one: HGB trees have
-at most 31 leaves by default). Unlike scikit-learn's other trees, HGB compares float64 inputs with
-float64 thresholds, and it has categorical splits: a categorical column is first encoded to the index
-of its value in the document's ``categories`` (scikit-learn's internal OrdinalEncoder); missing and
-unknown values become NaN and follow ``missing_go_to_left``; a category index goes left when its bit
-is set in the split's bitset.
+The trees are compiled by the forest engine (:mod:`._forest`), almost always into the QuickScorer
+bit-vector layout (HGB trees have at most 31 leaves by default). Unlike scikit-learn's other trees, HGB
+compares float64 inputs with float64 thresholds, and it has categorical splits: a categorical column is
+first encoded to the index of its value in the document's ``categories`` (scikit-learn's internal
+OrdinalEncoder); missing and unknown values become NaN and follow ``missing_go_to_left``; a category
+index goes left when its bit is set in the split's bitset.
 """
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, as_float, register
-from .trees import (
-    Categorical,
-    CompiledForest,
-    Tree,
-    binary_proba,
-    compile_forest,
-    load_tree,
-    load_trees,
-    softmax,
-)
+from .._links import binary_proba, expit, libm_exp, numpy_exp, softmax
+from ._forest import Categorical, CompiledForest, Tree, compile_forest, load_tree, load_trees
 
 CLASSIFIER_LOSSES = ("log_loss",)
 REGRESSOR_LOSSES = ("squared_error", "absolute_error", "quantile", "poisson", "gamma")
@@ -169,7 +161,7 @@ class HistGradientBoostingRegressor(_HistGradientBoosting):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         raw = self._raw(X)[:, 0]
-        return np.exp(raw) if self.loss in LOG_LINK else raw
+        return numpy_exp(raw) if self.loss in LOG_LINK else raw  # scikit-learn's LogLink: np.exp
 
 
 @register("hist_gradient_boosting_classifier")
@@ -184,7 +176,7 @@ class HistGradientBoostingClassifier(_HistGradientBoosting):
         raw = self._raw(X)
         if self.per_stage > 1:
             return softmax(np.asfortranarray(raw))  # scikit-learn's raw predictions are F-ordered
-        return binary_proba(raw[:, 0])
+        return binary_proba(expit(raw[:, 0], exp=libm_exp))  # scipy's expit, as HalfBinomialLoss
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         assert self.classes is not None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, MethodNotSupported, finite_matrix, register
+from .._links import libsvm_sigmoid, numpy_exp
 
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 MIN_PROB = 1e-7  # libsvm's clip of the pairwise probabilities
@@ -203,8 +204,7 @@ class SVC(Estimator):
                 "predict_proba is not available when the SVC was fitted with probability=False")
         dec = self._libsvm_dec(X)
         f = dec * self.prob_a + self.prob_b
-        e = np.exp(-np.abs(f))  # exp(-f) when f >= 0, exp(f) otherwise: libsvm's two branches
-        pairwise = np.where(f >= 0, e / (1.0 + e), 1.0 / (1 + e))
+        pairwise = libsvm_sigmoid(f, exp=numpy_exp)  # libsvm calls the C library's exp: within one ulp
         pairwise = np.minimum(np.maximum(pairwise, MIN_PROB), 1 - MIN_PROB)
         k = len(self.classes)  # type: ignore[arg-type]
         r = np.empty((dec.shape[0], k, k))

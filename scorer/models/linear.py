@@ -20,14 +20,12 @@ from .._base import (
     as_float,
     register,
 )
+from .._links import binary_proba, expit, expit_scalar, numpy_exp, softmax
 
 PROBABILITY_MODES = ("multinomial", "ovr", "modified_huber")
 
 _add_reduce = np.add.reduce
-_max_reduce = np.maximum.reduce
-_exp = math.exp
 _F8 = np.dtype(np.float64)
-_INF = math.inf
 
 
 # -- helpers shared with the other families of this package (preprocessing, compose) ---------------
@@ -73,10 +71,6 @@ def finite_matrix(X: np.ndarray, n_features: int, type_name: str, names: list[st
     return Xf
 
 
-def expit(x: np.ndarray) -> np.ndarray:
-    """The logistic function exactly as scipy.special.expit computes it: 1 / (1 + exp(-x))."""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
 
 
 def all_finite_fast(X: np.ndarray) -> bool:
@@ -88,40 +82,12 @@ def all_finite_fast(X: np.ndarray) -> bool:
     return math.isfinite(_add_reduce(X, axis=None))
 
 
-def expit_scalar(x: float) -> float:
-    """expit of one Python float with the C library's exp, as scipy.special.expit computes it."""
-    try:
-        e = _exp(-x)
-    except OverflowError:
-        e = _INF
-    return 1.0 / (1.0 + e)
 
 
-def expit_inplace(x: np.ndarray) -> np.ndarray:
-    """:func:`expit` overwriting ``x`` (a float64 array the caller owns); same operations."""
-    np.negative(x, out=x)
-    with np.errstate(over="ignore"):
-        np.exp(x, out=x)
-    x += 1.0
-    np.divide(1.0, x, out=x)
-    return x
 
 
-def softmax(scores: np.ndarray, copy: bool = True) -> np.ndarray:
-    """sklearn.utils.extmath.softmax, same operation order (max-shifted, in place)."""
-    X = np.array(scores, dtype=np.float64, copy=True) if copy else scores
-    X -= _max_reduce(X, axis=1).reshape((-1, 1))
-    np.exp(X, out=X)
-    X /= _add_reduce(X, axis=1).reshape((-1, 1))
-    return X
 
 
-def binary_proba(p: np.ndarray) -> np.ndarray:
-    """``np.vstack([1 - p, p]).T`` for a 1-D ``p``, built without the stacking temporaries."""
-    out = np.empty((p.shape[0], 2))
-    out[:, 1] = p
-    np.subtract(1.0, p, out=out[:, 0])
-    return out
 
 
 def ovr_normalize(prob: np.ndarray) -> np.ndarray:
@@ -274,10 +240,11 @@ class LinearClassifier(Estimator):
             if scores.shape[0] == 1:  # one row: Python floats, scipy's exact arithmetic, no numpy temporaries
                 p = expit_scalar(float(scores[0, 0]))
                 return np.array([[1.0 - p, p]])
-            return binary_proba(expit_inplace(scores.reshape(-1)))
+            p1 = scores.reshape(-1)  # numpy's exp for batches (within one ulp of scipy's expit)
+            return binary_proba(expit(p1, exp=numpy_exp, out=p1))
         if self.probability == "multinomial":
             return softmax(scores, copy=False)
-        return ovr_normalize(expit_inplace(scores))
+        return ovr_normalize(expit(scores, exp=numpy_exp, out=scores))
 
 
 def _modified_huber_proba(scores: np.ndarray) -> np.ndarray:

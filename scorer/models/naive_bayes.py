@@ -3,7 +3,7 @@
 Each computes scikit-learn's joint log likelihood (``_joint_log_likelihood`` in
 ``sklearn/naive_bayes.py``) with the same operations in the same order; ``predict`` is its argmax and
 ``predict_proba`` is ``exp(jll - logsumexp(jll))`` with scikit-learn's own logsumexp
-(``sklearn.utils._array_api._logsumexp``).
+(``sklearn.utils._array_api._logsumexp``, :func:`scorer._links.log_softmax`).
 """
 
 from __future__ import annotations
@@ -13,23 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, finite_matrix, register
-
-
-def logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """sklearn.utils._array_api._logsumexp(a, axis=1), step for step."""
-    a_max = np.max(a, axis=1, keepdims=True)
-    index_max = a == a_max
-    a = np.array(a, copy=True)
-    a[index_max] = -np.inf
-    m = np.sum(index_max.astype(a.dtype), axis=1, keepdims=True, dtype=a.dtype)
-    shift = np.where(np.isfinite(a_max), a_max, 0)
-    with np.errstate(invalid="ignore"):
-        e = np.exp(a - shift)
-    s = np.sum(e, axis=1, keepdims=True, dtype=e.dtype)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.where(s == 0, s, s / m)
-        out = np.log1p(s) + np.log(m) + a_max
-    return np.squeeze(out, axis=1)
+from .._links import log_softmax, numpy_exp
 
 
 class _NaiveBayes(Estimator):
@@ -43,13 +27,10 @@ class _NaiveBayes(Estimator):
         return self.classes[np.argmax(self._jll(X), axis=1)]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        jll = self._jll(X)
-        log_prob = jll - np.atleast_2d(logsumexp_rows(jll)).T
-        return np.exp(log_prob)
+        return numpy_exp(log_softmax(self._jll(X)))
 
     def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
-        jll = self._jll(X)
-        return jll - np.atleast_2d(logsumexp_rows(jll)).T
+        return log_softmax(self._jll(X))
 
     def _classes(self, node: dict[str, Any], ctx: LoadContext) -> int:
         self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)

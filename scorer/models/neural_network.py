@@ -7,7 +7,6 @@ to those few numpy calls because single-row latency matters for these models.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,15 +14,12 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, as_float, decode_array, register
+from .._links import binary_proba, expit, expit_of_negated, expit_scalar, numpy_exp, softmax
 from .linear import all_finite_fast
 
-_add_reduce = np.add.reduce
-_max_reduce = np.maximum.reduce
-_math_exp = math.exp
 _F8 = np.dtype(np.float64)
 _BLOCK_ROWS = 1024
 _BLOCK_WORK = 1 << 21
-_INF = math.inf
 
 HIDDEN = ("identity", "logistic", "tanh", "relu")
 OUTPUTS = {"mlp_classifier": ("softmax", "logistic"), "mlp_regressor": ("identity", "exp")}
@@ -35,21 +31,13 @@ def _identity(a: np.ndarray) -> None:
 
 
 def _logistic(a: np.ndarray) -> None:
-    """scipy.special.expit in place: 1 / (1 + exp(-x))."""
-    with np.errstate(over="ignore"):
-        np.negative(a, out=a)
-        np.exp(a, out=a)
-        a += 1.0
-        np.reciprocal(a, out=a)
+    """scikit-learn's logistic activation (scipy.special.expit in place), with numpy's exp."""
+    expit(a, exp=numpy_exp, out=a)
 
 
 def _logistic_of_negated(a: np.ndarray) -> None:
-    """expit(z) given ``a = -z``: the output layer is stored negated when its activation is logistic
-    (``x @ -W + -b`` is exactly ``-(x @ W + b)``), which saves one pass over the outputs per call."""
-    with np.errstate(over="ignore"):
-        np.exp(a, out=a)
-        a += 1.0
-        np.reciprocal(a, out=a)
+    """The logistic output layer, stored negated (see :func:`scorer._links.expit_of_negated`)."""
+    expit_of_negated(a)
 
 
 def _tanh(a: np.ndarray) -> None:
@@ -61,15 +49,11 @@ def _relu(a: np.ndarray) -> None:
 
 
 def _exp(a: np.ndarray) -> None:
-    np.exp(a, out=a)
+    numpy_exp(a, out=a)  # scikit-learn's inplace_exp
 
 
 def _softmax(a: np.ndarray) -> None:
-    """sklearn.neural_network._base.inplace_softmax; ufunc reductions called directly (same arithmetic
-    as ``a.max(axis=1)`` / ``a.sum(axis=1)`` without the method wrappers' per-call cost)."""
-    tmp = np.subtract(a, _max_reduce(a, axis=1, keepdims=True))
-    np.exp(tmp, out=a)
-    np.divide(a, _add_reduce(a, axis=1, keepdims=True), out=a)
+    softmax(a, copy=False)  # scikit-learn's inplace_softmax: the same arithmetic
 
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], None]] = {
@@ -244,22 +228,13 @@ class MLPClassifier(_MLP):
         # layer is stored negated (see _load): z = -(a @ W + b), one column.
         if X.ndim == 2 and X.shape[0] == 1:  # one row: Python floats, scipy's expit (the C library's exp)
             z = self._hidden(self._checked(X)) @ self.last_W
-            try:
-                e = _math_exp(float(z[0, 0]) + self._last_b0)
-            except OverflowError:
-                e = _INF
-            p = 1.0 / (1.0 + e)
+            p = expit_scalar(-(float(z[0, 0]) + self._last_b0))  # the layer is negated; negation is exact
             out = np.empty((1, 2))
             out[0, 0] = 1.0 - p
             out[0, 1] = p
             return out
         z = self._logits(X)
-        _logistic_of_negated(z)
-        y = z.reshape(-1)
-        out = np.empty((y.shape[0], 2))
-        out[:, 1] = y
-        np.subtract(1.0, y, out=out[:, 0])
-        return out
+        return binary_proba(expit_of_negated(z).reshape(-1))
 
 
 @register("mlp_regressor")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import forest_layouts  # noqa: F401  (a fixture every parity file may use)
 
 
 @dataclass
@@ -38,8 +39,10 @@ def _split(X: Any, y: np.ndarray, names: list[str], n_test: int = 40, seed: int 
 
 def load_dataset(name: str) -> Dataset:
     """``iris``, ``wine``, ``breast_cancer``, ``diabetes``, ``classification`` (3 classes),
-    ``binary``, ``regression``, ``regression_multi`` (3 targets), ``mixed`` (a DataFrame with
-    string categorical columns, missing values and string class labels)."""
+    ``binary``, ``regression``, ``regression_multi`` (3 targets), ``regression_multi_small``,
+    ``classification_nan`` (10% NaN), ``mixed`` (a DataFrame with string categorical columns, missing
+    values and string class labels), ``mixed_complete`` (its gaps filled), ``mixed_categories`` (its string
+    columns)."""
     from sklearn import datasets as sk
 
     if name in ("iris", "wine", "breast_cancer", "diabetes"):
@@ -59,8 +62,22 @@ def load_dataset(name: str) -> Dataset:
     if name == "regression_multi":
         X, y = sk.make_regression(n_samples=300, n_features=6, n_targets=3, noise=1.0, random_state=2)
         return _split(X, y, [f"f{i}" for i in range(X.shape[1])])
+    if name == "classification_nan":  # 10% missing values
+        X, y = sk.make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3,
+                                      random_state=0)
+        X[np.random.RandomState(0).rand(*X.shape) < 0.1] = np.nan
+        return _split(X, y, [f"f{i}" for i in range(X.shape[1])])
+    if name == "regression_multi_small":
+        X, y = sk.make_regression(n_samples=200, n_features=5, n_targets=3, noise=1.0, random_state=2)
+        return _split(X, y, [f"f{i}" for i in range(X.shape[1])])
     if name == "mixed":
         return _mixed()
+    if name in ("mixed_complete", "mixed_categories"):  # ``mixed`` with its gaps filled; its string columns
+        d = _mixed()
+        fill = {"malic_acid": 0.0, "magnesium": 0.0, "ash_level": "none", "hue_band": "none"}
+        cols = ["ash_level", "hue_band", "proline_class"] if name == "mixed_categories" else d.feature_names
+        X_train, X_test = d.X_train.fillna(fill)[cols], d.X_test.fillna(fill)[cols]
+        return Dataset(X_train, X_test, d.y_train, d.y_test, list(cols))
     raise KeyError(name)
 
 

@@ -8,18 +8,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import assert_parity
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.datasets import load_digits, make_blobs
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
-
 
 def _same(est: Any, model: Any, X: np.ndarray) -> None:
-    np.testing.assert_array_equal(model.predict(X), est.predict(X))
-    np.testing.assert_allclose(model.transform(X), est.transform(X), rtol=0, atol=TOL)
+    assert_parity(est, X, model)
 
 
 @pytest.mark.parametrize("compact", [True, False])

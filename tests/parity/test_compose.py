@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from harness import TOL, assert_parity
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
@@ -25,27 +26,12 @@ from sklearn.svm import LinearSVC
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 CAT = ["ash_level", "hue_band", "proline_class"]
 NUM = ["alcohol", "malic_acid", "magnesium", "color_intensity"]
 
 
-def dense(a: Any) -> np.ndarray:
-    return np.asarray(a.toarray() if hasattr(a, "toarray") else a)
-
-
 def check(est: Any, model: Any, X: Any) -> None:
-    for m in ("predict", "predict_proba", "decision_function", "transform"):
-        assert model.has(m) == hasattr(est, m), m
-        if not hasattr(est, m):
-            continue
-        want, got = dense(getattr(est, m)(X)), getattr(model, m)(X)
-        assert got.shape == want.shape, m
-        if m == "predict" and want.dtype.kind in "OUSb":
-            assert got.tolist() == want.tolist()
-        else:
-            np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=0, atol=TOL,
-                                       err_msg=m)
+    assert_parity(est, X, model)
 
 
 def mixed_pipeline(final: Any = None, **ohe: Any) -> Pipeline:

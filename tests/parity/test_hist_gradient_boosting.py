@@ -1,9 +1,9 @@
 """Parity of HistGradientBoostingClassifier / Regressor with scikit-learn.
 
-Raw predictions (decision_function, regression with the identity link) and labels exactly; probabilities
-and log-link predictions within 1e-12. Numeric, NaN, integer-coded categorical and string categorical
-(pandas ``category`` columns, ``categorical_features="from_dtype"``) inputs, unknown categories at predict
-time, every layout of scorer/models/trees.py, batches across chunk boundaries and single rows.
+Labels, raw predictions (decision_function, regression with the identity link) and probabilities exactly;
+log-link predictions within 1e-12. Numeric, NaN, integer-coded categorical and string categorical (pandas
+``category`` columns, ``categorical_features="from_dtype"``) inputs, unknown categories at predict time,
+every layout of the forest engine (scorer/models/_forest), batches across chunk boundaries and single rows.
 """
 
 from __future__ import annotations
@@ -16,28 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from harness import assert_parity
 from sklearn.datasets import load_diabetes, load_iris, load_wine, make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
-from scorer.models import trees as T
-
-ENGINES = ("auto", "heap", "explicit")
-
-
-@pytest.fixture
-def engines(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Iterator[scorer.Model]]:
-    monkeypatch.setattr(T, "_TRAVERSAL_LANES", 64)
-    monkeypatch.setattr(T, "_QS_CHUNK_BYTES", 2048)
-
-    def load_all(text: str) -> Iterator[scorer.Model]:
-        for engine in ENGINES:
-            monkeypatch.setattr(T, "FORCE_ENGINE", None if engine == "auto" else engine)
-            yield scorer.load_model(text)
-        monkeypatch.setattr(T, "FORCE_ENGINE", None)
-
-    return load_all
 
 
 def split(X: Any, y: np.ndarray, n_test: int = 40, seed: int = 0) -> tuple[Any, ...]:
@@ -59,36 +43,28 @@ def rows_of(X: Any) -> Any:
     return [[None if isinstance(v, float) and v != v else v for v in row] for row in values.tolist()]
 
 
-def assert_parity(est: Any, X_test: Any, model: scorer.Model, tol: float) -> None:
-    methods = [m for m in ("predict", "predict_proba", "decision_function") if hasattr(est, m)]
-    assert set(model.methods) == set(methods)
-    exact = {"predict", "decision_function", "predict_proba"}
-    if getattr(est, "loss", "") in ("poisson", "gamma"):
-        exact = {"decision_function"}
+def check_forms(est: Any, X_test: Any, model: scorer.Model) -> None:
+    """What a JSON client sends (rows with None) and single rows score exactly as the batch."""
     rows = rows_of(X_test)
-    for m in methods:
-        want = getattr(est, m)(X_test)
-        for got in (
-            getattr(model, m)(X_test),
-            getattr(model, m)(rows),
-            np.concatenate([getattr(model, m)([row]) for row in rows[:8]] + [getattr(model, m)(rows[8:])]),
-        ):
-            assert got.shape == want.shape, m
-            if m in exact or want.dtype.kind != "f":
-                np.testing.assert_array_equal(got, want, err_msg=m)
-            else:
-                np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=m)
+    for m in model.methods:
+        batch = getattr(model, m)(X_test)
+        np.testing.assert_array_equal(getattr(model, m)(rows), batch, err_msg=m)
+        singles = [getattr(model, m)([row]) for row in rows[:8]]
+        rest = getattr(model, m)(rows[8:])
+        np.testing.assert_array_equal(np.concatenate([*singles, rest]), batch, err_msg=m)
 
 
-def check(
-    est: Any, X_train: Any, X_test: Any, engines: Callable[[str], Iterator[scorer.Model]], tol: float = 1e-12
-) -> None:
+def check(est: Any, X_train: Any, X_test: Any, forest_layouts: Callable[[str], Iterator[scorer.Model]],
+          tol: float = 1e-12) -> None:
+    """Labels, raw predictions and probabilities exactly; the log link's predictions within ``tol``."""
+    log_link = getattr(est, "loss", "") in ("poisson", "gamma")
     sample = X_train.iloc[:25] if hasattr(X_train, "iloc") else X_train[:25]
     for compact in (True, False):
         text = export_text(est, sample, compact)
         scorer.validate_model(text)
-        for model in engines(text):
-            assert_parity(est, X_test, model, tol)
+        for model in forest_layouts(text):
+            assert_parity(est, X_test, model, {"predict": tol} if log_link else 0.0)
+            check_forms(est, X_test, model)
 
 
 def with_nans(X: np.ndarray, frac: float, seed: int) -> np.ndarray:
@@ -101,7 +77,7 @@ def with_nans(X: np.ndarray, frac: float, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("case", ["binary", "multiclass", "nan", "nan-shallow", "deep", "class_weight"])
-def test_classifier(case: str, engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_classifier(case: str, forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     if case == "multiclass":
         X, y = load_wine(return_X_y=True)
     else:
@@ -117,19 +93,19 @@ def test_classifier(case: str, engines: Callable[[str], Iterator[scorer.Model]])
     if case == "nan-shallow":  # depth <= 3: the single-row byte lookup tables, with missing values
         params.update(max_depth=3)
     est = HistGradientBoostingClassifier(**params).fit(X_train, y_train)
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
 
 
-def test_string_labels_and_nan_only_in_test(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_string_labels_and_nan_only_in_test(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X, y = load_iris(return_X_y=True)
     labels = np.array(["setosa", "versicolor", "virginica"], dtype=object)[y]
     X_train, X_test, y_train, _ = split(X, labels)
     est = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X_train, y_train)
-    check(est, X_train, with_nans(X_test, 0.3, 4), engines)
+    check(est, X_train, with_nans(X_test, 0.3, 4), forest_layouts)
 
 
 @pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "quantile", "poisson", "gamma"])
-def test_regressor(loss: str, engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_regressor(loss: str, forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X, y = load_diabetes(return_X_y=True)
     X = with_nans(X, 0.05, 1)
     if loss in ("poisson", "gamma"):
@@ -138,17 +114,17 @@ def test_regressor(loss: str, engines: Callable[[str], Iterator[scorer.Model]]) 
     est = HistGradientBoostingRegressor(
         loss=loss, quantile=0.8 if loss == "quantile" else None, max_iter=15, random_state=0
     ).fit(X_train, y_train)
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
 
 
-def test_early_stopping(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_early_stopping(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X, y = load_diabetes(return_X_y=True)
     X_train, X_test, y_train, _ = split(X, y)
     est = HistGradientBoostingRegressor(
         max_iter=500, early_stopping=True, n_iter_no_change=3, random_state=0
     ).fit(X_train, y_train)
     assert est.n_iter_ < 500
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
 
 
 # -- categorical inputs ------------------------------------------------------------------------------
@@ -163,13 +139,13 @@ def integer_categories() -> tuple[Any, ...]:
     return split(X, y)
 
 
-def test_integer_coded_categories(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_integer_coded_categories(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = integer_categories()
     est = HistGradientBoostingRegressor(categorical_features=[4, 5], max_iter=20, random_state=0)
     est.fit(X_train, y_train)
     X_test = X_test.copy()
     X_test[:3, 5] = [99.0, -1.0, 2.5]  # unknown categories: missing, as scikit-learn's encoder makes them
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
 
 
 def string_frame(n_test: int = 40) -> tuple[Any, ...]:
@@ -189,23 +165,23 @@ def string_frame(n_test: int = 40) -> tuple[Any, ...]:
     return split(frame, y, n_test)
 
 
-def test_string_categories_regressor(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_string_categories_regressor(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = string_frame()
     est = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(X_train, y_train)
     assert est.is_categorical_ is not None and est.is_categorical_.sum() == 2
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
     doc = json.loads(export_text(est, X_train.iloc[:25]))
     cats = {c["column"]: c["categories"] for c in doc["estimator"]["categorical_features"]}
     assert cats == {1: ["amber", "blue", "green", "grey", "red"], 3: ["L", "M", "S"]}
 
 
 def test_string_categories_classifier_unknown_values(
-    engines: Callable[[str], Iterator[scorer.Model]],
+    forest_layouts: Callable[[str], Iterator[scorer.Model]],
 ) -> None:
     X_train, X_test, y_train, _ = string_frame()
     labels = np.where(y_train > np.median(y_train), "high", "low")
     est = HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X_train, labels)
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
     # values the model never saw: scikit-learn treats them as missing
     model = scorer.load_model(export_text(est, X_train.iloc[:25]))
     rows = rows_of(X_test.iloc[:6])
@@ -222,14 +198,14 @@ def test_string_categories_classifier_unknown_values(
     np.testing.assert_array_equal(model.decision_function(rows), est.decision_function(frame))
 
 
-def test_many_leaves_with_categories(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_many_leaves_with_categories(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     """Categorical splits in the traversal layouts (trees of more than 64 leaves)."""
     X_train, X_test, y_train, _ = string_frame()
     est = HistGradientBoostingRegressor(
         max_iter=3, max_leaf_nodes=80, min_samples_leaf=1, random_state=0
     ).fit(X_train, y_train)
     assert max(p[0].get_n_leaf_nodes() for p in est._predictors) > 64
-    check(est, X_train, X_test, engines)
+    check(est, X_train, X_test, forest_layouts)
 
 
 # -- documents -----------------------------------------------------------------------------------

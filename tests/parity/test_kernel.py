@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL, assert_parity
 from sklearn.datasets import load_digits, make_classification
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
@@ -16,7 +17,6 @@ from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 KERNELS = ["linear", "poly", "rbf", "sigmoid"]
 
 
@@ -32,18 +32,9 @@ def _fit(est: Any, X: np.ndarray, y: np.ndarray | None = None) -> Any:
 
 
 def _same(est: Any, model: Any, X: np.ndarray, methods: tuple[str, ...]) -> None:
-    for method in methods:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            want = getattr(est, method)(X)
-        got = getattr(model, method)(X)
-        assert got.shape == want.shape, method
-        if method == "predict" and want.dtype.kind in "OUSb":
-            assert got.tolist() == want.tolist()
-        elif method == "predict" and hasattr(est, "classes_"):
-            np.testing.assert_array_equal(got, want)
-        else:
-            np.testing.assert_allclose(got, want, rtol=0, atol=TOL, err_msg=method)
+    with warnings.catch_warnings():  # SVC(probability=True)'s predict_proba warns in scikit-learn 1.9
+        warnings.simplefilter("ignore", FutureWarning)
+        assert_parity(est, X, model, methods=methods)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -1,84 +1,29 @@
-"""Parity of the linear models against scikit-learn, plus their unhappy paths."""
+"""Parity of the linear models beyond the case table (tests/parity/cases.py), plus their unhappy paths."""
 
 from __future__ import annotations
 
 import copy
 import json
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from harness import TOL, assert_parity
 from sklearn.linear_model import (
-    ElasticNet,
     HuberRegressor,
-    Lasso,
     LinearRegression,
     LogisticRegression,
     Perceptron,
     Ridge,
     RidgeClassifier,
     SGDClassifier,
-    SGDRegressor,
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC, LinearSVR
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
-
-TOL = 1e-9
-METHODS = ("predict", "predict_proba", "decision_function", "transform")
-
-
-def sk_methods(est: Any) -> list[str]:
-    return [m for m in METHODS if hasattr(est, m)]
-
-
-def assert_parity(est: Any, model: Any, X: Any, classifier: bool) -> None:
-    """Labels identical; every other output within TOL; the same methods available."""
-    assert [m for m in METHODS if model.has(m)] == sk_methods(est)
-    for m in sk_methods(est):
-        want = getattr(est, m)(X)
-        got = getattr(model, m)(X)
-        assert got.shape == want.shape, m
-        if m == "predict" and classifier:
-            assert got.tolist() == want.tolist()
-        else:
-            np.testing.assert_allclose(got, want, rtol=0, atol=TOL, err_msg=m)
-
-
-def fit(est: Any, X: Any, y: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
-
-
-REGRESSORS = [
-    ("linear_regression", lambda: LinearRegression(), "diabetes"),
-    ("linear_regression_multi", lambda: LinearRegression(), "regression_multi"),
-    ("ridge", lambda: Ridge(alpha=0.5), "regression"),
-    ("ridge_multi_no_intercept", lambda: Ridge(alpha=2.0, fit_intercept=False), "regression_multi"),
-    ("lasso", lambda: Lasso(alpha=0.1), "diabetes"),
-    ("elastic_net_multi", lambda: ElasticNet(alpha=0.05, l1_ratio=0.3), "regression_multi"),
-    ("sgd_regressor", lambda: make_pipeline(StandardScaler(), SGDRegressor(random_state=0)), "diabetes"),
-    ("linear_svr", lambda: LinearSVR(C=0.5, random_state=0, max_iter=5000), "regression"),
-]
-
-
-@pytest.mark.parametrize("compact", [True, False], ids=["base64", "lists"])
-@pytest.mark.parametrize(("label", "make", "data"), REGRESSORS, ids=[r[0] for r in REGRESSORS])
-def test_regressor_parity(label: str, make: Any, data: str, compact: bool, datasets: Any,
-                          roundtrip: Any) -> None:
-    d = datasets(data)
-    est = fit(make(), d.X_train, d.y_train)
-    doc, model = roundtrip(est, d.X_test, compact=compact)
-    assert_parity(est, model, d.X_test, classifier=False)
-    if not compact:
-        assert "encoding" not in json.dumps(doc["estimator"])
 
 
 @pytest.mark.parametrize(("make", "shape"), [(LinearRegression, (40, 1)), (Ridge, (40,))])
@@ -89,39 +34,6 @@ def test_regressor_keeps_single_column_target_shape(make: Any, shape: tuple[int,
     _, model = roundtrip(est, d.X_test)
     assert est.predict(d.X_test).shape == model.predict(d.X_test).shape == shape
     np.testing.assert_allclose(model.predict(d.X_test), est.predict(d.X_test), rtol=0, atol=TOL)
-
-
-CLASSIFIERS = [
-    ("logreg_binary", lambda: LogisticRegression(max_iter=500), "binary"),
-    ("logreg_multinomial", lambda: LogisticRegression(max_iter=1000), "iris"),
-    ("logreg_liblinear", lambda: LogisticRegression(solver="liblinear"), "binary"),
-    ("logreg_elasticnet", lambda: LogisticRegression(solver="saga", l1_ratio=0.5, max_iter=300),
-     "classification"),
-    ("ridge_classifier_binary", lambda: RidgeClassifier(), "binary"),
-    ("ridge_classifier_multi", lambda: RidgeClassifier(alpha=3.0), "classification"),
-    ("sgd_hinge", lambda: SGDClassifier(random_state=0), "classification"),
-    ("sgd_log_binary", lambda: SGDClassifier(loss="log_loss", random_state=0), "binary"),
-    ("sgd_log_multi", lambda: SGDClassifier(loss="log_loss", random_state=0), "classification"),
-    ("sgd_huber_binary", lambda: SGDClassifier(loss="modified_huber", random_state=0), "binary"),
-    ("sgd_huber_multi", lambda: SGDClassifier(loss="modified_huber", random_state=1), "classification"),
-    ("linear_svc_binary", lambda: LinearSVC(random_state=0), "binary"),
-    ("linear_svc_multi", lambda: LinearSVC(random_state=0, C=0.3), "classification"),
-    ("linear_svc_crammer_singer", lambda: LinearSVC(multi_class="crammer_singer", random_state=0),
-     "classification"),
-    ("perceptron_binary", lambda: Perceptron(random_state=0), "binary"),
-    ("perceptron_multi", lambda: Perceptron(random_state=0), "classification"),
-]
-
-
-@pytest.mark.parametrize("compact", [True, False], ids=["base64", "lists"])
-@pytest.mark.parametrize(("label", "make", "data"), CLASSIFIERS, ids=[c[0] for c in CLASSIFIERS])
-def test_classifier_parity(label: str, make: Any, data: str, compact: bool, datasets: Any,
-                           roundtrip: Any) -> None:
-    d = datasets(data)
-    est = fit(make(), d.X_train, d.y_train)
-    _, model = roundtrip(est, d.X_test, compact=compact)
-    assert model.classes.tolist() == est.classes_.tolist()
-    assert_parity(est, model, d.X_test, classifier=True)
 
 
 @pytest.mark.parametrize("labels", [["no", "yes"], [-1, 7], ["setosa", "versicolor", "virginica"]])
@@ -207,7 +119,7 @@ def test_float32_fitted_models_match_for_float64_inputs(datasets: Any, roundtrip
     est = LogisticRegression(max_iter=1000).fit(d.X_train.astype(np.float32), d.y_train)
     assert est.coef_.dtype == np.float32
     _, model = roundtrip(est, d.X_test)
-    assert_parity(est, model, d.X_test, classifier=True)
+    assert_parity(est, d.X_test, model)
 
 
 # -- unhappy paths ------------------------------------------------------------------------------------

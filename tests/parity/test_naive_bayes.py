@@ -8,22 +8,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import assert_parity
 from sklearn.datasets import load_digits
 from sklearn.naive_bayes import BernoulliNB, CategoricalNB, ComplementNB, GaussianNB, MultinomialNB
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
-
 
 def _same(est: Any, model: Any, X: np.ndarray) -> None:
-    want = est.predict(X)
-    got = model.predict(X)
-    assert got.tolist() == want.tolist()
-    np.testing.assert_allclose(model.predict_proba(X), est.predict_proba(X), rtol=0, atol=TOL)
-    np.testing.assert_allclose(model.estimator.predict_log_proba(X), est.predict_log_proba(X), rtol=0,
-                               atol=TOL)
+    assert_parity(est, X, model)
+    assert_parity(est, X, model.estimator, methods=("predict_log_proba",))
 
 
 @pytest.fixture(scope="module")

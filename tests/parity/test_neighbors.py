@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL, assert_parity
 from sklearn.datasets import make_classification, make_regression
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
@@ -20,7 +21,6 @@ from sklearn.preprocessing import StandardScaler
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 METRICS = [("minkowski", 2), ("minkowski", 1), ("minkowski", 3), ("minkowski", np.inf), ("euclidean", 2),
            ("manhattan", 2), ("chebyshev", 2), ("cosine", 2), ("minkowski", 0.7)]
 
@@ -54,8 +54,7 @@ def test_classifier(metric: str, p: float, weights: str, datasets: Any, roundtri
     _no_ties(est, Xte)
     doc, model = roundtrip(est, Xte, compact=weights == "uniform")
     assert doc["estimator"]["type"] == "k_neighbors_classifier"
-    np.testing.assert_array_equal(model.predict(Xte), est.predict(Xte))
-    np.testing.assert_allclose(model.predict_proba(Xte), est.predict_proba(Xte), rtol=0, atol=TOL)
+    assert_parity(est, Xte, model)
 
 
 @pytest.mark.parametrize("algorithm", ["brute", "kd_tree", "ball_tree"])
@@ -67,9 +66,7 @@ def test_classifier_multiclass_string_labels(algorithm: str, datasets: Any, roun
             ds.X_train, labels[ds.y_train])
         _no_ties(est, ds.X_test)
         _, model = roundtrip(est, ds.X_test, compact=algorithm != "brute")
-        assert model.predict(ds.X_test).tolist() == est.predict(ds.X_test).tolist()
-        np.testing.assert_allclose(model.predict_proba(ds.X_test), est.predict_proba(ds.X_test), rtol=0,
-                                   atol=TOL)
+        assert_parity(est, ds.X_test, model)
 
 
 def test_classifier_votes_tie_to_lowest_class(roundtrip: Any) -> None:
@@ -90,11 +87,10 @@ def test_distance_weights_with_exact_matches(roundtrip: Any) -> None:
     for algorithm in ("kd_tree", "ball_tree"):
         est = KNeighborsClassifier(n_neighbors=5, weights="distance", algorithm=algorithm).fit(X, y)
         _, model = roundtrip(est, queries)
-        np.testing.assert_array_equal(model.predict(queries), est.predict(queries))
-        np.testing.assert_allclose(model.predict_proba(queries), est.predict_proba(queries), rtol=0, atol=TOL)
+        assert_parity(est, queries, model)
         reg = KNeighborsRegressor(n_neighbors=5, weights="distance", algorithm=algorithm).fit(X, X[:, 0] * 3)
         _, rmodel = roundtrip(reg, queries, compact=False)
-        np.testing.assert_allclose(rmodel.predict(queries), reg.predict(queries), rtol=0, atol=TOL)
+        assert_parity(reg, queries, rmodel)
 
 
 @pytest.mark.parametrize(("metric", "p"), METRICS)
@@ -108,7 +104,7 @@ def test_regressor(metric: str, p: float, weights: str, datasets: Any, roundtrip
     _no_ties(est, Xte)
     doc, model = roundtrip(est, Xte, compact=weights == "distance")
     assert doc["estimator"]["type"] == "k_neighbors_regressor"
-    np.testing.assert_allclose(model.predict(Xte), est.predict(Xte), rtol=0, atol=TOL)
+    assert_parity(est, Xte, model)
 
 
 @pytest.mark.parametrize("weights", ["uniform", "distance"])
@@ -117,9 +113,8 @@ def test_regressor_multi_output(weights: str, datasets: Any, roundtrip: Any) -> 
     y_scale = np.abs(ds.y_train).max()
     est = KNeighborsRegressor(n_neighbors=4, weights=weights).fit(ds.X_train, ds.y_train / y_scale)
     _, model = roundtrip(est, ds.X_test)
-    got = model.predict(ds.X_test)
-    assert got.shape == (len(ds.X_test), 3)
-    np.testing.assert_allclose(got, est.predict(ds.X_test), rtol=0, atol=TOL)
+    assert model.predict(ds.X_test).shape == (len(ds.X_test), 3)
+    assert_parity(est, ds.X_test, model)
 
 
 def test_many_rows_are_chunked(roundtrip: Any, monkeypatch: pytest.MonkeyPatch) -> None:

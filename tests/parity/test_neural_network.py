@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import TOL, assert_parity
 from sklearn.datasets import load_digits, make_multilabel_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -17,7 +18,6 @@ from sklearn.preprocessing import StandardScaler
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
-TOL = 1e-9
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 
 
@@ -33,8 +33,7 @@ def _scaled(ds: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _same_classifier(est: Any, model: Any, X: np.ndarray) -> None:
-    assert model.predict(X).tolist() == est.predict(X).tolist()
-    np.testing.assert_allclose(model.predict_proba(X), est.predict_proba(X), rtol=0, atol=TOL)
+    assert_parity(est, X, model)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)

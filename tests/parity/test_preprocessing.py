@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from harness import TOL
 from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import (
@@ -25,8 +26,6 @@ from sklearn.preprocessing import (
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
-
-TOL = 1e-9
 
 
 def dense(a: Any) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Every model is exported, serialised to JSON text, reloaded and compared with scikit-learn on held-out
 rows: labels, probabilities and regression values exactly (boosting probabilities too).
-Each comparison runs through every layout of scorer/models/trees.py (bit-vector, level tables, explicit
-breadth-first), in small chunks (to cross chunk boundaries) and row by row (the single-row path).
+The plain fit-export-compare cases are in the case table (tests/parity/cases.py); this file holds the
+rest. Each comparison runs through every layout of the forest engine, scorer/models/_forest (bit-vector,
+level tables, explicit breadth-first), in small chunks (to cross chunk boundaries) and row by row.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import EXACT, assert_parity
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -23,9 +25,8 @@ from sklearn.datasets import (
     make_classification,
     make_regression,
 )
-from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import (
-    ExtraTreesClassifier,
     ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
@@ -34,19 +35,11 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LinearRegression
-from sklearn.tree import (
-    DecisionTreeClassifier,
-    DecisionTreeRegressor,
-    ExtraTreeClassifier,
-    ExtraTreeRegressor,
-)
+from sklearn.tree import DecisionTreeClassifier
 
 import scorer
 from modelsync.export import UnsupportedEstimator, export_model
-from scorer.models import trees as T
-
-ENGINES = ("auto", "bitvector", "heap", "explicit")
-
+from scorer.models import _forest as F
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -71,62 +64,12 @@ def export_text(est: Any, X_sample: np.ndarray, compact: bool = True, **kw: Any)
     return json.dumps(doc)
 
 
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of a few rows, so that batches cross chunk boundaries and end with a partial chunk."""
-    monkeypatch.setattr(T, "_TRAVERSAL_LANES", 64)
-    monkeypatch.setattr(T, "_QS_CHUNK_BYTES", 512)
-
-
-@pytest.fixture
-def engines(monkeypatch: pytest.MonkeyPatch, small_chunks: None) -> Callable[[str], Iterator[scorer.Model]]:
-    """``for model in engines(text): ...`` loads the document once per layout."""
-
-    def load_all(text: str) -> Iterator[scorer.Model]:
-        for engine in ENGINES:
-            monkeypatch.setattr(T, "FORCE_ENGINE", None if engine == "auto" else engine)
-            model = scorer.load_model(text)
-            forest = model.estimator.forest  # type: ignore[attr-defined]
-            if engine == "explicit":  # ("heap" is refused for forests too deep to pad: explicit again)
-                assert isinstance(forest, T._TraversalForest) and not forest.heap
-            yield model
-        monkeypatch.setattr(T, "FORCE_ENGINE", None)
-
-    return load_all
-
-
-def assert_parity(est: Any, X_test: np.ndarray, model: scorer.Model, tol: float = 0.0) -> None:
-    """Batch and row-by-row outputs of every method scikit-learn has, exactly or within ``tol``."""
-    methods = [m for m in ("predict", "predict_proba", "decision_function") if hasattr(est, m)]
-    assert set(model.methods) == set(methods), (model.methods, methods)
-    for m in methods:
-        want = getattr(est, m)(X_test)
-        got = getattr(model, m)(X_test)
-        rows = [getattr(model, m)(X_test[i : i + 1]) for i in range(min(len(X_test), 6))]
-        if isinstance(want, list):  # multi-output predict_proba
-            assert isinstance(got, list) and len(got) == len(want)
-            for w, g in zip(want, got, strict=True):
-                np.testing.assert_array_equal(g, w)
-            continue
-        for i, row in enumerate(rows):
-            _same(m, want[i : i + 1], row, tol)
-        _same(m, want, got, tol)
-
-
-def _same(method: str, want: np.ndarray, got: np.ndarray, tol: float) -> None:
-    assert got.shape == want.shape, (method, got.shape, want.shape)
-    if method == "predict" or tol == 0.0 or want.dtype.kind not in "f":
-        np.testing.assert_array_equal(got, want, err_msg=method)
-    else:
-        np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=method)
-
-
 def check_roundtrip(
     est: Any,
     X_train: np.ndarray,
     X_test: np.ndarray,
-    engines: Callable[[str], Iterator[scorer.Model]],
-    tol: float = 0.0,
+    forest_layouts: Callable[[str], Iterator[scorer.Model]],
+    tol: float = EXACT,
 ) -> dict[str, Any]:
     """Both array encodings, validate_model, and every layout."""
     doc: dict[str, Any] = {}
@@ -134,7 +77,7 @@ def check_roundtrip(
         text = export_text(est, X_train[:20], compact=compact)
         scorer.validate_model(text)
         doc = json.loads(text)
-        for model in engines(text):
+        for model in forest_layouts(text):
             assert_parity(est, X_test, model, tol)
     return doc
 
@@ -174,78 +117,14 @@ def regression_multi() -> tuple[Any, ...]:
 
 # -- decision trees and forests ----------------------------------------------------------------------
 
-CLASSIFIER_CASES = [
-    ("tree-iris", lambda: DecisionTreeClassifier(random_state=0), iris),
-    ("tree-depth3-wine", lambda: DecisionTreeClassifier(max_depth=3, random_state=0), wine),
-    ("extra-tree-cancer", lambda: ExtraTreeClassifier(random_state=0), cancer),
-    ("tree-nan", lambda: DecisionTreeClassifier(max_depth=6, random_state=0), classification_nan),
-    ("forest-iris", lambda: RandomForestClassifier(n_estimators=6, random_state=0), iris),
-    (
-        "forest-cancer-balanced",
-        lambda: RandomForestClassifier(n_estimators=5, max_depth=5, class_weight="balanced", random_state=1),
-        cancer,
-    ),
-    ("forest-nan", lambda: RandomForestClassifier(n_estimators=5, random_state=0), classification_nan),
-    ("extra-trees-wine", lambda: ExtraTreesClassifier(n_estimators=5, random_state=0), wine),
-    (
-        "extra-trees-nan",
-        lambda: ExtraTreesClassifier(n_estimators=4, max_depth=4, random_state=0),
-        classification_nan,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    "make, data", [c[1:] for c in CLASSIFIER_CASES], ids=[c[0] for c in CLASSIFIER_CASES]
-)
-def test_tree_classifiers(
-    make: Callable[[], Any],
-    data: Callable[[], tuple[Any, ...]],
-    engines: Callable[[str], Iterator[scorer.Model]],
-) -> None:
-    X_train, X_test, y_train, _ = data()
-    est = make().fit(X_train, y_train)
-    check_roundtrip(est, X_train, X_test, engines)
-
-
-def test_string_labels_and_binary(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_string_labels_and_binary(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = cancer()
     labels = np.array(["benign", "malignant"], dtype=object)[y_train]
     est = RandomForestClassifier(n_estimators=4, max_depth=6, random_state=0).fit(X_train, labels)
-    check_roundtrip(est, X_train, X_test, engines)
+    check_roundtrip(est, X_train, X_test, forest_layouts)
 
 
-REGRESSOR_CASES = [
-    ("tree-diabetes", lambda: DecisionTreeRegressor(random_state=0), diabetes),
-    ("tree-multi", lambda: DecisionTreeRegressor(max_depth=5, random_state=0), regression_multi),
-    ("extra-tree", lambda: ExtraTreeRegressor(random_state=0), diabetes),
-    ("forest-diabetes", lambda: RandomForestRegressor(n_estimators=5, random_state=0), diabetes),
-    (
-        "forest-multi",
-        lambda: RandomForestRegressor(n_estimators=4, max_depth=6, random_state=0),
-        regression_multi,
-    ),
-    (
-        "forest-poisson",
-        lambda: RandomForestRegressor(n_estimators=3, criterion="poisson", random_state=0),
-        lambda: (lambda a: (a[0], a[1], np.abs(a[2]), a[3]))(diabetes()),
-    ),
-    ("extra-trees", lambda: ExtraTreesRegressor(n_estimators=4, max_depth=8, random_state=0), diabetes),
-]
-
-
-@pytest.mark.parametrize("make, data", [c[1:] for c in REGRESSOR_CASES], ids=[c[0] for c in REGRESSOR_CASES])
-def test_tree_regressors(
-    make: Callable[[], Any],
-    data: Callable[[], tuple[Any, ...]],
-    engines: Callable[[str], Iterator[scorer.Model]],
-) -> None:
-    X_train, X_test, y_train, _ = data()
-    est = make().fit(X_train, y_train)
-    check_roundtrip(est, X_train, X_test, engines)
-
-
-def test_regressor_with_nans(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_regressor_with_nans(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = diabetes()
     X_train, X_test = with_nans(X_train, 0.15, 1), with_nans(X_test, 0.15, 2)
     for est in (
@@ -253,19 +132,19 @@ def test_regressor_with_nans(engines: Callable[[str], Iterator[scorer.Model]]) -
         ExtraTreesRegressor(n_estimators=3, random_state=0),
     ):
         est.fit(X_train, y_train)
-        check_roundtrip(est, X_train, X_test, engines)
+        check_roundtrip(est, X_train, X_test, forest_layouts)
 
 
 def test_nan_at_predict_for_a_tree_fitted_without_nan(
-    engines: Callable[[str], Iterator[scorer.Model]],
+    forest_layouts: Callable[[str], Iterator[scorer.Model]],
 ) -> None:
     """scikit-learn still routes NaN (to the child that saw more samples): so must we."""
     X_train, X_test, y_train, _ = wine()
     est = RandomForestClassifier(n_estimators=4, random_state=0).fit(X_train, y_train)
-    check_roundtrip(est, X_train, with_nans(X_test, 0.3, 5), engines)
+    check_roundtrip(est, X_train, with_nans(X_test, 0.3, 5), forest_layouts)
 
 
-def test_multi_output_classifier(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_multi_output_classifier(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X, y = load_iris(return_X_y=True)
     Y = np.c_[y, (y + 1) % 3]  # same number of classes per output: the envelope's test vectors hold it
     X_train, X_test, Y_train, _ = split(X, Y)
@@ -274,7 +153,7 @@ def test_multi_output_classifier(engines: Callable[[str], Iterator[scorer.Model]
         RandomForestClassifier(n_estimators=3, random_state=0),
     ):
         est.fit(X_train, Y_train)
-        check_roundtrip(est, X_train, X_test, engines)
+        check_roundtrip(est, X_train, X_test, forest_layouts)
 
 
 def test_multi_output_classifier_ragged_classes() -> None:
@@ -297,71 +176,14 @@ def test_multi_output_classifier_ragged_classes() -> None:
 
 # -- gradient boosting -----------------------------------------------------------------------------
 
-GB_CLASSIFIER_CASES = [
-    ("binary", lambda: GradientBoostingClassifier(n_estimators=15, random_state=0), cancer),
-    ("multiclass", lambda: GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0), iris),
-    (
-        "exponential",
-        lambda: GradientBoostingClassifier(n_estimators=10, loss="exponential", random_state=0),
-        cancer,
-    ),
-    ("init-zero", lambda: GradientBoostingClassifier(n_estimators=8, init="zero", random_state=0), wine),
-    (
-        "init-dummy",
-        lambda: GradientBoostingClassifier(
-            n_estimators=8, init=DummyClassifier(strategy="prior"), subsample=0.7, random_state=0
-        ),
-        iris,
-    ),
-    (
-        "deep",
-        lambda: GradientBoostingClassifier(n_estimators=5, max_depth=6, learning_rate=0.3, random_state=0),
-        wine,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    "make, data", [c[1:] for c in GB_CLASSIFIER_CASES], ids=[c[0] for c in GB_CLASSIFIER_CASES]
-)
-def test_gradient_boosting_classifier(
-    make: Callable[[], Any],
-    data: Callable[[], tuple[Any, ...]],
-    engines: Callable[[str], Iterator[scorer.Model]],
-) -> None:
-    X_train, X_test, y_train, _ = data()
-    est = make().fit(X_train, y_train)
-    X_test = np.r_[X_test, X_train[:30]]
-    for m in ("decision_function", "predict"):  # the raw sum and the labels are exact
-        for model in engines(export_text(est, X_train[:20])):
-            np.testing.assert_array_equal(getattr(model, m)(X_test), getattr(est, m)(X_test))
-    check_roundtrip(est, X_train, X_test, engines, tol=0.0)  # probabilities too (C library's exp)
-
-
-@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber", "quantile"])
-def test_gradient_boosting_regressor(loss: str, engines: Callable[[str], Iterator[scorer.Model]]) -> None:
-    X_train, X_test, y_train, _ = diabetes()
-    est = GradientBoostingRegressor(n_estimators=12, loss=loss, alpha=0.7, random_state=0).fit(
-        X_train, y_train
-    )
-    check_roundtrip(est, X_train, X_test, engines)
-
-
-def test_gradient_boosting_regressor_inits(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
-    X_train, X_test, y_train, _ = diabetes()
-    for init in ("zero", DummyRegressor(strategy="median")):
-        est = GradientBoostingRegressor(n_estimators=6, init=init, random_state=0).fit(X_train, y_train)
-        check_roundtrip(est, X_train, X_test, engines)
-
-
-def test_gradient_boosting_early_stopping(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_gradient_boosting_early_stopping(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X, y = make_regression(n_samples=300, n_features=6, noise=20.0, random_state=3)
     X_train, X_test, y_train, _ = split(X, y)
     est = GradientBoostingRegressor(
         n_estimators=200, n_iter_no_change=3, validation_fraction=0.2, random_state=0
     ).fit(X_train, y_train)
     assert est.n_estimators_ < 200
-    check_roundtrip(est, X_train, X_test, engines)
+    check_roundtrip(est, X_train, X_test, forest_layouts)
 
 
 def test_gradient_boosting_unsupported_init() -> None:
@@ -379,44 +201,13 @@ def test_gradient_boosting_unsupported_init() -> None:
 
 # -- isolation forest --------------------------------------------------------------------------------
 
-IFOREST_CASES = [
-    ("default", lambda: IsolationForest(n_estimators=10, random_state=0), cancer),
-    ("features-subset", lambda: IsolationForest(n_estimators=8, max_features=0.5, random_state=0), wine),
-    (
-        "contamination",
-        lambda: IsolationForest(n_estimators=8, contamination=0.1, max_samples=64, random_state=0),
-        iris,
-    ),
-    (
-        "bootstrap-nan",
-        lambda: IsolationForest(n_estimators=6, bootstrap=True, max_features=3, random_state=1),
-        classification_nan,
-    ),
-    ("two-samples", lambda: IsolationForest(n_estimators=3, max_samples=2, random_state=0), iris),
-]
-
-
-@pytest.mark.parametrize("make, data", [c[1:] for c in IFOREST_CASES], ids=[c[0] for c in IFOREST_CASES])
-def test_isolation_forest(
-    make: Callable[[], Any],
-    data: Callable[[], tuple[Any, ...]],
-    engines: Callable[[str], Iterator[scorer.Model]],
-) -> None:
-    X_train, X_test, _, _ = data()
-    est = make().fit(X_train)
-    check_roundtrip(est, X_train, X_test, engines, tol=1e-12)
-    for model in engines(export_text(est, X_train[:20])):
-        got = model.estimator.score_samples(X_test)  # type: ignore[attr-defined]
-        np.testing.assert_allclose(got, est.score_samples(X_test), rtol=0, atol=1e-12)
-
-
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # scikit-learn's own cast
-def test_isolation_forest_accepts_infinities(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_isolation_forest_accepts_infinities(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, _, _ = iris()
     est = IsolationForest(n_estimators=5, random_state=0).fit(X_train)
     X_test = X_test.copy()
     X_test[0, 0], X_test[1, 2], X_test[2, 1], X_test[3, 3] = np.inf, -np.inf, 1e300, np.nan
-    for model in engines(export_text(est, X_train[:20])):
+    for model in forest_layouts(export_text(est, X_train[:20])):
         np.testing.assert_allclose(
             model.decision_function(X_test), est.decision_function(X_test), rtol=0, atol=1e-12
         )
@@ -442,11 +233,11 @@ def test_inputs_refused_like_sklearn() -> None:
     # the largest values that still round to a finite float32 are accepted, as by scikit-learn
     model = scorer.load_model(export_text(rf, X_train[:5]))
     X = X_test[:3].copy()
-    X[0, 0], X[1, 1] = T.FLOAT32_OVERFLOW * (1 - 1e-16), -3.4e38
+    X[0, 0], X[1, 1] = F.FLOAT32_OVERFLOW * (1 - 1e-16), -3.4e38
     np.testing.assert_array_equal(model.predict(X), rf.predict(X))
 
 
-def test_float32_rounding_at_thresholds(engines: Callable[[str], Iterator[scorer.Model]]) -> None:
+def test_float32_rounding_at_thresholds(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     """Inputs a hair either side of every threshold, in float64 and float32 terms."""
     X, y = make_classification(n_samples=200, n_features=4, random_state=0)
     est = RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0).fit(X, y)
@@ -463,7 +254,7 @@ def test_float32_rounding_at_thresholds(engines: Callable[[str], Iterator[scorer
         ]
     )
     X_test = np.tile(near[:, None], (1, 4))
-    for model in engines(export_text(est, X[:10])):
+    for model in forest_layouts(export_text(est, X[:10])):
         np.testing.assert_array_equal(model.predict_proba(X_test), est.predict_proba(X_test))
 
 
@@ -479,18 +270,18 @@ def test_float32_equivalent_thresholds() -> None:
                 -0.0,
                 np.inf,
                 -np.inf,
-                T.FLOAT32_MAX,
-                -T.FLOAT32_MAX,
+                F.FLOAT32_MAX,
+                -F.FLOAT32_MAX,
                 1e39,
                 -1e39,
                 1e-46,
                 5e-324,
-                T.FLOAT32_OVERFLOW,
-                -T.FLOAT32_OVERFLOW,
+                F.FLOAT32_OVERFLOW,
+                -F.FLOAT32_OVERFLOW,
             ],
         ]
     )
-    equiv = T.float32_equivalent(thr)
+    equiv = F.float32_equivalent(thr)
     with np.errstate(over="ignore", invalid="ignore"):
         t32 = thr.astype(np.float32).astype(np.float64)
         mids = (t32 + np.nextafter(thr.astype(np.float32), np.float32(np.inf)).astype(np.float64)) / 2
@@ -517,7 +308,7 @@ def test_sequential_sum_is_tree_order() -> None:
         want = a[0].copy()
         for i in range(1, trees):
             want += a[i]
-        np.testing.assert_array_equal(T.sequential_sum(a), want)
+        np.testing.assert_array_equal(F.sequential_sum(a), want)
 
 
 # -- documents: size, encodings, corruption ----------------------------------------------------------
@@ -644,7 +435,7 @@ def test_corrupted_boosting_documents() -> None:
 
 def test_deep_degenerate_tree_is_refused_without_recursion() -> None:
     """A hostile chain of 10,000 splits: an InvalidModel, never a RecursionError."""
-    n = 2 * T.MAX_TREE_DEPTH + 3
+    n = 2 * F.MAX_TREE_DEPTH + 3
     left = np.full(n, -1)
     right = np.full(n, -1)
     splits = np.arange(0, n - 1, 2)

@@ -24,7 +24,7 @@ def need_converters(*classes: type) -> None:
     ms_export._load_families()
     absent = [c.__name__ for c in classes if c not in ms_export.CONVERTERS]
     if absent:
-        pytest.skip(f"no converter yet for {', '.join(absent)}")
+        pytest.fail(f"no converter for {', '.join(absent)}")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -555,8 +555,7 @@ SPEC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "model-format.md"
 
 
 def test_the_worked_example_of_the_specification_validates() -> None:
-    if "linear_regression" not in scorer.supported_types():
-        pytest.skip("the linear family is not registered")
+    assert "linear_regression" in scorer.supported_types()
     text = SPEC.read_text(encoding="utf-8")
     block = text.split("<!-- worked-example -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     model = scorer.validate_model(block)
@@ -584,3 +583,27 @@ def test_lazy_family_map_matches_the_registry() -> None:
               if cls.__module__.startswith("scorer.models.")}
     assert owners == models.TYPE_FAMILIES
     assert importlib.import_module("scorer").supported_types() == sorted(REGISTRY)
+
+
+def test_a_forest_document_imports_only_the_tree_modules(tmp_path: pathlib.Path) -> None:
+    """``import scorer`` loads no family; a forest loads the forest engine, the link functions and trees."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    from modelsync.export import export_model
+
+    X, y = load_iris(return_X_y=True)
+    est = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, y)
+    path = tmp_path / "forest.json"
+    path.write_text(json.dumps(export_model(est, X[:5], name="f", feature_names=list("abcd"))))
+    code = ("import json, sys, scorer; before = set(sys.modules); scorer.load_model(sys.argv[1]); "
+            "print(json.dumps(sorted(m for m in before if m.startswith('scorer.')))); "
+            "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith('scorer.'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    at_import, at_load = (json.loads(line) for line in out.stdout.splitlines())
+    assert not [m for m in at_import if m.startswith("scorer.models.") or m == "scorer._links"]
+    assert [m for m in at_load if not m.startswith("scorer.models._forest")] == ["scorer._links",
+                                                                                 "scorer.models.trees"]

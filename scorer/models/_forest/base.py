@@ -1,0 +1,80 @@
+"""What every forest layout shares: the :class:`CompiledForest` interface (``sums``: leaf outputs added in
+tree order, chunked), the strictly sequential sum over trees, and the categorical-column description."""
+
+from __future__ import annotations
+
+import numpy as np
+
+COMPILED_MAX_ELEMENTS = 1 << 25  # leaf-output tables a layout may add to what the document holds
+
+
+class Categorical:
+    """Categorical input columns (HGB): column -> number of known categories. Inputs in such a column
+    are category codes ``0..K-1`` (as floats) or NaN for missing / unknown."""
+
+    def __init__(self, n_categories: dict[int, int]) -> None:
+        self.n_categories = dict(n_categories)
+
+
+class CompiledForest:
+    """An ensemble compiled for scoring: ``sums(X)`` returns, per row, the trees' leaf outputs summed in
+    tree order exactly as scikit-learn's loops add them (``out += tree_output``, one tree after the other).
+
+    Trees are stage-major, ``per_stage`` trees per stage, tree ``s * per_stage + k`` adding to column
+    ``k``; ``init`` (``(per_stage, n_outputs)``) is folded into the first stage's leaf values at compile
+    time (``init + leaf`` is the very first addition scikit-learn makes, so this is exact).
+    """
+
+    n_trees: int
+    n_outputs: int
+    per_stage: int
+    chunk_rows: int
+    few_rows: int  # up to this many rows, one call of few numpy ops (the single-row path)
+
+    def sums(self, X: np.ndarray, has_nan: bool | None = None) -> np.ndarray:
+        """``(rows, per_stage, n_outputs)``. ``has_nan``: whether X holds NaN, if the caller knows."""
+        R = X.shape[0]
+        T, G, K = self.n_trees, self.per_stage, self.n_outputs
+        S = T // G
+        if R == 1 and self.few_rows:
+            vals = self._few(X, has_nan)  # (T, 1, K)
+            if S == 1:
+                return vals.reshape(1, G, K)
+            return np.add.accumulate(vals.reshape(S, G * K), axis=0)[-1].reshape(1, G, K)
+        if self.few_rows >= R:
+            vals = self._few(X, has_nan)  # (T, R, K)
+            acc = sequential_sum(vals.reshape(S, G * R * K)) if S > 1 else vals
+            return acc.reshape(G, R, K).transpose(1, 0, 2)
+        result = np.empty((R, G, K))
+        step = self.chunk_rows
+        for start in range(0, R, step):
+            Xc = X[start:start + step]
+            r = Xc.shape[0]
+            vals = np.empty((S, G, r, K))
+            self._chunk(Xc, vals.reshape(T, r, K), has_nan)
+            total = sequential_sum(vals.reshape(S, G * r * K))
+            result[start:start + r] = total.reshape(G, r, K).transpose(1, 0, 2)
+        return result
+
+    def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
+        raise NotImplementedError
+
+    def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
+        out = np.empty((self.n_trees, X.shape[0], self.n_outputs))
+        self._chunk(X, out, has_nan)
+        return out
+
+
+def sequential_sum(a: np.ndarray) -> np.ndarray:
+    """``a[0] + a[1] + ... + a[-1]`` added strictly in that order (scikit-learn adds tree after tree).
+
+    ``np.add.reduce`` over the outer axis of a C-contiguous 2-D array with at least two columns adds
+    whole rows one after the other (pairwise summation only happens along the innermost axis); with a
+    single column it would be pairwise, so ``accumulate`` (sequential by definition) is used instead.
+    tests/parity/test_trees.py checks both against a Python loop.
+    """
+    if a.shape[0] == 1:
+        return a[0]
+    if a.shape[1] >= 2:
+        return np.add.reduce(np.ascontiguousarray(a), axis=0)
+    return np.add.accumulate(a, axis=0)[-1]
