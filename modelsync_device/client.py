@@ -26,7 +26,7 @@ from scorer import (
     parse_document,
     validate_model,
 )
-from scorer._model import SHA256_PATTERN, SUPPORTED_FORMAT_MAJOR
+from scorer._envelope import SHA256_PATTERN, SUPPORTED_FORMAT_MAJOR
 
 from .signature import PublicKey, load_public_key, verify_manifest_signature
 from .store import ModelStore, now_iso

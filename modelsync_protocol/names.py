@@ -5,7 +5,7 @@ Names become S3 key segments on the server and directory names on a device, so t
 
 from __future__ import annotations
 
-from scorer._model import NAME_PATTERN
+from scorer._envelope import NAME_PATTERN
 
 MODEL_NAME_RE = NAME_PATTERN  # letters, digits, '.', '_', '-'; starts with a letter or digit; max 128
 

@@ -20,11 +20,7 @@ from ._base import (
     load_estimator,
 )
 from ._envelope import (
-    DEFAULT_TOLERANCE,
     METHODS,
-    NAME_PATTERN,
-    SHA256_PATTERN,
-    SUPPORTED_FORMAT_MAJOR,
     Problem,
     check_format_version,
     envelope_problems,
@@ -33,12 +29,6 @@ from ._envelope import (
 )
 from ._inputs import CATEGORICAL, F8, Feature, feature_list, number_rows, to_matrix
 from ._vectors import check_test_vectors, labels_equal
-
-# Compatible names: scorer.sync, scorer.tabular and the device client import these from here (their homes
-# are _envelope, _inputs and _vectors).
-__all__ = ["CATEGORICAL", "DEFAULT_TOLERANCE", "METHODS", "NAME_PATTERN", "SHA256_PATTERN",
-           "SUPPORTED_FORMAT_MAJOR", "Feature", "Model", "check_test_vectors", "load_model",
-           "parse_document", "to_matrix", "validate_model"]
 
 
 class Model:

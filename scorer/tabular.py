@@ -32,7 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._base import InvalidInput, MethodNotSupported
-from ._model import CATEGORICAL, Feature, Model
+from ._inputs import CATEGORICAL, Feature
+from ._model import Model
 from ._records import READ_BYTES, Readable, Record, RecordReader
 
 DEFAULT_CHUNK_ROWS = 10_000

@@ -635,7 +635,7 @@ def test_telemetry_recorded_and_flushed(installed_v1: ModelStore, registry: Regi
 
 def test_telemetry_missing_values_summary(tmp_path: Any) -> None:
     tel = Telemetry(tmp_path, persist_interval=0)
-    feats = [scorer._model.Feature("a", "numeric", None), scorer._model.Feature("c", "categorical", ["x"])]
+    feats = [scorer.Feature("a", "numeric", None), scorer.Feature("c", "categorical", ["x"])]
     X = np.array([[1.0, "x"], [np.nan, None], [3.0, "x"], [np.inf, "x"]], dtype=object)
     tel.record(MODEL, 1, "f" * 64, X, feats, np.array([0.5, 1.5, 2.5, 3.5]), 0.001, labels=False)
     tel.seal(MODEL)
@@ -697,7 +697,7 @@ def test_telemetry_partial_acknowledgement(installed_v1: ModelStore, registry: R
 
 def test_telemetry_is_bounded(tmp_path: Any, registry: Registry) -> None:
     tel = Telemetry(tmp_path, max_pending=3, persist_interval=0)
-    feats = [scorer._model.Feature("a", "numeric", None)]
+    feats = [scorer.Feature("a", "numeric", None)]
     for i in range(5):
         tel.record(MODEL, 1, "f" * 64, np.array([[float(i)]]), feats, np.array([0]), 0.001)
         tel.seal(MODEL)
@@ -719,7 +719,7 @@ def test_telemetry_is_bounded(tmp_path: Any, registry: Registry) -> None:
 
 def test_telemetry_windows_sealed_by_age(tmp_path: Any) -> None:
     """Offline for long: each window closes after window_seconds, so the server still gets a time series."""
-    feats = [scorer._model.Feature("a", "numeric", None)]
+    feats = [scorer.Feature("a", "numeric", None)]
     hourly = Telemetry(tmp_path, persist_interval=0)  # default window_seconds: one hour
     aged = Telemetry(tmp_path / "aged", persist_interval=0, window_seconds=0)
     for tel in (hourly, aged):

@@ -18,7 +18,7 @@ from modelsync_protocol.telemetry import OTHER_LABEL, finish_summary, merge_wind
 
 
 def test_one_name_rule_everywhere() -> None:
-    assert modelsync_protocol.MODEL_NAME_RE is scorer._model.NAME_PATTERN
+    assert modelsync_protocol.MODEL_NAME_RE is scorer._envelope.NAME_PATTERN
     assert layout.valid_model_name is modelsync_protocol.valid_model_name
     for good in ("iris", "a", "A.b_c-9", "x" * 128):
         assert modelsync_protocol.valid_model_name(good)

@@ -17,8 +17,8 @@ import pytest
 
 import scorer
 from scorer import InvalidInput, InvalidModel, LoadContext, MethodNotSupported, decode_array, encode_array
+from scorer._inputs import to_matrix
 from scorer._json import _es_number, canonical_bytes
-from scorer._model import to_matrix
 
 
 @pytest.fixture(autouse=True, scope="module")
