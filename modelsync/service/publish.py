@@ -288,7 +288,9 @@ def _reject(s3: Any, registry: Registry, settings: Settings, upload: Upload, pro
         if _published_by(registry, model, uid, progress.version):
             # published (the version record and its event exist): a retried invocation completes it
             raise failure or Conflict(f"upload {uid} of {model} is already published")
-        if not _give_back(s3, registry, settings, model, uid, progress.version):
+        if _give_back(s3, registry, settings, model, uid, progress.version):
+            progress.version = None  # released: a repeat of this rejection must not try again
+        else:
             burnt = progress.version
             problems = [*problems, ("", f"version {burnt} was reserved for this upload and is not used "
                                         "(a later upload took the next number)")]

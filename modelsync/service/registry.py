@@ -289,10 +289,11 @@ class Registry:
                 "Key": serialize(model_key(name)),
                 "UpdateExpression": "SET version_counter = :next, kind = :kind, model = :model, "
                                     "created_at = if_not_exists(created_at, :now), updated_at = :now",
-                "ConditionExpression": ("attribute_not_exists(version_counter)" if current == 0
-                                        else "version_counter = :current"),
+                # 0: never reserved, or every number given back (release_version)
+                "ConditionExpression": ("attribute_not_exists(version_counter) OR version_counter = :current"
+                                        if current == 0 else "version_counter = :current"),
                 "ExpressionAttributeValues": _values(next=nxt, kind=KIND_MODEL, model=name, now=now_iso(),
-                                                     **({"current": current} if current else {})),
+                                                     current=current),
             }
             upload_update = {
                 "TableName": self.table,
