@@ -10,7 +10,6 @@ fake clock (Publish's retry sleeps advance it), so a "persistent" fault lasts ex
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from botocore.exceptions import ReadTimeoutError
 from modelsync.service.config import Settings
 from modelsync.service.publish import PublishOutcome, RetryPolicy, Upload, publish_upload
 from modelsync.service.registry import Registry
-
 from scorer import content_sha256
 
 POLICY = RetryPolicy(budget_seconds=10.0, first_delay=0.5, max_delay=2.0, cleanup_seconds=10.0)
@@ -293,8 +291,8 @@ def test_a_leftover_document_at_the_number_is_a_reported_conflict(aws, models):
     aws.s3.put_object(Bucket=aws.bucket, Key="models/iris/1.json", Body=b"{}", Metadata={"sha256": "x"})
     registry = Registry(aws.ddb, settings.registry_table)
     # WHEN an upload reserves v1 and finds it taken
-    outcome = publish_upload(aws.s3, registry, settings, _upload(aws, "iris", json.dumps(models.iris).encode()),
-                             retry=POLICY, sleep=lambda s: None)
+    upload = _upload(aws, "iris", json.dumps(models.iris).encode())
+    outcome = publish_upload(aws.s3, registry, settings, upload, retry=POLICY, sleep=lambda s: None)
     # THEN it is rejected with the conflict in its report, the other object untouched, v1 reported burnt
     assert outcome.status == "rejected" and outcome.burnt_version == 1
     assert "already exists with other content" in outcome.problems[0]["message"]
@@ -318,7 +316,8 @@ def test_an_upload_that_never_finishes_is_rejected_after_three_invocations(aws, 
     # WHEN the event is delivered once more (a redrive)
     outcome = publish_upload(aws.s3, Registry(aws.ddb, settings.registry_table), settings, upload)
     # THEN it is rejected with a report saying why, instead of being tried forever
-    assert outcome.status == "rejected" and "did not finish in 3 invocations" in outcome.problems[0]["message"]
+    assert outcome.status == "rejected"
+    assert "did not finish in 3 invocations" in outcome.problems[0]["message"]
     assert aws.get_json(outcome.report_key)["status"] == "rejected"
 
 
