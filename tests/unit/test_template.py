@@ -85,7 +85,7 @@ def test_every_function_environment_resolves():
 def test_publish_is_wired_to_incoming_uploads():
     (event,) = T.function_events("PublishFunction", "S3").values()
     assert event["Properties"]["Bucket"] == {"Ref": "ModelsBucket"}
-    assert tpl.s3_event_rules(event) == {"prefix": "incoming/"}
+    assert tpl.s3_event_rules(event) == {"prefix": "incoming/", "suffix": ".json"}
 
 
 def test_notify_stream_settings():
