@@ -292,8 +292,9 @@ def _reject(s3: Any, registry: Registry, settings: Settings, upload: Upload, pro
             progress.version = None  # released: a repeat of this rejection must not try again
         else:
             burnt = progress.version
-            problems = [*problems, ("", f"version {burnt} was reserved for this upload and is not used "
-                                        "(a later upload took the next number)")]
+            problems = [*problems, ("", f"version number {burnt} was reserved for this upload and stays "
+                                        "unused (a later upload reserved the next number, or another "
+                                        f"object is at {layout.document_key(model, burnt)})")]
     extra: dict[str, Any] = {"burnt_version": burnt} if burnt is not None else {}
     if failure is not None:
         extra["failure"] = _describe(failure)

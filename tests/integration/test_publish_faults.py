@@ -280,7 +280,7 @@ def test_a_number_taken_after_it_is_reported_burnt(aws, models, monkeypatch):
     assert state["b"].status == "published" and state["b"].version == 2
     assert outcome.status == "rejected" and outcome.burnt_version == 1
     report = aws.get_json(outcome.report_key)
-    assert report["burnt_version"] == 1 and any("version 1 was reserved" in p["message"]
+    assert report["burnt_version"] == 1 and any("version number 1 was reserved" in p["message"]
                                                 for p in report["problems"])
     assert aws.keys("models/") == ["models/iris/2.json"]
 
