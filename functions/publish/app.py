@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelsync.service import layout
 from modelsync.service.config import Settings
-from modelsync.service.publish import Upload, publish_upload
+from modelsync.service.publish import RetryPolicy, Upload, publish_upload
 from modelsync.service.registry import Registry
 
 logger = Logger()
@@ -45,8 +45,8 @@ persistence = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table)
 
 
 @idempotent_function(data_keyword_argument="upload", persistence_store=persistence, config=idempotency_config)
-def publish_once(upload: dict[str, Any]) -> dict[str, Any]:
-    outcome = publish_upload(s3, registry, SETTINGS, Upload(**upload))
+def publish_once(upload: dict[str, Any], retry: RetryPolicy | None = None) -> dict[str, Any]:
+    outcome = publish_upload(s3, registry, SETTINGS, Upload(**upload), retry=retry)
     if not outcome.duplicate:
         metrics.add_metric(name=f"Uploads{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
     return outcome.as_dict()
@@ -69,7 +69,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             continue
         upload = upload_of(record)
         logger.append_keys(object_key=upload["key"])
-        result = publish_once(upload=upload)
+        # transient AWS errors are retried within what is left of this invocation, then the upload is
+        # rejected with a report (each record gets the time left when it starts)
+        retry = RetryPolicy.within(context.get_remaining_time_in_millis() / 1000)
+        result = publish_once(upload=upload, retry=retry)
         logger.info("upload processed", extra={"outcome": {k: result.get(k) for k in
                                                            ("status", "model", "version", "duplicate")}})
         results.append(result)

@@ -1,6 +1,7 @@
 """The models bucket's key layout and the naming rules, in one place.
 
-``incoming/{model}/...``                    uploads (any file name; one upload = one candidate version)
+``incoming/{model}/{file}.json``            uploads (one file directly in the model's folder; one upload =
+                                            one candidate version; other keys are refused with a report)
 ``models/{model}/{version}.json``           published documents, written once (``If-None-Match: *``)
 ``reports/{model}/{upload id}.json``        the outcome of each upload (published or rejected + problems)
 ``batch/input/{model}/[v{N}/]{name}``       batch inputs (``.csv`` with a header, or ``.jsonl``)
@@ -39,14 +40,37 @@ def decode_event_key(key: str) -> str:
     return urllib.parse.unquote_plus(key)
 
 
+UPLOAD_SUFFIX = ".json"
+UNATTRIBUTED = "_invalid"  # not a valid model name: refused keys without a model folder are recorded here
+
+
 def model_of_upload(key: str) -> str | None:
-    """``incoming/{model}/{file...}`` -> model, or None when the key does not follow the layout."""
+    """``incoming/{model}/{file}.json`` -> model, or None when the key does not follow the layout."""
+    return upload_folder(key) if upload_key_problem(key) is None else None
+
+
+def upload_folder(key: str) -> str:
+    """The model a key under ``incoming/`` is attributed to (its record, report and event), even when the
+    key is refused: the first folder when it is a valid model name, else :data:`UNATTRIBUTED`."""
+    rest = key[len(INCOMING):] if key.startswith(INCOMING) else ""
+    folder, sep, _ = rest.partition("/")
+    return folder if sep and valid_model_name(folder) else UNATTRIBUTED
+
+
+def upload_key_problem(key: str) -> str | None:
+    """Why ``key`` is not an upload key (``incoming/{model}/{file}.json``, no sub-folder), or None."""
+    rule = f"incoming/{{model}}/{{file}}{UPLOAD_SUFFIX}"
     if not key.startswith(INCOMING):
-        return None
-    parts = key[len(INCOMING):].split("/", 1)
-    if len(parts) != 2 or not parts[1] or parts[1].endswith("/"):
-        return None
-    return parts[0] if valid_model_name(parts[0]) else None
+        return f"key {key!r} is not under {INCOMING}"
+    parts = key[len(INCOMING):].split("/")
+    if len(parts) < 2 or not valid_model_name(parts[0]):
+        return (f"key {key!r} does not follow {rule} with a valid model name (letters, digits, '.', '_', "
+                "'-')")
+    if len(parts) > 2:
+        return f"key {key!r} has sub-folders: uploads go directly in the model folder ({rule})"
+    if not parts[1].endswith(UPLOAD_SUFFIX) or parts[1] == UPLOAD_SUFFIX:
+        return f"key {key!r} does not end in {UPLOAD_SUFFIX} ({rule})"
+    return None
 
 
 def document_key(model: str, version: int) -> str:

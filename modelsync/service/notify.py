@@ -11,7 +11,8 @@
   old_canary (``{"version", "weight"}`` or null). ``new_version`` is the base version.
 * ``alias.deleted``: an alias was tombstoned. Detail: alias, old_version, revision.
 * ``upload.rejected``: an upload item became ``rejected``. Detail: upload_id, source key and ETag,
-  problems (pointer + message), problem_count, report_key.
+  problems (pointer + message), problem_count, report_key, burnt_version (the version number the failed
+  attempt used up, or null).
 
 Other changes (the model counter, uploads in progress or published, device telemetry) produce nothing:
 the version item covers a publish. Telemetry items are also kept away from Notify by the event source's
@@ -124,8 +125,13 @@ def event_for_change(event_name: str, old: Mapping[str, Any] | None, new: Mappin
             "upload_id": new["upload_id"], "source_key": new.get("source_key"),
             "source_etag": new.get("source_etag"), "problems": new.get("problems") or [],
             "problem_count": new.get("problem_count", len(new.get("problems") or [])),
-            "report_key": new.get("report_key")}, new.get("completed_at"))
+            "report_key": new.get("report_key"),
+            "burnt_version": _int_or_none(new.get("burnt_version"))}, new.get("completed_at"))
     return None
+
+
+def _int_or_none(v: Any) -> int | None:
+    return None if v is None else int(v)  # DynamoDB numbers arrive as Decimal
 
 
 def publish_event(sns: Any, topic_arn: str, event: ModelEvent) -> str:

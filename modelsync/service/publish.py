@@ -1,40 +1,58 @@
-"""Publish an upload: ``incoming/{model}/...`` -> validated -> ``models/{model}/{version}.json`` + registry.
+"""Publish an upload: ``incoming/{model}/{file}.json`` -> validated -> ``models/{model}/{version}.json`` +
+registry.
 
-Every step is safe to repeat, so a duplicate S3 event (or a retry after a crash) ends with the same
-single version:
+**Every upload ends in exactly one of: a published version, or a rejection** (a report under
+``reports/{model}/`` plus the upload record turning ``rejected``, from which Notify sends
+``upload.rejected``), whatever fails:
 
 1. claim the upload record ``UPLOAD#{id}`` (id = hash of bucket, key, ETag) with ``attribute_not_exists``;
-   an upload already published or rejected returns its recorded outcome;
-2. HEAD the object and refuse it over ``max_upload_bytes`` without reading it; read it (pinned to the
-   event's VersionId, or its ETag) with the same cap;
+   an upload already published or rejected returns its recorded outcome. A record still ``processing``
+   counts one more invocation: after :data:`MAX_INVOCATIONS` (earlier ones crashed or timed out, e.g. on
+   a document too costly to validate) the upload is rejected instead of being tried forever;
+2. refuse keys outside ``incoming/{model}/{file}.json`` (the record and report go under the model folder,
+   or ``_invalid`` without one); HEAD the object and refuse it over ``max_upload_bytes`` without reading
+   it; read it (pinned to the event's VersionId, or its ETag) with the same cap;
 3. validate it with the scorer (structure, sha256, test vectors re-scored) and check that
-   ``metadata.name`` is the model folder of the key;
+   ``metadata.name`` is the model folder of the key; build the version record, small whatever the model
+   (feature and class lists over :data:`MAX_INLINE_SCHEMA_BYTES` stay in the document only);
 4. reserve the version number (conditional counter + upload record, one transaction; a retry reuses it);
-5. write the exact validated bytes to ``models/{model}/{version}.json`` with ``If-None-Match: *``;
-6. put the version record (``attribute_not_exists``), move ``latest`` forward (revision + 1) unless
-   approval is required (``RequireApproval``: the record is ``pending`` and ``latest`` stays until
-   ``POST /models/{name}/versions/{version}/approve``), write the report and close the upload record.
+5. write the exact validated bytes to ``models/{model}/{version}.json`` with ``If-None-Match: *`` (the
+   object's metadata names the upload, so cleaning up only ever removes this upload's own write);
+6. put the version record (``attribute_not_exists``): from here on the upload *is* published; move
+   ``latest`` forward (revision + 1) unless approval is required (``RequireApproval``: the record is
+   ``pending`` and ``latest`` stays until ``POST /models/{name}/versions/{version}/approve``), write the
+   report and close the upload record.
 
-A rejected upload writes its report (every problem: JSON pointer + message) and closes the upload record
-as rejected; no version number is consumed.
+Transient AWS errors (throttling, 5xx, timeouts; after botocore's own retries) repeat the attempt from
+step 1 with backoff within one invocation's budget (:class:`RetryPolicy`): every step is safe to repeat,
+so a duplicate S3 event, a retry or a crash ends with the same single version. When the budget runs out,
+or on a permanent error (``ValidationException``, a conflict), the upload is rejected: its document, if
+written, is deleted, and its reserved number is given back unless a later upload reserved one since; then
+the report says ``burnt_version`` (a gap in the version numbers, never a document without a version).
+Only when even the rejection cannot be recorded (AWS unreachable throughout), or the version record was
+already written (the upload is published; the rest completes on retry), does the invocation raise, so
+Lambda retries it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 import scorer
 
 from . import layout
 from .config import Settings
-from .errors import Conflict
+from .errors import Conflict, ServiceError
 from .registry import (
     STATUS_APPROVED,
     STATUS_PENDING,
@@ -43,10 +61,39 @@ from .registry import (
     Registry,
     now_iso,
 )
+from .store import schema_of
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDED_PROBLEMS = 100  # keeps the upload record far below DynamoDB's 400 KB item limit
+MAX_RECORDED_PROBLEMS = 100  # keeps the upload record (and its event) far below DynamoDB's 400 KB item limit
+MAX_PROBLEM_CHARS = 1000  # per pointer and per message in the upload record (the report keeps them whole)
+MAX_INLINE_SCHEMA_BYTES = 32 * 1024  # feature + class lists kept on the version record up to this size
+MAX_INVOCATIONS = 3  # Lambda's first invocation + its 2 asynchronous retries
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "ThrottledException",
+    "RequestLimitExceeded", "TooManyRequestsException", "SlowDown", "InternalServerError", "InternalError",
+    "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "TransactionInProgressException",
+    "TransactionConflictException",
+})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one invocation repeats an attempt after transient AWS errors, before rejecting."""
+
+    budget_seconds: float = 60.0
+    first_delay: float = 0.2
+    max_delay: float = 5.0
+    cleanup_seconds: float = 15.0  # extra time to record a rejection once the budget is spent
+
+    @classmethod
+    def within(cls, remaining_seconds: float, margin: float = 10.0) -> RetryPolicy:
+        """A policy that leaves ``margin`` seconds of the invocation after cleaning up."""
+        usable = max(0.0, remaining_seconds - margin)
+        cleanup = min(cls.cleanup_seconds, usable / 4)
+        return cls(budget_seconds=usable - cleanup, cleanup_seconds=cleanup)
 
 
 @dataclass(frozen=True)
@@ -81,6 +128,7 @@ class PublishOutcome:
     duplicate: bool = False
     report_key: str | None = None
     problems: list[dict[str, str]] = field(default_factory=list)
+    burnt_version: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,55 +140,124 @@ class _Rejected(Exception):
         self.problems = problems
 
 
+@dataclass
+class _Progress:
+    """What this invocation knows of the upload (kept across its retries: validation runs once)."""
+
+    model: str
+    claimed: bool = False
+    version: int | None = None
+    raw: bytes | None = None
+    loaded: scorer.Model | None = None
+
+
 def _problems(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"pointer": p, "message": m} for p, m in pairs]
+
+
+def _recorded(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """The problems the upload record (and its event) carries: the first ones, each bounded."""
+    return [{"pointer": p[:MAX_PROBLEM_CHARS], "message": m[:MAX_PROBLEM_CHARS]}
+            for p, m in pairs[:MAX_RECORDED_PROBLEMS]]
 
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Upload) -> PublishOutcome:
-    """Publish (or reject) one upload. Raises only for infrastructure errors (so Lambda retries)."""
+def is_transient(exc: BaseException) -> bool:
+    """Worth repeating: throttling, a 5xx, a timeout or a dropped connection."""
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return _error_code(exc) in TRANSIENT_CODES or status >= 500
+    return isinstance(exc, (HTTPClientError, BotoConnectionError))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return f"{_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
+
+
+_FAILURES = (ClientError, BotoCoreError, ServiceError)
+
+
+def _retrying(call: Callable[[], T], deadline: float, policy: RetryPolicy, clock: Callable[[], float],
+              sleep: Callable[[float], None], what: str) -> T:
+    """``call()``, repeated after transient errors while ``deadline`` allows (jittered backoff)."""
+    delay = policy.first_delay
+    while True:
+        try:
+            return call()
+        except _FAILURES as exc:
+            if not is_transient(exc) or clock() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.2f s", what, _describe(exc), delay)
+        sleep(delay * (0.5 + random.random() / 2))
+        delay = min(2 * delay, policy.max_delay)
+
+
+def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Upload,
+                   retry: RetryPolicy | None = None, clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> PublishOutcome:
+    """Publish (or reject) one upload: a version, or a report + rejected record (see the module doc).
+
+    Raises only when the rejection itself cannot be recorded, or after the version record was written
+    (so Lambda retries the invocation, which then completes or rejects it)."""
+    policy = retry or RetryPolicy()
     uid = upload.id
     if upload.bucket != settings.models_bucket:
         log.warning("ignoring an upload in bucket %s (models bucket is %s)", upload.bucket,
                     settings.models_bucket)
         return PublishOutcome("ignored", None, uid)
-    model = layout.model_of_upload(upload.key)
-    if model is None:
-        problems = [("", f"key {upload.key!r} does not follow incoming/{{model}}/{{file}} with a valid model "
-                         "name (letters, digits, '.', '_', '-')")]
-        report = _write_report(s3, settings, "_invalid", uid, upload, STATUS_REJECTED, problems=problems)
-        log.warning("rejected upload %s: %s", upload.key, problems[0][1])
-        return PublishOutcome(STATUS_REJECTED, None, uid, report_key=report, problems=_problems(problems))
-
-    created, record = registry.claim_upload(model, uid, upload.source())
-    if not created and record.get("status") in (STATUS_PUBLISHED, STATUS_REJECTED):
-        log.info("upload %s of %s already %s", upload.key, model, record["status"])
-        return _outcome_from_record(model, uid, record, duplicate=True)
-
+    progress = _Progress(layout.upload_folder(upload.key))
+    deadline = clock() + policy.budget_seconds
     try:
-        raw = _read_capped(s3, upload, settings.max_upload_bytes)
-        loaded = _validate(raw, model)
+        return _retrying(lambda: _attempt(s3, registry, settings, upload, progress), deadline, policy,
+                         clock, sleep, f"publishing {upload.key}")
     except _Rejected as rej:
-        problems = rej.problems
-        report = _write_report(s3, settings, model, uid, upload, STATUS_REJECTED, problems=problems)
-        recorded = problems[:MAX_RECORDED_PROBLEMS]
-        registry.finish_upload(model, uid, STATUS_REJECTED, {
-            "problems": _problems(recorded), "problem_count": len(problems), "report_key": report})
-        log.info("rejected upload %s of %s: %d problem(s)", upload.key, model, len(problems))
-        return PublishOutcome(STATUS_REJECTED, model, uid, report_key=report, problems=_problems(problems))
+        problems, failure = rej.problems, None
+    except _FAILURES as exc:
+        log.error("publishing %s failed: %s", upload.key, _describe(exc))
+        problems = [("", f"publishing failed: {_describe(exc)}"
+                         + (" (still failing after retries)" if is_transient(exc) else ""))]
+        failure = exc
+    return _retrying(lambda: _reject(s3, registry, settings, upload, progress, problems, failure),
+                     deadline + policy.cleanup_seconds, policy, clock, sleep, f"rejecting {upload.key}")
 
-    version = registry.reserve_version(model, uid)
-    key = layout.document_key(model, version)
+
+def _attempt(s3: Any, registry: Registry, settings: Settings, upload: Upload,
+             progress: _Progress) -> PublishOutcome:
+    """One pass over the steps; safe to repeat (a repeat reuses the claim, validation and number)."""
+    model, uid = progress.model, upload.id
+    if not progress.claimed:
+        created, record = registry.claim_upload(model, uid, upload.source())
+        progress.claimed = True
+        if not created and record.get("status") in (STATUS_PUBLISHED, STATUS_REJECTED):
+            log.info("upload %s of %s already %s", upload.key, model, record["status"])
+            return _outcome_from_record(model, uid, record, duplicate=True)
+        progress.version = int(record["version"]) if record.get("version") else None
+        invocations = int(record.get("invocations") or 1)
+        if invocations > MAX_INVOCATIONS and not _published_by(registry, model, uid, progress.version):
+            raise _Rejected([("", f"the upload did not finish in {MAX_INVOCATIONS} invocations (the "
+                                  "function crashed or timed out each time)")])
+    problem = layout.upload_key_problem(upload.key)
+    if problem is not None:
+        raise _Rejected([("", problem)])
+    if progress.loaded is None or progress.raw is None:
+        raw = _read_capped(s3, upload, settings.max_upload_bytes)
+        progress.loaded, progress.raw = _validate(raw, model), raw
+    raw, loaded = progress.raw, progress.loaded
     sha = str(loaded.sha256)
-    _write_document(s3, settings.models_bucket, key, raw, sha, model, version)
+    summary = summarize(loaded)
+    progress.version = version = registry.reserve_version(model, uid)
+    key = layout.document_key(model, version)
+    _write_document(s3, settings.models_bucket, key, raw, sha, model, version, uid)
     registry.put_version({
         "model": model, "version": version, "sha256": sha, "size": len(raw), "document_key": key,
         "format_version": loaded.format_version, "created_at": now_iso(), "upload_id": uid,
         "status": STATUS_PENDING if settings.require_approval else STATUS_APPROVED,
-        **summarize(loaded), **upload.source(),
+        **summary, **upload.source(),
     })
     moved = None if settings.require_approval else registry.advance_latest(model, version)
     report = _write_report(s3, settings, model, uid, upload, STATUS_PUBLISHED, version=version,
@@ -154,13 +271,67 @@ def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Uplo
                           report_key=report)
 
 
+def _published_by(registry: Registry, model: str, uid: str, version: int | None) -> bool:
+    """True when ``version`` has a version record written by this upload (it is published)."""
+    if version is None:
+        return False
+    record = registry.get_version(model, version, consistent=True)
+    return record is not None and record.get("upload_id") == uid
+
+
+def _reject(s3: Any, registry: Registry, settings: Settings, upload: Upload, progress: _Progress,
+            problems: list[tuple[str, str]], failure: BaseException | None) -> PublishOutcome:
+    """Undo what the upload left (its document, its number), then write the report and the rejection."""
+    model, uid = progress.model, upload.id
+    burnt = None
+    if progress.version is not None:
+        if _published_by(registry, model, uid, progress.version):
+            # published (the version record and its event exist): a retried invocation completes it
+            raise failure or Conflict(f"upload {uid} of {model} is already published")
+        if _give_back(s3, registry, settings, model, uid, progress.version):
+            progress.version = None  # released: a repeat of this rejection must not try again
+        else:
+            burnt = progress.version
+            problems = [*problems, ("", f"version number {burnt} was reserved for this upload and stays "
+                                        "unused (a later upload reserved the next number, or another "
+                                        f"object is at {layout.document_key(model, burnt)})")]
+    extra: dict[str, Any] = {"burnt_version": burnt} if burnt is not None else {}
+    if failure is not None:
+        extra["failure"] = _describe(failure)
+    report = _write_report(s3, settings, model, uid, upload, STATUS_REJECTED, problems=problems, **extra)
+    registry.finish_upload(model, uid, STATUS_REJECTED, {
+        "problems": _recorded(problems), "problem_count": len(problems), "report_key": report,
+        "burnt_version": burnt})
+    log.info("rejected upload %s of %s: %d problem(s)", upload.key, model, len(problems))
+    return PublishOutcome(STATUS_REJECTED, model, uid, report_key=report, problems=_problems(problems),
+                          burnt_version=burnt)
+
+
+def _give_back(s3: Any, registry: Registry, settings: Settings, model: str, uid: str, version: int) -> bool:
+    """Remove this upload's document at ``version`` (if it wrote one) and release the number: True when
+    released. Someone else's object at that key is left alone (and the number stays used)."""
+    key = layout.document_key(model, version)
+    try:
+        head = s3.head_object(Bucket=settings.models_bucket, Key=key)
+    except ClientError as exc:
+        if _error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    else:
+        if (head.get("Metadata") or {}).get("upload") != uid:
+            return False
+        s3.delete_object(Bucket=settings.models_bucket, Key=key)
+        log.info("removed %s written by the failed upload %s", key, uid)
+    return registry.release_version(model, uid, version)
+
+
 def _outcome_from_record(model: str, uid: str, record: Mapping[str, Any], duplicate: bool) -> PublishOutcome:
     return PublishOutcome(
         status=str(record["status"]), model=model, upload_id=uid,
         version=(int(record["version"]) if record.get("version") and record["status"] == STATUS_PUBLISHED
                  else None),
         document_key=record.get("document_key"), sha256=record.get("sha256"), duplicate=duplicate,
-        report_key=record.get("report_key"), problems=list(record.get("problems") or []))
+        report_key=record.get("report_key"), problems=list(record.get("problems") or []),
+        burnt_version=record.get("burnt_version"))
 
 
 def _read_capped(s3: Any, upload: Upload, limit: int) -> bytes:
@@ -207,18 +378,27 @@ def _validate(raw: bytes, model: str) -> scorer.Model:
 
 
 def summarize(model: scorer.Model) -> dict[str, Any]:
-    """What the registry keeps about a version's inputs and outputs (API metadata without loading it)."""
+    """What the registry keeps about a version's inputs and outputs (API metadata without loading it).
+
+    The feature and class lists are kept only up to :data:`MAX_INLINE_SCHEMA_BYTES` (a version record
+    must stay under DynamoDB's 400 KB item limit whatever the model); larger ones are read from the
+    document (``schema_in_document``, :func:`modelsync.service.store.version_schema`)."""
     doc = model.document
-    classes = model.classes
+    features, classes = schema_of(model)
     summary: dict[str, Any] = {
         "model_type": str((doc.get("estimator") or {}).get("type", "")),
         "task": model.task,
         "methods": model.methods,
-        "features": [{"name": f.name, "kind": f.kind} for f in model.features],
         "predict_datatype": _predict_datatype(model),
+        "feature_count": len(features),
     }
-    if classes is not None and np.ndim(classes) == 1:
-        summary["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes.tolist()]
+    if classes is not None:
+        summary["class_count"] = len(classes)
+    lists = {"features": features, **({"classes": classes} if classes is not None else {})}
+    if len(json.dumps(lists)) <= MAX_INLINE_SCHEMA_BYTES:
+        summary.update(lists)
+    else:
+        summary["schema_in_document"] = True
     return summary
 
 
@@ -250,16 +430,17 @@ def datatype_of(arr: np.ndarray) -> str:
     return "BYTES"
 
 
-def _write_document(s3: Any, bucket: str, key: str, raw: bytes, sha: str, model: str, version: int) -> None:
+def _write_document(s3: Any, bucket: str, key: str, raw: bytes, sha: str, model: str, version: int,
+                    uid: str) -> None:
     """Write once: ``If-None-Match: *``. A retry finding its own earlier write (same sha256) is fine."""
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=raw, IfNoneMatch="*", ContentType="application/json",
-                      Metadata={"sha256": sha, "model": model, "version": str(version)})
+                      Metadata={"sha256": sha, "model": model, "version": str(version), "upload": uid})
     except ClientError as exc:
         if _error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
             raise
-        existing = s3.head_object(Bucket=bucket, Key=key)
-        if (existing.get("Metadata") or {}).get("sha256") != sha:
+        meta = s3.head_object(Bucket=bucket, Key=key).get("Metadata") or {}
+        if meta.get("sha256") != sha or meta.get("upload", uid) != uid:
             raise Conflict(f"{key} already exists with other content") from None
 
 

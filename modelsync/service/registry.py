@@ -29,7 +29,13 @@ with ``revision + 1`` conditionally on the revision it read, so concurrent moves
 
 Version numbers come from the per-model counter, moved with a conditional UpdateItem (expected value ->
 value + 1) in the same transaction that writes the number onto the upload record: two racing uploads get
-two distinct consecutive numbers, and a retried upload reuses the number it reserved.
+two distinct consecutive numbers, and a retried upload reuses the number it reserved. An upload that fails
+after reserving gives its number back (:meth:`Registry.release_version`) when no later upload reserved
+one since; otherwise the number stays used up and the upload's report says so (``burnt_version``).
+
+Items stay small whatever the model (DynamoDB refuses items over 400 KB): a version record keeps its
+feature and class lists only when they are small, else only their counts (``schema_in_document``: the
+lists are read from the version's document, see :func:`modelsync.service.publish.version_schema`).
 """
 
 from __future__ import annotations
@@ -202,9 +208,11 @@ class Registry:
 
     # -- uploads ------------------------------------------------------------------------------------
     def claim_upload(self, name: str, upload: str, source: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Create the upload record (status processing) unless it exists: (created, current record)."""
+        """Create the upload record (status processing, ``invocations`` 1) unless it exists: (created,
+        current record). A record still processing counts one more invocation (a Lambda retry after a
+        crash or timeout), so Publish can give up on an upload that never finishes."""
         item = {**upload_key(name, upload), "kind": KIND_UPLOAD, "model": name, "upload_id": upload,
-                "status": STATUS_PROCESSING, "received_at": now_iso(), **source}
+                "status": STATUS_PROCESSING, "received_at": now_iso(), "invocations": 1, **source}
         try:
             self.client.put_item(TableName=self.table, Item=serialize(item),
                                  ConditionExpression="attribute_not_exists(pk)")
@@ -212,19 +220,40 @@ class Registry:
         except ClientError as exc:
             if not is_conditional_failure(exc):
                 raise
+        try:
+            resp = self.client.update_item(
+                TableName=self.table, Key=serialize(upload_key(name, upload)),
+                UpdateExpression="SET invocations = if_not_exists(invocations, :zero) + :one",
+                ConditionExpression="attribute_exists(pk) AND #status = :processing",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_values(zero=0, one=1, processing=STATUS_PROCESSING),
+                ReturnValues="ALL_NEW")
+            return False, deserialize(resp["Attributes"])
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
         existing = self._get(upload_key(name, upload))
-        assert existing is not None
+        if existing is None:
+            raise Conflict(f"upload {upload} of {name} could not be claimed (its record is missing)")
         return False, existing
 
     def get_upload(self, name: str, upload: str) -> dict[str, Any] | None:
         return self._get(upload_key(name, upload))
 
     def finish_upload(self, name: str, upload: str, status: str, fields: Mapping[str, Any]) -> None:
-        """processing -> published | rejected, once (a repeat with the same status is a no-op)."""
+        """processing -> published | rejected, once (a repeat with the same status is a no-op).
+
+        A rejection also creates the record when it is missing (an upload refused before its claim could
+        be written), with what the ``upload.rejected`` event needs."""
         sets = ["#status = :status", "completed_at = :completed_at"]
         values: dict[str, Any] = {"status": status, "completed_at": now_iso(),
                                   "processing": STATUS_PROCESSING}
         names = {"#status": "status"}
+        condition = "attribute_exists(pk) AND #status = :processing"
+        if status == STATUS_REJECTED:
+            sets += ["kind = :kind", "model = :model", "upload_id = :upload_id"]
+            values.update(kind=KIND_UPLOAD, model=name, upload_id=upload)
+            condition = "attribute_not_exists(pk) OR #status = :processing"
         for i, (k, v) in enumerate(fields.items()):
             if v is None:
                 continue
@@ -234,8 +263,7 @@ class Registry:
         try:
             self.client.update_item(
                 TableName=self.table, Key=serialize(upload_key(name, upload)),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(pk) AND #status = :processing",
+                UpdateExpression="SET " + ", ".join(sets), ConditionExpression=condition,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=_values(**values))
         except ClientError as exc:
             if not is_conditional_failure(exc):
@@ -261,10 +289,11 @@ class Registry:
                 "Key": serialize(model_key(name)),
                 "UpdateExpression": "SET version_counter = :next, kind = :kind, model = :model, "
                                     "created_at = if_not_exists(created_at, :now), updated_at = :now",
-                "ConditionExpression": ("attribute_not_exists(version_counter)" if current == 0
-                                        else "version_counter = :current"),
+                # 0: never reserved, or every number given back (release_version)
+                "ConditionExpression": ("attribute_not_exists(version_counter) OR version_counter = :current"
+                                        if current == 0 else "version_counter = :current"),
                 "ExpressionAttributeValues": _values(next=nxt, kind=KIND_MODEL, model=name, now=now_iso(),
-                                                     **({"current": current} if current else {})),
+                                                     current=current),
             }
             upload_update = {
                 "TableName": self.table,
@@ -283,6 +312,29 @@ class Registry:
             # Lost a race for the counter (or another delivery reserved for this upload): read again.
             time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 5))) * random.random())
         raise Conflict(f"could not reserve a version of {name} after {MAX_RESERVE_ATTEMPTS} attempts")
+
+    def release_version(self, name: str, upload: str, version: int) -> bool:
+        """Give back the number ``upload`` reserved, if no later upload reserved one since (counter still
+        at ``version``): True when released (the number is not used up), False when it stays burnt.
+
+        Call it only once nothing is left at the number (its document removed, no version record)."""
+        try:
+            self.client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": self.table, "Key": serialize(model_key(name)),
+                            "UpdateExpression": "SET version_counter = :previous, updated_at = :now",
+                            "ConditionExpression": "version_counter = :version",
+                            "ExpressionAttributeValues": _values(previous=int(version) - 1,
+                                                                 version=int(version), now=now_iso())}},
+                {"Update": {"TableName": self.table, "Key": serialize(upload_key(name, upload)),
+                            "UpdateExpression": "REMOVE version",
+                            "ConditionExpression": "version = :version",
+                            "ExpressionAttributeValues": _values(version=int(version))}},
+            ])
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            return False
 
     def read_counter(self, name: str) -> int:
         model = self.get_model(name)
@@ -305,8 +357,8 @@ class Registry:
             raise Conflict(f"version {version} of {name} already exists with other content")
         return existing
 
-    def get_version(self, name: str, version: int) -> dict[str, Any] | None:
-        return self._get(version_key(name, version), consistent=False)
+    def get_version(self, name: str, version: int, consistent: bool = False) -> dict[str, Any] | None:
+        return self._get(version_key(name, version), consistent=consistent)
 
     def list_versions(self, name: str) -> list[dict[str, Any]]:
         return list(self._query(f"MODEL#{name}", "VERSION#"))

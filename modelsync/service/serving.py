@@ -30,7 +30,7 @@ from .inference import decode_v2_inputs, plain_predict, v2_outputs
 from .registry import Registry
 from .rules import check_alias_name, check_model_name, parse_version, require_model
 from .signing import ManifestSigner
-from .store import ModelCache, load_published
+from .store import ModelCache, load_published, version_schema
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,13 @@ class ServingService:
         resolved = self.resolve(name, version)
         r = resolved.record
         versions = [str(v["version"]) for v in self.registry.list_versions(name)]
+        features, classes = version_schema(r, lambda: self.load(resolved))
         inputs = [{"name": f["name"], "datatype": "BYTES" if f.get("kind") == "categorical" else "FP64",
-                   "shape": [-1]} for f in r.get("features") or []]
+                   "shape": [-1]} for f in features]
         outputs = [{"name": "predict", "datatype": r.get("predict_datatype", "FP64"), "shape": [-1]}]
         if "predict_proba" in (r.get("methods") or []):
             outputs.append({"name": "predict_proba", "datatype": "FP64",
-                            "shape": [-1, len(r.get("classes") or [])]})
+                            "shape": [-1, len(classes or [])]})
         return {"name": name, "versions": versions if version is None else [str(resolved.version)],
                 "platform": PLATFORM, "inputs": inputs, "outputs": outputs,
                 "parameters": {"version": str(resolved.version), "sha256": r.get("sha256"),

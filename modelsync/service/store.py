@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from botocore.exceptions import ClientError
 
 import scorer
@@ -43,6 +44,24 @@ def load_published(s3: Any, bucket: str, record: Mapping[str, Any]) -> scorer.Mo
         log.error("document of %s version %s does not match its sha256", name, version)
         raise ModelUnreadable(f"version {version} of {name} cannot be loaded")
     return model
+
+
+def schema_of(model: scorer.Model) -> tuple[list[dict[str, str]], list[Any] | None]:
+    """A loaded model's features (``{name, kind}``) and class labels (None without a 1-D class list)."""
+    features = [{"name": f.name, "kind": f.kind} for f in model.features]
+    classes = model.classes
+    if classes is None or np.ndim(classes) != 1:
+        return features, None
+    return features, [c.item() if isinstance(c, np.generic) else c for c in classes.tolist()]
+
+
+def version_schema(record: Mapping[str, Any], load: Callable[[], scorer.Model]
+                   ) -> tuple[list[dict[str, Any]], list[Any] | None]:
+    """Features and classes of a version: from its record, or from its document (``load``) when the record
+    keeps only their counts (``schema_in_document``: lists too large for a registry item)."""
+    if record.get("schema_in_document"):
+        return schema_of(load())
+    return list(record.get("features") or []), record.get("classes")
 
 
 def cached_loader(s3: Any, bucket: str, cache: ModelCache) -> Callable[[Mapping[str, Any]], scorer.Model]:

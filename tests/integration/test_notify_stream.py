@@ -37,6 +37,7 @@ def test_rejected_upload_sends_upload_rejected_with_problems(aws, handler, publi
     (msg,) = aws.received(sink)
     assert msg["attributes"] == {"event_type": "upload.rejected", "model": "iris"}
     assert msg["message"]["detail"]["problems"][0]["pointer"] == "/sha256"
+    assert msg["message"]["detail"]["burnt_version"] is None  # validation fails before a number is taken
 
 
 def test_sample_events(aws, handler, events, lambda_context):

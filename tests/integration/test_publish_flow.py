@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import threading
 from typing import Any
 
@@ -244,3 +245,136 @@ def test_require_approval_leaves_latest_alone(aws, handler, events, models, lamb
     result = app.lambda_handler(aws.put_upload("iris", models.iris), lambda_context)["results"][0]
     assert result["status"] == "published" and result["version"] == 1 and not result["latest_moved"]
     assert not _kinds(aws.registry_items(), "alias")
+
+
+def _wide_model(n_features: int, n_classes: int = 3) -> dict[str, Any]:
+    """A real LogisticRegression on ``n_features`` named features (a document of megabytes)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from modelsync.export import export_model
+
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame(rng.normal(size=(3 * n_classes, n_features)),
+                     columns=[f"feature_{i:05d}" for i in range(n_features)])
+    y = np.repeat([f"class_{c}" for c in range(n_classes)], 3)
+    return export_model(LogisticRegression(max_iter=50).fit(X, y), X.iloc[:2], name="wide")
+
+
+def test_a_model_of_30000_features_publishes_with_a_small_registry_item(aws, publish, api):
+    # GIVEN a real LogisticRegression on 30,000 named features: its feature list alone is far over
+    # DynamoDB's 400 KB item limit (which moto enforces)
+    doc = _wide_model(30_000)
+    raw = json.dumps(doc).encode()
+    assert len(raw) > 2_000_000
+    # WHEN it is uploaded
+    result = publish("wide", raw)
+    # THEN it is version 1; the version record keeps counts only, the lists stay in the document
+    assert result["status"] == "published" and result["version"] == 1, result["problems"]
+    (version,) = _kinds(aws.registry_items(), "version")
+    assert version["schema_in_document"] and "features" not in version and "classes" not in version
+    assert (version["feature_count"], version["class_count"]) == (30_000, 3)
+    assert len(json.dumps(version)) < 10_000
+    # AND the API's metadata still lists every input and the class count, read from the document
+    status, _, meta = api("GET", "/v2/models/wide")
+    assert status == 200
+    assert len(meta["inputs"]) == 30_000 and meta["inputs"][-1]["name"] == "feature_29999"
+    assert meta["outputs"][1] == {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]}
+    status, _, scored = api("POST", "/models/wide/predict",
+                            body={"instances": [dict.fromkeys(doc_features(doc), 0.0)]})
+    assert status == 200 and scored["predictions"][0].startswith("class_")
+
+
+def doc_features(doc: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in doc["input"]["features"]]
+
+
+def test_small_models_keep_their_lists_on_the_record(aws, publish, models):
+    publish("iris", models.iris)
+    (version,) = _kinds(aws.registry_items(), "version")
+    assert "schema_in_document" not in version and version["feature_count"] == 4
+    assert version["classes"] == ["setosa", "versicolor", "virginica"] and version["class_count"] == 3
+
+
+@pytest.mark.parametrize("key", ["incoming/iris/sub/dir/model.json", "incoming/iris/model.txt",
+                                 "incoming/iris/.json"])
+def test_keys_outside_the_layout_are_refused_with_a_report_and_an_event(aws, handler, events, models,
+                                                                        lambda_context, key):
+    # GIVEN a valid iris document at a key that is not incoming/{model}/{file}.json
+    app = handler("PublishFunction")
+    sink = aws.subscribe_queue()
+    event = aws.put_upload("iris", models.iris)
+    aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=json.dumps(models.iris).encode())
+    event["Records"][0]["s3"]["object"]["key"] = key
+    # WHEN its notification arrives anyway (the template's filter keeps .json only)
+    result = app.lambda_handler(event, lambda_context)["results"][0]
+    # THEN refused under the model folder, with a report and an upload.rejected event, nothing published
+    assert result["status"] == "rejected" and result["model"] == "iris" and result["version"] is None
+    assert "incoming/{model}/{file}.json" in result["problems"][0]["message"]
+    assert aws.get_json(result["report_key"])["source"]["key"] == key
+    assert not _kinds(aws.registry_items(), "version") and aws.keys("models/") == []
+    handler("NotifyFunction").lambda_handler(aws.stream_event(), lambda_context)
+    (msg,) = aws.received(sink)
+    assert msg["attributes"] == {"event_type": "upload.rejected", "model": "iris"}
+    assert msg["message"]["detail"]["source_key"] == key
+
+
+def test_the_s3_notification_is_filtered_to_json_uploads():
+    from modelsync import template as tpl
+
+    template = tpl.load(pathlib.Path(__file__).resolve().parents[2] / "template.yaml")
+    rules = template.resources["PublishFunction"]["Properties"]["Events"]["Upload"]["Properties"]["Filter"]
+    assert {(r["Name"], r["Value"]) for r in rules["S3Key"]["Rules"]} == {("prefix", "incoming/"),
+                                                                         ("suffix", ".json")}
+
+
+def test_many_racing_uploads_end_in_consecutive_versions_and_reports(aws, handler, events, models,
+                                                                     lambda_context, serialized_dynamodb):
+    # GIVEN twelve uploads of one model at once: eight valid, four invalid (bad sha256), and throttling on
+    # the registry's counter transaction now and then (as DynamoDB does under a burst)
+    import itertools as it
+
+    from botocore.awsrequest import AWSResponse
+
+    app = handler("PublishFunction")
+    bad = json.loads(json.dumps(models.iris))
+    bad["sha256"] = "0" * 64
+    uploads = [aws.put_upload("iris", bad if i % 3 == 2 else models.iris, f"race-{i:02d}.json")
+               for i in range(12)]
+    ticks = it.count()
+
+    def throttle(**_: Any) -> Any:
+        if next(ticks) % 4 == 1:
+            return (AWSResponse("https://injected", 400, {}, None),
+                    {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}})
+        return None
+
+    app.registry.client.meta.events.register("before-call.dynamodb.TransactWriteItems", throttle,
+                                             unique_id="race-throttle")
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(len(uploads))
+
+    def run(event: dict[str, Any]) -> None:
+        barrier.wait()
+        results.extend(app.lambda_handler(event, lambda_context)["results"])
+
+    try:
+        threads = [threading.Thread(target=run, args=(e,)) for e in uploads]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        app.registry.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems",
+                                                   unique_id="race-throttle")
+    # THEN none lost: versions 1..8 once each, a report for every upload, the four invalid ones rejected
+    assert len(results) == 12
+    published = sorted(r["version"] for r in results if r["status"] == "published")
+    assert published == list(range(1, 9))
+    assert sum(r["status"] == "rejected" for r in results) == 4
+    assert aws.keys("models/iris/") == sorted(f"models/iris/{v}.json" for v in range(1, 9))
+    assert len(aws.keys("reports/iris/")) == 12
+    assert _kinds(aws.registry_items(), "alias")[0]["version"] == 8
+    assert next(ticks) > 8  # the counter transaction was throttled and retried

@@ -21,9 +21,17 @@ N = [SimpleNamespace(name="x", kind="numeric"), SimpleNamespace(name="y", kind="
 
 
 def test_layout():
-    assert layout.model_of_upload("incoming/iris/2024/a.json") == "iris"
-    assert layout.model_of_upload("incoming/a.json") is None
-    assert layout.model_of_upload("incoming/../a.json") is None
+    assert layout.model_of_upload("incoming/iris/a.json") == "iris"
+    # refused keys: sub-folders, other suffixes, no model folder; each is still attributed for its report
+    for key, folder, why in [("incoming/iris/2024/a.json", "iris", "sub-folders"),
+                             ("incoming/iris/model.txt", "iris", "does not end in .json"),
+                             ("incoming/iris/.json", "iris", "does not end in .json"),
+                             ("incoming/a.json", "_invalid", "valid model name"),
+                             ("incoming/../a.json", "_invalid", "valid model name"),
+                             ("other/iris/a.json", "_invalid", "not under incoming/")]:
+        assert layout.model_of_upload(key) is None
+        assert layout.upload_folder(key) == folder
+        assert why in (layout.upload_key_problem(key) or "")
     inp = layout.parse_batch_input("batch/input/iris/v3/day/1.csv")
     assert inp and (inp.model, inp.version, inp.name, inp.fmt) == ("iris", 3, "day/1.csv", "csv")
     assert inp.output_key(3) == "batch/output/iris/day/1.v3.csv"

@@ -91,7 +91,8 @@ def test_every_function_environment_resolves():
 def test_publish_is_wired_to_incoming_uploads():
     (event,) = T.function_events("PublishFunction", "S3").values()
     assert event["Properties"]["Bucket"] == {"Ref": "ModelsBucket"}
-    assert event["Properties"]["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}}
+    assert event["Properties"]["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"},
+                                                                {"Name": "suffix", "Value": ".json"}]}}
 
 
 def test_notify_stream_settings():
