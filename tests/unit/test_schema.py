@@ -28,6 +28,7 @@ FAMILIES = (
     "naive_bayes",
     "neural_network",
     "cluster",
+    "ensemble",
 )
 
 
