@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-            "naive_bayes", "neural_network", "cluster", "ensemble")
+            "naive_bayes", "neural_network", "cluster", "ensemble", "calibration")
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
@@ -33,6 +33,7 @@ TYPE_FAMILIES: dict[str, str] = {
     "k_means": "cluster",
     **dict.fromkeys(("voting_classifier", "voting_regressor", "stacking_classifier", "stacking_regressor",
                      "bagging_classifier", "bagging_regressor"), "ensemble"),
+    **dict.fromkeys(("isotonic_regression", "calibrated_classifier"), "calibration"),
 }
 
 

@@ -81,3 +81,31 @@ ROWS: list[tuple[str, str, Any, str, float | None]] = [
     ("bagging-regressor", "bagging_regressor",
      lambda: BaggingRegressor(Ridge(), n_estimators=4, max_features=0.5, random_state=0), "diabetes", None),
 ]
+
+
+def _calibrated(est: Any, method: str, **kw: Any) -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+
+    return CalibratedClassifierCV(est, method=method, **kw)
+
+
+def _isotonic(oob: str) -> Any:
+    from sklearn.isotonic import IsotonicRegression
+
+    return IsotonicRegression(out_of_bounds=oob)
+
+
+ROWS += [
+    ("calibrated-sigmoid-binary", "calibrated_classifier",
+     lambda: _calibrated(LogisticRegression(max_iter=500), "sigmoid", cv=3), "binary", None),
+    ("calibrated-isotonic-iris", "calibrated_classifier", lambda: _calibrated(GaussianNB(), "isotonic", cv=3),
+     "iris", None),
+    ("calibrated-sigmoid-no-ensemble", "calibrated_classifier",
+     lambda: _calibrated(LinearSVC(random_state=0), "sigmoid", ensemble=False), "classification", None),
+    ("calibrated-isotonic-nan-tree", "calibrated_classifier",
+     lambda: _calibrated(_nan_tree(4), "isotonic", cv=2), "classification_nan", None),
+    ("calibrated-pipeline-mixed", "calibrated_classifier",
+     lambda: _calibrated(_mixed_pipe(LogisticRegression(max_iter=500)), "sigmoid", cv=2), "mixed_complete", None),
+    ("isotonic-regression", "isotonic_regression", lambda: _isotonic("clip"), "isotonic", None),
+    ("isotonic-regression-nan-outside", "isotonic_regression", lambda: _isotonic("nan"), "isotonic", None),
+]

@@ -29,6 +29,7 @@ FAMILIES = (
     "neural_network",
     "cluster",
     "ensemble",
+    "calibration",
 )
 
 
