@@ -1039,6 +1039,38 @@ def _bag_reg() -> Any:
     return m, _pick(X, 10), {"predict": DEFAULT}
 
 
+@case("calibrated_classifier_sigmoid", "CalibratedClassifierCV(method='sigmoid'), 3 folds, binary")
+def _cal_sig() -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+
+    X, _, labels = _cancer(5)
+    Xs = (X - X.mean()) / X.std()
+    m = CalibratedClassifierCV(LogisticRegression(), method="sigmoid", cv=3).fit(Xs, labels)
+    return m, _pick(Xs, 12), {"predict": EXACT, "predict_proba": EXP}
+
+
+@case("calibrated_classifier_isotonic", "CalibratedClassifierCV(method='isotonic'), multiclass, normalised")
+def _cal_iso() -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.naive_bayes import GaussianNB
+
+    X, _, labels = _iris()
+    m = CalibratedClassifierCV(GaussianNB(), method="isotonic", cv=3).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "predict_proba": EXP}
+
+
+@case("isotonic_regression", "np.interp through the thresholds; NaN outside them")
+def _iso_reg() -> Any:
+    from sklearn.isotonic import IsotonicRegression
+
+    X, y = _diabetes(3)
+    m = IsotonicRegression(out_of_bounds="nan").fit(X[["bmi"]], y)
+    rows = _pick(X[["bmi"]], 10).copy()
+    rows.iloc[0, 0] = float(X["bmi"].min()) - 0.01
+    return m, rows, {"predict": DEFAULT, "transform": DEFAULT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 
@@ -1306,6 +1338,8 @@ def _node_types(node: Any) -> set[str]:
     for member in node.get("estimators", []):  # ensembles
         found |= _node_types(member.get("estimator"))
     found |= _node_types(node.get("final_estimator"))
+    for fold in node.get("calibrated", []):  # calibrated_classifier
+        found |= _node_types(fold.get("estimator"))
     return found
 
 
