@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.ensemble import (
+    AdaBoostClassifier,
+    AdaBoostRegressor,
     BaggingClassifier,
     BaggingRegressor,
     StackingClassifier,
@@ -76,4 +78,18 @@ def bagging(est: Any, ctx: ExportContext) -> dict[str, Any]:
         node["classes"] = _classes(est)
     node["estimators"] = [{"estimator": ctx.convert(e), "features": ctx.array(np.asarray(f, dtype=np.int64))}
                           for e, f in zip(est.estimators_, est.estimators_features_, strict=True)]
+    return node
+
+
+@converter(AdaBoostClassifier, AdaBoostRegressor)
+def ada_boost(est: Any, ctx: ExportContext) -> dict[str, Any]:
+    classifier = isinstance(est, AdaBoostClassifier)
+    if classifier and getattr(est, "algorithm", "SAMME") not in ("SAMME", "deprecated"):
+        raise ExportContext.unsupported(est, "algorithm", est.algorithm, ["SAMME"])
+    node: dict[str, Any] = {"type": "ada_boost_classifier" if classifier else "ada_boost_regressor",
+                            "n_features_in": int(est.n_features_in_)}
+    if classifier:
+        node["classes"] = _classes(est)
+    node["estimator_weights"] = ctx.array(np.asarray(est.estimator_weights_, dtype=np.float64))
+    node["estimators"] = [{"estimator": ctx.convert(e)} for e in est.estimators_]
     return node

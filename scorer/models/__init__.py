@@ -32,7 +32,8 @@ TYPE_FAMILIES: dict[str, str] = {
     **dict.fromkeys(("mlp_classifier", "mlp_regressor"), "neural_network"),
     "k_means": "cluster",
     **dict.fromkeys(("voting_classifier", "voting_regressor", "stacking_classifier", "stacking_regressor",
-                     "bagging_classifier", "bagging_regressor"), "ensemble"),
+                     "bagging_classifier", "bagging_regressor", "ada_boost_classifier", "ada_boost_regressor"),
+                    "ensemble"),
     **dict.fromkeys(("isotonic_regression", "calibrated_classifier"), "calibration"),
 }
 

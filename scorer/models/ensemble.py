@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, MethodNotSupported, as_float, load_estimator, register
-from .linear import check_width
+from .._links import softmax
+from .linear import check_width, finite_matrix
 
 STACK_METHODS = ("predict", "predict_proba", "decision_function")
 
@@ -289,3 +290,82 @@ class Bagging(_Meta):
         d: Any = sum(est.decision_function(sub) for est, sub in self._parts(X))
         return d / len(self.estimators)  # type: ignore[no-any-return]
 
+
+
+@register("ada_boost_classifier", "ada_boost_regressor")
+class AdaBoost(_Meta):
+    """SAMME (classifier): ``decision_function`` is the sum over children of ``w`` where the child predicts
+    the class and ``-w / (k - 1)`` elsewhere, divided by the sum of ``estimator_weights``. AdaBoost.R2
+    (regressor): the weighted median of the children's predictions. Children predict labels themselves."""
+
+    weights: np.ndarray
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> AdaBoost:
+        self = cls()
+        classifier = node.get("type") == "ada_boost_classifier"
+        self.classes = ctx.labels(node, "classes") if classifier else None
+        self.estimators = _members(node, ctx)
+        self._width(node, ctx)
+        w = ctx.array(node, "estimator_weights", ndim=1)
+        if w.size < len(self.estimators):
+            raise ctx.fail(f"expected at least {len(self.estimators)} weights", "estimator_weights")
+        if classifier and not w.sum() > 0:
+            raise ctx.fail("weights must not sum to 0", "estimator_weights")
+        self.weights = w
+        for i, est in enumerate(self.estimators):
+            if not est.supports("predict"):
+                raise ctx.fail(f"{est.type_name} has no predict", "estimators", i, "estimator", "type")
+            if classifier and (est.classes is None or est.classes.tolist() != self.classes.tolist()):  # type: ignore[union-attr]
+                raise ctx.fail("a child's classes must be the ensemble's", "estimators", i, "estimator", "classes")
+        return self
+
+    def supports(self, method: str) -> bool:
+        return method == "predict" or (self.classes is not None and method in ("predict_proba",
+                                                                               "decision_function"))
+
+    def _check(self, X: np.ndarray) -> None:
+        if X.dtype.kind == "O":  # string columns reach the children (a pipeline) as in scikit-learn
+            check_width(X, self.n_features_in, self.type_name)
+        else:
+            finite_matrix(X, self.n_features_in, self.type_name)  # AdaBoost refuses NaN, unlike its children
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        if self.classes is None:
+            raise MethodNotSupported(f"{self.type_name} has no decision_function")
+        self._check(X)
+        k = len(self.classes)
+        classes = self.classes[:, np.newaxis]
+        pred: Any = sum(np.where((est.predict(X) == classes).T, w, -1 / (k - 1) * w)
+                        for est, w in zip(self.estimators, self.weights, strict=False))
+        pred /= self.weights.sum()
+        if k == 2:
+            pred[:, 0] *= -1
+            return pred.sum(axis=1)  # type: ignore[no-any-return]
+        return pred  # type: ignore[no-any-return]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.classes is None:
+            raise MethodNotSupported(f"{self.type_name} has no predict_proba")
+        k = len(self.classes)
+        decision = self.decision_function(X)
+        if k == 2:
+            decision = np.vstack([-decision, decision]).T / 2
+        else:
+            decision /= k - 1
+        return softmax(decision, copy=False)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.classes is not None:
+            pred = self.decision_function(X)
+            if len(self.classes) == 2:
+                return self.classes.take(pred > 0, axis=0)
+            return self.classes.take(np.argmax(pred, axis=1), axis=0)
+        self._check(X)
+        predictions = np.array([est.predict(X) for est in self.estimators]).T
+        sorted_idx = np.argsort(predictions, axis=1)
+        weight_cdf = np.cumsum(self.weights[sorted_idx], axis=1)
+        median_or_above = weight_cdf >= 0.5 * weight_cdf[:, -1][:, np.newaxis]
+        median_idx = median_or_above.argmax(axis=1)
+        rows = np.arange(X.shape[0])
+        return predictions[rows, sorted_idx[rows, median_idx]]  # type: ignore[no-any-return]

@@ -109,3 +109,25 @@ ROWS += [
     ("isotonic-regression", "isotonic_regression", lambda: _isotonic("clip"), "isotonic", None),
     ("isotonic-regression-nan-outside", "isotonic_regression", lambda: _isotonic("nan"), "isotonic", None),
 ]
+
+
+def _ada(regressor: bool, **kw: Any) -> Any:
+    from sklearn.ensemble import AdaBoostClassifier, AdaBoostRegressor
+
+    return AdaBoostRegressor(**kw) if regressor else AdaBoostClassifier(**kw)
+
+
+ROWS += [
+    ("ada-boost-binary-stumps", "ada_boost_classifier", lambda: _ada(False, n_estimators=10, random_state=0),
+     "binary", None),
+    ("ada-boost-multiclass", "ada_boost_classifier",
+     lambda: _ada(False, estimator=DecisionTreeClassifier(max_depth=2), n_estimators=8, random_state=0), "iris", None),
+    ("ada-boost-logreg", "ada_boost_classifier",
+     lambda: _ada(False, estimator=LogisticRegression(max_iter=300), n_estimators=5, random_state=0),
+     "classification", None),
+    ("ada-boost-regressor-median", "ada_boost_regressor",
+     lambda: _ada(True, estimator=DecisionTreeRegressor(max_depth=3), n_estimators=12, random_state=0),
+     "diabetes", None),
+    ("ada-boost-regressor-square", "ada_boost_regressor",
+     lambda: _ada(True, n_estimators=20, loss="square", random_state=0), "regression", None),
+]
