@@ -1071,6 +1071,35 @@ def _iso_reg() -> Any:
     return m, rows, {"predict": DEFAULT, "transform": DEFAULT}
 
 
+@case("ada_boost_classifier_binary", "SAMME with stumps: decision = sum of +-w, divided by the weight sum")
+def _ada_bin() -> Any:
+    from sklearn.ensemble import AdaBoostClassifier
+
+    X, _, labels = _cancer(5)
+    m = AdaBoostClassifier(n_estimators=12, random_state=0).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
+@case("ada_boost_classifier_multiclass", "SAMME, 3 classes; predict_proba = softmax(decision / (k - 1))")
+def _ada_multi() -> Any:
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, _, labels = _iris()
+    m = AdaBoostClassifier(DecisionTreeClassifier(max_depth=2), n_estimators=8, random_state=0).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
+@case("ada_boost_regressor", "AdaBoost.R2: the weighted median of the trees' predictions")
+def _ada_reg() -> Any:
+    from sklearn.ensemble import AdaBoostRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _diabetes()
+    m = AdaBoostRegressor(DecisionTreeRegressor(max_depth=3), n_estimators=15, random_state=0).fit(X, y)
+    return m, _pick(X, 12), {"predict": EXACT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 

@@ -1,6 +1,6 @@
 // Meta-estimators (docs/format/ensemble.md): voting, stacking and bagging over child estimator nodes.
 // Classifier children were fitted on class indices 0..k-1; the meta node maps indices to its `classes`.
-import { Estimator, argmax, base, classes as loadClasses, numeric } from "./common.js";
+import { Estimator, argmax, base, classes as loadClasses, numeric, softmax } from "./common.js";
 import { register } from "../context.js";
 import { InvalidInput } from "../errors.js";
 
@@ -185,6 +185,80 @@ class Bagging extends Estimator {
   decisionFunction(X) { return this.mean("decisionFunction", X); }
 }
 
+/** numpy's sum of a 1-D float64 array: the first element plus the pairwise sum of the rest. */
+function npSum(a) {
+  const pairwise = (lo, n) => {
+    if (n < 8) { let r = 0; for (let i = 0; i < n; i++) r += a[lo + i]; return r; }
+    if (n <= 128) {
+      const r = a.slice(lo, lo + 8);
+      let i = 8;
+      for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += a[lo + i + j];
+      let res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+      for (; i < n; i++) res += a[lo + i];
+      return res;
+    }
+    let n2 = Math.floor(n / 2);
+    n2 -= n2 % 8;
+    return pairwise(lo, n2) + pairwise(lo + n2, n - n2);
+  };
+  return a.length ? a[0] + pairwise(1, a.length - 1) : 0;
+}
+
+class AdaBoost extends Estimator {
+  constructor(node, ctx, classifier) {
+    super(classifier ? ["predict", "predict_proba", "decision_function"] : ["predict"]);
+    base(this, node, ctx);
+    this.classes = classifier ? loadClasses(node, ctx, 2) : null;
+    this.ests = members(node, ctx);
+    this.w = Array.from(ctx.array(node, "estimator_weights", { ndim: 1 }).data);
+    if (this.w.length < this.ests.length) throw ctx.fail(`expected at least ${this.ests.length} weights`, "estimator_weights");
+    this.wSum = npSum(this.w);
+    if (classifier && !(this.wSum > 0)) throw ctx.fail("weights must not sum to 0", "estimator_weights");
+    this.ests.forEach((e, i) => {
+      if (classifier && JSON.stringify(e.classes) !== JSON.stringify(this.classes)) throw ctx.fail("a child's classes must be the ensemble's", "estimators", i, "estimator", "classes");
+    });
+  }
+  check(X) {
+    if (X.every((x) => x.every((v) => typeof v !== "string"))) numeric(X, this);
+    else check(this, X);
+  }
+  decisionFunction(X) {
+    this.check(X);
+    const k = this.classes.length;
+    const acc = X.map(() => new Array(k).fill(0));
+    this.ests.forEach((e, i) => {
+      const w = this.w[i], other = (-1 / (k - 1)) * w;
+      e.predict(X).forEach((p, r) => { for (let c = 0; c < k; c++) acc[r][c] += p === this.classes[c] ? w : other; });
+    });
+    return acc.map((row) => {
+      const d = row.map((v) => v / this.wSum);
+      return k === 2 ? -d[0] + d[1] : d;
+    });
+  }
+  predictProba(X) {
+    const k = this.classes.length;
+    return this.decisionFunction(X).map((d) => softmax(k === 2 ? [-d / 2, d / 2] : d.map((v) => v / (k - 1))));
+  }
+  predict(X) {
+    if (this.classes !== null) {
+      return this.decisionFunction(X).map((d) => this.classes[typeof d === "number" ? (d > 0 ? 1 : 0) : argmax(d)]);
+    }
+    this.check(X);
+    const preds = this.ests.map((e) => e.predict(X));
+    return X.map((_, r) => {
+      const p = preds.map((v) => v[r]);
+      const order = p.map((_, i) => i).sort((a, b) => p[a] - p[b] || a - b);
+      const cdf = [];
+      let s = 0;
+      for (const i of order) { s += this.w[i]; cdf.push(s); }
+      const half = 0.5 * cdf[cdf.length - 1];
+      return p[order[cdf.findIndex((v) => v >= half)]];
+    });
+  }
+}
+
+register(["ada_boost_classifier"], (n, c) => new AdaBoost(n, c, true));
+register(["ada_boost_regressor"], (n, c) => new AdaBoost(n, c, false));
 register(["voting_classifier"], (n, c) => new VotingClassifier(n, c));
 register(["voting_regressor"], (n, c) => new VotingRegressor(n, c));
 register(["stacking_classifier"], (n, c) => new Stacking(n, c, true));
