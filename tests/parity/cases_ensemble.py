@@ -131,3 +131,38 @@ ROWS += [
     ("ada-boost-regressor-square", "ada_boost_regressor",
      lambda: _ada(True, n_estimators=20, loss="square", random_state=0), "regression", None),
 ]
+
+
+def _ttr(regressor: Any, **kw: Any) -> Any:
+    from sklearn.compose import TransformedTargetRegressor
+
+    return TransformedTargetRegressor(regressor, **kw)
+
+
+def _np(name: str) -> Any:
+    import numpy as np
+
+    return getattr(np, name)
+
+
+def _scaler(name: str) -> Any:
+    from sklearn import preprocessing
+
+    return getattr(preprocessing, name)()
+
+
+ROWS += [
+    ("ttr-log1p", "transformed_target_regressor",
+     lambda: _ttr(Ridge(), func=_np("log1p"), inverse_func=_np("expm1")), "diabetes", None),
+    ("ttr-sqrt-square-pipeline", "transformed_target_regressor",
+     lambda: _ttr(make_pipeline(StandardScaler(), Ridge()), func=_np("sqrt"), inverse_func=_np("square")),
+     "diabetes", None),
+    ("ttr-standard-scaler", "transformed_target_regressor",
+     lambda: _ttr(Ridge(), transformer=_scaler("StandardScaler")), "regression", None),
+    ("ttr-min-max-tree", "transformed_target_regressor",
+     lambda: _ttr(DecisionTreeRegressor(max_depth=4, random_state=0), transformer=_scaler("MinMaxScaler")),
+     "regression", None),
+    ("ttr-robust-multi", "transformed_target_regressor",
+     lambda: _ttr(Ridge(), transformer=_scaler("RobustScaler")), "regression_multi", None),
+    ("ttr-identity", "transformed_target_regressor", lambda: _ttr(Ridge()), "regression", None),
+]

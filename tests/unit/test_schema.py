@@ -30,6 +30,7 @@ FAMILIES = (
     "cluster",
     "ensemble",
     "calibration",
+    "target",
 )
 
 
