@@ -1100,6 +1100,28 @@ def _ada_reg() -> Any:
     return m, _pick(X, 12), {"predict": EXACT}
 
 
+@case("transformed_target_regressor_log1p", "func=np.log1p, inverse_func=np.expm1 (the whitelist)")
+def _ttr_log() -> Any:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import Ridge
+
+    X, y = _diabetes()
+    m = TransformedTargetRegressor(Ridge(), func=np.log1p, inverse_func=np.expm1).fit(X, y)
+    return m, _pick(X, 10), {"predict": EXP}
+
+
+@case("transformed_target_regressor_scaler", "StandardScaler on the target: *= scale, then += mean")
+def _ttr_scaler() -> Any:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _diabetes()
+    m = TransformedTargetRegressor(DecisionTreeRegressor(max_depth=4, random_state=0),
+                                   transformer=StandardScaler()).fit(X, y)
+    return m, _pick(X, 10), {"predict": EXACT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 
@@ -1367,6 +1389,7 @@ def _node_types(node: Any) -> set[str]:
     for member in node.get("estimators", []):  # ensembles
         found |= _node_types(member.get("estimator"))
     found |= _node_types(node.get("final_estimator"))
+    found |= _node_types(node.get("regressor"))  # transformed_target_regressor
     for fold in node.get("calibrated", []):  # calibrated_classifier
         found |= _node_types(fold.get("estimator"))
     return found

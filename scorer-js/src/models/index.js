@@ -10,3 +10,4 @@ import "./neural_network.js";
 import "./cluster.js";
 import "./ensemble.js";
 import "./calibration.js";
+import "./target.js";
