@@ -991,7 +991,8 @@ def _stack_bin() -> Any:
 
     X, _, labels = _cancer(5)
     Xs = (X - X.mean()) / X.std()
-    m = StackingClassifier(_clf_members(), final_estimator=LogisticRegression(), passthrough=True).fit(Xs, labels)
+    m = StackingClassifier(_clf_members(), final_estimator=LogisticRegression(), passthrough=True)
+    m.fit(Xs, labels)
     return m, _pick(Xs, 12), ENS_CLF
 
 

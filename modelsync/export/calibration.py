@@ -15,7 +15,8 @@ from . import ExportContext, UnsupportedEstimator, converter
 def isotonic_regression(est: Any, ctx: ExportContext) -> dict[str, Any]:
     x = np.asarray(est.X_thresholds_)
     if x.dtype != np.float64:
-        raise UnsupportedEstimator(f"IsotonicRegression fitted on {x.dtype} data is not supported (float64 only)")
+        raise UnsupportedEstimator(f"IsotonicRegression fitted on {x.dtype} data is not supported "
+                                   "(float64 only)")
     if float(est.X_min_) != float(x[0]) or float(est.X_max_) != float(x[-1]):
         raise UnsupportedEstimator("IsotonicRegression: thresholds do not span the training range")
     return {"type": "isotonic_regression", "n_features_in": 1, "x": ctx.array(x),

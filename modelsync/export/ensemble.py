@@ -59,7 +59,8 @@ def stacking(est: Any, ctx: ExportContext) -> dict[str, Any]:
     classifier = isinstance(est, StackingClassifier)
     if classifier and isinstance(est._label_encoder, list):
         raise UnsupportedEstimator("StackingClassifier fitted on multilabel targets is not supported")
-    members = [dict(m, method=str(meth)) for m, meth in zip(_members(est, ctx), est.stack_method_, strict=True)]
+    members = [dict(m, method=str(meth))
+               for m, meth in zip(_members(est, ctx), est.stack_method_, strict=True)]
     node: dict[str, Any] = {"type": "stacking_classifier" if classifier else "stacking_regressor",
                             "n_features_in": int(est.n_features_in_)}
     if classifier:

@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    RobustScaler,
+    StandardScaler,
+)
 
 from scorer._numpy_funcs import NUMPY_FUNCTIONS, function_name
 
@@ -43,8 +49,8 @@ def _inverse(tr: Any, ctx: ExportContext) -> list[dict[str, Any]]:
     if kind is MaxAbsScaler:
         return [_step("multiply", tr.scale_, ctx)]
     raise UnsupportedEstimator(
-        f"TransformedTargetRegressor: transformer {kind.__name__} is not supported; supported: StandardScaler, "
-        "RobustScaler, MinMaxScaler, MaxAbsScaler, or func/inverse_func from numpy's "
+        f"TransformedTargetRegressor: transformer {kind.__name__} is not supported; supported: "
+        "StandardScaler, RobustScaler, MinMaxScaler, MaxAbsScaler, or func/inverse_func from numpy's "
         f"{', '.join(NUMPY_FUNCTIONS)}")
 
 

@@ -96,7 +96,8 @@ class CalibratedClassifier(Estimator):
                 raise fctx.fail("expected an object with an 'estimator'")
             est = load_estimator(entry["estimator"], ctx.nested("calibrated", i, "estimator"))
             if not (est.supports("decision_function") or est.supports("predict_proba")):
-                raise fctx.fail(f"{est.type_name} has neither decision_function nor predict_proba", "estimator")
+                raise fctx.fail(f"{est.type_name} has neither decision_function nor predict_proba",
+                                "estimator")
             idx = fctx.array(entry, "class_indices", "int64", ndim=1)
             n_out = 1 if k == 2 else idx.size
             if idx.size == 0 or idx.min() < 0 or idx.max() >= k or (k == 2 and idx.size != 2):
@@ -144,7 +145,7 @@ class CalibratedClassifier(Estimator):
             denominator = np.sum(proba, axis=1)[:, np.newaxis]
             uniform = np.full_like(proba, 1 / k)
             proba = np.divide(proba, denominator, out=uniform, where=denominator != 0)
-        proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
         return proba
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -59,7 +59,8 @@ class _Meta(Estimator):
     def _width(self, node: dict[str, Any], ctx: LoadContext) -> None:
         self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
         for i, est in enumerate(self.estimators):
-            if est.n_features_in and est.n_features_in != self.n_features_in and not isinstance(self, Bagging):
+            bagged = isinstance(self, Bagging)  # bagging children see column subsets
+            if est.n_features_in and est.n_features_in != self.n_features_in and not bagged:
                 raise ctx.fail(f"expects {est.n_features_in} columns, the ensemble has {self.n_features_in}",
                                "estimators", i, "estimator", "n_features_in")
 
@@ -180,7 +181,8 @@ class Stacking(_Meta):
         return self
 
     def supports(self, method: str) -> bool:
-        return method in ("predict", "transform") or (self.classes is not None and self.final.supports(method))
+        return method in ("predict", "transform") or (self.classes is not None
+                                                      and self.final.supports(method))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         self._check(X)
@@ -281,14 +283,14 @@ class Bagging(_Meta):
     def predict(self, X: np.ndarray) -> np.ndarray:
         if self.classes is None:
             y: Any = sum(est.predict(sub) for est, sub in self._parts(X))
-            return y / len(self.estimators)  # type: ignore[no-any-return]
+            return y / len(self.estimators)
         return self.classes.take(np.argmax(self.predict_proba(X), axis=1), axis=0)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         if not self.supports("decision_function"):
             raise MethodNotSupported(f"{self.type_name} has no decision_function")
         d: Any = sum(est.decision_function(sub) for est, sub in self._parts(X))
-        return d / len(self.estimators)  # type: ignore[no-any-return]
+        return d / len(self.estimators)
 
 
 
@@ -317,7 +319,8 @@ class AdaBoost(_Meta):
             if not est.supports("predict"):
                 raise ctx.fail(f"{est.type_name} has no predict", "estimators", i, "estimator", "type")
             if classifier and (est.classes is None or est.classes.tolist() != self.classes.tolist()):  # type: ignore[union-attr]
-                raise ctx.fail("a child's classes must be the ensemble's", "estimators", i, "estimator", "classes")
+                raise ctx.fail("a child's classes must be the ensemble's", "estimators", i, "estimator",
+                               "classes")
         return self
 
     def supports(self, method: str) -> bool:
@@ -341,8 +344,8 @@ class AdaBoost(_Meta):
         pred /= self.weights.sum()
         if k == 2:
             pred[:, 0] *= -1
-            return pred.sum(axis=1)  # type: ignore[no-any-return]
-        return pred  # type: ignore[no-any-return]
+            return pred.sum(axis=1)
+        return pred
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.classes is None:
@@ -368,4 +371,4 @@ class AdaBoost(_Meta):
         median_or_above = weight_cdf >= 0.5 * weight_cdf[:, -1][:, np.newaxis]
         median_idx = median_or_above.argmax(axis=1)
         rows = np.arange(X.shape[0])
-        return predictions[rows, sorted_idx[rows, median_idx]]  # type: ignore[no-any-return]
+        return predictions[rows, sorted_idx[rows, median_idx]]

@@ -42,7 +42,8 @@ class TransformedTargetRegressor(Estimator):
             sctx = ctx.child("inverse", i)
             op = sctx.string(step, "op", choices=OPS)
             if op == "function":
-                self.steps.append((op, NUMPY_FUNCTIONS[sctx.string(step, "name", choices=tuple(NUMPY_FUNCTIONS))]))
+                name = sctx.string(step, "name", choices=tuple(NUMPY_FUNCTIONS))
+                self.steps.append((op, NUMPY_FUNCTIONS[name]))
             else:
                 self.steps.append((op, sctx.array(step, "value", ndim=1, shape=(n_targets,))))
         return self

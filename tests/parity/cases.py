@@ -504,6 +504,7 @@ OTHERS = [
     ),
 ]
 
-ENSEMBLE = [Case(i, t, m, d) if tol is None else Case(i, t, m, d, tol=tol) for i, t, m, d, tol in ENSEMBLE_ROWS]
+ENSEMBLE = [Case(i, t, m, d) if tol is None else Case(i, t, m, d, tol=tol)
+            for i, t, m, d, tol in ENSEMBLE_ROWS]
 
 CASES: list[Case] = LINEAR + TREES + OTHERS + ENSEMBLE
