@@ -67,6 +67,14 @@ class _Meta(Estimator):
     def _check(self, X: np.ndarray) -> None:
         check_width(X, self.n_features_in, self.type_name)
 
+    def _head(self, node: dict[str, Any], ctx: LoadContext, classifier_type: str) -> bool:
+        """``classes`` (for ``classifier_type``), the children and the width; True for a classifier."""
+        classifier = node.get("type") == classifier_type
+        self.classes = ctx.labels(node, "classes") if classifier else None
+        self.estimators = _members(node, ctx)
+        self._width(node, ctx)
+        return classifier
+
 
 @register("voting_classifier")
 class VotingClassifier(_Meta):
@@ -159,10 +167,7 @@ class Stacking(_Meta):
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Stacking:
         self = cls()
-        classifier = node.get("type") == "stacking_classifier"
-        self.classes = ctx.labels(node, "classes") if classifier else None
-        self.estimators = _members(node, ctx)
-        self._width(node, ctx)
+        classifier = self._head(node, ctx, "stacking_classifier")
         self.methods = []
         for i, (entry, est) in enumerate(zip(node["estimators"], self.estimators, strict=True)):
             m = ctx.child("estimators", i).string(entry, "method", choices=STACK_METHODS if classifier
@@ -229,10 +234,7 @@ class Bagging(_Meta):
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Bagging:
         self = cls()
-        classifier = node.get("type") == "bagging_classifier"
-        self.classes = ctx.labels(node, "classes") if classifier else None
-        self.estimators = _members(node, ctx)
-        self._width(node, ctx)
+        self._head(node, ctx, "bagging_classifier")
         self.features = []
         for i, (entry, est) in enumerate(zip(node["estimators"], self.estimators, strict=True)):
             f = ctx.child("estimators", i).array(entry, "features", "int64", ndim=1)
@@ -305,10 +307,7 @@ class AdaBoost(_Meta):
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> AdaBoost:
         self = cls()
-        classifier = node.get("type") == "ada_boost_classifier"
-        self.classes = ctx.labels(node, "classes") if classifier else None
-        self.estimators = _members(node, ctx)
-        self._width(node, ctx)
+        classifier = self._head(node, ctx, "ada_boost_classifier")
         w = ctx.array(node, "estimator_weights", ndim=1)
         if w.size < len(self.estimators):
             raise ctx.fail(f"expected at least {len(self.estimators)} weights", "estimator_weights")

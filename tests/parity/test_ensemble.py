@@ -36,7 +36,8 @@ def test_refused_at_export_with_a_message(datasets: Any) -> None:
     with pytest.raises(UnsupportedEstimator, match="flatten_transform"):
         _export(soft.fit(d.X_train, d.y_train), d.X_train)
     with pytest.raises(UnsupportedEstimator, match="temperature"):
-        _export(CalibratedClassifierCV(GaussianNB(), method="temperature").fit(d.X_train, d.y_train), d.X_train)
+        cal = CalibratedClassifierCV(GaussianNB(), method="temperature")
+        _export(cal.fit(d.X_train, d.y_train), d.X_train)
     r = datasets("diabetes")
     sin = TransformedTargetRegressor(Ridge(), func=np.sin, inverse_func=np.arcsin, check_inverse=False)
     with pytest.raises(UnsupportedEstimator, match="log1p"):
