@@ -941,6 +941,188 @@ def _pipe_pass() -> Any:
     return m, _pick(X, 6), {"transform": DEFAULT}
 
 
+# ---------------------------------------------------------------- ensembles (voting, stacking, bagging)
+ENS_CLF = {"predict": EXACT, "predict_proba": EXP, "transform": EXP, "decision_function": EXP}
+
+
+def _clf_members() -> list[tuple[str, Any]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.tree import DecisionTreeClassifier
+
+    return [("lr", LogisticRegression(max_iter=500)), ("nb", GaussianNB()),
+            ("tree", DecisionTreeClassifier(max_depth=3, random_state=0))]
+
+
+@case("voting_classifier_soft_weights", "soft voting: np.average of the probabilities with weights")
+def _vote_soft() -> Any:
+    from sklearn.ensemble import VotingClassifier
+
+    X, _, labels = _iris()
+    m = VotingClassifier(_clf_members(), voting="soft", weights=[2, 1, 0.5]).fit(X, labels)
+    return m, _pick(X, 12), ENS_CLF
+
+
+@case("voting_classifier_hard", "hard voting: weighted bincount of the children's class indices")
+def _vote_hard() -> Any:
+    from sklearn.ensemble import VotingClassifier
+
+    X, _, labels = _cancer(5)
+    m = VotingClassifier(_clf_members(), weights=[1, 1, 2]).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "transform": EXACT}
+
+
+@case("voting_regressor", "np.average of the predictions with weights")
+def _vote_reg() -> Any:
+    from sklearn.ensemble import VotingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _diabetes()
+    m = VotingRegressor([("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4, random_state=0))],
+                        weights=[0.3, 0.7]).fit(X, y)
+    return m, _pick(X, 10), {"predict": DEFAULT, "transform": DEFAULT}
+
+
+@case("stacking_classifier_binary_passthrough", "binary: predict_proba without its first column, then X")
+def _stack_bin() -> Any:
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    X, _, labels = _cancer(5)
+    Xs = (X - X.mean()) / X.std()
+    m = StackingClassifier(_clf_members(), final_estimator=LogisticRegression(), passthrough=True)
+    m.fit(Xs, labels)
+    return m, _pick(Xs, 12), ENS_CLF
+
+
+@case("stacking_classifier_multiclass_predict", "stack_method='predict': class indices as features")
+def _stack_multi() -> Any:
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, _, labels = _iris()
+    m = StackingClassifier(_clf_members()[1:], stack_method="predict",
+                           final_estimator=DecisionTreeClassifier(max_depth=3, random_state=0)).fit(X, labels)
+    return m, _pick(X, 12), ENS_CLF
+
+
+@case("stacking_regressor", "predictions side by side, then a ridge")
+def _stack_reg() -> Any:
+    from sklearn.ensemble import StackingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _diabetes()
+    m = StackingRegressor([("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4, random_state=0))],
+                          final_estimator=Ridge(), passthrough=True).fit(X, y)
+    return m, _pick(X, 10), {"predict": DEFAULT, "transform": DEFAULT}
+
+
+@case("bagging_classifier_nan", "feature subsets with bootstrap features; trees route missing values")
+def _bag_clf() -> Any:
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, rows, labels = _nan_iris()
+    m = BaggingClassifier(DecisionTreeClassifier(max_depth=4, random_state=0), n_estimators=5, max_features=3,
+                          bootstrap_features=True, random_state=0).fit(X, labels)
+    return m, rows, ENS_CLF
+
+
+@case("bagging_regressor", "mean of the children's predictions over feature subsets")
+def _bag_reg() -> Any:
+    from sklearn.ensemble import BaggingRegressor
+    from sklearn.linear_model import Ridge
+
+    X, y = _diabetes()
+    m = BaggingRegressor(Ridge(), n_estimators=4, max_features=0.6, random_state=0).fit(X, y)
+    return m, _pick(X, 10), {"predict": DEFAULT}
+
+
+@case("calibrated_classifier_sigmoid", "CalibratedClassifierCV(method='sigmoid'), 3 folds, binary")
+def _cal_sig() -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+
+    X, _, labels = _cancer(5)
+    Xs = (X - X.mean()) / X.std()
+    m = CalibratedClassifierCV(LogisticRegression(), method="sigmoid", cv=3).fit(Xs, labels)
+    return m, _pick(Xs, 12), {"predict": EXACT, "predict_proba": EXP}
+
+
+@case("calibrated_classifier_isotonic", "CalibratedClassifierCV(method='isotonic'), multiclass, normalised")
+def _cal_iso() -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.naive_bayes import GaussianNB
+
+    X, _, labels = _iris()
+    m = CalibratedClassifierCV(GaussianNB(), method="isotonic", cv=3).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "predict_proba": EXP}
+
+
+@case("isotonic_regression", "np.interp through the thresholds; NaN outside them")
+def _iso_reg() -> Any:
+    from sklearn.isotonic import IsotonicRegression
+
+    X, y = _diabetes(3)
+    m = IsotonicRegression(out_of_bounds="nan").fit(X[["bmi"]], y)
+    rows = _pick(X[["bmi"]], 10).copy()
+    rows.iloc[0, 0] = float(X["bmi"].min()) - 0.01
+    return m, rows, {"predict": DEFAULT, "transform": DEFAULT}
+
+
+@case("ada_boost_classifier_binary", "SAMME with stumps: decision = sum of +-w, divided by the weight sum")
+def _ada_bin() -> Any:
+    from sklearn.ensemble import AdaBoostClassifier
+
+    X, _, labels = _cancer(5)
+    m = AdaBoostClassifier(n_estimators=12, random_state=0).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
+@case("ada_boost_classifier_multiclass", "SAMME, 3 classes; predict_proba = softmax(decision / (k - 1))")
+def _ada_multi() -> Any:
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, _, labels = _iris()
+    m = AdaBoostClassifier(DecisionTreeClassifier(max_depth=2), n_estimators=8, random_state=0).fit(X, labels)
+    return m, _pick(X, 12), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
+@case("ada_boost_regressor", "AdaBoost.R2: the weighted median of the trees' predictions")
+def _ada_reg() -> Any:
+    from sklearn.ensemble import AdaBoostRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _diabetes()
+    m = AdaBoostRegressor(DecisionTreeRegressor(max_depth=3), n_estimators=15, random_state=0).fit(X, y)
+    return m, _pick(X, 12), {"predict": EXACT}
+
+
+@case("transformed_target_regressor_log1p", "func=np.log1p, inverse_func=np.expm1 (the whitelist)")
+def _ttr_log() -> Any:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import Ridge
+
+    X, y = _diabetes()
+    m = TransformedTargetRegressor(Ridge(), func=np.log1p, inverse_func=np.expm1).fit(X, y)
+    return m, _pick(X, 10), {"predict": EXP}
+
+
+@case("transformed_target_regressor_scaler", "StandardScaler on the target: *= scale, then += mean")
+def _ttr_scaler() -> Any:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _diabetes()
+    m = TransformedTargetRegressor(DecisionTreeRegressor(max_depth=4, random_state=0),
+                                   transformer=StandardScaler()).fit(X, y)
+    return m, _pick(X, 10), {"predict": EXACT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 
@@ -1205,6 +1387,12 @@ def _node_types(node: Any) -> set[str]:
         found |= _node_types(step.get("estimator"))
     for tr in node.get("transformers", []):
         found |= _node_types(tr.get("estimator"))
+    for member in node.get("estimators", []):  # ensembles
+        found |= _node_types(member.get("estimator"))
+    found |= _node_types(node.get("final_estimator"))
+    found |= _node_types(node.get("regressor"))  # transformed_target_regressor
+    for fold in node.get("calibrated", []):  # calibrated_classifier
+        found |= _node_types(fold.get("estimator"))
     return found
 
 

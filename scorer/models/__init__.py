@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-            "naive_bayes", "neural_network", "cluster")
+            "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target")
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
@@ -31,6 +31,12 @@ TYPE_FAMILIES: dict[str, str] = {
     **dict.fromkeys(("gaussian_nb", "multinomial_nb", "complement_nb", "bernoulli_nb"), "naive_bayes"),
     **dict.fromkeys(("mlp_classifier", "mlp_regressor"), "neural_network"),
     "k_means": "cluster",
+    **dict.fromkeys(("voting_classifier", "voting_regressor", "stacking_classifier", "stacking_regressor",
+                     "bagging_classifier", "bagging_regressor", "ada_boost_classifier",
+                     "ada_boost_regressor"),
+                    "ensemble"),
+    **dict.fromkeys(("isotonic_regression", "calibrated_classifier"), "calibration"),
+    "transformed_target_regressor": "target",
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cases_ensemble import ROWS as ENSEMBLE_ROWS
 from harness import EXACT, TOL
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
@@ -503,4 +504,7 @@ OTHERS = [
     ),
 ]
 
-CASES: list[Case] = LINEAR + TREES + OTHERS
+ENSEMBLE = [Case(i, t, m, d) if tol is None else Case(i, t, m, d, tol=tol)
+            for i, t, m, d, tol in ENSEMBLE_ROWS]
+
+CASES: list[Case] = LINEAR + TREES + OTHERS + ENSEMBLE

@@ -70,6 +70,13 @@ def load_dataset(name: str) -> Dataset:
     if name == "regression_multi_small":
         X, y = sk.make_regression(n_samples=200, n_features=5, n_targets=3, noise=1.0, random_state=2)
         return _split(X, y, [f"f{i}" for i in range(X.shape[1])])
+    if name == "isotonic":  # one column (IsotonicRegression); two test rows outside the training range
+        rng = np.random.RandomState(0)
+        x = rng.uniform(-3, 3, size=(300, 1))
+        d = _split(x, np.sin(x[:, 0]) + x[:, 0] + rng.normal(0, 0.3, 300), ["x"])
+        keep = np.abs(d.X_train[:, 0]) < 2.5
+        return Dataset(d.X_train[keep], np.r_[d.X_test, [[-2.9], [2.9]]], d.y_train[keep],
+                       np.r_[d.y_test, [0.0, 0.0]], ["x"])
     if name == "mixed":
         return _mixed()
     if name in ("mixed_complete", "mixed_categories"):  # ``mixed`` with its gaps filled; its string columns

@@ -28,6 +28,9 @@ FAMILIES = (
     "naive_bayes",
     "neural_network",
     "cluster",
+    "ensemble",
+    "calibration",
+    "target",
 )
 
 

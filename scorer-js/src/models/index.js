@@ -8,3 +8,6 @@ import "./neighbors.js";
 import "./naive_bayes.js";
 import "./neural_network.js";
 import "./cluster.js";
+import "./ensemble.js";
+import "./calibration.js";
+import "./target.js";

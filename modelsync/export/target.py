@@ -1,0 +1,62 @@
+"""Converter for TransformedTargetRegressor (see docs/format/target.md): the regressor, then the target
+transformer's ``inverse_transform`` written as the element-wise steps scikit-learn performs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    RobustScaler,
+    StandardScaler,
+)
+
+from scorer._numpy_funcs import NUMPY_FUNCTIONS, function_name
+
+from . import ExportContext, UnsupportedEstimator, converter
+
+
+def _step(op: str, value: Any, ctx: ExportContext) -> dict[str, Any]:
+    return {"op": op, "value": ctx.array(np.asarray(value, dtype=np.float64).reshape(-1))}
+
+
+def _inverse(tr: Any, ctx: ExportContext) -> list[dict[str, Any]]:
+    """scikit-learn's ``inverse_transform`` of the fitted target transformer, step by step."""
+    kind = type(tr)
+    if kind is FunctionTransformer:
+        if tr.inverse_func is None:
+            return []
+        name = function_name(tr.inverse_func)
+        if name is None or tr.inv_kw_args:
+            raise UnsupportedEstimator(
+                f"TransformedTargetRegressor: inverse_func={tr.inverse_func!r} is not supported; supported: "
+                f"numpy's {', '.join(NUMPY_FUNCTIONS)} (without keyword arguments)")
+        return [{"op": "function", "name": name}]
+    if kind is StandardScaler:
+        return ([_step("multiply", tr.scale_, ctx)] if tr.with_std else []) + (
+            [_step("add", tr.mean_, ctx)] if tr.with_mean else [])
+    if kind is RobustScaler:
+        return ([_step("multiply", tr.scale_, ctx)] if tr.with_scaling else []) + (
+            [_step("add", tr.center_, ctx)] if tr.with_centering else [])
+    if kind is MinMaxScaler:
+        if tr.clip:
+            raise UnsupportedEstimator("TransformedTargetRegressor: MinMaxScaler(clip=True) is not supported")
+        return [_step("subtract", tr.min_, ctx), _step("divide", tr.scale_, ctx)]
+    if kind is MaxAbsScaler:
+        return [_step("multiply", tr.scale_, ctx)]
+    raise UnsupportedEstimator(
+        f"TransformedTargetRegressor: transformer {kind.__name__} is not supported; supported: "
+        "StandardScaler, RobustScaler, MinMaxScaler, MaxAbsScaler, or func/inverse_func from numpy's "
+        f"{', '.join(NUMPY_FUNCTIONS)}")
+
+
+@converter(TransformedTargetRegressor)
+def transformed_target_regressor(est: Any, ctx: ExportContext) -> dict[str, Any]:
+    steps = _inverse(est.transformer_, ctx)
+    n_targets = int(getattr(est.transformer_, "n_features_in_", 1))
+    return {"type": "transformed_target_regressor", "regressor": ctx.convert(est.regressor_),
+            "n_targets": n_targets, "one_d": est._training_dim == 1, "inverse": steps}
