@@ -9,7 +9,7 @@ are what docs/openapi.yaml says about it (``make openapi`` writes it from this r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -26,12 +26,14 @@ from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
 from ..serving import ServingService
 from ..telemetry import TelemetryService
 from . import spec
+from .body import parse_json, prepare_body
 from .errors import (
     INTERNAL_ERROR,
     NOT_FOUND_ROUTE,
     describe_validation,
     error_body,
     error_headers,
+    error_proxy_response,
     status_for,
 )
 from .models import AliasRequest, InferRequest, PredictRequest, TelemetryRequest
@@ -137,10 +139,23 @@ def op(operation_id: str, tag: str, summary: str, ok: dict[str, Any], *errors: i
             "security": security, "openapi_extensions": extensions or None}
 
 
-def build_resolver(services: Callable[[], Services], enable_validation: bool = True
-                   ) -> APIGatewayRestResolver:
+class Resolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, with the request body checked (media type, encoding, UTF-8) before
+    Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        event = dict(event)
+        try:
+            prepare_body(event)
+        except ServiceError as exc:
+            log.info("request refused: %s", exc.message)
+            return error_proxy_response(exc)
+        return super().resolve(event, context)
+
+
+def build_resolver(services: Callable[[], Services], enable_validation: bool = True) -> Resolver:
     """The REST resolver with every route. ``services`` is called per request (built once by the handler)."""
-    app = APIGatewayRestResolver(enable_validation=enable_validation)
+    app = Resolver(enable_validation=enable_validation, json_body_deserializer=parse_json)
     ref, ok = spec.ref, spec.ok
 
     def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
