@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from botocore.exceptions import ClientError
 
 import scorer
@@ -116,6 +117,113 @@ def _error_line(bad: tabular.BadRow) -> bytes:
     row = bad.as_dict()
     row["reason"] = row["reason"][:MAX_ERROR_TEXT]
     return json.dumps(row).encode() + b"\n"
+
+
+# -- rows the model refuses: isolated by bisection -----------------------------------------------------
+
+# What scoring a block of rows may raise for some of its rows (InvalidInput names the row; anything else
+# from a model on odd values - an index or arithmetic error - is isolated the same way).
+SCORING_ERRORS: tuple[type[BaseException], ...] = (scorer.InvalidInput, ValueError, ArithmeticError,
+                                                   IndexError, TypeError, RecursionError)
+Outputs = tuple[np.ndarray, np.ndarray | None]
+
+
+def _rows(columns: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _take(columns: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[index] for k, v in columns.items()}
+
+
+def _refusal(exc: BaseException) -> tuple[str, str | None]:
+    """The message and feature of a row's refusal, as score_table records them."""
+    if isinstance(exc, scorer.InvalidInput):
+        return str(exc), exc.feature
+    return f"row 0: scoring failed: {type(exc).__name__}: {str(exc)[:200]}", None
+
+
+@dataclass
+class _Isolated:
+    """The refused rows of a block already split by :class:`IsolatingPredictor` (original index, message,
+    feature, in row order), and how many of them score_table has set aside so far."""
+
+    rows: int
+    proba: bool
+    refused: list[tuple[int, str, str | None]]
+    reported: int = 0
+
+    def expects(self, rows: int, proba: bool) -> bool:
+        return rows == self.rows - self.reported and proba == self.proba
+
+    def next_refusal(self) -> scorer.InvalidInput:
+        index, message, feature = self.refused[self.reported]
+        position = index - self.reported  # the rows set aside so far all came before this one
+        self.reported += 1
+        return scorer.InvalidInput(message, row=position, feature=feature)
+
+
+class IsolatingPredictor:
+    """``score_table``'s model call, isolating refused rows by bisection.
+
+    ``scorer.tabular.score_table`` sets one refused row aside at a time and scores the rest again, a cost
+    of (refused rows) x (block rows) model work. Here the first refusal in a block makes this predictor
+    find every refused row of the block at once - the row the scorer names is set aside and the rest
+    halved, so each model call either clears a part or pins one refused row: about (refused rows +
+    log2(block)) calls - then it answers score_table's set-aside loop from that list without calling the
+    model, until the loop asks for the rows left, which are scored in one call (the very call
+    score_table would make last, so outputs are byte for byte the same; a refusal found only then
+    starts another round).
+    """
+
+    def __init__(self, model: scorer.Model) -> None:
+        self._run = tabular.model_predictor(model)
+        self._pending: _Isolated | None = None
+
+    def __call__(self, columns: dict[str, np.ndarray], proba: bool) -> Outputs:
+        rows = _rows(columns)
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.expects(rows, proba) and pending.reported < len(pending.refused):
+            self._pending = pending
+            raise pending.next_refusal()
+        try:  # a new block, or the rows left of one (a refusal found only now starts another round)
+            return self._run(columns, proba)
+        except SCORING_ERRORS as exc:
+            isolated = self._isolate(columns, proba, rows, exc)
+        if not isolated.refused:  # the block failed, no part of it did: a failure of the block itself
+            raise scorer.InvalidInput("row 0: the block could not be scored although each part could")
+        self._pending = isolated
+        raise isolated.next_refusal()
+
+    def _isolate(self, columns: dict[str, np.ndarray], proba: bool, rows: int,
+                 first: BaseException) -> _Isolated:
+        refused: list[tuple[int, str, str | None]] = []
+        failing: list[tuple[np.ndarray, BaseException]] = [(np.arange(rows), first)]
+        while failing:
+            index, exc = failing.pop()
+            if len(index) == 1:
+                refused.append((int(index[0]), *_refusal(exc)))
+                continue
+            named = exc.row if isinstance(exc, scorer.InvalidInput) else None
+            if named is not None and 0 <= named < len(index):
+                # the scorer names the first row it refused: the rows before it are taken as good (the
+                # final call on the rows left checks that), the rows after it are halved
+                refused.append((int(index[named]), *_refusal(exc)))
+                rest = index[named + 1:]
+                half = len(rest) // 2
+                parts = [rest[:half], rest[half:]]
+            else:
+                half = len(index) // 2
+                parts = [index[:half], index[half:]]
+            for part in parts:
+                if not len(part):
+                    continue
+                try:
+                    self._run(_take(columns, part), proba)
+                except SCORING_ERRORS as err:
+                    failing.append((part, err))
+        refused.sort(key=lambda r: r[0])
+        return _Isolated(rows, proba, refused)
 
 
 # -- one input, scored in this invocation ------------------------------------------------------------
@@ -218,7 +326,8 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
             reader = open_reader()
             counts = tabular.score_table(model, reader, out, proba=None, write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
-                                         chunk_rows=ctx.settings.batch_chunk_rows)
+                                         chunk_rows=ctx.settings.batch_chunk_rows,
+                                         predict=IsolatingPredictor(model))
         except scorer.InvalidInput as exc:
             raise InputUnusable(str(exc)) from None
         out.close()
@@ -283,15 +392,33 @@ def run_scheduled(ctx: BatchContext, model: str | None = None, version: int | No
             results.append(BatchResult(inp.key, inp.model, "skipped", v, manifest_key=inp.manifest_key(v),
                                        reason="already scored with this version"))
             continue
-        if size > ctx.settings.max_batch_file_bytes:
-            results.append(hand_off(ctx, inp, v, size))
-            continue
         try:
-            results.append(score_input(ctx, inp, record))
+            if size > ctx.settings.max_batch_file_bytes:
+                results.append(hand_off(ctx, inp, v, size))
+            else:
+                results.append(score_input(ctx, inp, record))
         except (ServiceError, scorer.ModelsyncScorerError) as exc:
             log.warning("batch input %s failed: %s", inp.key, exc)
-            results.append(BatchResult(inp.key, inp.model, "failed", v, reason=str(exc)))
+            results.append(input_failed(ctx, inp, v, str(exc)))
+        except Exception as exc:  # any failure of one input (S3, recursion, a model bug) is that input's
+            log.exception("batch input %s failed", inp.key)  # report; the run goes on with the next ones
+            results.append(input_failed(ctx, inp, v, f"{type(exc).__name__}: {exc}"))
     return results
+
+
+def input_failed(ctx: BatchContext, inp: layout.BatchInput, version: int, reason: str) -> BatchResult:
+    """The result of an input that could not be scored, and its error report (``...errors.jsonl`` with
+    one ``{"line": null, "reason"}`` line). No manifest: the next run tries the input again."""
+    reason = reason[:MAX_ERROR_TEXT]
+    errors_key: str | None = inp.errors_key(version)
+    try:
+        ctx.s3.put_object(Bucket=ctx.settings.models_bucket, Key=errors_key,
+                          Body=json.dumps({"line": None, "reason": f"input not scored: {reason}"}).encode()
+                          + b"\n", ContentType="application/x-ndjson")
+    except ClientError:
+        log.warning("could not write the error report %s", errors_key)
+        errors_key = None
+    return BatchResult(inp.key, inp.model, "failed", version, errors_key=errors_key, reason=reason)
 
 
 def hand_off(ctx: BatchContext, inp: layout.BatchInput, version: int, size: int) -> BatchResult:

@@ -114,7 +114,8 @@ def test_a_gzip_body_is_415(iris):
 
 def test_a_non_utf8_body_of_a_json_route_through_the_alias_route_is_also_400(api, publish, models):
     publish("iris", models.iris)
-    event = api.event("PUT", "/models/iris/aliases/prod", raw_body=base64.b64encode(b'{"version": \xc3}').decode())
+    raw = base64.b64encode(b'{"version": \xc3}').decode()
+    event = api.event("PUT", "/models/iris/aliases/prod", raw_body=raw)
     event["isBase64Encoded"] = True
     _refused(_call(api, event), 400, "invalid_request", "not UTF-8")
 

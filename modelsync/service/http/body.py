@@ -58,7 +58,8 @@ def check_content_type(value: str | None) -> None:
     for param in params:
         key, _, charset = param.partition("=")
         if key.strip().lower() == "charset" and charset.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType(f"charset {charset.strip()[:40]!r} is not supported: send application/json in UTF-8")
+            raise UnsupportedMediaType(f"charset {charset.strip()[:40]!r} is not supported: send "
+                                       f"{JSON_MEDIA_TYPE} in UTF-8")
 
 
 def check_content_encoding(value: str | None) -> None:

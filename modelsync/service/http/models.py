@@ -16,7 +16,6 @@ from ..rollout import CALLER_ID_RE
 from ..telemetry import MAX_BATCHES, MAX_FEATURES, MAX_LABELS, SCHEMA_RE, TIMESTAMP
 
 
-
 def _doc_pattern(rule: re.Pattern[str]) -> dict[str, Any]:
     """A pattern the document states and the service enforces itself (with a message naming the rule)."""
     return {"pattern": rule.pattern}
@@ -141,7 +140,8 @@ class Batch(_Forward):
 class TelemetryRequest(_Forward):
     """``POST /models/{name}/telemetry`` (schema ``modelsync.telemetry/1``)."""
 
-    schema_: Annotated[StrictStr, Field(alias="schema", max_length=64, json_schema_extra=_doc_pattern(SCHEMA_RE),
+    schema_: Annotated[StrictStr, Field(alias="schema", max_length=64,
+                                        json_schema_extra=_doc_pattern(SCHEMA_RE),
                                         description="modelsync.telemetry/1; unknown majors are refused.")]
     model: Annotated[StrictStr, Field(json_schema_extra=_doc_pattern(MODEL_NAME_RE),
                                       description="Must equal the model in the URL.")]

@@ -43,8 +43,9 @@ model/version/alias (or no signing key); 409 deleting `latest`, promoting withou
 back with nothing to go back to, pointing an alias at a version pending approval; 412 stale
 `If-Match`; 413 over the rows or bytes limit (`MaxRowsPerRequest`, `MaxRequestBytes`, 1 MiB for
 telemetry); 415 a body that is not `application/json` in UTF-8 or that is content-encoded (a body
-without Content-Type is read as JSON; bodies nest at most 64 levels deep); 503 when the model has no published version yet or the manifest cannot be signed right
-now (with `Retry-After`); 500 carries no internals (the request id finds the log line).
+without Content-Type is read as JSON; bodies nest at most 64 levels deep); 503 when the model has no
+published version yet or the manifest cannot be signed right now (with `Retry-After`); 500 carries no
+internals (the request id finds the log line).
 """
 SERVERS = [{"url": "https://{apiId}.execute-api.{region}.amazonaws.com/v1",
             "variables": {"apiId": {"default": "example"}, "region": {"default": "us-east-1"}}}]
