@@ -514,26 +514,75 @@ def model_predictor(model: Model) -> Predictor:
     return run
 
 
+# What scoring a block may raise because of some of its rows: InvalidInput names the (first) row; anything
+# else a model raises on odd values is isolated the same way, so one bad row never stops the others.
+ROW_ERRORS: tuple[type[BaseException], ...] = (InvalidInput, ValueError, ArithmeticError, IndexError,
+                                               TypeError, RecursionError)
+
+
+def _take(columns: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[index] for k, v in columns.items()}
+
+
+def _refusal(exc: BaseException) -> tuple[str, str | None]:
+    """The reason and feature a bad row records for a refusal."""
+    if isinstance(exc, InvalidInput):
+        return _ROW_PREFIX.sub("", str(exc), count=1), exc.feature
+    return f"scoring failed: {type(exc).__name__}: {str(exc)[:200]}", None
+
+
+def _refused_rows(predict: Predictor, columns: dict[str, np.ndarray], n: int, proba: bool,
+                  first: BaseException) -> list[tuple[int, BaseException]]:
+    """The rows (positions in ``columns``, which failed with ``first``) the model refuses, by bisection.
+
+    The row a refusal names is pinned and the rows after it are halved; a refusal naming no row halves
+    its part. Each model call clears a part or pins a refused row: about refused x log2(block) calls on
+    shrinking parts, never a re-score of the whole block per refused row. The rows before a named one
+    are taken as good; the caller's final call on the rows left checks that.
+    """
+    found: list[tuple[int, BaseException]] = []
+    failing: list[tuple[np.ndarray, BaseException]] = [(np.arange(n), first)]
+    while failing:
+        index, exc = failing.pop()
+        named = exc.row if isinstance(exc, InvalidInput) else None
+        if len(index) == 1:
+            found.append((int(index[0]), exc))
+            continue
+        if named is not None and 0 <= named < len(index):
+            found.append((int(index[named]), exc))
+            index = index[named + 1:]
+        half = len(index) // 2
+        for part in (index[:half], index[half:]):
+            if len(part):
+                try:
+                    predict(_take(columns, part), proba)
+                except ROW_ERRORS as err:
+                    failing.append((part, err))
+    return found
+
+
 def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Record], proba: bool
                 ) -> tuple[np.ndarray | None, np.ndarray | None, list[Record], list[BadRow]]:
-    """Score the converted rows; a row the model refuses is set aside and the rest scored again."""
+    """Score the converted rows; the rows the model refuses are found (:func:`_refused_rows`), set aside
+    as bad rows, and the rest scored in one call."""
     bad: list[BadRow] = []
-    while ok:
+    keep = np.arange(len(ok))
+    while len(keep):
+        part = columns if len(keep) == len(ok) else _take(columns, keep)
         try:
-            main, probabilities = predict(columns, proba)
-        except InvalidInput as exc:
-            reason = _ROW_PREFIX.sub("", str(exc), count=1)
-            r = exc.row
-            if r is None or not 0 <= r < len(ok):
-                bad.extend(BadRow(rec.line, rec.row, reason, exc.feature) for rec in ok)
-                return None, None, [], bad
-            bad.append(BadRow(ok[r].line, ok[r].row, reason, exc.feature))
-            keep = np.ones(len(ok), dtype=bool)
-            keep[r] = False
-            columns = {k: v[keep] for k, v in columns.items()}
-            ok = ok[:r] + ok[r + 1:]
-            continue
-        return main, probabilities, ok, bad
+            main, probabilities = predict(part, proba)
+            return main, probabilities, [ok[i] for i in keep], bad
+        except ROW_ERRORS as exc:
+            refused = _refused_rows(predict, part, len(keep), proba, exc)
+            if not refused:  # the block fails though each part scores: a failure of the block itself
+                refused = [(i, exc) for i in range(len(keep))]
+        drop = np.zeros(len(keep), dtype=bool)
+        for pos, err in refused:
+            drop[pos] = True
+            rec = ok[keep[pos]]
+            reason, feature = _refusal(err)
+            bad.append(BadRow(rec.line, rec.row, reason, feature))
+        keep = keep[~drop]
     return None, None, [], bad
 
 

@@ -95,7 +95,8 @@ def _out(message: str) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     import scorer
-    from modelsync.export import UnsupportedEstimator, export_model
+    from modelsync.export import UnsupportedEstimator, export_model, too_large
+    from modelsync.service.config import Settings
     from modelsync_device.store import atomic_write
 
     try:
@@ -115,25 +116,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     except UnsupportedEstimator as exc:
         _err(str(exc))
         return 1
+    except scorer.InvalidModel as exc:  # export_model validates what it produced
+        _invalid(exc)
+        return 1
     except ValueError as exc:
         _err(f"export failed: {exc}")
-        return 1
-    try:
-        model = scorer.validate_model(doc)
-    except scorer.InvalidModel as exc:
-        _err("the exported document does not validate (nothing written):")
-        for pointer, message in exc.problems:
-            sys.stderr.write(f"  {pointer or '/'}: {message}\n")
         return 1
     path = pathlib.Path(args.output or f"{args.name}.json")
     text = json.dumps(doc, ensure_ascii=False, allow_nan=False,
                       indent=1 if args.plain_arrays else None,
-                      separators=None if args.plain_arrays else (",", ":"))
+                      separators=None if args.plain_arrays else (",", ":")) + "\n"
+    data = text.encode("utf-8")
+    try:
+        if len(data) > scorer.MAX_DOCUMENT_BYTES:
+            how = "as written (--plain-arrays, indented)" if args.plain_arrays else "as written"
+            raise scorer.InvalidModel(too_large(len(data), how))
+        model = scorer.validate_model(data)  # the very bytes `modelsync validate` would read
+    except scorer.InvalidModel as exc:
+        _invalid(exc)
+        return 1
+    upload_limit = Settings.max_upload_bytes
+    if len(data) > upload_limit:
+        sys.stderr.write(
+            f"modelsync: warning: {len(data):,} bytes is over the default upload limit of {upload_limit:,} "
+            "bytes (template parameter MaxUploadBytes): Publish refuses it unless the deployment raises "
+            "MaxUploadBytes; compact arrays (no --plain-arrays) and --compress make it smaller\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text + "\n")
+    atomic_write(path, data)
     _out(f"wrote {path}: {model.name} ({model.type_name}, {model.n_features} features, "
          f"methods {', '.join(model.methods)}), sha256 {model.sha256}, {path.stat().st_size} bytes")
     return 0
+
+
+def _invalid(exc: Any) -> None:
+    _err("the exported document does not validate (nothing written):")
+    for pointer, message in exc.problems:
+        sys.stderr.write(f"  {pointer or '/'}: {message}\n")
 
 
 def load_trusted_model(path: pathlib.Path) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -229,7 +230,27 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
         },
     }
     doc["sha256"] = content_sha256(doc)
+    return checked_document(doc)
+
+
+def checked_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` once ``scorer.validate_model`` accepts it (test vectors re-scored) and its compact JSON fits
+    the scorer's size limit; else :class:`scorer.InvalidModel` (a ValueError) with the figure and the fix.
+
+    The service and ``modelsync validate`` refuse such a document: export never hands one out."""
+    scorer.validate_model(doc)
+    size = len(json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode())
+    if size > scorer.MAX_DOCUMENT_BYTES:
+        raise scorer.InvalidModel(too_large(size, "even with compact JSON"))
     return doc
+
+
+def too_large(size: int, how: str) -> str:
+    """The message of a document over the scorer's limit: the figure and what to change."""
+    return (f"the document would be {size:,} bytes {how}, over the scorer's limit of "
+            f"{scorer.MAX_DOCUMENT_BYTES:,} bytes (`modelsync validate` and the service refuse it); export "
+            "with compact arrays (the default: no --plain-arrays) and --compress, or fit a smaller model "
+            "(fewer or shallower trees, fewer features or classes)")
 
 
 def _is_nan(v: Any) -> bool:

@@ -283,15 +283,33 @@ def run_scheduled(ctx: BatchContext, model: str | None = None, version: int | No
             results.append(BatchResult(inp.key, inp.model, "skipped", v, manifest_key=inp.manifest_key(v),
                                        reason="already scored with this version"))
             continue
-        if size > ctx.settings.max_batch_file_bytes:
-            results.append(hand_off(ctx, inp, v, size))
-            continue
         try:
-            results.append(score_input(ctx, inp, record))
+            if size > ctx.settings.max_batch_file_bytes:
+                results.append(hand_off(ctx, inp, v, size))
+            else:
+                results.append(score_input(ctx, inp, record))
         except (ServiceError, scorer.ModelsyncScorerError) as exc:
             log.warning("batch input %s failed: %s", inp.key, exc)
-            results.append(BatchResult(inp.key, inp.model, "failed", v, reason=str(exc)))
+            results.append(input_failed(ctx, inp, v, str(exc)))
+        except Exception as exc:  # any failure of one input (S3, recursion, a model bug) is that input's
+            log.exception("batch input %s failed", inp.key)  # report; the run goes on with the next ones
+            results.append(input_failed(ctx, inp, v, f"{type(exc).__name__}: {exc}"))
     return results
+
+
+def input_failed(ctx: BatchContext, inp: layout.BatchInput, version: int, reason: str) -> BatchResult:
+    """The result of an input that could not be scored, and its error report (``...errors.jsonl`` with
+    one ``{"line": null, "reason"}`` line). No manifest: the next run tries the input again."""
+    reason = reason[:MAX_ERROR_TEXT]
+    errors_key: str | None = inp.errors_key(version)
+    try:
+        ctx.s3.put_object(Bucket=ctx.settings.models_bucket, Key=errors_key,
+                          Body=json.dumps({"line": None, "reason": f"input not scored: {reason}"}).encode()
+                          + b"\n", ContentType="application/x-ndjson")
+    except ClientError:
+        log.warning("could not write the error report %s", errors_key)
+        errors_key = None
+    return BatchResult(inp.key, inp.model, "failed", version, errors_key=errors_key, reason=reason)
 
 
 def hand_off(ctx: BatchContext, inp: layout.BatchInput, version: int, size: int) -> BatchResult:

@@ -217,6 +217,8 @@ def v2_outputs(model: scorer.Model, X: Any, rows: int, requested: Sequence[str] 
         wanted = [o for o in available if o in requested]
     else:
         wanted = available
+    if rows == 0:
+        return empty_outputs(model, wanted, predict_datatype)
     prediction, proba = score(model, X, PREDICT_PROBA in wanted)
     outputs: list[dict[str, Any]] = []
     if PREDICT in wanted:
@@ -229,6 +231,42 @@ def v2_outputs(model: scorer.Model, X: Any, rows: int, requested: Sequence[str] 
         outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": list(proba.shape),
                         "data": _jsonable(proba.ravel())})
     return outputs
+
+
+def _predict_width(model: scorer.Model) -> int | None:
+    """Columns of one row of ``predict`` (None: one value per row), read from the document's test vectors."""
+    tv = model.document.get("test_vectors")
+    outputs = tv.get("outputs") if isinstance(tv, Mapping) else None
+    first = outputs.get(PREDICT) if isinstance(outputs, Mapping) else None
+    if isinstance(first, list) and first and isinstance(first[0], list):
+        return len(first[0])
+    return None
+
+
+def empty_outputs(model: scorer.Model, wanted: Sequence[str], predict_datatype: str | None = None
+                  ) -> list[dict[str, Any]]:
+    """The outputs for zero rows, shaped as scored rows would be, without calling the scorer (some of its
+    estimators cannot take an empty matrix): ``predict`` [0] (or [0, width]), ``predict_proba``
+    [0, n_classes]. The datatype is the registry's (the one published with the version)."""
+    outputs: list[dict[str, Any]] = []
+    if PREDICT in wanted:
+        width = _predict_width(model)
+        dt = predict_datatype
+        if dt is None:
+            classes = model.classes
+            dt = "FP64" if classes is None or np.ndim(classes) != 1 else _label_datatype(classes)
+        outputs.append({"name": PREDICT, "datatype": dt, "shape": [0] if width is None else [0, width],
+                        "data": []})
+    if PREDICT_PROBA in wanted and model.classes is not None:
+        n = len(model.classes) if np.ndim(model.classes) == 1 else _predict_width(model) or 0
+        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [0, n], "data": []})
+    return outputs
+
+
+def _label_datatype(classes: np.ndarray) -> str:
+    from .publish import datatype_of
+
+    return datatype_of(np.asarray(classes))
 
 
 def plain_predict(model: scorer.Model, instances: Any, max_rows: int) -> dict[str, Any]:

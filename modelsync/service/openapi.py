@@ -47,6 +47,9 @@ def build_schema() -> dict[str, Any]:
             if operation is None:
                 continue
             operation["responses"].pop("422", None)
+            not_modified = operation["responses"].get("304")
+            if not_modified is not None:  # no body; Powertools gives every response a JSON one
+                not_modified.pop("content", None)
             headers = [spec.HEADER_PARAMETERS[h] for h in operation.pop(HEADERS_EXTENSION, [])]
             if headers:
                 operation["parameters"] = [*operation.get("parameters", []), *headers]

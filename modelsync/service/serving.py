@@ -153,7 +153,7 @@ class ServingService:
         requested = None
         if body.get("outputs") is not None:
             requested = [o.get("name") for o in body["outputs"]]
-        outputs = v2_outputs(model, X, rows, requested)
+        outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
         out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version), "outputs": outputs}
         if body.get("id") is not None:
             out["id"] = body["id"]

@@ -323,6 +323,15 @@ class Api:
                            query=list((query or {}).items()), headers=header_list, body=data,
                            source_ip="203.0.113.10")
 
+    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        """The handler called directly with a proxy event (e.g. one a test altered after :meth:`event`)."""
+        resp = self.app.lambda_handler(event, self.context)
+        body = resp.get("body")
+        headers = {k.lower(): v for k, v in (resp.get("headers") or {}).items()}
+        for k, v in (resp.get("multiValueHeaders") or {}).items():
+            headers.setdefault(k.lower(), v[0] if isinstance(v, list) else v)
+        return int(resp["statusCode"]), headers, json.loads(body) if body else None
+
     def __call__(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
                  headers: dict[str, str] | None = None, raw_body: str | None = None
                  ) -> tuple[int, dict[str, str], Any]:

@@ -251,3 +251,77 @@ def test_chunks_cut_where_records_start_and_join_to_the_whole_file_output(aws, p
     assert [e["line"] for e in map(json.loads, errors.splitlines())] == [42, 68]
     scored = _read_csv(aws, "batch/output/iris/quoted.v1.csv")
     assert len(scored) == 43 and scored[0]["id"] == "r0\r\nsecond line, with a comma"
+
+
+# -- one input never stops the run (issue 9) ------------------------------------------------------------
+
+def _iris_jsonl(rows: list[list[float]]) -> list[str]:
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return [json.dumps({"id": f"r{i}", **dict(zip(names, r, strict=True))}) for i, r in enumerate(rows)]
+
+
+def test_a_line_nested_100000_deep_is_reported_and_the_next_inputs_are_scored(aws, publish, batch_app,
+                                                                              models, lambda_context):
+    # GIVEN three inputs, the second with a line of 100,000 nested '[' between two good lines
+    publish("iris", models.iris)
+    good = _iris_jsonl(ROWS[:2])
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/a.jsonl", Body="\n".join(good).encode())
+    deep = "\n".join([good[0], "[" * 100_000, good[1]]) + "\n"
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/b.jsonl", Body=deep.encode())
+    aws.s3.put_object(Bucket=aws.bucket, Key="batch/input/iris/c.jsonl", Body="\n".join(good).encode())
+    # WHEN the scheduled run fires
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    # THEN every input is scored, the deep line is in b's error report and the others of b are scored
+    assert [(r["key"].rsplit("/", 1)[1], r["status"], r["scored"], r["errors"]) for r in out["results"]] == [
+        ("a.jsonl", "scored", 2, 0), ("b.jsonl", "scored", 2, 1), ("c.jsonl", "scored", 2, 0)]
+    (error,) = _read_jsonl(aws, "batch/output/iris/b.v1.errors.jsonl")
+    assert error["line"] == 2 and "nested too deeply" in error["reason"]
+    assert [r["id"] for r in _read_jsonl(aws, "batch/output/iris/b.v1.jsonl")] == ["r0", "r1"]
+
+
+@pytest.mark.parametrize("failure", ["s3", "recursion", "model"])
+def test_any_failure_of_one_input_is_its_report_and_the_run_goes_on(aws, publish, batch_app, models,
+                                                                    lambda_context, monkeypatch, failure):
+    from botocore.exceptions import ClientError
+
+    publish("iris", models.iris)
+    for name in ("a", "b", "c"):
+        aws.s3.put_object(Bucket=aws.bucket, Key=f"batch/input/iris/{name}.csv", Body=_csv_body(ROWS))
+    real_get = batch_app.s3.get_object
+
+    def get_object(**kw):
+        if kw["Key"] == "batch/input/iris/b.csv" and "Range" not in kw:
+            if failure == "s3":
+                raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your rate"}},
+                                  "GetObject")
+            if failure == "recursion":
+                raise RecursionError("maximum recursion depth exceeded")
+            body = real_get(**kw)
+            body["Body"] = _Exploding(body["Body"])
+            return body
+        return real_get(**kw)
+
+    monkeypatch.setattr(batch_app.s3, "get_object", get_object)
+    out = batch_app.lambda_handler({"action": "run"}, lambda_context)
+    status = {r["key"].rsplit("/", 1)[1]: (r["status"], r["reason"]) for r in out["results"]}
+    assert status["a.csv"] == ("scored", None) and status["c.csv"] == ("scored", None)
+    assert status["b.csv"][0] == "failed"
+    want = {"s3": "SlowDown", "recursion": "RecursionError", "model": "IndexError"}[failure]
+    assert want in status["b.csv"][1]
+    (report,) = _read_jsonl(aws, "batch/output/iris/b.v1.errors.jsonl")
+    assert report["line"] is None and want in report["reason"]
+    # no manifest for b: the next run tries it again; no output either (the upload was aborted)
+    assert aws.keys("batch/output/iris/b.") == ["batch/output/iris/b.v1.errors.jsonl"]
+
+
+class _Exploding:
+    """A body whose reads fail as a model or parser bug would (neither InvalidInput nor ServiceError)."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+
+    def read(self, n: int = -1) -> bytes:
+        raise IndexError("index 3 is out of bounds for axis 0 with size 0")
+
+    def close(self) -> None:
+        self.body.close()

@@ -364,3 +364,77 @@ def test_export_help_says_the_pickle_must_be_trusted(capsys: pytest.CaptureFixtu
         cli.main(["export", "--help"])
     text = capsys.readouterr().out
     assert "trust" in text and "only place" in text and "never load pickles" in text
+
+
+# -- export never writes what validate or the upload limit would refuse (issue 9) --------------------------
+
+def _export(capsys: pytest.CaptureFixture[str], iris: dict[str, Any], out_file: pathlib.Path,
+            *more: str) -> tuple[int, str, str]:
+    return run(capsys, "export", str(iris["model_file"]), "--sample", str(iris["csv"]), "--name", "iris",
+               "-o", str(out_file), *more)
+
+
+def test_export_over_the_scorer_limit_fails_with_the_figure_and_the_fix(
+    capsys: pytest.CaptureFixture[str], iris: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scorer
+
+    # a 300-tree forest with --plain-arrays was 96 MB, over the 64 MiB limit; the same logic, scaled:
+    # the limit lowered to between the compact and the plain size of the iris document
+    out_file = iris["dir"] / "iris.json"
+    assert _export(capsys, iris, out_file)[0] == 0
+    compact = out_file.stat().st_size
+    assert _export(capsys, iris, out_file, "--plain-arrays")[0] == 0
+    plain = out_file.stat().st_size
+    out_file.unlink()
+    assert compact < plain
+    monkeypatch.setattr(scorer, "MAX_DOCUMENT_BYTES", (compact + plain) // 2)
+    code, out, err = _export(capsys, iris, out_file, "--plain-arrays")
+    assert code == 1 and not out_file.exists() and out == ""
+    assert f"{plain:,} bytes" in err and f"{(compact + plain) // 2:,} bytes" in err
+    assert "no --plain-arrays" in err and "--compress" in err and "fewer or shallower trees" in err
+    code, _, _ = _export(capsys, iris, out_file)
+    assert code == 0 and out_file.stat().st_size == compact
+
+
+def test_export_over_the_default_upload_limit_warns(
+    capsys: pytest.CaptureFixture[str], iris: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelsync.service.config import Settings
+
+    out_file = iris["dir"] / "iris.json"
+    monkeypatch.setattr(Settings, "max_upload_bytes", 1024)
+    code, _, err = _export(capsys, iris, out_file)
+    assert code == 0 and out_file.exists()
+    assert "warning" in err and "1,024 bytes" in err and "MaxUploadBytes" in err
+
+
+def test_the_upload_limit_export_warns_about_is_the_template_default() -> None:
+    from modelsync import template as tpl
+    from modelsync.service.config import Settings
+
+    parameters = tpl.load(pathlib.Path(__file__).resolve().parents[2] / "template.yaml").parameters
+    assert Settings.max_upload_bytes == int(parameters["MaxUploadBytes"]["Default"])
+    assert Settings.max_request_bytes == int(parameters["MaxRequestBytes"]["Default"])
+    assert Settings.max_rows_per_request == int(parameters["MaxRowsPerRequest"]["Default"])
+
+
+def test_export_model_validates_what_it_produced(iris: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import scorer
+
+    # a converter that gets a coefficient wrong: the test vectors no longer match, export_model says so
+    from modelsync.export import export_model
+
+    real_convert = ms_export.convert
+
+    def wrong(est: Any, ctx: Any) -> dict[str, Any]:
+        node = real_convert(est, ctx)
+        node["intercept"] = ctx.array(np.asarray(est.intercept_) + 5.0)
+        return node
+
+    monkeypatch.setattr(ms_export, "convert", wrong)
+    with pytest.raises(scorer.InvalidModel) as info:
+        export_model(iris["est"], iris["X"].iloc[:5], name="iris")
+    problems = info.value.problems
+    assert any("test_vectors" in pointer or "test vector" in message for pointer, message in problems)

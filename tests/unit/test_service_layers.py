@@ -3,6 +3,7 @@ cache, and the HTTP adapter's error table and request checks."""
 
 from __future__ import annotations
 
+import base64
 import json
 from http import HTTPStatus
 from types import SimpleNamespace
@@ -313,3 +314,46 @@ def test_request_size_limits():
         check_request_size(telemetry, 100)
     check_request_size(predict, 1000)
     check_request_size({**telemetry, "isBase64Encoded": True, "body": "x" * 132}, 100)  # 99 bytes decoded
+
+
+# -- request bodies before Powertools reads them (issue 9) -----------------------------------------------
+
+@pytest.mark.parametrize(("content_type", "ok"), [
+    (None, True), ("", True), ("application/json", True), ("APPLICATION/JSON ; charset=\"UTF-8\"", True),
+    ("application/json; charset=utf8", True), ("text/plain", False),
+    ("application/json; charset=latin-1", False),
+    ("application/merge-patch+json", False), ("multipart/form-data; boundary=x", False)])
+def test_body_media_types(content_type, ok):
+    from modelsync.service.http.body import check_content_type
+    from modelsync.service.http.errors import UnsupportedMediaType
+
+    if ok:
+        check_content_type(content_type)
+    else:
+        with pytest.raises(UnsupportedMediaType):
+            check_content_type(content_type)
+        assert status_for(UnsupportedMediaType("x")) == 415
+
+
+def test_body_encodings_and_json_bounds():
+    from modelsync.service.errors import InvalidRequest
+    from modelsync.service.http.body import MAX_JSON_DEPTH, check_content_encoding, parse_json, prepare_body
+    from modelsync.service.http.errors import UnsupportedMediaType
+
+    check_content_encoding(None)
+    check_content_encoding("identity")
+    for encoding in ("gzip", "br", "deflate, gzip"):
+        with pytest.raises(UnsupportedMediaType):
+            check_content_encoding(encoding)
+    assert parse_json('{"a": ' + "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1) + "}")
+    for text, words in (("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), "nested deeper"),
+                        ("1" * 4301, "number"), ("{", "not valid JSON"), ('"\\ud800"x', "not valid JSON")):
+        with pytest.raises(InvalidRequest, match=words):
+            parse_json(text)
+    event = {"httpMethod": "POST", "headers": {"content-type": "Application/Json"},
+             "multiValueHeaders": {"content-type": ["Application/Json"]},
+             "body": base64.b64encode('{"é": 1}'.encode()).decode(), "isBase64Encoded": True}
+    prepare_body(event)
+    assert event["body"] == '{"é": 1}' and event["isBase64Encoded"] is False
+    assert event["headers"] == {"content-type": "application/json"}
+    assert event["multiValueHeaders"] == {"content-type": ["application/json"]}

@@ -28,6 +28,13 @@ from ..errors import (
     VersionNotFound,
 )
 
+
+class UnsupportedMediaType(InvalidRequest):
+    """A body that is not JSON text, or is content-encoded (gzip): an HTTP matter, hence defined here."""
+
+    code = "unsupported_media_type"
+
+
 # The MRO of the raised error is walked, so a subclass without its own row gets its parent's status.
 ERROR_STATUS: dict[type[ServiceError], HTTPStatus] = {
     InvalidRequest: HTTPStatus.BAD_REQUEST,
@@ -39,6 +46,7 @@ ERROR_STATUS: dict[type[ServiceError], HTTPStatus] = {
     Conflict: HTTPStatus.CONFLICT,
     PreconditionFailed: HTTPStatus.PRECONDITION_FAILED,
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     NoPublishedVersion: HTTPStatus.SERVICE_UNAVAILABLE,
     ModelUnreadable: HTTPStatus.SERVICE_UNAVAILABLE,
     SigningNotConfigured: HTTPStatus.NOT_FOUND,

@@ -5,30 +5,49 @@ resolves the routes' annotations against these globals.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from modelsync_protocol.telemetry import MAX_BATCHES, MAX_FEATURES, MAX_LABELS
+from modelsync_protocol import MODEL_NAME_RE
+from modelsync_protocol.telemetry import MAX_BATCHES, MAX_FEATURES, MAX_LABELS, SCHEMA_RE
 
+from ..inference import BYTES, NUMERIC_DATATYPES, PREDICT, PREDICT_PROBA
+from ..rollout import CALLER_ID_RE
 from ..telemetry import TIMESTAMP
+
+
+def _doc_pattern(rule: re.Pattern[str]) -> dict[str, Any]:
+    """A pattern the document states and the service enforces itself (with a message naming the rule).
+
+    Anchored: an OpenAPI pattern matches anywhere in the value unless it says otherwise.
+    """
+    text = rule.pattern
+    return {"pattern": text if text.startswith("^") else f"^{text}$"}
+
 
 # -- scoring ------------------------------------------------------------------------------------------
 
 
+DATATYPES = (*NUMERIC_DATATYPES, BYTES)  # checked by modelsync.service.inference (400 naming the tensor)
+
+
 class InferTensor(BaseModel):
     """One [rows, features] tensor (FP32, FP64, INT32, INT64) in feature order, or one tensor per feature
-    named after it, shape [rows] (BYTES for categorical features). Data flat (row-major) or nested."""
+    named after it, shape [rows] or [rows, 1] (BYTES for categorical features). Data flat (row-major) or
+    nested as the shape says; null is a missing value. Rows: at most ``MaxRowsPerRequest`` (default
+    10,000; 413 above)."""
 
-    name: str
-    shape: list[int]
-    datatype: str = Field(description="FP32, FP64, INT32, INT64 or BYTES")
+    name: str = Field(min_length=1)
+    shape: list[Annotated[StrictInt, Field(ge=0)]] = Field(min_length=1, max_length=2)
+    datatype: str = Field(json_schema_extra={"enum": list(DATATYPES)})
     data: list[Any]
     parameters: dict[str, Any] | None = None
 
 
 class RequestedOutput(BaseModel):
-    name: str = Field(description="predict or predict_proba")
+    name: str = Field(json_schema_extra={"enum": [PREDICT, PREDICT_PROBA]})
     parameters: dict[str, Any] | None = None
 
 
@@ -47,8 +66,9 @@ class InferRequest(BaseModel):
 class PredictRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {
         "instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}})
-    instances: list[Any] = Field(description="Rows, each a list of values in feature order or an object "
-                                             "keyed by feature name (one form per request).")
+    instances: list[list[Any] | dict[str, Any]] = Field(
+        description="Rows, each a list of values in feature order or an object keyed by feature name (one "
+                    "form per request). At most `MaxRowsPerRequest` rows (default 10,000; 413 above).")
 
 
 # -- aliases ------------------------------------------------------------------------------------------
@@ -127,10 +147,13 @@ class TelemetryRequest(_Forward):
     """``POST /models/{name}/telemetry`` (schema ``modelsync.telemetry/1``)."""
 
     schema_: Annotated[StrictStr, Field(alias="schema", max_length=64,
+                                        json_schema_extra=_doc_pattern(SCHEMA_RE),
                                         description="modelsync.telemetry/1; unknown majors are refused.")]
-    model: Annotated[StrictStr, Field(description="Must equal the model in the URL.")]
+    model: Annotated[StrictStr, Field(json_schema_extra=_doc_pattern(MODEL_NAME_RE),
+                                      description="Must equal the model in the URL.")]
     device_id: Annotated[StrictStr, Field(
-        max_length=128, description="Must equal X-Device-Id when both are sent.")] | None = None
+        max_length=128, json_schema_extra=_doc_pattern(CALLER_ID_RE),
+        description="Must equal X-Device-Id when both are sent.")] | None = None
     sent_at: Timestamp | None = None
     dropped_batches: Count = 0
     batches: Annotated[list[Batch], Field(min_length=1, max_length=MAX_BATCHES)]

@@ -9,7 +9,7 @@ are what docs/openapi.yaml says about it (``make openapi`` writes it from this r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -28,12 +28,14 @@ from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
 from ..serving import ServingService
 from ..telemetry import TelemetryService
 from . import spec
+from .body import parse_json, prepare_body
 from .errors import (
     INTERNAL_ERROR,
     NOT_FOUND_ROUTE,
     describe_validation,
     error_body,
     error_headers,
+    error_proxy_response,
     status_for,
 )
 from .models import AliasRequest, InferRequest, PredictRequest, TelemetryRequest
@@ -120,8 +122,10 @@ VersionPath = Annotated[str, Path(description="A version number.",
 AliasPath = Annotated[str, Path(description="The alias name.",
                                 json_schema_extra={"pattern": layout.ALIAS_RE.pattern})]
 VersionQuery = Annotated[int | None, Query(ge=1, description="Serve this version (not through an alias).")]
-AliasQuery = Annotated[str | None, Query(description="Resolve through this alias (default `latest`).")]
-DeviceQuery = Annotated[str | None, Query(description="The caller id when X-Device-Id is not sent.")]
+AliasQuery = Annotated[str | None, Query(description="Resolve through this alias (default `latest`).",
+                                          json_schema_extra={"pattern": layout.ALIAS_RE.pattern})]
+DeviceQuery = Annotated[str | None, Query(description="The caller id when X-Device-Id is not sent.",
+                                          json_schema_extra={"pattern": rollout.CALLER_ID_RE.pattern})]
 
 
 def op(operation_id: str, tag: str, summary: str, ok: dict[str, Any], *errors: int,
@@ -139,10 +143,23 @@ def op(operation_id: str, tag: str, summary: str, ok: dict[str, Any], *errors: i
             "security": security, "openapi_extensions": extensions or None}
 
 
-def build_resolver(services: Callable[[], Services], enable_validation: bool = True
-                   ) -> APIGatewayRestResolver:
+class Resolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, with the request body checked (media type, encoding, UTF-8) before
+    Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        event = dict(event)
+        try:
+            prepare_body(event)
+        except ServiceError as exc:
+            log.info("request refused: %s", exc.message)
+            return error_proxy_response(exc)
+        return super().resolve(event, context)
+
+
+def build_resolver(services: Callable[[], Services], enable_validation: bool = True) -> Resolver:
     """The REST resolver with every route. ``services`` is called per request (built once by the handler)."""
-    app = APIGatewayRestResolver(enable_validation=enable_validation)
+    app = Resolver(enable_validation=enable_validation, json_body_deserializer=parse_json)
     ref, ok = spec.ref, spec.ok
 
     def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -208,7 +225,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
     # V2: inference
     @app.post("/v2/models/<name>/infer", **op(
         "infer", "v2", "Infer with the latest version", ok("Outputs of the latest version.",
-                                                           ref("InferResponse")), 400, 404, 413, 503,
+                                                           ref("InferResponse")), 400, 404, 413, 415, 503,
         description="Scores with `latest` (its canary for callers in the canary cohort).",
         headers=[CALLER_HEADER]))
     def infer(name: Name, request: Annotated[InferRequest, Body()],
@@ -218,7 +235,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
 
     @app.post("/v2/models/<name>/versions/<version>/infer", **op(
         "inferVersion", "v2", "Infer with a version", ok("Outputs of that version.", ref("InferResponse")),
-        400, 404, 413))
+        400, 404, 413, 415))
     def infer_version(name: Name, version: VersionPath, request: Annotated[InferRequest, Body()]
                       ) -> Response[Any]:
         body = request.model_dump(exclude_none=True)
@@ -228,7 +245,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
     @app.post("/models/<name>/predict", **op(
         "predict", "predict", "Predict rows",
         ok("Predictions (and class probabilities for classifiers that have them).", ref("PredictResponse")),
-        400, 404, 413, 503,
+        400, 404, 413, 415, 503,
         description="Scores rows with a version, an alias (default `latest`; its canary for callers in "
                     "the canary cohort).", headers=[CALLER_HEADER]))
     def predict(name: Name, request: Annotated[PredictRequest, Body()], version: VersionQuery = None,
@@ -289,7 +306,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
     @app.post("/models/<name>/telemetry", **op(
         "postTelemetry", "telemetry", "Send device telemetry",
         ok("Every batch in `accepted` is stored (now, or by an earlier attempt).", ref("TelemetryAccepted")),
-        400, 404, 413,
+        400, 404, 413, 415,
         description="Device telemetry (the payload of docs/devices.md, schema `modelsync.telemetry/1`). "
                     "Each batch is stored once per (model, device id, batch_id): retries are acknowledged "
                     "without storing twice. Bodies over 1 MiB are refused (413); at most 100 batches per "
@@ -320,7 +337,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
 
     @app.put("/models/<name>/aliases/<alias>", **op(
         "putAlias", "rollout", "Point an alias at a version (optionally with a canary)", alias_ok,
-        400, 404, 409, 412, security=spec.IAM_ONLY, headers=["If-Match"],
+        400, 404, 409, 412, 413, 415, security=spec.IAM_ONLY, headers=["If-Match"],
         description="Point an alias at a version (revision + 1), optionally with a canary taking `weight` "
                     "of the callers to `canary.version`. A PUT replaces the alias state: without `canary` "
                     "any canary is removed. The old version goes to the alias history (for rollback). "

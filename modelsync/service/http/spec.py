@@ -42,8 +42,10 @@ Every error is `{"error": {"code", "message"}}`: 400 names the bad field, row or
 model/version/alias (or no signing key); 409 deleting `latest`, promoting without a canary, rolling
 back with nothing to go back to, pointing an alias at a version pending approval; 412 stale
 `If-Match`; 413 over the rows or bytes limit (`MaxRowsPerRequest`, `MaxRequestBytes`, 1 MiB for
-telemetry); 503 when the model has no published version yet or the manifest cannot be signed right
-now (with `Retry-After`); 500 carries no internals (the request id finds the log line).
+telemetry); 415 a body that is not `application/json` in UTF-8 or that is content-encoded (a body
+without Content-Type is read as JSON; bodies nest at most 64 levels deep); 503 when the model has no
+published version yet or the manifest cannot be signed right now (with `Retry-After`); 500 carries no
+internals (the request id finds the log line).
 """
 SERVERS = [{"url": "https://{apiId}.execute-api.{region}.amazonaws.com/v1",
             "variables": {"apiId": {"default": "example"}, "region": {"default": "us-east-1"}}}]
@@ -90,6 +92,7 @@ ERRORS: dict[int, str] = {
          "version pending approval).",
     412: "If-Match does not match the alias revision.",
     413: "Over the rows or bytes limit.",
+    415: "The body is not `application/json` in UTF-8, or is content-encoded (e.g. gzip).",
     503: "The model has no published version yet (or it cannot be loaded).",
 }
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
