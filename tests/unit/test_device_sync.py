@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+from vendoring import CLI_PRELUDE, numpy_only, run_isolated, vendored_app
 
 import scorer
 from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, sync
@@ -893,47 +894,11 @@ def test_cli_predict_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str], m
     assert capsys.readouterr().out == ""
 
 
-def _numpy_only(tmp_path: Any) -> str:
-    """A folder holding numpy alone (symlinks), so an isolated interpreter can import nothing else."""
-    deps = tmp_path / "deps"
-    deps.mkdir()
-    site = os.path.dirname(os.path.dirname(np.__file__))
-    for name in ("numpy", "numpy.libs"):
-        if os.path.exists(os.path.join(site, name)):
-            os.symlink(os.path.join(site, name), deps / name)
-    return str(deps)
-
-
-def _run_isolated(path: list[str], code: str, cwd: Any) -> Any:
-    """``python -I -S``: no PYTHONPATH, user or site packages, no cwd on sys.path: only ``path``."""
-    import subprocess
-    import sys
-
-    prologue = f"import sys; sys.path[:0] = {path!r}\n"
-    return subprocess.run([sys.executable, "-I", "-S", "-c", prologue + code], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
-
-
-def _vendored_app(tmp_path: Any) -> Any:
-    """``tmp_path/app`` holding exactly the three folders a device copies."""
-    import shutil
-
-    import modelsync_device
-    import modelsync_protocol
-
-    app = tmp_path / "app"
-    for pkg in (scorer, modelsync_protocol, modelsync_device):
-        src = os.path.dirname(pkg.__file__ or "")
-        shutil.copytree(src, app / os.path.basename(src), ignore=shutil.ignore_patterns("__pycache__"))
-    assert sorted(os.listdir(app)) == ["modelsync_device", "modelsync_protocol", "scorer"]
-    return app
-
-
 def test_device_package_is_vendorable(tmp_path: Any) -> None:
     """Exactly scorer/, modelsync_protocol/ and modelsync_device/ copied beside an app and run isolated:
     the package imports, ``python -m modelsync_device --help`` works, and nothing outside numpy, the
     standard library and those three folders is imported (no cryptography, no modelsync)."""
-    app = _vendored_app(tmp_path)
+    app = vendored_app(tmp_path)
     allowed = ["modelsync_device", "modelsync_protocol", "numpy", "scorer"]
     code = ("import runpy\n"
             "sys.argv = ['modelsync_device', '--help']\n"
@@ -945,7 +910,7 @@ def test_device_package_is_vendorable(tmp_path: Any) -> None:
             "top = {m.split('.')[0] for m in sys.modules}\n"
             f"bad = sorted(top - set(sys.stdlib_module_names) - {{*{allowed!r}, '__main__'}})\n"
             "assert not bad, bad\n")
-    proc = _run_isolated([str(app), _numpy_only(tmp_path)], code, cwd=app)
+    proc = run_isolated([str(app), numpy_only(tmp_path)], code, cwd=app)
     assert proc.returncode == 0, proc.stderr
     assert "usage: python -m modelsync_device" in proc.stdout and "predict" in proc.stdout
     assert "no model installed in no-store" in proc.stdout
@@ -955,24 +920,20 @@ def test_vendored_copy_syncs_a_signed_model_and_predicts(tmp_path: Any, registry
                                                         iris: Iris, signing_key: Any) -> None:
     """``python -m modelsync_device`` from the vendored copy alone (numpy + stdlib): a signed manifest is
     verified without cryptography, the model installed, then a CSV scored offline."""
-    app = _vendored_app(tmp_path)
+    app = vendored_app(tmp_path)
     (app / "registry.pem").write_bytes(_pem(signing_key))
     registry.publish("production", models[1], 1, revision=1, key=signing_key)
     X = iris[0][:5]
     (app / "rows.csv").write_text(",".join(FEATURES) + "\n" + "".join(
         ",".join(repr(v) for v in row) + "\n" for row in X.tolist()))
-    code = ("import runpy\n"
-            "def cli(*argv):\n"
-            "    sys.argv = ['modelsync_device', *argv]\n"
-            "    try:\n        runpy.run_module('modelsync_device', run_name='__main__', alter_sys=True)\n"
-            "    except SystemExit as e:\n        return e.code\n"
+    code = (CLI_PRELUDE +
             f"rc = cli('sync', '--api', {registry.base!r}, '--model', 'iris', '--dir', 'store', '--once',\n"
             "         '--alias', 'production', '--public-key', 'registry.pem', '--no-telemetry')\n"
             "assert rc == 0, rc\n"
             "assert cli('predict', '--dir', 'store', 'rows.csv') == 0\n"
             "assert 'cryptography' not in sys.modules\n")
-    path = [str(app), _numpy_only(tmp_path)]
-    proc = _run_isolated(path, code, cwd=app)
+    path = [str(app), numpy_only(tmp_path)]
+    proc = run_isolated(path, code, cwd=app)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert json.loads(lines[0])["status"] == "updated"
@@ -984,7 +945,7 @@ def test_vendored_copy_syncs_a_signed_model_and_predicts(tmp_path: Any, registry
 
     # signed by another key: refused (exit 1), version 1 keeps serving
     registry.publish("production", models[2], 2, revision=2, key=ec.generate_private_key(ec.SECP256R1()))
-    proc = _run_isolated(path, code.replace("assert rc == 0", "assert rc == 1"), cwd=app)
+    proc = run_isolated(path, code.replace("assert rc == 0", "assert rc == 1"), cwd=app)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[0])
     assert (result["status"], result["version"]) == ("refused", 1) and "does not verify" in result["reason"]
@@ -1002,7 +963,7 @@ def test_import_scorer_is_pure(tmp_path: Any) -> None:
             "                m.startswith('urllib.') and m != 'urllib.parse')\n"
             "outside = sorted({m.split('.')[0] for m in new} - set(sys.stdlib_module_names) - {'scorer'})\n"
             "assert 'scorer' in new and not banned and not outside, (banned, outside)\n")
-    proc = _run_isolated([root, _numpy_only(tmp_path)], code, cwd=tmp_path)
+    proc = run_isolated([root, numpy_only(tmp_path)], code, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
