@@ -21,7 +21,7 @@ from scorer import InvalidInput, InvalidModel, MethodNotSupported, tabular
 from .auth import AuthError, AuthOpener, add_auth_arguments, auth_from_args
 from .client import SyncResult, install_bundled, sync
 from .loop import SyncLoop, serve_notifications
-from .store import ModelStore, StoreError
+from .store import ModelStore, RecordingModel, StoreError
 from .telemetry import Telemetry
 
 log = logging.getLogger("modelsync_device")
@@ -186,8 +186,11 @@ def predict_csv(store: ModelStore, name: str, src: tabular.Readable, out: tabula
     per class when the model has probabilities. Returns the number of rows scored; each chunk is one
     telemetry call.
     """
-    model = store.scoring_model(name, telemetry)
-    return tabular.score_table(model, tabular.TableReader(src, "csv"), out, proba=None).scored
+    model = store.scoring_model(name)
+    # only the rows of the table are accounted (not the test vector score_table probes its output with)
+    scoring = model if telemetry is None else RecordingModel(model, name, store.loaded_entry(name), telemetry)
+    return tabular.score_table(model, tabular.TableReader(src, "csv"), out, proba=None,
+                               predict=tabular.model_predictor(scoring)).scored
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

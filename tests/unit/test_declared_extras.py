@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"scorer", "modelsync", "app"}
+FIRST_PARTY = {"scorer", "modelsync", "modelsync_protocol", "modelsync_device", "app"}
 # the extra that installs each part (folders and files relative to the repository root)
 PARTS: dict[str, list[str]] = {
     "aws": ["functions", "modelsync/service"],

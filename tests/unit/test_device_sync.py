@@ -641,13 +641,33 @@ def test_telemetry_missing_values_summary(tmp_path: Any) -> None:
     tel.record(MODEL, 1, "f" * 64, X, feats, np.array([0.5, 1.5, 2.5, 3.5]), 0.001, labels=False)
     tel.seal(MODEL)
     (batch,) = tel.pending(MODEL)
-    fin = finalise(batch)
+    fin = finalise(batch, min_rows=0)
     a, c = fin["features"]["a"], fin["features"]["c"]
     assert (a["count"], a["missing"], a["infinite"]) == (2, 1, 1)
     assert (a["min"], a["max"], a["mean"]) == (1.0, 3.0, 2.0)
     assert a["missing_rate"] == 0.25
     assert (c["type"], c["count"], c["missing"]) == ("categorical", 3, 1)
     assert fin["predictions"] == {} and fin["output"]["mean"] == 2.0
+
+
+def test_small_windows_send_counts_only(tmp_path: Any) -> None:
+    """Fewer rows than ``min_rows`` (default 10): counts, never a value of a row (min/max/mean, labels)."""
+    feats = [scorer._model.Feature("a", "numeric", None), scorer._model.Feature("c", "categorical", ["x"])]
+    for rows, min_rows, private in ((9, None, True), (10, None, False), (3, 3, False), (3, 4, True)):
+        tel = Telemetry(tmp_path / f"{rows}-{min_rows}", persist_interval=0,
+                        **({} if min_rows is None else {"min_rows": min_rows}))
+        X = np.array([[float(i), "x"] for i in range(rows)], dtype=object)
+        tel.record(MODEL, 1, "f" * 64, X, feats, np.arange(rows) % 2, 0.001)
+        tel.seal(MODEL)
+        (batch,) = tel.pending(MODEL)
+        sent = finalise(batch, tel.min_rows)
+        assert (sent["calls"], sent["rows"], sent["errors"]) == (1, rows, 0)
+        if private:
+            assert sent["features"] == {} and sent["predictions"] == {} and sent["output"] is None
+            row_free = json.dumps({k: v for k, v in sent.items() if k != "latency_ms"})
+            assert not any(f'"{k}"' in row_free for k in ("min", "max", "mean", "sum", "x"))
+        else:
+            assert sent["features"]["a"]["max"] == rows - 1 and sum(sent["predictions"].values()) == rows
 
 
 def test_telemetry_retries_503_then_succeeds(installed_v1: ModelStore, registry: Registry,
