@@ -144,8 +144,8 @@ def sign(method: str, url: str, headers: Mapping[str, str], body: bytes | None, 
 
 
 _AUTHORIZATION = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/(?P<service>[^/,\s]+)"
-    r"/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;_.-]+),\s*Signature=(?P<sig>[0-9a-f]{64})$")
+    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)"
+    r"/(?P<service>[^/,\s]+)/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;_.-]+),\s*Signature=(?P<sig>[0-9a-f]{64})$")
 
 
 def parse_authorization(value: str) -> dict[str, str] | None:
@@ -286,7 +286,8 @@ class Auth:
 
     mode = "none"
 
-    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> dict[str, str]:
+    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+                ) -> dict[str, str]:
         return {}
 
     def refresh(self) -> bool:
@@ -297,7 +298,8 @@ class Auth:
 class IamAuth(Auth):
     mode = "iam"
 
-    def __init__(self, credentials: CredentialChain | Credentials, region: str, service: str = SERVICE) -> None:
+    def __init__(self, credentials: CredentialChain | Credentials, region: str, service: str = SERVICE
+                 ) -> None:
         self.credentials = credentials
         self.region, self.service = region, service
 
@@ -305,7 +307,8 @@ class IamAuth(Auth):
         c = self.credentials
         return c if isinstance(c, Credentials) else c.get(force)
 
-    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> dict[str, str]:
+    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+                ) -> dict[str, str]:
         return sign(method, url, headers, body, self._creds(), self.region, self.service)
 
     def refresh(self) -> bool:
@@ -323,7 +326,8 @@ class ApiKeyAuth(Auth):
             raise AuthError("the API key is empty")
         self.key = key.strip()
 
-    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> dict[str, str]:
+    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+                ) -> dict[str, str]:
         return {"x-api-key": self.key}
 
 
@@ -333,7 +337,8 @@ class TokenAuth(Auth):
 
     mode = "token"
 
-    def __init__(self, token_file: str | None = None, command: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, token_file: str | None = None, command: str | None = None, timeout: float = 30.0
+                 ) -> None:
         if bool(token_file) == bool(command):
             raise AuthError("token auth needs exactly one of a token file or a token command")
         self.token_file, self.command, self.timeout = token_file, command, timeout
@@ -360,7 +365,8 @@ class TokenAuth(Auth):
             raise AuthError("the token is empty")
         return token.removeprefix("Bearer ").strip()
 
-    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> dict[str, str]:
+    def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+                ) -> dict[str, str]:
         if self._token is None:
             self._token = self._read()
         return {"Authorization": f"Bearer {self._token}"}

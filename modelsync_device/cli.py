@@ -134,9 +134,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
                                 flushed.remaining)
             return _exit_code(result)
         loop = SyncLoop(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
-                        public_key=args.public_key, http=opener, interval=args.interval, telemetry=telemetry,
-                        version=args.version, on_result=lambda r: _out(json.dumps(r.as_dict(), sort_keys=True)))
-    except (ValueError, OSError, RuntimeError, AuthError) as exc:  # configuration: bad name, unreadable key, ...
+                        public_key=args.public_key, http=opener, interval=args.interval,
+                        telemetry=telemetry, version=args.version,
+                        on_result=lambda r: _out(json.dumps(r.as_dict(), sort_keys=True)))
+    except (ValueError, OSError, RuntimeError, AuthError) as exc:  # configuration: name, key, credentials
         log.error("device sync: %s", exc)
         return 2
     stop = threading.Event()

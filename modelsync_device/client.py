@@ -227,7 +227,8 @@ def _fetch_manifest(opener: Opener, url: str, headers: dict[str, str], timeout: 
         if exc.code == 304:
             return None, None
         if exc.code in (401, 403):
-            raise Unauthorized(f"authentication failed: the registry answered {http_error_text(exc)}") from None
+            raise Unauthorized(f"authentication failed: the registry answered {http_error_text(exc)}"
+                               ) from None
         raise Offline(f"registry answered {http_error_text(exc)}") from None
     except NETWORK_ERRORS as exc:
         raise Offline(f"cannot reach the registry: {getattr(exc, 'reason', exc)}") from None
@@ -322,8 +323,9 @@ def _sync_locked(api_url: str, model: str, store: ModelStore, alias: str, device
 BUNDLED_VERSION = 0  # a document shipped with the app, not (yet) known by its registry version
 
 
-def install_bundled(path_or_bytes: str | os.PathLike[str] | bytes, store: ModelStore, model: str | None = None,
-                    version: int = BUNDLED_VERSION, *, force: bool = False) -> SyncResult:
+def install_bundled(path_or_bytes: str | os.PathLike[str] | bytes, store: ModelStore,
+                    model: str | None = None, version: int = BUNDLED_VERSION, *, force: bool = False
+                    ) -> SyncResult:
     """Verify a model document shipped with the app (sha256 of its content, full validation with its test
     vectors) and make it the active model, so a device never online scores from its first second.
 

@@ -132,7 +132,7 @@ def _publish(c: RegistryClient, args: argparse.Namespace) -> Any:
     key = f"{layout.INCOMING}{model}/{os.path.basename(args.document)}"
     try:
         put = s3.put_object(Bucket=bucket, Key=key, Body=raw, ContentType="application/json")
-    except Exception as exc:  # botocore's errors: reported as one line
+    except Exception as exc:  # noqa: BLE001 - botocore's many errors: reported as one line
         raise CommandFailed(f"upload to s3://{bucket}/{key} failed: {exc}", EXIT_UNREACHABLE) from None
     uid = layout.upload_id(bucket, key, put["ETag"])
     report_key = layout.report_key(model, uid)
@@ -145,8 +145,9 @@ def _publish(c: RegistryClient, args: argparse.Namespace) -> Any:
             break
         except s3.exceptions.NoSuchKey:
             if time.monotonic() > deadline:
-                raise CommandFailed(f"no outcome after {args.wait:.0f} s (s3://{bucket}/{report_key} not written "
-                                    "yet: is the Publish function wired to the bucket?)", EXIT_UNREACHABLE) from None
+                raise CommandFailed(f"no outcome after {args.wait:.0f} s (s3://{bucket}/{report_key} not "
+                                    "written yet: is the Publish function wired to the bucket?)",
+                                    EXIT_UNREACHABLE) from None
             time.sleep(0.25)
     if report.get("status") == "rejected":
         raise CommandFailed(f"{model}: upload rejected: " + "; ".join(
@@ -192,7 +193,8 @@ def _summary(args: argparse.Namespace, result: Any) -> str:
         return f"{result.get('model')}: published version {result.get('version')}"
     if isinstance(result, dict) and "alias" in result and "version" in result:
         canary = result.get("canary")
-        extra = f", canary {canary.get('version')} at {canary.get('weight')}" if isinstance(canary, dict) else ""
+        extra = (f", canary {canary.get('version')} at {canary.get('weight')}" if isinstance(canary, dict)
+                 else "")
         return (f"{result.get('name', args.name)} {result['alias']} -> version {result['version']} "
                 f"(revision {result.get('revision')}{extra})")
     return json.dumps(result, indent=2, sort_keys=True)
@@ -219,8 +221,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, op: str, action: Any) -> None:
     p.add_argument("--api", default=os.environ.get("MODELSYNC_API", DEFAULT_API),
-                   help="the API URL: the stack's ApiUrl output, or the local stack's (default $MODELSYNC_API "
-                        f"or {DEFAULT_API})")
+                   help="the API URL: the stack's ApiUrl output, or the local stack's (default "
+                        f"$MODELSYNC_API or {DEFAULT_API})")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
     add_auth_arguments(p)
     p.set_defaults(func=run, op=op, action=action)

@@ -118,7 +118,7 @@ def proxy_event(
             text, is_b64 = base64.b64encode(body).decode(), True
     now = _dt.datetime.now(_dt.UTC)
     request_id = str(uuid.uuid4())
-    event = {
+    event: dict[str, Any] = {
         "resource": route.path,
         "path": path,
         "httpMethod": method,

@@ -17,6 +17,7 @@ The answers are API Gateway's (403 ``Missing Authentication Token`` / signature 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import hmac
@@ -238,7 +239,5 @@ def read_state(api_url: str) -> dict[str, Any] | None:
 
 
 def remove_state(api_url: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.remove(state_path(api_url))
-    except OSError:
-        pass

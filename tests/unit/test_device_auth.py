@@ -122,7 +122,8 @@ def test_environment_then_shared_file_and_profile(tmp_path: Any) -> None:
                  "[device]\naws_access_key_id=AKDEV\naws_secret_access_key=v\naws_session_token=t2\n")
     files = {"AWS_SHARED_CREDENTIALS_FILE": str(f)}
     assert CredentialChain(environ=files).get() == Credentials("AKDEF", "d")
-    assert CredentialChain(environ={**files, "AWS_PROFILE": "device"}).get() == Credentials("AKDEV", "v", "t2")
+    with_profile = CredentialChain(environ={**files, "AWS_PROFILE": "device"}).get()
+    assert with_profile == Credentials("AKDEV", "v", "t2")
     # an explicit profile reads the file even when the environment has keys
     assert CredentialChain("device", environ={**env, **files}).get().access_key_id == "AKDEV"
     with pytest.raises(AuthError, match="'nope' is not in"):
