@@ -30,7 +30,7 @@ import pytest
 from vendoring import CLI_PRELUDE, numpy_only, run_isolated, vendored_app
 
 import scorer
-from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, sync
+from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, install_bundled, sync
 from modelsync_device.client import Refused, parse_json
 from modelsync_device.loop import parse_notification, serve_notifications
 from modelsync_device.telemetry import finalise
@@ -488,6 +488,32 @@ def test_refuses_failed_test_vectors(installed_v1: ModelStore, registry: Registr
     registry.publish("production", trained, 2, revision=2)
     _refused(installed_v1, registry, models, iris[0], "validation failed")
     assert "test_vectors/outputs/predict_proba" in (installed_v1.last_sync(MODEL) or {})["reason"]
+
+
+def test_bundled_document_is_the_starting_point(registry: Registry, store: ModelStore, models: Models,
+                                                iris: Iris, tmp_path: Any) -> None:
+    """``install_bundled``: verified (sha256, test vectors) and active before any sync; kept over a second
+    install (an app update must not undo newer syncs); replaced by the next sync."""
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        install_bundled(json.dumps({**models[1].doc, "sha256": "0" * 64}).encode(), store)
+    bad = copy.deepcopy(models[1].doc)
+    bad["test_vectors"]["outputs"]["predict_proba"][0][0] += 0.01
+    bad["sha256"] = scorer.content_sha256(bad)
+    with pytest.raises(ValueError, match="validation failed"):
+        install_bundled(json.dumps(bad).encode(), store)
+    assert store.read_state(MODEL) is None  # nothing refused was installed
+    path = tmp_path / "bundled.json"
+    path.write_bytes(models[2].raw)
+    result = install_bundled(str(path), store)
+    assert (result.status, result.model, result.version) == ("updated", MODEL, 0)
+    _assert_serving(store, models[2], 0, iris[0])
+    again = install_bundled(models[3].raw, store)
+    assert (again.status, again.version) == ("unchanged", 0)
+    assert install_bundled(models[3].raw, store, version=3, force=True).version == 3
+    _assert_serving(store, models[3], 3, iris[0])
+    registry.publish("latest", models[1], 1, revision=1)
+    assert sync(registry.base, MODEL, store).status == "updated"
+    _assert_serving(store, models[1], 1, iris[0])
 
 
 def test_refuses_invalid_manifest(installed_v1: ModelStore, registry: Registry, models: Models,
