@@ -189,15 +189,24 @@ def _summary(args: argparse.Namespace, result: Any) -> str:
         rows = [f"{m.get('name')}  latest {m.get('latest_version', m.get('latest'))}"
                 for m in result.get("models") or []]
         return "\n".join(rows) or "no models"
+    if cmd == "models show" and isinstance(result, dict):
+        lines = [str(result.get("name"))]
+        lines += [f"  version {v.get('version')}  {v.get('status')}  sha256 {str(v.get('sha256'))[:12]}  "
+                  f"{v.get('model_type')}  {v.get('created_at')}" for v in result.get("versions") or []]
+        aliases = sorted((result.get("aliases") or {}).items())
+        lines += [f"  {name} -> {_alias_line(a)}" for name, a in aliases]
+        return "\n".join(lines)
     if cmd == "publish" and isinstance(result, dict):
         return f"{result.get('model')}: published version {result.get('version')}"
     if isinstance(result, dict) and "alias" in result and "version" in result:
-        canary = result.get("canary")
-        extra = (f", canary {canary.get('version')} at {canary.get('weight')}" if isinstance(canary, dict)
-                 else "")
-        return (f"{result.get('name', args.name)} {result['alias']} -> version {result['version']} "
-                f"(revision {result.get('revision')}{extra})")
+        return f"{result.get('name', args.name)} {result['alias']} -> {_alias_line(result)}"
     return json.dumps(result, indent=2, sort_keys=True)
+
+
+def _alias_line(a: dict[str, Any]) -> str:
+    canary = a.get("canary")
+    extra = f", canary {canary.get('version')} at {canary.get('weight')}" if isinstance(canary, dict) else ""
+    return f"version {a.get('version')} (revision {a.get('revision')}{extra})"
 
 
 def run(args: argparse.Namespace) -> int:
