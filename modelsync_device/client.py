@@ -28,6 +28,7 @@ from scorer import (
 )
 from scorer._model import SHA256_PATTERN, SUPPORTED_FORMAT_MAJOR
 
+from .auth import AuthError
 from .signature import PublicKey, load_public_key, verify_manifest_signature
 from .store import ModelStore, now_iso
 from .transport import MAX_ANSWER_BYTES, NETWORK_ERRORS, Opener, default_opener, http_error_text, read_capped
@@ -232,6 +233,8 @@ def _fetch_manifest(opener: Opener, url: str, headers: dict[str, str], timeout: 
         raise Offline(f"registry answered {http_error_text(exc)}") from None
     except NETWORK_ERRORS as exc:
         raise Offline(f"cannot reach the registry: {getattr(exc, 'reason', exc)}") from None
+    except AuthError as exc:  # no credentials or token to send (e.g. the token command failed)
+        raise Unauthorized(f"authentication failed: {exc}") from None
     if len(raw) > MAX_MANIFEST_BYTES:
         raise Refused(f"manifest larger than {MAX_MANIFEST_BYTES} bytes")
     return raw, etag

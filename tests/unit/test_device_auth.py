@@ -290,6 +290,9 @@ def test_sync_reports_unauthorized_and_keeps_the_model(tmp_path: Any) -> None:
     result = sync(api.url, "iris", store, http=AuthOpener(api.url, ApiKeyAuth("wrong")))
     assert result.status == "unauthorized" and not result.ok and result.version is None
     assert "authentication failed" in (result.reason or "") and "401" in (result.reason or "")
+    failing = TokenAuth(command=f"{sys.executable} -c \"raise SystemExit(5)\"")
+    result = sync(api.url, "iris", store, http=AuthOpener(api.url, failing))
+    assert result.status == "unauthorized" and "token command exited 5" in (result.reason or "")
     api.server.shutdown()
 
 
