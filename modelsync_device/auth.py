@@ -298,10 +298,11 @@ class Auth:
 class IamAuth(Auth):
     mode = "iam"
 
-    def __init__(self, credentials: CredentialChain | Credentials, region: str, service: str = SERVICE
-                 ) -> None:
+    def __init__(self, credentials: CredentialChain | Credentials, region: str, service: str = SERVICE,
+                 api_key: str | None = None) -> None:
         self.credentials = credentials
         self.region, self.service = region, service
+        self.api_key = api_key.strip() if api_key else None  # AuthMode=API_KEY: the read routes want both
 
     def _creds(self, force: bool = False) -> Credentials:
         c = self.credentials
@@ -309,7 +310,9 @@ class IamAuth(Auth):
 
     def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
                 ) -> dict[str, str]:
-        return sign(method, url, headers, body, self._creds(), self.region, self.service)
+        extra = {"x-api-key": self.api_key} if self.api_key else {}
+        return {**extra, **sign(method, url, {**headers, **extra}, body, self._creds(), self.region,
+                                 self.service)}
 
     def refresh(self) -> bool:
         if isinstance(self.credentials, Credentials):
@@ -421,20 +424,21 @@ def make_auth(mode: str, api_url: str, *, profile: str | None = None, api_key: s
               environ: Mapping[str, str] | None = None) -> Auth:
     """The :class:`Auth` for a CLI ``--auth`` choice (``none``, ``iam``, ``api-key``, ``token``)."""
     env = environ if environ is not None else os.environ
+    key = api_key
+    if api_key_file:
+        try:
+            with open(api_key_file, encoding="utf-8") as f:
+                key = f.read()
+        except OSError as exc:
+            raise AuthError(f"cannot read the API key file: {exc}") from None
     if mode == "none":
         return Auth()
-    if mode == "iam":
+    if mode == "iam":  # with an API key too when given (AuthMode=API_KEY: operators need both)
         chain = CredentialChain(profile, env)
         chain.get()  # fail now, as a configuration error, if there are none
-        return IamAuth(chain, region or region_of(api_url, env))
+        return IamAuth(chain, region or region_of(api_url, env), api_key=key)
     if mode == "api-key":
-        key = api_key or env.get("MODELSYNC_API_KEY")
-        if api_key_file:
-            try:
-                with open(api_key_file, encoding="utf-8") as f:
-                    key = f.read()
-            except OSError as exc:
-                raise AuthError(f"cannot read the API key file: {exc}") from None
+        key = key or env.get("MODELSYNC_API_KEY")
         if not key:
             raise AuthError("api-key auth needs --api-key-file (or MODELSYNC_API_KEY)")
         return ApiKeyAuth(key)
@@ -453,7 +457,8 @@ def add_auth_arguments(parser: Any) -> None:
                         "(x-api-key); token (Cognito bearer token from --token-file or --token-command)")
     g.add_argument("--profile", help="iam: this profile of the shared credentials file")
     g.add_argument("--region", help="iam: the API's region (default: from its URL, else AWS_REGION)")
-    g.add_argument("--api-key-file", metavar="F", help="api-key: file holding the key (or MODELSYNC_API_KEY)")
+    g.add_argument("--api-key-file", metavar="F",
+                   help="api-key: file holding the key (or MODELSYNC_API_KEY); with iam, sent as well")
     g.add_argument("--token-file", metavar="F", help="token: file holding the bearer token")
     g.add_argument("--token-command", metavar="CMD", help="token: command printing a bearer token")
 

@@ -107,6 +107,13 @@ def test_auth_mode_end_to_end(auth_stack: Stack, docs: list[dict[str, Any]], tmp
         assert stack.http("GET", "/models", headers=key).status == 200
         assert stack.http("GET", "/models", headers={"x-api-key": "wrong"}).status == 403
         assert stack.http("POST", f"/models/{MODEL}/aliases/latest/promote", headers=key).status == 403
+        # an operator sends both: SigV4 for the operator routes, the key for the read routes
+        (tmp_path / "operator-key").write_text(stack.info["api_key"])
+        rc, out = _cli(capsys, "models", "list", *_operator(stack))
+        assert rc == 4
+        rc, out = _cli(capsys, "models", "list", *_operator(stack), "--api-key-file",
+                       str(tmp_path / "operator-key"))
+        assert rc == 0 and "models" in json.loads(out)
 
     # publish through the operator CLI: the published version, then a rejection report
     doc_files = []

@@ -308,3 +308,7 @@ def test_make_auth_configuration_errors(tmp_path: Any) -> None:
     made = auth.make_auth("api-key", "http://x", api_key_file=str(key_file), environ={})
     assert isinstance(made, ApiKeyAuth) and made.key == "abc"
     assert auth.region_of("https://a1.execute-api.ap-south-1.amazonaws.com/v1", {}) == "ap-south-1"
+    both = auth.make_auth("iam", "http://x", api_key_file=str(key_file),
+                          environ={"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "s"})
+    sent = both.headers("GET", "http://x/models", {}, None)
+    assert sent["x-api-key"] == "abc" and "x-api-key" in sent["Authorization"]  # signed, and sent
