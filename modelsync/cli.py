@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "modelsync.local.commands",    # local, invoke
     "modelsync.demo",              # demo
     "modelsync.device",            # device sync / device predict
+    "modelsync.commands.operator", # models, publish, alias, approve (the registry API, authenticated)
 )
 
 

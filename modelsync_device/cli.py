@@ -1,7 +1,8 @@
 """``python -m modelsync_device sync|predict|status`` (also ``modelsync device ...``, which reuses this).
 
 Keep a device's model in sync with the registry, score offline, show status; see docs/devices.md.
-Exit codes: 0 ok, 1 refused (or predict failed / nothing installed), 2 configuration error, 3 offline.
+Exit codes: 0 ok, 1 refused (or predict failed / nothing installed), 2 configuration error, 3 offline,
+4 authentication failed (the API answered 401/403: check --auth and the credentials).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from scorer import InvalidInput, InvalidModel, MethodNotSupported, tabular
 
-from .client import SyncResult, sync
+from .auth import AuthError, AuthOpener, add_auth_arguments, auth_from_args
+from .client import SyncResult, install_bundled, sync
 from .loop import SyncLoop, serve_notifications
 from .store import ModelStore, StoreError
 from .telemetry import Telemetry
@@ -26,6 +28,7 @@ log = logging.getLogger("modelsync_device")
 
 EXIT_REFUSED = 1
 EXIT_OFFLINE = 3
+EXIT_UNAUTHORIZED = 4
 DESCRIPTION = "keep a device's model in sync with the modelsync registry and score offline"
 
 
@@ -39,16 +42,29 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", required=True, help="the device's model store directory")
     p.add_argument("--alias", default="latest",
                    help="alias to follow, e.g. production or canary (default: latest)")
+    p.add_argument("--version", type=int, metavar="N", help="pin this version instead of following an alias")
     p.add_argument("--device-id", help="sent as X-Device-Id (canary routing, telemetry)")
     p.add_argument("--public-key", metavar="PEM",
                    help="ECDSA P-256 public key file: refuse manifests not signed with it")
     p.add_argument("--interval", type=float, default=300.0, metavar="SECONDS",
                    help="poll interval (default 300, +/-10%% jitter)")
-    p.add_argument("--once", action="store_true", help="sync once and exit (exit code 1 refused, 3 offline)")
+    p.add_argument("--once", action="store_true",
+                   help="sync once and exit (exit code 1 refused, 3 offline, 4 authentication failed)")
     p.add_argument("--no-telemetry", action="store_true", help="do not upload telemetry after syncing")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="also accept SNS notifications (HTTP POST) here to sync immediately")
+    add_auth_arguments(p)
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("install", help="install a model document shipped with the app (verified) as the "
+                                       "starting point; a later sync replaces it")
+    p.add_argument("--dir", required=True, help="the device's model store directory")
+    p.add_argument("--model", help="model name (default: the document's metadata.name)")
+    p.add_argument("--version", type=int, default=0, metavar="N",
+                   help="its registry version, when known (default 0: bundled)")
+    p.add_argument("--force", action="store_true", help="replace the active model (default: keep it)")
+    p.add_argument("document", help="the model document (JSON) shipped with the app")
+    p.set_defaults(func=cmd_install)
 
     p = sub.add_parser("predict", help="score a CSV with the active model (offline) to stdout")
     p.add_argument("--dir", required=True, help="the device's model store directory")
@@ -95,27 +111,33 @@ def _out(line: str) -> None:
 # -- sync -------------------------------------------------------------------------------------------
 
 def _exit_code(result: SyncResult) -> int:
-    return {"refused": EXIT_REFUSED, "offline": EXIT_OFFLINE}.get(result.status, 0)
+    return {"refused": EXIT_REFUSED, "offline": EXIT_OFFLINE, "unauthorized": EXIT_UNAUTHORIZED}.get(
+        result.status, 0)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     store = ModelStore(args.dir)
     telemetry = None if args.no_telemetry else Telemetry(args.dir)
     try:
+        opener = AuthOpener(args.api, auth_from_args(args, args.api))
         if args.once:
             result = sync(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
-                          public_key=args.public_key)
+                          public_key=args.public_key, http=opener, version=args.version)
             _out(json.dumps(result.as_dict(), sort_keys=True))
-            if telemetry is not None and result.status != "offline":
-                flushed = telemetry.flush(args.api, args.model, args.device_id)
+            if result.status == "unauthorized":
+                log.error("device sync: authentication failed (%s); the current model stays active",
+                          result.reason)
+            if telemetry is not None and result.status in ("updated", "unchanged", "refused"):
+                flushed = telemetry.flush(args.api, args.model, args.device_id, http=opener)
                 if flushed.status == "failed":
                     log.warning("telemetry not uploaded: %s (%d batches kept)", flushed.reason,
                                 flushed.remaining)
             return _exit_code(result)
         loop = SyncLoop(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
-                        public_key=args.public_key, interval=args.interval, telemetry=telemetry,
+                        public_key=args.public_key, http=opener, interval=args.interval,
+                        telemetry=telemetry, version=args.version,
                         on_result=lambda r: _out(json.dumps(r.as_dict(), sort_keys=True)))
-    except (ValueError, OSError, RuntimeError) as exc:  # configuration: bad name, unreadable key, ...
+    except (ValueError, OSError, RuntimeError, AuthError) as exc:  # configuration: name, key, credentials
         log.error("device sync: %s", exc)
         return 2
     stop = threading.Event()
@@ -131,6 +153,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.shutdown()
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    try:
+        result = install_bundled(args.document, ModelStore(args.dir), args.model, args.version,
+                                 force=args.force)
+    except (ValueError, OSError) as exc:
+        log.error("device install: %s", exc)
+        return EXIT_REFUSED
+    _out(json.dumps(result.as_dict(), sort_keys=True))
     return 0
 
 

@@ -28,6 +28,7 @@ from scorer import (
 )
 from scorer._envelope import SHA256_PATTERN, SUPPORTED_FORMAT_MAJOR
 
+from .auth import AuthError
 from .signature import PublicKey, load_public_key, verify_manifest_signature
 from .store import ModelStore, now_iso
 from .transport import MAX_ANSWER_BYTES, NETWORK_ERRORS, Opener, default_opener, http_error_text, read_capped
@@ -41,7 +42,7 @@ MAX_MANIFEST_BYTES = MAX_ANSWER_BYTES
 class SyncResult:
     """Outcome of :func:`sync`. ``version`` is the version active after the call (None if none is)."""
 
-    status: str  # "updated" | "unchanged" | "refused" | "offline"
+    status: str  # "updated" | "unchanged" | "refused" | "offline" | "unauthorized"
     model: str
     version: int | None
     reason: str | None = None
@@ -64,6 +65,10 @@ class Refused(Exception):
 
 class Offline(Exception):
     """The registry or the document could not be reached."""
+
+
+class Unauthorized(Exception):
+    """The API refused this device's credentials (401/403): a configuration problem, not "offline"."""
 
 
 def _is_int(v: Any) -> bool:
@@ -111,9 +116,11 @@ def format_major_problem(format_version: str) -> str | None:
             f"{SUPPORTED_FORMAT_MAJOR}.x; update the vendored scorer to install this model")
 
 
-def manifest_url(api_url: str, model: str, alias: str) -> str:
+def manifest_url(api_url: str, model: str, alias: str, version: int | None = None) -> str:
+    """The manifest route: following ``alias``, or pinned to ``version`` (``?version=N``)."""
+    query = {"version": str(version)} if version is not None else {"alias": alias}
     return (f"{api_url.rstrip('/')}/models/{urllib.parse.quote(model, safe='')}/manifest?"
-            + urllib.parse.urlencode({"alias": alias}))
+            + urllib.parse.urlencode(query))
 
 
 def _download(opener: Opener, url: str, size: int, timeout: float) -> bytes:
@@ -173,13 +180,17 @@ def _verify_document(raw: bytes, manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 def sync(api_url: str, model: str, store: ModelStore, alias: str = "latest", device_id: str | None = None,
          public_key: Any = None, http: Opener | None = None, *, timeout: float = 30.0,
-         download_timeout: float = 120.0) -> SyncResult:
+         download_timeout: float = 120.0, version: int | None = None) -> SyncResult:
     """One round of the sync protocol (docs/devices.md). Never raises for network or content problems:
     the outcome is in the result, and the model active before the call stays active unless "updated".
+    ``version`` pins that version instead of following ``alias``. ``http`` is where authentication goes
+    (:class:`modelsync_device.auth.AuthOpener`); a 401/403 is the status "unauthorized".
 
     Raises ValueError only for configuration errors (bad model name, unreadable public key).
     """
     check_model_name(model)
+    if version is not None and (not _is_int(version) or version < 1):
+        raise ValueError("version must be a positive integer")
     key = load_public_key(public_key) if public_key is not None else None
     opener = http if http is not None else default_opener()
     os.makedirs(store.model_dir(model), exist_ok=True)
@@ -189,13 +200,15 @@ def sync(api_url: str, model: str, store: ModelStore, alias: str = "latest", dev
         offered: dict[str, Any] = {}
         try:
             result = _sync_locked(api_url, model, store, alias, device_id, key, opener, timeout,
-                                  download_timeout, state, offered)
+                                  download_timeout, state, offered, version)
         except Offline as exc:
             result = SyncResult("offline", model, active_version, str(exc))
+        except Unauthorized as exc:
+            result = SyncResult("unauthorized", model, active_version, str(exc))
         except Refused as exc:
             result = SyncResult("refused", model, active_version, str(exc), offered.get("version"),
                                 offered.get("revision"), offered.get("sha256"))
-    level = logging.WARNING if result.status in ("refused", "offline") else logging.INFO
+    level = logging.INFO if result.ok else logging.WARNING
     log.log(level, "sync %s (%s): %s, active version %s%s", model, alias, result.status, result.version,
             f" - {result.reason}" if result.reason else "")
     store.record_sync(model, result.as_dict())
@@ -214,9 +227,14 @@ def _fetch_manifest(opener: Opener, url: str, headers: dict[str, str], timeout: 
             raise Offline("registry answered 304 to a request without If-None-Match") from None
         if exc.code == 304:
             return None, None
+        if exc.code in (401, 403):
+            raise Unauthorized(f"authentication failed: the registry answered {http_error_text(exc)}"
+                               ) from None
         raise Offline(f"registry answered {http_error_text(exc)}") from None
     except NETWORK_ERRORS as exc:
         raise Offline(f"cannot reach the registry: {getattr(exc, 'reason', exc)}") from None
+    except AuthError as exc:  # no credentials or token to send (e.g. the token command failed)
+        raise Unauthorized(f"authentication failed: {exc}") from None
     if len(raw) > MAX_MANIFEST_BYTES:
         raise Refused(f"manifest larger than {MAX_MANIFEST_BYTES} bytes")
     return raw, etag
@@ -224,16 +242,19 @@ def _fetch_manifest(opener: Opener, url: str, headers: dict[str, str], timeout: 
 
 def _sync_locked(api_url: str, model: str, store: ModelStore, alias: str, device_id: str | None,
                  key: PublicKey | None, opener: Opener, timeout: float, download_timeout: float,
-                 state: dict[str, Any] | None, offered: dict[str, Any]) -> SyncResult:
+                 state: dict[str, Any] | None, offered: dict[str, Any], pinned: int | None = None
+                 ) -> SyncResult:
     active = state["active"] if state else None
     active_version = active["version"] if active else None
+    if pinned is not None:  # a pinned version is followed like an alias of its own (state, revisions)
+        alias = f"@{pinned}"
     headers = {"Accept": "application/json"}
     if device_id:
         headers["X-Device-Id"] = device_id
     # Only ask for a 304 if the installed file is really there: otherwise a damaged store could never heal.
     if state and state.get("alias") == alias and state.get("etag") and store.entry_intact(model, active):
         headers["If-None-Match"] = state["etag"]
-    url = manifest_url(api_url, model, alias)
+    url = manifest_url(api_url, model, alias, pinned)
     raw, etag = _fetch_manifest(opener, url, headers, timeout)
     if raw is None:
         return SyncResult("unchanged", model, active_version, None, active_version,
@@ -249,6 +270,8 @@ def _sync_locked(api_url: str, model: str, store: ModelStore, alias: str, device
             raise Refused(problem)
     # 2. shape
     problems = check_manifest(manifest, model, alias)
+    if pinned is not None and isinstance(manifest, dict) and manifest.get("version") != pinned:
+        problems.append(f"manifest is for version {manifest.get('version')!r}, not the pinned {pinned}")
     if problems:
         raise Refused("invalid manifest: " + "; ".join(problems))
     version, sha, revision = manifest["version"], manifest["sha256"], manifest["revision"]
@@ -298,3 +321,64 @@ def _sync_locked(api_url: str, model: str, store: ModelStore, alias: str, device
     except OSError as exc:
         raise Refused(f"install failed, keeping version {active_version}: {exc}") from None
     return SyncResult("updated", model, version, None, version, revision, sha)
+
+
+BUNDLED_VERSION = 0  # a document shipped with the app, not (yet) known by its registry version
+
+
+def install_bundled(path_or_bytes: str | os.PathLike[str] | bytes, store: ModelStore,
+                    model: str | None = None, version: int = BUNDLED_VERSION, *, force: bool = False
+                    ) -> SyncResult:
+    """Verify a model document shipped with the app (sha256 of its content, full validation with its test
+    vectors) and make it the active model, so a device never online scores from its first second.
+
+    ``model`` defaults to the document's ``metadata.name``; ``version`` is its registry version when known
+    (default 0: bundled). A store that already has an active model keeps it unless ``force`` (an app
+    update must not undo newer syncs). Any later sync replaces it as usual. Raises ValueError when the
+    document is unusable, OSError when it cannot be read or written.
+    """
+    if isinstance(path_or_bytes, bytes):
+        raw = path_or_bytes
+    else:
+        with open(path_or_bytes, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"the document is larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        doc = parse_document(raw)
+    except InvalidModel as exc:
+        raise ValueError(f"the bundled document is unreadable: {exc}") from None
+    meta = doc.get("metadata")
+    name = model or (meta.get("name") if isinstance(meta, dict) else None)
+    if not isinstance(name, str):
+        raise ValueError("the document has no metadata.name: pass the model name")
+    check_model_name(name)
+    if not _is_int(version) or version < 0:
+        raise ValueError("version must be a non-negative integer")
+    sha = content_sha256(doc)
+    if doc.get("sha256") not in (None, sha):
+        raise ValueError(f"sha256 mismatch: the document says {str(doc.get('sha256'))[:16]}..., its content "
+                         f"hashes to {sha[:16]}...")
+    fv = doc.get("format_version")
+    problem = format_major_problem(fv) if isinstance(fv, str) else "the document has no format_version"
+    if problem:
+        raise ValueError(problem)
+    try:
+        validate_model(doc)
+    except InvalidModel as exc:
+        raise ValueError(f"validation failed: {exc}") from None
+    os.makedirs(store.model_dir(name), exist_ok=True)
+    with store.lock(name):
+        state = store.read_state(name)
+        if state and not force:
+            active = state["active"]
+            log.info("%s: version %s already active; the bundled document is not installed", name,
+                     active["version"])
+            return SyncResult("unchanged", name, int(active["version"]), "a model is already active",
+                              version, state.get("revision"), active["sha256"])
+        manifest = {"version": version, "sha256": sha, "size": len(raw), "revision": None}
+        store.install(name, raw, doc, manifest, "bundled", None, state)
+    log.info("%s: bundled document installed as version %s (sha256 %s)", name, version, sha[:12])
+    result = SyncResult("updated", name, version, None, version, None, sha)
+    store.record_sync(name, {**result.as_dict(), "source": "bundled"})
+    return result

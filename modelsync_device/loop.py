@@ -66,7 +66,7 @@ class SyncLoop:
     def __init__(self, api_url: str, model: str, store: ModelStore, *, alias: str = "latest",
                  device_id: str | None = None, public_key: Any = None, http: Opener | None = None,
                  interval: float = 300.0, jitter: float = 0.1, event_spread: float = 5.0,
-                 telemetry: Telemetry | None = None,
+                 telemetry: Telemetry | None = None, version: int | None = None,
                  on_result: Callable[[SyncResult], None] | None = None) -> None:
         check_model_name(model)
         if interval <= 0:
@@ -76,6 +76,7 @@ class SyncLoop:
         self.public_key = load_public_key(public_key) if public_key is not None else None
         self.interval, self.jitter, self.event_spread = interval, jitter, event_spread
         self.telemetry = telemetry
+        self.version = version
         self.on_result = on_result
         self.results: list[SyncResult] = []
         self._wake = threading.Event()
@@ -99,7 +100,7 @@ class SyncLoop:
     def sync_once(self) -> SyncResult:
         try:
             result = sync(self.api_url, self.model, self.store, self.alias, self.device_id, self.public_key,
-                          self.http)
+                          self.http, version=self.version)
         except Exception as exc:  # the loop must survive anything and keep the model serving
             log.exception("sync of %s crashed", self.model)
             active = self.store.active_entry(self.model)
@@ -109,7 +110,7 @@ class SyncLoop:
         del self.results[:-100]
         if self.on_result is not None:
             self.on_result(result)
-        if self.telemetry is not None and result.status != "offline":
+        if self.telemetry is not None and result.status in ("updated", "unchanged", "refused"):
             try:
                 self.telemetry.flush(self.api_url, self.model, self.device_id, http=self.http)
             except Exception:  # telemetry is best effort

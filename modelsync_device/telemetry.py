@@ -80,9 +80,18 @@ def _label_key(v: Any) -> str:
     return str(v)
 
 
-def finalise(window: Mapping[str, Any]) -> dict[str, Any]:
-    """A sealed batch as sent: the raw sums plus what they imply (mean, missing_rate, std)."""
+DEFAULT_MIN_ROWS = 10
+
+
+def finalise(window: Mapping[str, Any], min_rows: int = DEFAULT_MIN_ROWS) -> dict[str, Any]:
+    """A sealed batch as sent: the raw sums plus what they imply (mean, missing_rate, std).
+
+    A window of fewer than ``min_rows`` rows sends its counts (calls, rows, errors, latency) only: no
+    feature summaries, predicted labels or outputs, so that no single row's values leave the device.
+    """
     out = copy.deepcopy(dict(window))
+    if out["rows"] < min_rows:
+        out["features"], out["predictions"], out["output"] = {}, {}, None
     lat = out["latency_ms"]
     lat["mean"] = lat["sum"] / out["calls"] if out["calls"] else None
     for s in [*out["features"].values(), *([out["output"]] if out.get("output") else [])]:
@@ -104,8 +113,10 @@ class Telemetry:
     def __init__(self, root: str | os.PathLike[str], *, max_pending: int = 500,
                  max_bytes: int = 1_000_000, persist_interval: float = 5.0, window_seconds: float = 3600.0,
                  max_features: int = DEVICE_MAX_FEATURES,
-                 batches_per_request: int = DEVICE_BATCHES_PER_REQUEST) -> None:
+                 batches_per_request: int = DEVICE_BATCHES_PER_REQUEST,
+                 min_rows: int = DEFAULT_MIN_ROWS) -> None:
         self.root = os.fspath(root)
+        self.min_rows = min_rows
         self.window_seconds = window_seconds
         self.max_pending = max_pending
         self.max_bytes = max_bytes
@@ -294,7 +305,7 @@ class Telemetry:
             batch = todo[i: i + self.batches_per_request]
             payload = {"schema": TELEMETRY_SCHEMA, "model": model, "device_id": device_id,
                        "sent_at": now_iso(), "dropped_batches": dropped,
-                       "batches": [finalise(b) for b in batch]}
+                       "batches": [finalise(b, self.min_rows) for b in batch]}
             ok, reason, accepted = self._post(opener, url, payload, device_id, retries, backoff, max_backoff,
                                               sleep, timeout)
             sent += len(batch)

@@ -3,8 +3,9 @@
 Each HTTP request is matched against the template's route templates (``/models/{name}/predict``) with
 API Gateway's precedence (a literal segment over ``{param}``), turned into a version 1.0 proxy event and
 answered with what the handler returns, as ``sam local start-api`` does. Authorisation the template
-declares is API Gateway's job in AWS and is not enforced here. :func:`proxy_event` and
-:meth:`ApiGateway.handle` are transport-free: the integration tests call them in-process.
+declares (each route's :class:`~modelsync.local.auth.RouteAuth`) is enforced when the stack runs with
+``--auth`` (:mod:`modelsync.local.auth`). :func:`proxy_event` and :meth:`ApiGateway.handle` are
+transport-free: the integration tests call them in-process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .auth import LocalAuth, RouteAuth
 from .runtime import ACCOUNT_ID, FunctionSpec, Runtime
 
 log = logging.getLogger("modelsync.local")
@@ -39,6 +41,7 @@ class Route:
     event_name: str
     stage: str = "Prod"
     api_id: str = "local"
+    auth: RouteAuth = field(default_factory=RouteAuth)
     segments: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,8 +102,10 @@ def proxy_event(
     headers: list[tuple[str, str]],
     body: bytes,
     source_ip: str,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway REST API (payload version 1.0) Lambda proxy event for one request."""
+    """The API Gateway REST API (payload version 1.0) Lambda proxy event for one request; ``context`` is
+    what the authorizer adds (``identity`` fields, ``authorizer`` claims)."""
     single_headers, multi_headers = _pairs_to_maps(headers)
     single_query, multi_query = _pairs_to_maps(query)
     lower = {k.lower(): v for k, v in headers}
@@ -113,7 +118,7 @@ def proxy_event(
             text, is_b64 = base64.b64encode(body).decode(), True
     now = _dt.datetime.now(_dt.UTC)
     request_id = str(uuid.uuid4())
-    return {
+    event: dict[str, Any] = {
         "resource": route.path,
         "path": path,
         "httpMethod": method,
@@ -158,6 +163,12 @@ def proxy_event(
         "body": text,
         "isBase64Encoded": is_b64,
     }
+    for key, value in (context or {}).items():
+        if key == "identity":
+            event["requestContext"]["identity"].update(value)
+        else:
+            event["requestContext"][key] = value
+    return event
 
 
 @dataclass
@@ -214,9 +225,10 @@ def proxy_response(result: Any, request_id: str) -> HttpResponse:
 class ApiGateway:
     """Routes requests to handlers; :meth:`handle` is transport-free so it can be tested directly."""
 
-    def __init__(self, routes: list[Route], runtime: Runtime) -> None:
+    def __init__(self, routes: list[Route], runtime: Runtime, auth: LocalAuth | None = None) -> None:
         self.routes = routes
         self.runtime = runtime
+        self.auth = auth
         self.stages = {r.stage for r in routes}
 
     def handle(
@@ -239,6 +251,12 @@ class ApiGateway:
                 route, params = find_route(self.routes, method, path)
         if route is None:
             return _json_response(403, MISSING_TOKEN)
+        context: dict[str, Any] = {}
+        if self.auth is not None:
+            denied, context = self.auth.check(route.auth, method, target, headers, body)
+            if denied is not None:
+                status, payload = denied
+                return _json_response(status, MISSING_TOKEN if payload == MISSING_TOKEN else payload)
         event = proxy_event(
             route,
             method=method,
@@ -248,6 +266,7 @@ class ApiGateway:
             headers=headers,
             body=body,
             source_ip=source_ip,
+            context=context,
         )
         request_id = event["requestContext"]["requestId"]
         inv = self.runtime.invoke(

@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import Any
 
+from .auth import LOCAL_MODES
+
 log = logging.getLogger("modelsync.local")
 
 
@@ -31,7 +33,8 @@ def register(subparsers: Any) -> None:
         "local",
         help="run the whole system locally (moto as AWS, handlers wired to the template's events)",
         description="Run the stack of template.yaml locally without Docker or an AWS account. Prints one "
-        "JSON line (api, aws_endpoint, region, bucket, topic_arn) when ready; stops on Ctrl-C/SIGTERM.",
+        "JSON line (api, aws_endpoint, region, bucket, topic_arn; with --auth also credentials, api_key or "
+        "token) when ready; stops on Ctrl-C/SIGTERM. `modelsync local token` issues Cognito-mode tokens.",
     )
     p.add_argument(
         "--template", type=pathlib.Path, default=None, help="template.yaml (default: the repository's)"
@@ -53,7 +56,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--parameter-overrides", nargs="*", metavar="KEY=VALUE", help="template parameter values")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the process that started this one exits (test fixtures, scripts)")
+    p.add_argument("--auth", choices=LOCAL_MODES, default="none",
+                   help="enforce the template's auth with this AuthMode: iam (SigV4 with the credentials the "
+                        "ready line prints), api-key (x-api-key), cognito (bearer tokens); default none")
     p.set_defaults(func=run_local)
+    lsub = p.add_subparsers(dest="local_command", metavar="ACTION")
+    t = lsub.add_parser("token", help="issue a bearer token for a running `modelsync local --auth cognito`",
+                        description="Print a new token (HS256 JWT signed with the running stack's secret, "
+                        "expiry checked) for `Authorization: Bearer`.")
+    t.add_argument("--api", default="http://127.0.0.1:3000", help="the local stack's API URL")
+    t.add_argument("--ttl", type=float, default=3600.0, metavar="SECONDS", help="lifetime (default 3600)")
+    t.add_argument("--subject", default="local-user", help="the token's sub / cognito:username")
+    t.set_defaults(func=run_token)
 
     q = subparsers.add_parser(
         "invoke",
@@ -112,6 +126,7 @@ def run_local(args: argparse.Namespace) -> int:
             bucket=args.bucket,
             schedule_every=args.schedule_every,
             parameters=_parameter_overrides(args.parameter_overrides),
+            auth=args.auth,
         )
         try:
             stack.start()
@@ -137,6 +152,20 @@ def run_local(args: argparse.Namespace) -> int:
                 log.info("local stack stopped")
         for s, h in previous.items():
             signal.signal(s, h)
+    return 0
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from .auth import issue_token, read_state
+
+    state = read_state(args.api)
+    if state is None:
+        return _fail("local token", f"no local stack is running at {args.api} (start `modelsync local "
+                     "--auth cognito`, or pass its --api)")
+    if state.get("auth") != "cognito":
+        return _fail("local token", f"the local stack at {args.api} runs with --auth {state.get('auth')}, "
+                     "not cognito: it accepts no tokens")
+    sys.stdout.write(issue_token(str(state["token_secret"]), args.subject, args.ttl) + "\n")
     return 0
 
 

@@ -23,6 +23,7 @@ from modelsync import template as tpl
 
 from . import wiring
 from .apigw import ApiGateway, ApiServer, Route
+from .auth import AUTH_MODE_PARAMETER, LocalAuth, remove_state, write_state
 from .preflight import import_handlers, listen, port_error
 from .resources import TOPIC, Provisioner, StackNames, function_specs
 from .runtime import DUMMY_CREDENTIALS, FunctionSpec, Runtime, configure_logging
@@ -60,7 +61,9 @@ class LocalStack:
     """Start with :meth:`start` (or ``with``); everything stops with :meth:`stop`.
 
     ``aws_port``/``api_port`` 0 pick free ports. ``schedule_every`` (seconds) replaces every schedule's
-    rate. ``parameters`` override template parameter defaults (like ``--parameter-overrides``).
+    rate. ``parameters`` override template parameter defaults (like ``--parameter-overrides``). ``auth``
+    (none, iam, api-key, cognito) deploys the template with that ``AuthMode`` and enforces each route's
+    auth as the template declares it; :attr:`auth` holds the credentials, key and token secret.
     While running, ``os.environ`` holds dummy credentials, the region and ``AWS_ENDPOINT_URL`` (restored
     on stop), so boto3 clients created in this process without arguments reach the local stack.
     """
@@ -78,6 +81,7 @@ class LocalStack:
         parameters: Mapping[str, Any] | None = None,
         stack_name: str = "modelsync",
         route_handler_stdout: bool = True,
+        auth: str = "none",
     ) -> None:
         self.template_path = pathlib.Path(template) if template else tpl.DEFAULT_TEMPLATE
         self.region = region
@@ -87,6 +91,9 @@ class LocalStack:
         self.requested_bucket = bucket
         self.schedule_every = schedule_every
         self.parameters = dict(parameters or {})
+        self.auth = LocalAuth(auth, region=region)
+        if auth in AUTH_MODE_PARAMETER:
+            self.parameters.setdefault("AuthMode", AUTH_MODE_PARAMETER[auth])
         self.stack_name = stack_name
         self.route_handler_stdout = route_handler_stdout
         self.template = tpl.load(self.template_path)
@@ -153,6 +160,7 @@ class LocalStack:
                 if lid in self._names.refs and lid in self._provisioned
             },
             "functions": sorted(self.functions),
+            **self.auth.ready_info(),
         }
 
     def invoke(self, function: str, event: Any) -> Any:
@@ -202,10 +210,12 @@ class LocalStack:
             import_handlers(self.runtime, self.functions.values(), self.template_path.parent)
             self._wire()
             try:
-                self._api = ApiServer(ApiGateway(self.routes, self.runtime), self.host, self.api_port)
+                gateway = ApiGateway(self.routes, self.runtime, self.auth if self.auth.enforced else None)
+                self._api = ApiServer(gateway, self.host, self.api_port)
             except OSError as exc:
                 raise port_error(exc, self.host, self.api_port, role="API", option="--api-port") from exc
             self._api.start()
+            write_state(self.api_url, self.ready_info(), self.auth)
             for th in self._threads:
                 th.start()
         except BaseException:
@@ -225,6 +235,7 @@ class LocalStack:
     def stop(self) -> None:
         self._stop.set()
         if self._api is not None:
+            remove_state(self.api_url)
             self._api.stop()
         for th in self._threads:
             if th.is_alive():

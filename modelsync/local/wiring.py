@@ -25,6 +25,7 @@ from typing import Any
 
 from . import events as ev
 from .apigw import Route
+from .auth import route_auth
 from .resources import API, StackNames
 from .runtime import FunctionSpec, Invocation, Runtime
 from .schedule import Schedule, parse_schedule
@@ -378,9 +379,12 @@ def api_routes(functions: Mapping[str, FunctionSpec], names: StackNames) -> list
     handlers in-process."""
     resolver = names.resolver()
     stage_of: dict[Any, tuple[str, str]] = {}
+    api_auth: dict[Any, Any] = {}
     for lid in names.template.of_type(API):
-        stage = resolver.resolve(names.template.properties(lid).get("StageName", "Prod"))
+        props = names.template.properties(lid)
+        stage = resolver.resolve(props.get("StageName", "Prod"))
         stage_of[names.refs.get(lid)] = (str(stage), str(names.refs.get(lid)))
+        api_auth[names.refs.get(lid)] = resolver.resolve(props.get("Auth") or {})
     routes = []
     for fn in functions.values():
         for name, event in fn.events.items():
@@ -389,5 +393,6 @@ def api_routes(functions: Mapping[str, FunctionSpec], names: StackNames) -> list
             p = event.get("Properties") or {}
             stage, api_id = stage_of.get(p.get("RestApiId"), ("Prod", "local"))
             routes.append(Route(method=str(p["Method"]), path=str(p["Path"]), function=fn, event_name=name,
-                                stage=stage, api_id=api_id))
+                                stage=stage, api_id=api_id,
+                                auth=route_auth(api_auth.get(p.get("RestApiId")), p.get("Auth"))))
     return routes

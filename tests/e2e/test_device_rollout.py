@@ -107,7 +107,8 @@ def test_device_rollout(stack: Stack, rollout_docs: tuple[dict[str, Any], dict[s
 
     # -- the device follows latest in the background: syncs v1 (signed manifest verified) -----------------
     device_dir = tmp_path / "kiosk-main"
-    store, telemetry = ModelStore(device_dir), Telemetry(device_dir)
+    # min_rows=1: these windows hold 4 rows; the summaries are what this test follows through the registry
+    store, telemetry = ModelStore(device_dir), Telemetry(device_dir, min_rows=1)
     results: list[SyncResult] = []
     loop = SyncLoop(stack.api, MODEL, store, alias="latest", device_id="kiosk-main", public_key=str(key_file),
                     interval=3600, jitter=0, event_spread=0, telemetry=telemetry, on_result=results.append)

@@ -320,7 +320,7 @@ def _batch(models: Any, batch_id: str, x: np.ndarray, version: int = 1, preds: d
              window_end="2025-01-07T10:05:00Z")
     w["features"] = {"sepal_length": device_telemetry.numeric_summary(x[:, 0]),
                      "plan": {"type": "categorical", "count": int(x.shape[0]) - 1, "missing": 1}}
-    return {"batch_id": batch_id, **device_telemetry.finalise(w)}
+    return {"batch_id": batch_id, **device_telemetry.finalise(w, min_rows=0)}
 
 
 def test_telemetry_post_dedupes_and_get_aggregates(aws, api, handler, publish, models, lambda_context):

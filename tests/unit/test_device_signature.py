@@ -205,3 +205,36 @@ def test_signing_bytes_are_rfc8785() -> None:
          "url_expires_at": "t", "signature": "s", "note": "é\n"}
     assert manifest_signing_bytes(m) == ('{"note":"é\\n","ratio":1e+21,"size":1,"version":2,'
                                          '"\U0001f600":1,"\ufb01":2}').encode()
+
+
+def test_verifies_the_registry_signer_kms(private: Any) -> None:
+    """The registry's own signer (modelsync.service.signing over KMS, as the local stack runs it): what it
+    signs verifies on the device; tampering, a malformed DER, out-of-range s and another key do not."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    from modelsync.service.signing import ManifestSigner
+
+    with moto.mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        signer = ManifestSigner(kms, key_id)
+        device_key = load_public_key(signer.public_key()["public_key_pem"])
+        for version in range(1, 6):
+            manifest = {"name": "iris", "version": version, "alias": "production", "revision": version + 3,
+                        "sha256": f"{version:064x}", "size": 1234, "format_version": "1.2",
+                        "url": "https://bucket.s3/k?X-Amz-Signature=abc",
+                        "url_expires_at": "2030-01-01T00:00Z"}
+            signed = signer.sign(manifest)
+            assert verify_manifest_signature(signed, device_key) is None
+            tampered = {**signed, "version": 99}
+            assert "does not verify" in (verify_manifest_signature(tampered, device_key) or "")
+            assert "does not verify" in (verify_manifest_signature(
+                {**signed, "key_id": "arn:aws:kms:us-east-1:1:key/other"}, device_key) or "")
+            other = load_public_key(_pem(private.public_key()))
+            assert "does not verify" in (verify_manifest_signature(signed, other) or "")
+            der = base64.b64decode(signed["signature"])
+            r, s = decode_dss_signature(der)
+            assert not device_key.verify(encode_dss_signature(r, s + N), manifest_signing_bytes(signed))
+            truncated = base64.b64encode(der[:-1]).decode()
+            assert "malformed" in (verify_manifest_signature({**signed, "signature": truncated}, device_key)
+                                   or "")

@@ -27,9 +27,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+from vendoring import CLI_PRELUDE, numpy_only, run_isolated, vendored_app
 
 import scorer
-from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, sync
+from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, install_bundled, sync
 from modelsync_device.client import Refused, parse_json
 from modelsync_device.loop import parse_notification, serve_notifications
 from modelsync_device.telemetry import finalise
@@ -489,6 +490,32 @@ def test_refuses_failed_test_vectors(installed_v1: ModelStore, registry: Registr
     assert "test_vectors/outputs/predict_proba" in (installed_v1.last_sync(MODEL) or {})["reason"]
 
 
+def test_bundled_document_is_the_starting_point(registry: Registry, store: ModelStore, models: Models,
+                                                iris: Iris, tmp_path: Any) -> None:
+    """``install_bundled``: verified (sha256, test vectors) and active before any sync; kept over a second
+    install (an app update must not undo newer syncs); replaced by the next sync."""
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        install_bundled(json.dumps({**models[1].doc, "sha256": "0" * 64}).encode(), store)
+    bad = copy.deepcopy(models[1].doc)
+    bad["test_vectors"]["outputs"]["predict_proba"][0][0] += 0.01
+    bad["sha256"] = scorer.content_sha256(bad)
+    with pytest.raises(ValueError, match="validation failed"):
+        install_bundled(json.dumps(bad).encode(), store)
+    assert store.read_state(MODEL) is None  # nothing refused was installed
+    path = tmp_path / "bundled.json"
+    path.write_bytes(models[2].raw)
+    result = install_bundled(str(path), store)
+    assert (result.status, result.model, result.version) == ("updated", MODEL, 0)
+    _assert_serving(store, models[2], 0, iris[0])
+    again = install_bundled(models[3].raw, store)
+    assert (again.status, again.version) == ("unchanged", 0)
+    assert install_bundled(models[3].raw, store, version=3, force=True).version == 3
+    _assert_serving(store, models[3], 3, iris[0])
+    registry.publish("latest", models[1], 1, revision=1)
+    assert sync(registry.base, MODEL, store).status == "updated"
+    _assert_serving(store, models[1], 1, iris[0])
+
+
 def test_refuses_invalid_manifest(installed_v1: ModelStore, registry: Registry, models: Models,
                                   iris: Iris) -> None:
     registry.publish("production", models[2], 2, revision=2, name="other-model")
@@ -640,13 +667,33 @@ def test_telemetry_missing_values_summary(tmp_path: Any) -> None:
     tel.record(MODEL, 1, "f" * 64, X, feats, np.array([0.5, 1.5, 2.5, 3.5]), 0.001, labels=False)
     tel.seal(MODEL)
     (batch,) = tel.pending(MODEL)
-    fin = finalise(batch)
+    fin = finalise(batch, min_rows=0)
     a, c = fin["features"]["a"], fin["features"]["c"]
     assert (a["count"], a["missing"], a["infinite"]) == (2, 1, 1)
     assert (a["min"], a["max"], a["mean"]) == (1.0, 3.0, 2.0)
     assert a["missing_rate"] == 0.25
     assert (c["type"], c["count"], c["missing"]) == ("categorical", 3, 1)
     assert fin["predictions"] == {} and fin["output"]["mean"] == 2.0
+
+
+def test_small_windows_send_counts_only(tmp_path: Any) -> None:
+    """Fewer rows than ``min_rows`` (default 10): counts, never a value of a row (min/max/mean, labels)."""
+    feats = [scorer._model.Feature("a", "numeric", None), scorer._model.Feature("c", "categorical", ["x"])]
+    for rows, min_rows, private in ((9, None, True), (10, None, False), (3, 3, False), (3, 4, True)):
+        tel = Telemetry(tmp_path / f"{rows}-{min_rows}", persist_interval=0,
+                        **({} if min_rows is None else {"min_rows": min_rows}))
+        X = np.array([[float(i), "x"] for i in range(rows)], dtype=object)
+        tel.record(MODEL, 1, "f" * 64, X, feats, np.arange(rows) % 2, 0.001)
+        tel.seal(MODEL)
+        (batch,) = tel.pending(MODEL)
+        sent = finalise(batch, tel.min_rows)
+        assert (sent["calls"], sent["rows"], sent["errors"]) == (1, rows, 0)
+        if private:
+            assert sent["features"] == {} and sent["predictions"] == {} and sent["output"] is None
+            row_free = json.dumps({k: v for k, v in sent.items() if k != "latency_ms"})
+            assert not any(f'"{k}"' in row_free for k in ("min", "max", "mean", "sum", "x"))
+        else:
+            assert sent["features"]["a"]["max"] == rows - 1 and sum(sent["predictions"].values()) == rows
 
 
 def test_telemetry_retries_503_then_succeeds(installed_v1: ModelStore, registry: Registry,
@@ -893,47 +940,11 @@ def test_cli_predict_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str], m
     assert capsys.readouterr().out == ""
 
 
-def _numpy_only(tmp_path: Any) -> str:
-    """A folder holding numpy alone (symlinks), so an isolated interpreter can import nothing else."""
-    deps = tmp_path / "deps"
-    deps.mkdir()
-    site = os.path.dirname(os.path.dirname(np.__file__))
-    for name in ("numpy", "numpy.libs"):
-        if os.path.exists(os.path.join(site, name)):
-            os.symlink(os.path.join(site, name), deps / name)
-    return str(deps)
-
-
-def _run_isolated(path: list[str], code: str, cwd: Any) -> Any:
-    """``python -I -S``: no PYTHONPATH, user or site packages, no cwd on sys.path: only ``path``."""
-    import subprocess
-    import sys
-
-    prologue = f"import sys; sys.path[:0] = {path!r}\n"
-    return subprocess.run([sys.executable, "-I", "-S", "-c", prologue + code], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
-
-
-def _vendored_app(tmp_path: Any) -> Any:
-    """``tmp_path/app`` holding exactly the three folders a device copies."""
-    import shutil
-
-    import modelsync_device
-    import modelsync_protocol
-
-    app = tmp_path / "app"
-    for pkg in (scorer, modelsync_protocol, modelsync_device):
-        src = os.path.dirname(pkg.__file__ or "")
-        shutil.copytree(src, app / os.path.basename(src), ignore=shutil.ignore_patterns("__pycache__"))
-    assert sorted(os.listdir(app)) == ["modelsync_device", "modelsync_protocol", "scorer"]
-    return app
-
-
 def test_device_package_is_vendorable(tmp_path: Any) -> None:
     """Exactly scorer/, modelsync_protocol/ and modelsync_device/ copied beside an app and run isolated:
     the package imports, ``python -m modelsync_device --help`` works, and nothing outside numpy, the
     standard library and those three folders is imported (no cryptography, no modelsync)."""
-    app = _vendored_app(tmp_path)
+    app = vendored_app(tmp_path)
     allowed = ["modelsync_device", "modelsync_protocol", "numpy", "scorer"]
     code = ("import runpy\n"
             "sys.argv = ['modelsync_device', '--help']\n"
@@ -945,7 +956,7 @@ def test_device_package_is_vendorable(tmp_path: Any) -> None:
             "top = {m.split('.')[0] for m in sys.modules}\n"
             f"bad = sorted(top - set(sys.stdlib_module_names) - {{*{allowed!r}, '__main__'}})\n"
             "assert not bad, bad\n")
-    proc = _run_isolated([str(app), _numpy_only(tmp_path)], code, cwd=app)
+    proc = run_isolated([str(app), numpy_only(tmp_path)], code, cwd=app)
     assert proc.returncode == 0, proc.stderr
     assert "usage: python -m modelsync_device" in proc.stdout and "predict" in proc.stdout
     assert "no model installed in no-store" in proc.stdout
@@ -955,24 +966,20 @@ def test_vendored_copy_syncs_a_signed_model_and_predicts(tmp_path: Any, registry
                                                         iris: Iris, signing_key: Any) -> None:
     """``python -m modelsync_device`` from the vendored copy alone (numpy + stdlib): a signed manifest is
     verified without cryptography, the model installed, then a CSV scored offline."""
-    app = _vendored_app(tmp_path)
+    app = vendored_app(tmp_path)
     (app / "registry.pem").write_bytes(_pem(signing_key))
     registry.publish("production", models[1], 1, revision=1, key=signing_key)
     X = iris[0][:5]
     (app / "rows.csv").write_text(",".join(FEATURES) + "\n" + "".join(
         ",".join(repr(v) for v in row) + "\n" for row in X.tolist()))
-    code = ("import runpy\n"
-            "def cli(*argv):\n"
-            "    sys.argv = ['modelsync_device', *argv]\n"
-            "    try:\n        runpy.run_module('modelsync_device', run_name='__main__', alter_sys=True)\n"
-            "    except SystemExit as e:\n        return e.code\n"
+    code = (CLI_PRELUDE +
             f"rc = cli('sync', '--api', {registry.base!r}, '--model', 'iris', '--dir', 'store', '--once',\n"
             "         '--alias', 'production', '--public-key', 'registry.pem', '--no-telemetry')\n"
             "assert rc == 0, rc\n"
             "assert cli('predict', '--dir', 'store', 'rows.csv') == 0\n"
             "assert 'cryptography' not in sys.modules\n")
-    path = [str(app), _numpy_only(tmp_path)]
-    proc = _run_isolated(path, code, cwd=app)
+    path = [str(app), numpy_only(tmp_path)]
+    proc = run_isolated(path, code, cwd=app)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert json.loads(lines[0])["status"] == "updated"
@@ -984,7 +991,7 @@ def test_vendored_copy_syncs_a_signed_model_and_predicts(tmp_path: Any, registry
 
     # signed by another key: refused (exit 1), version 1 keeps serving
     registry.publish("production", models[2], 2, revision=2, key=ec.generate_private_key(ec.SECP256R1()))
-    proc = _run_isolated(path, code.replace("assert rc == 0", "assert rc == 1"), cwd=app)
+    proc = run_isolated(path, code.replace("assert rc == 0", "assert rc == 1"), cwd=app)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[0])
     assert (result["status"], result["version"]) == ("refused", 1) and "does not verify" in result["reason"]
@@ -1002,7 +1009,7 @@ def test_import_scorer_is_pure(tmp_path: Any) -> None:
             "                m.startswith('urllib.') and m != 'urllib.parse')\n"
             "outside = sorted({m.split('.')[0] for m in new} - set(sys.stdlib_module_names) - {'scorer'})\n"
             "assert 'scorer' in new and not banned and not outside, (banned, outside)\n")
-    proc = _run_isolated([root, _numpy_only(tmp_path)], code, cwd=tmp_path)
+    proc = run_isolated([root, numpy_only(tmp_path)], code, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
