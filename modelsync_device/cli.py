@@ -23,6 +23,7 @@ from .client import SyncResult, install_bundled, sync
 from .loop import SyncLoop, serve_notifications
 from .store import ModelStore, StoreError
 from .telemetry import Telemetry
+from .transport import DOWNLOAD_DEADLINE_SECONDS, MIN_DOWNLOAD_RATE
 
 log = logging.getLogger("modelsync_device")
 
@@ -50,6 +51,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                    help="poll interval (default 300, +/-10%% jitter)")
     p.add_argument("--once", action="store_true",
                    help="sync once and exit (exit code 1 refused, 3 offline, 4 authentication failed)")
+    p.add_argument("--download-deadline", type=float, default=DOWNLOAD_DEADLINE_SECONDS, metavar="SECONDS",
+                   help="abandon a document download not finished in this time (default %(default)g); "
+                        "the current model stays active and the next sync retries")
+    p.add_argument("--min-download-rate", type=float, default=MIN_DOWNLOAD_RATE, metavar="BYTES_PER_S",
+                   help="abandon a download slower than this on average after its first seconds "
+                        "(default %(default)g)")
     p.add_argument("--no-telemetry", action="store_true", help="do not upload telemetry after syncing")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="also accept SNS notifications (HTTP POST) here to sync immediately")
@@ -122,7 +129,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         opener = AuthOpener(args.api, auth_from_args(args, args.api))
         if args.once:
             result = sync(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
-                          public_key=args.public_key, http=opener, version=args.version)
+                          public_key=args.public_key, http=opener, version=args.version,
+                          download_timeout=args.download_deadline, min_download_rate=args.min_download_rate)
             _out(json.dumps(result.as_dict(), sort_keys=True))
             if result.status == "unauthorized":
                 log.error("device sync: authentication failed (%s); the current model stays active",
@@ -136,6 +144,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         loop = SyncLoop(args.api, args.model, store, alias=args.alias, device_id=args.device_id,
                         public_key=args.public_key, http=opener, interval=args.interval,
                         telemetry=telemetry, version=args.version,
+                        download_deadline=args.download_deadline, min_download_rate=args.min_download_rate,
                         on_result=lambda r: _out(json.dumps(r.as_dict(), sort_keys=True)))
     except (ValueError, OSError, RuntimeError, AuthError) as exc:  # configuration: name, key, credentials
         log.error("device sync: %s", exc)

@@ -31,7 +31,18 @@ from scorer._envelope import SHA256_PATTERN, SUPPORTED_FORMAT_MAJOR
 from .auth import AuthError
 from .signature import PublicKey, load_public_key, verify_manifest_signature
 from .store import ModelStore, now_iso
-from .transport import MAX_ANSWER_BYTES, NETWORK_ERRORS, Opener, default_opener, http_error_text, read_capped
+from .transport import (
+    DOWNLOAD_DEADLINE_SECONDS,
+    MAX_ANSWER_BYTES,
+    MIN_DOWNLOAD_RATE,
+    NETWORK_ERRORS,
+    Opener,
+    TooSlow,
+    default_opener,
+    http_error_text,
+    read_capped,
+    read_within,
+)
 
 log = logging.getLogger("modelsync_device")
 
@@ -123,16 +134,23 @@ def manifest_url(api_url: str, model: str, alias: str, version: int | None = Non
             + urllib.parse.urlencode(query))
 
 
-def _download(opener: Opener, url: str, size: int, timeout: float) -> bytes:
-    """GET the presigned URL; never read more than ``size`` (+1) bytes; the exact size is required."""
+def _download(opener: Opener, url: str, size: int, deadline: float, timeout: float,
+              min_rate: float = MIN_DOWNLOAD_RATE) -> bytes:
+    """GET the presigned URL; never read more than ``size`` (+1) bytes; the exact size is required.
+
+    The whole transfer has ``deadline`` seconds and a minimum average rate (after a grace period); a
+    download that misses either is abandoned as offline (the current model stays, the sync is retried).
+    """
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with opener.open(req, timeout=timeout) as resp:
+        with opener.open(req, timeout=min(timeout, deadline)) as resp:
             length = resp.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > size:
                 raise Refused(f"document is {length} bytes, larger than the manifest's size {size}")
             try:
-                raw = read_capped(resp, size)
+                raw = read_within(resp, size, deadline, min_rate)
+            except TooSlow as exc:
+                raise Offline(str(exc)) from None
             except http.client.IncompleteRead as exc:
                 raise Refused(f"truncated download: got {len(exc.partial)} of {size} bytes") from None
             if length is not None and length.isdigit() and len(raw) < int(length):
@@ -180,11 +198,15 @@ def _verify_document(raw: bytes, manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 def sync(api_url: str, model: str, store: ModelStore, alias: str = "latest", device_id: str | None = None,
          public_key: Any = None, http: Opener | None = None, *, timeout: float = 30.0,
-         download_timeout: float = 120.0, version: int | None = None) -> SyncResult:
+         download_timeout: float = DOWNLOAD_DEADLINE_SECONDS, min_download_rate: float = MIN_DOWNLOAD_RATE,
+         version: int | None = None) -> SyncResult:
     """One round of the sync protocol (docs/devices.md). Never raises for network or content problems:
     the outcome is in the result, and the model active before the call stays active unless "updated".
-    ``version`` pins that version instead of following ``alias``. ``http`` is where authentication goes
-    (:class:`modelsync_device.auth.AuthOpener`); a 401/403 is the status "unauthorized".
+    ``version`` pins that version instead of following ``alias``. ``timeout`` bounds each network read;
+    ``download_timeout`` the whole document download, which must also average ``min_download_rate``
+    bytes/s (after a grace period): a download that misses either is abandoned as "offline". ``http`` is
+    where authentication goes (:class:`modelsync_device.auth.AuthOpener`); a 401/403 is the status
+    "unauthorized".
 
     Raises ValueError only for configuration errors (bad model name, unreadable public key).
     """
@@ -200,7 +222,7 @@ def sync(api_url: str, model: str, store: ModelStore, alias: str = "latest", dev
         offered: dict[str, Any] = {}
         try:
             result = _sync_locked(api_url, model, store, alias, device_id, key, opener, timeout,
-                                  download_timeout, state, offered, version)
+                                  (download_timeout, min_download_rate), state, offered, version)
         except Offline as exc:
             result = SyncResult("offline", model, active_version, str(exc))
         except Unauthorized as exc:
@@ -241,7 +263,7 @@ def _fetch_manifest(opener: Opener, url: str, headers: dict[str, str], timeout: 
 
 
 def _sync_locked(api_url: str, model: str, store: ModelStore, alias: str, device_id: str | None,
-                 key: PublicKey | None, opener: Opener, timeout: float, download_timeout: float,
+                 key: PublicKey | None, opener: Opener, timeout: float, download: tuple[float, float],
                  state: dict[str, Any] | None, offered: dict[str, Any], pinned: int | None = None
                  ) -> SyncResult:
     active = state["active"] if state else None
@@ -313,7 +335,8 @@ def _sync_locked(api_url: str, model: str, store: ModelStore, alias: str, device
         doc_url = urllib.parse.urljoin(url, manifest["url"])
         if urllib.parse.urlsplit(doc_url).scheme not in ("http", "https"):
             raise Refused("manifest 'url' must be an http(s) URL")
-        raw_doc = _download(opener, doc_url, manifest["size"], download_timeout)
+        deadline, min_rate = download
+        raw_doc = _download(opener, doc_url, manifest["size"], deadline, timeout, min_rate)
         doc = _verify_document(raw_doc, manifest)
     # 7. write, then switch: state.json is the commit point
     try:

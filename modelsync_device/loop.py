@@ -17,7 +17,7 @@ from .client import SyncResult, sync
 from .signature import load_public_key
 from .store import ModelStore
 from .telemetry import Telemetry
-from .transport import MAX_ANSWER_BYTES, Opener
+from .transport import DOWNLOAD_DEADLINE_SECONDS, MAX_ANSWER_BYTES, MIN_DOWNLOAD_RATE, Opener
 
 log = logging.getLogger("modelsync_device")
 
@@ -67,6 +67,8 @@ class SyncLoop:
                  device_id: str | None = None, public_key: Any = None, http: Opener | None = None,
                  interval: float = 300.0, jitter: float = 0.1, event_spread: float = 5.0,
                  telemetry: Telemetry | None = None, version: int | None = None,
+                 download_deadline: float = DOWNLOAD_DEADLINE_SECONDS,
+                 min_download_rate: float = MIN_DOWNLOAD_RATE,
                  on_result: Callable[[SyncResult], None] | None = None) -> None:
         check_model_name(model)
         if interval <= 0:
@@ -77,6 +79,7 @@ class SyncLoop:
         self.interval, self.jitter, self.event_spread = interval, jitter, event_spread
         self.telemetry = telemetry
         self.version = version
+        self.download = (download_deadline, min_download_rate)
         self.on_result = on_result
         self.results: list[SyncResult] = []
         self._wake = threading.Event()
@@ -100,7 +103,8 @@ class SyncLoop:
     def sync_once(self) -> SyncResult:
         try:
             result = sync(self.api_url, self.model, self.store, self.alias, self.device_id, self.public_key,
-                          self.http, version=self.version)
+                          self.http, version=self.version, download_timeout=self.download[0],
+                          min_download_rate=self.download[1])
         except Exception as exc:  # the loop must survive anything and keep the model serving
             log.exception("sync of %s crashed", self.model)
             active = self.store.active_entry(self.model)

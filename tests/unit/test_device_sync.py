@@ -30,7 +30,16 @@ import pytest
 from vendoring import CLI_PRELUDE, numpy_only, run_isolated, vendored_app
 
 import scorer
-from modelsync_device import ModelStore, StoreError, SyncLoop, SyncResult, Telemetry, install_bundled, sync
+from modelsync_device import (
+    ModelStore,
+    StoreError,
+    SyncLoop,
+    SyncResult,
+    Telemetry,
+    install_bundled,
+    sync,
+    transport,
+)
 from modelsync_device.client import Refused, parse_json
 from modelsync_device.loop import parse_notification, serve_notifications
 from modelsync_device.telemetry import finalise
@@ -161,6 +170,19 @@ def _handler(reg: Registry) -> type[BaseHTTPRequestHandler]:
                 raw = reg.documents.get(key)
                 if raw is None:
                     return self._send(404)
+                if reg.doc_mode.get(key) == "drip":  # a server that sends one byte every 20 ms, for ever
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    try:
+                        for i in range(len(raw)):
+                            self.wfile.write(raw[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.02)
+                    except OSError:  # the client gave up
+                        pass
+                    self.close_connection = True
+                    return None
                 if reg.doc_mode.get(key) == "truncate":
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(raw)))
@@ -393,6 +415,38 @@ def test_refuses_truncated_download(installed_v1: ModelStore, registry: Registry
     manifest = registry.publish("production", models[2], 2, revision=2)
     registry.doc_mode[manifest["document_key"]] = "truncate"
     _refused(installed_v1, registry, models, iris[0], "truncated download")
+
+
+def test_a_dripping_download_is_abandoned_at_its_deadline(installed_v1: ModelStore, registry: Registry,
+                                                          models: Models, iris: Iris) -> None:
+    # GIVEN a server that drips the document one byte at a time (each read is quick: no socket timeout)
+    manifest = registry.publish("production", models[2], 2, revision=2)
+    registry.doc_mode[manifest["document_key"]] = "drip"
+    # WHEN a sync has a 1 s deadline for the whole download
+    started = time.monotonic()
+    result = sync(registry.base, MODEL, installed_v1, alias="production", download_timeout=1.0)
+    # THEN it gives up in about that time, offline (retried later), the current model still serving
+    assert time.monotonic() - started < 5
+    assert result.status == "offline" and "deadline" in (result.reason or ""), result
+    assert result.version == 1
+    _assert_serving(installed_v1, models[1], 1, iris[0])
+    _no_temp_files(installed_v1)
+
+
+def test_a_download_under_the_minimum_rate_is_abandoned() -> None:
+    class Dripping:  # a response whose every receive gives one byte after 10 ms
+        def read1(self, n: int) -> bytes:
+            time.sleep(0.01)
+            return b"x"
+
+    started = time.monotonic()
+    with pytest.raises(transport.TooSlow, match="under the minimum"):
+        transport.read_within(Dripping(), 10_000, deadline_seconds=60, min_rate=1000, grace_seconds=0.3)
+    assert time.monotonic() - started < 3
+    # and a steady fast response is read whole
+    body = io.BytesIO(b"y" * 200_000)
+    got = transport.read_within(body, 200_000, deadline_seconds=60, min_rate=1000, grace_seconds=0)
+    assert got == body.getvalue()
 
 
 def test_refuses_size_mismatch(installed_v1: ModelStore, registry: Registry, models: Models,
