@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js
+.PHONY: demo test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js test-compat
 
 help:
 	@echo "make demo   - run the end-to-end tour on the local stack (no AWS account, no Docker)"
@@ -16,6 +16,7 @@ help:
 	@echo "make openapi - regenerate docs/openapi.yaml from the Score resolver (a test checks it)"
 	@echo "make conformance - regenerate the conformance kit in conformance/"
 	@echo "make test-js - run the JavaScript scorer's tests (node --test)"
+	@echo "make test-compat - the parity suite against the oldest supported scikit-learn (own venv)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -37,6 +38,21 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 	$(MAKE) test-js
+
+# The exporter against the oldest supported scikit-learn, in its own venv (make test runs the newest).
+COMPAT := $(VENV)-compat
+COMPAT_PINS := scikit-learn==1.4.* numpy==1.26.* scipy==1.12.* pandas==2.2.*
+COMPAT_TESTS ?= tests/parity tests/unit/test_cli_model.py
+
+$(COMPAT)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT)
+	printf '%s\n' $(COMPAT_PINS) > $(COMPAT)/constraints.txt
+	$(COMPAT)/bin/pip install -q -c $(COMPAT)/constraints.txt -e '.[dev]'
+	touch $@
+
+test-compat: $(COMPAT)/.installed
+	$(COMPAT)/bin/python -c "import sklearn; print('scikit-learn', sklearn.__version__)"
+	$(COMPAT)/bin/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider $(COMPAT_TESTS) $(PYTEST_ARGS)
 
 # The conformance kit (conformance/): documents, rows and scikit-learn's outputs for every model type.
 conformance: $(STAMP)
@@ -68,4 +84,4 @@ bench: $(STAMP)
 	$(PY) bench/run.py --write bench/RESULTS.md
 
 clean:
-	rm -rf $(VENV) $(VENV)-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-sam $(VENV)-compat .aws-sam .pytest_cache .mypy_cache .ruff_cache

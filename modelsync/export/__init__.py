@@ -63,6 +63,17 @@ class ExportContext:
         return convert(est, self)
 
     @staticmethod
+    def refuse_unless(ok: Any, est: Any, attr: str, values: Any, why: str) -> None:
+        """Refuse a fitted ``attr`` whose ``values`` fail ``ok`` (a mask), naming the first bad entry and
+        why: a document the scorer would refuse, or one whose scikit-learn outputs are NaN, is never made."""
+        bad = np.argwhere(~np.asarray(ok, dtype=bool))
+        if bad.size:
+            at = tuple(int(i) for i in bad[0])
+            value = float(np.asarray(values)[at])
+            raise UnsupportedEstimator(f"{type(est).__name__}: fitted {attr}{list(at)} is {value!r}, which "
+                                       f"the document format cannot carry ({why})")
+
+    @staticmethod
     def unsupported(est: Any, param: str, value: Any, supported: Sequence[Any]) -> UnsupportedEstimator:
         return UnsupportedEstimator(
             f"{type(est).__name__}({param}={value!r}) is not supported; supported {param}: "
@@ -84,9 +95,11 @@ def convert(est: Any, ctx: ExportContext) -> dict[str, Any]:
     if fn is None:
         raise UnsupportedEstimator(f"{type(est).__name__} is not supported; supported estimators: "
                                    f"{', '.join(supported_estimators())}")
+    from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
-    check_is_fitted(est)
+    if not isinstance(est, Pipeline):  # its steps are checked one by one (scikit-learn < 1.5 cannot check
+        check_is_fitted(est)           # a Pipeline ending in "passthrough")
     return fn(est, ctx)
 
 
@@ -145,7 +158,13 @@ def _nested_jsonable(values: list[Any]) -> list[Any]:
 
 
 def _task(est: Any) -> str:
-    from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+    from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+
+    try:
+        from sklearn.base import is_clusterer  # scikit-learn >= 1.6
+    except ImportError:  # older releases mark clusterers only by _estimator_type
+        def is_clusterer(e: Any) -> bool:
+            return getattr(e, "_estimator_type", None) == "clusterer"
 
     if is_classifier(est):
         return "classification"

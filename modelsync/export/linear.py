@@ -45,9 +45,7 @@ def dense(a: Any) -> np.ndarray:
 
 
 def check_finite(est: Any, name: str, a: np.ndarray) -> None:
-    if not np.all(np.isfinite(a)):
-        raise UnsupportedEstimator(f"{type(est).__name__}.{name} holds non-finite values; the model cannot "
-                                   "be exported (was the fit diverging?)")
+    ExportContext.refuse_unless(np.isfinite(a), est, name, a, "non-finite: was the fit diverging?")
 
 
 def feature_names(est: Any) -> list[str] | None:

@@ -81,6 +81,7 @@ class Case:
     retype: str | None = None  # the document's type rewritten to this generic alias before loading
     extra: tuple[str, ...] = ()  # estimator methods outside scorer.METHODS compared too (score_samples...)
     test_rows_from_train: int = 0  # training rows appended to the test rows
+    sklearn: tuple[int, int] = (1, 4)  # the oldest scikit-learn that can fit it (make test-compat)
 
 
 def fit(case: Case, X: Any, y: Any) -> Any:
@@ -91,7 +92,8 @@ def fit(case: Case, X: Any, y: Any) -> Any:
 
 
 def _cases(type_name: str, rows: list[tuple[Any, ...]], **kw: Any) -> list[Case]:
-    return [Case(r[0], type_name, r[1], r[2], **kw) for r in rows]
+    """Rows ``(id, make, data)``, or ``(id, make, data, overrides)`` for Case fields of that row alone."""
+    return [Case(r[0], type_name, r[1], r[2], **{**kw, **(r[3] if len(r) > 3 else {})}) for r in rows]
 
 
 
@@ -216,6 +218,7 @@ TREES = [
                 "extra-trees-nan",
                 lambda: ExtraTreesClassifier(n_estimators=4, max_depth=4, random_state=0),
                 "classification_nan",
+                {"sklearn": (1, 6)},  # NaN in extra trees
             ),
         ],
         tol=EXACT,
@@ -338,6 +341,7 @@ TREES = [
                 "iforest-bootstrap-nan",
                 lambda: IsolationForest(n_estimators=6, bootstrap=True, max_features=3, random_state=1),
                 "classification_nan",
+                {"sklearn": (1, 6)},  # NaN in extra trees
             ),
             (
                 "iforest-two-samples",

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sklearn
 
 import scorer
 from scorer.models import _forest
@@ -22,6 +23,14 @@ from scorer.models._forest import bitvector, traversal
 TOL = 1e-9
 EXACT = 0.0  # where a format page promises bit-for-bit parity (trees, boosting probabilities included)
 LAYOUTS = ("auto", "bitvector", "heap", "explicit")
+SKLEARN = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
+
+
+def needs_sklearn(version: tuple[int, int], feature: str) -> pytest.MarkDecorator:
+    """Skip where the installed scikit-learn (``make test-compat``: the oldest supported) lacks a feature
+    the test fits with; the exporter reads every supported release's fitted attributes."""
+    return pytest.mark.skipif(version > SKLEARN, reason=f"{feature} needs scikit-learn >= "
+                              f"{'.'.join(map(str, version))}")
 
 
 def sk_methods(est: Any) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from cases import CASES, Case, fit
-from harness import assert_parity
+from harness import SKLEARN, assert_parity
 
 import scorer
 from modelsync.export import export_model
@@ -51,6 +51,8 @@ def _document(case: Case, est: Any, sample: Any, compact: bool) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case(case: Case, datasets: Any, forest_layouts: Any) -> None:
     assert case.type in registered_types(), f"{case.type}: no family registers it"
+    if case.sklearn > SKLEARN:
+        pytest.skip(f"needs scikit-learn >= {'.'.join(map(str, case.sklearn))}")
     d = datasets(case.data)
     est = fit(case, d.X_train, d.y_train)
     X = d.X_test

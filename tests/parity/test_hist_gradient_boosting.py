@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from harness import assert_parity
+from harness import assert_parity, needs_sklearn
 from sklearn.datasets import load_diabetes, load_iris, load_wine, make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -165,6 +165,10 @@ def string_frame(n_test: int = 40) -> tuple[Any, ...]:
     return split(frame, y, n_test)
 
 
+STRINGS = needs_sklearn((1, 9), "HistGradientBoosting fitted on string columns")
+
+
+@STRINGS
 def test_string_categories_regressor(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = string_frame()
     est = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(X_train, y_train)
@@ -175,6 +179,7 @@ def test_string_categories_regressor(forest_layouts: Callable[[str], Iterator[sc
     assert cats == {1: ["amber", "blue", "green", "grey", "red"], 3: ["L", "M", "S"]}
 
 
+@STRINGS
 def test_string_categories_classifier_unknown_values(
     forest_layouts: Callable[[str], Iterator[scorer.Model]],
 ) -> None:
@@ -198,6 +203,7 @@ def test_string_categories_classifier_unknown_values(
     np.testing.assert_array_equal(model.decision_function(rows), est.decision_function(frame))
 
 
+@STRINGS
 def test_many_leaves_with_categories(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     """Categorical splits in the traversal layouts (trees of more than 64 leaves)."""
     X_train, X_test, y_train, _ = string_frame()
@@ -235,6 +241,7 @@ def _categorical_split(doc: dict[str, Any]) -> tuple[int, int]:
     raise AssertionError("no categorical split")
 
 
+@STRINGS
 def test_corrupted_categorical_documents(categorical_doc: dict[str, Any]) -> None:
     t, node = _categorical_split(categorical_doc)
     cases = []

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from harness import TOL, assert_parity
+from harness import TOL, assert_parity, needs_sklearn
 from sklearn.linear_model import (
     HuberRegressor,
     LinearRegression,
@@ -26,11 +26,12 @@ import scorer
 from modelsync.export import UnsupportedEstimator, export_model
 
 
-@pytest.mark.parametrize(("make", "shape"), [(LinearRegression, (40, 1)), (Ridge, (40,))])
-def test_regressor_keeps_single_column_target_shape(make: Any, shape: tuple[int, ...], datasets: Any,
-                                                    roundtrip: Any) -> None:
+@pytest.mark.parametrize("make", [LinearRegression, Ridge])
+def test_regressor_keeps_single_column_target_shape(make: Any, datasets: Any, roundtrip: Any) -> None:
     d = datasets("regression")
     est = make().fit(d.X_train, d.y_train.reshape(-1, 1))  # LinearRegression keeps (1, p) coef, Ridge ravels
+    shape = (40, 1) if est.coef_.ndim == 2 else (40,)  # (Ridge ravels since scikit-learn 1.5 or so)
+    assert make is Ridge or shape == (40, 1)
     _, model = roundtrip(est, d.X_test)
     assert est.predict(d.X_test).shape == model.predict(d.X_test).shape == shape
     np.testing.assert_allclose(model.predict(d.X_test), est.predict(d.X_test), rtol=0, atol=TOL)
@@ -114,6 +115,7 @@ def test_no_predict_proba_where_sklearn_has_none(datasets: Any, roundtrip: Any) 
         rmodel.decision_function(d.X_test)
 
 
+@needs_sklearn((1, 9), "LogisticRegression keeping float32 coefficients")
 def test_float32_fitted_models_match_for_float64_inputs(datasets: Any, roundtrip: Any) -> None:
     d = datasets("iris")
     est = LogisticRegression(max_iter=1000).fit(d.X_train.astype(np.float32), d.y_train)

@@ -125,3 +125,45 @@ def test_corrupted_nodes(datasets: Any) -> None:
     bad = copy.deepcopy(bern)
     bad["estimator"]["class_log_prior"] = scorer.encode_array(np.array([np.nan, -1.0, -1.0]))
     assert _pointer(bad) == "/estimator/class_log_prior/0"
+
+
+def _counts() -> tuple[np.ndarray, np.ndarray]:
+    """Poisson counts, 3 classes; feature 1 is never seen in class 0 and feature 2 only in class 0."""
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = rng.poisson(2.0, size=(60, 3)).astype(np.float64) + 1
+    X[y == 0, 1] = 0
+    X[y != 0, 2] = 0
+    return X, y
+
+
+@pytest.mark.parametrize(("make", "cols", "attr", "reason"), [
+    (lambda: ComplementNB(norm=True), [0], "feature_log_prob_", "norm=True with a single feature"),
+    (lambda: ComplementNB(alpha=0.0, force_alpha=True), None, "feature_log_prob_", "alpha of 0"),
+    (lambda: MultinomialNB(alpha=0.0, force_alpha=True), None, "feature_log_prob_", "alpha of 0"),
+    (lambda: BernoulliNB(alpha=0.0, force_alpha=True), None, "feature_log_prob_", "alpha of 0"),
+    (lambda: GaussianNB(var_smoothing=0.0), None, "var_", "var_smoothing=0"),
+])
+def test_non_finite_fitted_values_are_refused(make: Any, cols: list[int] | None, attr: str,
+                                              reason: str) -> None:
+    """sklearn's fitted values hold NaN/inf (or a 0 variance): refused at export, naming why, never a
+    document the scorer refuses; scikit-learn's own outputs for such models are NaN on some rows."""
+    X, y = _counts()
+    X = X[:, cols] if cols else X
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = make().fit(X, y)
+    assert not np.all(np.isfinite(getattr(est, attr)) & (getattr(est, attr) != 0))  # the data do it
+    with pytest.raises(UnsupportedEstimator, match=rf"fitted {attr}\[.*{reason}"):
+        export_model(est, X, name="nb", feature_names=[f"x{i}" for i in range(X.shape[1])])
+
+
+@pytest.mark.parametrize("make", [lambda: ComplementNB(), lambda: ComplementNB(alpha=1e-10),
+                                  lambda: MultinomialNB(alpha=1e-10), lambda: BernoulliNB(alpha=1e-10)])
+@pytest.mark.parametrize("one_feature", [True, False])
+def test_edge_fits_that_stay_finite_export_and_load(make: Any, one_feature: bool, roundtrip: Any) -> None:
+    """One count feature, or a tiny alpha on unseen counts: finite log-probabilities, exact parity."""
+    X, y = _counts()
+    X = X[:, :1] if one_feature else X
+    est = make().fit(X, y)
+    _, model = roundtrip(est, X)
+    assert_parity(est, X, model)

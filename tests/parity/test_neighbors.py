@@ -209,3 +209,44 @@ def test_rejects_nan_input() -> None:
     model = scorer.load_model(_doc(KNeighborsClassifier(n_neighbors=3).fit(X, y), X[:5]))
     with pytest.raises(scorer.InvalidInput, match="row 0"):
         model.predict([[np.nan, 1.0, 2.0]])
+
+
+def _tie_heavy(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if kind == "integers":
+        X = rng.integers(0, 4, size=(n, 3)).astype(np.float64)
+    elif kind == "duplicated_rows":
+        X = np.repeat(rng.normal(size=(n // 4, 2)), 4, axis=0)
+    else:  # one integer feature
+        X = rng.integers(0, 10, size=(n, 1)).astype(np.float64)
+    return X, rng.integers(0, 3, size=n)
+
+
+@pytest.mark.parametrize("algorithm", ["brute", "kd_tree", "ball_tree"])
+@pytest.mark.parametrize("kind", ["integers", "duplicated_rows", "one_feature"])
+def test_tie_heavy_data_agree_where_the_kth_distance_is_not_tied(kind: str, algorithm: str,
+                                                                 roundtrip: Any) -> None:
+    """Tied distances inside the k nearest: every row agrees, every algorithm, metric and weighting.
+
+    Rows whose k-th and (k+1)-th distances are equal are left out: which tied rows scikit-learn keeps
+    there depends on its search (see docs/format/neighbors.md, *Ties*), and the format keeps the lowest
+    training-row indices.
+    """
+    X, y = _tie_heavy(kind, 120, 0)
+    queries = np.vstack([_tie_heavy(kind, 60, 1)[0], X[:30]])  # training rows too: distance-0 ties
+    tied_inside = checked = 0
+    for metric, k, weights in [("euclidean", 4, "uniform"), ("manhattan", 3, "distance"),
+                               ("chebyshev", 7, "distance"), ("euclidean", 1, "uniform")]:
+        for est in (KNeighborsClassifier(n_neighbors=k, weights=weights, metric=metric, algorithm=algorithm),
+                    KNeighborsRegressor(n_neighbors=k, weights=weights, metric=metric, algorithm=algorithm)):
+            est.fit(X, y if isinstance(est, KNeighborsClassifier) else y * 1.7)
+            dist, _ = est.kneighbors(queries, n_neighbors=k + 1)
+            keep = dist[:, k] > dist[:, k - 1]
+            rows = queries[keep]
+            if not len(rows):
+                continue
+            checked += len(rows)
+            tied_inside += int(np.sum(np.any(dist[keep, 1:k] == dist[keep, :k - 1], axis=1)))
+            _, model = roundtrip(est, rows)
+            assert_parity(est, rows, model)
+    assert checked >= 20 and tied_inside > 0  # the rows kept do hold tied neighbours

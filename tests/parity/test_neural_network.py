@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import TOL, assert_parity
+from harness import TOL, assert_parity, needs_sklearn
 from sklearn.datasets import load_digits, make_multilabel_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -90,6 +90,7 @@ def test_regressor(activation: str, datasets: Any, roundtrip: Any) -> None:
     np.testing.assert_allclose(got, est.predict(Xte), rtol=0, atol=TOL)
 
 
+@needs_sklearn((1, 9), "MLPRegressor(loss=...)")
 def test_regressor_multi_output_and_poisson(datasets: Any, roundtrip: Any) -> None:
     ds = datasets("regression_multi")
     y_scale = np.abs(ds.y_train).max()

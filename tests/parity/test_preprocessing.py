@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from harness import TOL
+from harness import SKLEARN, TOL
 from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import (
@@ -67,7 +67,7 @@ SCALERS = [
     ("min_max", lambda: MinMaxScaler(feature_range=(-2, 3))),
     ("min_max_clip", lambda: MinMaxScaler(clip=True)),
     ("max_abs", lambda: MaxAbsScaler()),
-    ("max_abs_clip", lambda: MaxAbsScaler(clip=True)),
+    *([("max_abs_clip", lambda: MaxAbsScaler(clip=True))] if SKLEARN >= (1, 9) else []),
     ("robust", lambda: RobustScaler(quantile_range=(10.0, 90.0))),
     ("robust_no_center", lambda: RobustScaler(with_centering=False)),
 ]
@@ -159,7 +159,8 @@ def test_simple_imputer_numeric(strategy: str, keep_empty: bool, indicator: bool
     doc, model = roundtrip(est, Xte)
     assert_same(model.transform(Xte), want)
     stats = doc["estimator"]["statistics"]
-    assert (stats[2] is None) == (not keep_empty)
+    # an all-NaN column is dropped unless keep_empty_features (scikit-learn < 1.6 keeps it for constant)
+    assert (stats[2] is None) == (not keep_empty and (strategy != "constant" or SKLEARN >= (1, 6)))
 
 
 def test_simple_imputer_custom_missing_value(datasets: Any, roundtrip: Any) -> None:
@@ -231,7 +232,8 @@ OHE = [
     ("infrequent_ignore", {"sparse_output": False, "max_categories": 2, "handle_unknown": "ignore"}),
     ("infrequent_drop_first", {"sparse_output": False, "max_categories": 3, "drop": "first",
                                "handle_unknown": INFREQ}),
-    ("warn", {"sparse_output": False, "max_categories": 3, "handle_unknown": "warn"}),
+    *([("warn", {"sparse_output": False, "max_categories": 3, "handle_unknown": "warn"})]
+      if SKLEARN >= (1, 6) else []),
     ("all_infrequent", {"sparse_output": False, "max_categories": 1, "handle_unknown": INFREQ}),
 ]
 

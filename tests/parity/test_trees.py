@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import EXACT, assert_parity
+from harness import EXACT, assert_parity, needs_sklearn
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -124,6 +124,7 @@ def test_string_labels_and_binary(forest_layouts: Callable[[str], Iterator[score
     check_roundtrip(est, X_train, X_test, forest_layouts)
 
 
+@needs_sklearn((1, 6), "ExtraTrees fitted on NaN")
 def test_regressor_with_nans(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, y_train, _ = diabetes()
     X_train, X_test = with_nans(X_train, 0.15, 1), with_nans(X_test, 0.15, 2)
@@ -202,6 +203,7 @@ def test_gradient_boosting_unsupported_init() -> None:
 # -- isolation forest --------------------------------------------------------------------------------
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # scikit-learn's own cast
+@needs_sklearn((1, 6), "IsolationForest scoring NaN")
 def test_isolation_forest_accepts_infinities(forest_layouts: Callable[[str], Iterator[scorer.Model]]) -> None:
     X_train, X_test, _, _ = iris()
     est = IsolationForest(n_estimators=5, random_state=0).fit(X_train)
