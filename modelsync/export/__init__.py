@@ -24,7 +24,7 @@ CONVERTERS: dict[type, Converter] = {}
 DEFAULT_TEST_VECTORS = 25
 
 _FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-             "naive_bayes", "neural_network", "cluster")
+             "naive_bayes", "neural_network", "cluster", "transforms")
 
 
 class UnsupportedEstimator(ValueError):
