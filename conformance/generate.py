@@ -941,6 +941,74 @@ def _pipe_pass() -> Any:
     return m, _pick(X, 6), {"transform": DEFAULT}
 
 
+# ---------------------------------------------------------------- more transformers (docs/format/transforms.md)
+@case("function_transformer_log1p_then_clip", "whitelisted numpy functions; NaN passes through")
+def _func() -> Any:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, _ = _diabetes(4)
+    m = make_pipeline(FunctionTransformer(np.abs), FunctionTransformer(np.log1p),
+                      FunctionTransformer(np.clip, kw_args={"a_min": 0.01, "a_max": 0.1})).fit(X)
+    return m, _prep_x(), {"transform": EXP}
+
+
+@case("select_columns_selectors", "VarianceThreshold then SelectKBest in a pipeline")
+def _select() -> Any:
+    from sklearn.feature_selection import SelectKBest, VarianceThreshold
+    from sklearn.pipeline import make_pipeline
+
+    X, y = _diabetes(5)
+    m = make_pipeline(VarianceThreshold(0.0), SelectKBest(k=3)).fit(X, y)
+    return m, _pick(X, 8), {"transform": EXACT}
+
+
+@case("power_transformer_yeo_johnson_nan", "standardized; NaN passes through")
+def _power() -> Any:
+    from sklearn.preprocessing import PowerTransformer
+
+    X, _ = _diabetes(4)
+    return PowerTransformer().fit(X), _prep_x(), {"transform": EXP}
+
+
+@case("power_transformer_box_cox", "not standardized; zero is an input error")
+def _boxcox() -> Any:
+    from sklearn.preprocessing import PowerTransformer
+
+    X, _ = _iris()[:2]
+    m = PowerTransformer(method="box-cox", standardize=False).fit(X)
+    return m, _pick(X, 8), {"transform": EXP}, {"errors": [([0.0, 1.0, 1.0, 1.0], X.columns[0])]}
+
+
+@case("kbins_discretizer_quantile_onehot", "one column per bin")
+def _kbins() -> Any:
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    X, _ = _diabetes(3)
+    m = KBinsDiscretizer(n_bins=4, strategy="quantile", encode="onehot-dense").fit(X)
+    return m, _pick(X, 10), {"transform": EXACT}
+
+
+@case("kbins_discretizer_uniform_ordinal")
+def _kbins_ord() -> Any:
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    X, _ = _diabetes(3)
+    m = KBinsDiscretizer(n_bins=5, strategy="uniform", encode="ordinal").fit(X.iloc[:200])
+    return m, _pick(X, 10), {"transform": EXACT}
+
+
+@case("quantile_transformer_uniform_ties", "repeated quantiles: np.interp forwards and backwards averaged")
+def _quant() -> Any:
+    from sklearn.preprocessing import QuantileTransformer
+
+    X, _, _ = _iris()
+    m = QuantileTransformer(n_quantiles=40).fit(X)
+    rows = _with_nan(_pick(X, 12), [(3, 1)])
+    rows.iloc[4] = [4.0, 2.0, 7.5, 0.3]  # below / above the fitted range
+    return m, rows, {"transform": DEFAULT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from harness import EXACT, TOL
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
@@ -31,6 +32,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectFromModel, SelectKBest, VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import (
     ElasticNet,
@@ -49,14 +51,19 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     Binarizer,
+    FunctionTransformer,
+    KBinsDiscretizer,
     MaxAbsScaler,
     MinMaxScaler,
     Normalizer,
     OneHotEncoder,
     OrdinalEncoder,
     PolynomialFeatures,
+    PowerTransformer,
+    QuantileTransformer,
     RobustScaler,
     StandardScaler,
+    TargetEncoder,
 )
 from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR, OneClassSVM
 from sklearn.tree import (
@@ -503,4 +510,28 @@ OTHERS = [
     ),
 ]
 
-CASES: list[Case] = LINEAR + TREES + OTHERS
+# More transformers (docs/format/transforms.md); TargetEncoder is written with existing types.
+TRANSFORMS = [
+    Case("function-log1p", "function_transformer", lambda: FunctionTransformer(np.log1p), "wine",
+         unsupervised=True),
+    Case("function-clip-nan", "function_transformer",
+         lambda: FunctionTransformer(np.clip, kw_args={"a_min": -1.0, "a_max": 1.5}), "classification_nan",
+         unsupervised=True),
+    Case("variance-threshold", "select_columns", lambda: VarianceThreshold(1.0), "classification_nan",
+         unsupervised=True),
+    Case("select-k-best", "select_columns", lambda: SelectKBest(k=5), "wine"),
+    Case("select-from-model", "select_columns", lambda: SelectFromModel(Lasso(alpha=1.0)), "diabetes"),
+    Case("power-yeo-johnson-nan", "power_transformer", PowerTransformer, "classification_nan",
+         unsupervised=True),
+    Case("power-box-cox", "power_transformer", lambda: PowerTransformer(method="box-cox"), "wine",
+         unsupervised=True),
+    *[Case(f"kbins-{s}-{e}", "kbins_discretizer", lambda s=s, e=e: KBinsDiscretizer(
+        n_bins=5, strategy=s, encode=e), "wine", unsupervised=True)
+      for s, e in (("uniform", "ordinal"), ("quantile", "onehot"), ("kmeans", "onehot-dense"))],
+    Case("quantile-uniform-nan", "quantile_transformer", lambda: QuantileTransformer(n_quantiles=60),
+         "classification_nan", unsupervised=True),
+    Case("target-encoder-multiclass", "column_transformer", lambda: TargetEncoder(random_state=0),
+         "mixed_categories"),
+]
+
+CASES: list[Case] = LINEAR + TREES + OTHERS + TRANSFORMS

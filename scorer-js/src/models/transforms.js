@@ -1,0 +1,188 @@
+// More transformers (docs/format/transforms.md): whitelisted numpy functions, column selection, power and
+// quantile transforms, binning. Every one has `transform` only.
+import { InvalidInput } from "../errors.js";
+import { decodeArray, register } from "../context.js";
+import { numeric } from "./common.js";
+import { Transformer } from "./preprocessing.js";
+
+const EPS = 2.220446049250313e-16;
+const MAX_OUTPUT_COLUMNS = 1_000_000;
+
+// The whitelist of scorer/_numpy_funcs.py (clip takes constants).
+const FUNCS = {
+  log: Math.log,
+  log1p: Math.log1p,
+  exp: Math.exp,
+  expm1: Math.expm1,
+  sqrt: Math.sqrt,
+  abs: Math.abs,
+  square: (v) => v * v,
+};
+
+function optionalNumber(node, ctx, key) {
+  return !ctx.has(node, key) || node[key] === null ? null : ctx.number(node, key);
+}
+
+class FunctionTransformer extends Transformer {
+  constructor(node, ctx) {
+    super(node, ctx);
+    this.func = !ctx.has(node, "func") || node.func === null ? null
+      : ctx.string(node, "func", undefined, [...Object.keys(FUNCS), "clip"]);
+    this.lo = -Infinity;
+    this.hi = Infinity;
+    if (this.func === "clip") {
+      const lo = optionalNumber(node, ctx, "min");
+      const hi = optionalNumber(node, ctx, "max");
+      if (lo !== null && hi !== null && lo > hi) throw ctx.fail("must be <= max", "min");
+      if (lo !== null) this.lo = lo;
+      if (hi !== null) this.hi = hi;
+    }
+    this.allowNan = ctx.boolean(node, "allow_nan", true);
+  }
+  transform(X) {
+    const { func, lo, hi } = this;
+    const f = func === null ? (v) => v
+      : func === "clip" ? (v) => (Number.isNaN(v) ? v : Math.min(Math.max(v, lo), hi)) : FUNCS[func];
+    return numeric(X, this, { nan: this.allowNan }).map((x) => Array.from(x, f));
+  }
+}
+
+class SelectColumns extends Transformer {
+  constructor(node, ctx) {
+    super(node, ctx);
+    const n = this.nFeaturesIn;
+    this.columns = Array.from(ctx.array(node, "columns", { dtype: "int", ndim: 1 }).data, Number);
+    if (this.columns.some((c, i) => c < 0 || c >= n || (i > 0 && c <= this.columns[i - 1]))) {
+      throw ctx.fail(`must be increasing column indices in [0, ${n})`, "columns");
+    }
+    this.allowNan = ctx.boolean(node, "allow_nan", false);
+    this.nFeaturesOut = this.columns.length;
+  }
+  transform(X) {
+    return numeric(X, this, { nan: this.allowNan }).map((x) => this.columns.map((c) => x[c]));
+  }
+}
+
+/** scipy.special.boxcox */
+function boxCox(x, l) {
+  return Math.abs(l) < 1e-19 ? Math.log(x) : Math.expm1(l * Math.log(x)) / l;
+}
+
+/** scipy.stats.yeojohnson with a given lambda (NaN takes the negative branch: NaN out). */
+function yeoJohnson(x, l) {
+  if (x >= 0) return Math.abs(l) < EPS ? Math.log1p(x) : Math.expm1(l * Math.log1p(x)) / l;
+  return Math.abs(l - 2) > EPS ? -Math.expm1((2 - l) * Math.log1p(-x)) / (2 - l) : -Math.log1p(-x);
+}
+
+class PowerTransformer extends Transformer {
+  constructor(node, ctx) {
+    super(node, ctx);
+    this.method = ctx.string(node, "method", undefined, ["yeo-johnson", "box-cox"]);
+    this.lambdas = this.vector(node, ctx, "lambdas");
+    this.mean = this.vector(node, ctx, "mean", { optional: true });
+    this.scale = this.vector(node, ctx, "scale", { optional: true, nonzero: true });
+  }
+  transform(X) {
+    const box = this.method === "box-cox";
+    const rows = numeric(X, this, { nan: true });
+    if (box) {
+      rows.forEach((x, r) => x.forEach((v, j) => {
+        if (v <= 0) throw new InvalidInput(`row ${r}, ${this.columnName(j)}: Box-Cox needs strictly positive values`, r, this.columnName(j));
+      }));
+    }
+    return rows.map((x) => Array.from(x, (v, j) => {
+      let y = box ? boxCox(v, this.lambdas[j]) : yeoJohnson(v, this.lambdas[j]);
+      if (this.mean) y -= this.mean[j];
+      if (this.scale) y /= this.scale[j];
+      return y;
+    }));
+  }
+}
+
+/** Inner edges of each feature (all but the first and the last of its bin edges). */
+class KBinsDiscretizer extends Transformer {
+  constructor(node, ctx) {
+    super(node, ctx);
+    const n = this.nFeaturesIn;
+    const raw = ctx.get(node, "bin_edges", ["array"]);
+    if (raw.length !== n) throw ctx.fail(`expected ${n} arrays (one per input column), got ${raw.length}`, "bin_edges");
+    this.edges = raw.map((r, i) => {
+      const e = decodeArray(r, ctx.child("bin_edges", i), { ndim: 1 }).data;
+      if (e.length < 2 || e.some((v, k) => k > 0 && v < e[k - 1])) throw ctx.fail("must be at least 2 non-decreasing numbers", "bin_edges", i);
+      return e.slice(1, e.length - 1);
+    });
+    this.encode = ctx.string(node, "encode", undefined, ["ordinal", "onehot"]);
+    this.offsets = [0];
+    for (const e of this.edges) this.offsets.push(this.offsets[this.offsets.length - 1] + e.length + 1);
+    if (this.offsets[n] > MAX_OUTPUT_COLUMNS) throw ctx.fail(`more than ${MAX_OUTPUT_COLUMNS} output columns`, "bin_edges");
+    this.nFeaturesOut = this.encode === "ordinal" ? n : this.offsets[n];
+  }
+  transform(X) {
+    return numeric(X, this).map((x) => {
+      const codes = Array.from(x, (v, j) => upperBound(this.edges[j], v));
+      if (this.encode === "ordinal") return codes;
+      const out = new Array(this.nFeaturesOut).fill(0);
+      codes.forEach((c, j) => { out[this.offsets[j] + c] = 1; });
+      return out;
+    });
+  }
+}
+
+/** Number of elements of the sorted `a` that are <= v (numpy's searchsorted side="right"). */
+function upperBound(a, v) {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid] <= v) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** numpy's interp for a finite x and increasing xp (same branches, same arithmetic). */
+function interp(x, xp, fp) {
+  const n = xp.length;
+  if (x < xp[0]) return fp[0];
+  if (x > xp[n - 1]) return fp[n - 1];
+  const j = upperBound(xp, x) - 1;
+  if (j === n - 1 || xp[j] === x) return fp[j];
+  const slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+  let y = slope * (x - xp[j]) + fp[j];
+  if (Number.isNaN(y)) {
+    y = slope * (x - xp[j + 1]) + fp[j + 1];
+    if (Number.isNaN(y) && fp[j] === fp[j + 1]) y = fp[j];
+  }
+  return y;
+}
+
+class QuantileTransformer extends Transformer {
+  constructor(node, ctx) {
+    super(node, ctx);
+    const n = this.nFeaturesIn;
+    this.references = ctx.array(node, "references", { ndim: 1 }).data;
+    const k = this.references.length;
+    if (k < 2 || this.references.some((v, i) => i > 0 && v < this.references[i - 1])) throw ctx.fail("must be at least 2 non-decreasing numbers", "references");
+    const q = ctx.array(node, "quantiles", { ndim: 2, shape: [k, n] }).rows();
+    this.quantiles = Array.from({ length: n }, (_, j) => Float64Array.from(q, (row) => row[j]));
+    if (this.quantiles.some((c) => c.some((v, i) => i > 0 && v < c[i - 1]))) throw ctx.fail("each column must be non-decreasing", "quantiles");
+    this.output = ctx.string(node, "output_distribution", undefined, ["uniform"]);
+    const rev = (a) => Float64Array.from(a, (_, i) => -a[a.length - 1 - i]);
+    this.negQuantiles = this.quantiles.map(rev);
+    this.negReferences = rev(this.references);
+  }
+  transform(X) {
+    return numeric(X, this, { nan: true }).map((x) => Array.from(x, (v, j) => {
+      const q = this.quantiles[j];
+      if (Number.isNaN(v)) return v;
+      if (v === q[0]) return 0;
+      if (v === q[q.length - 1]) return 1;
+      return 0.5 * (interp(v, q, this.references) - interp(-v, this.negQuantiles[j], this.negReferences));
+    }));
+  }
+}
+
+register(["function_transformer"], (n, c) => new FunctionTransformer(n, c));
+register(["select_columns"], (n, c) => new SelectColumns(n, c));
+register(["power_transformer"], (n, c) => new PowerTransformer(n, c));
+register(["kbins_discretizer"], (n, c) => new KBinsDiscretizer(n, c));
+register(["quantile_transformer"], (n, c) => new QuantileTransformer(n, c));
