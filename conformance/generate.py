@@ -941,7 +941,7 @@ def _pipe_pass() -> Any:
     return m, _pick(X, 6), {"transform": DEFAULT}
 
 
-# ---------------------------------------------------------------- more transformers (docs/format/transforms.md)
+# ---------------------------------------------------------------- transforms (docs/format/transforms.md)
 @case("function_transformer_log1p_then_clip", "whitelisted numpy functions; NaN passes through")
 def _func() -> Any:
     from sklearn.pipeline import make_pipeline

@@ -45,7 +45,7 @@ def _allow_nan(est: Any) -> bool:
 def _number(est: Any, what: str, v: Any) -> float | None:
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v):
         raise UnsupportedEstimator(f"{type(est).__name__}: {what}={v!r} must be a finite number or None")
     return float(v)
 

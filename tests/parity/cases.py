@@ -530,7 +530,7 @@ TRANSFORMS = [
       for s, e in (("uniform", "ordinal"), ("quantile", "onehot"), ("kmeans", "onehot-dense"))],
     Case("quantile-uniform-nan", "quantile_transformer", lambda: QuantileTransformer(n_quantiles=60),
          "classification_nan", unsupervised=True),
-    Case("target-encoder-multiclass", "column_transformer", lambda: TargetEncoder(random_state=0),
+    Case("target-encoder-multiclass", "column_transformer", lambda: TargetEncoder(),
          "mixed_categories"),
 ]
 
