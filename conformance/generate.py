@@ -1009,6 +1009,44 @@ def _quant() -> Any:
     return m, rows, {"transform": DEFAULT}
 
 
+# ---------------------------------------------------------------- discriminant analysis
+@case("linear_discriminant_analysis_svd", "three classes: softmax; transform projects on 2 components")
+def _lda() -> Any:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    X, _, labels = _iris()
+    return LinearDiscriminantAnalysis().fit(X, labels), _pick(X, 10), \
+        {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT, "transform": DEFAULT}
+
+
+@case("linear_discriminant_analysis_eigen_binary", "two classes: expit; shrinkage")
+def _lda_bin() -> Any:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    X, _, labels = _cancer(4)
+    m = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.2).fit(X, labels)
+    return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT,
+                             "transform": DEFAULT}
+
+
+@case("quadratic_discriminant_analysis", "per-class rotations and scalings")
+def _qda() -> Any:
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    X, _, labels = _iris()
+    m = QuadraticDiscriminantAnalysis(reg_param=0.01).fit(X, labels)
+    return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
+@case("quadratic_discriminant_analysis_binary", "two classes: decision = score1 - score0")
+def _qda_bin() -> Any:
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    X, _, labels = _cancer(4)
+    m = QuadraticDiscriminantAnalysis().fit(X, labels)
+    return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
 # ---------------------------------------------------------------- documents other producers write
 Built = tuple[str, dict[str, Any], dict[str, float], str]
 

@@ -24,7 +24,8 @@ CONVERTERS: dict[type, Converter] = {}
 DEFAULT_TEST_VECTORS = 25
 
 _FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-             "naive_bayes", "neural_network", "cluster", "transforms")
+             "naive_bayes", "neural_network", "cluster", "transforms",
+             "discriminant_analysis")
 
 
 class UnsupportedEstimator(ValueError):

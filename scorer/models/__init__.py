@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 
 FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-            "naive_bayes", "neural_network", "cluster", "transforms")
+            "naive_bayes", "neural_network", "cluster", "transforms",
+            "discriminant_analysis")
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
@@ -33,6 +34,8 @@ TYPE_FAMILIES: dict[str, str] = {
     "k_means": "cluster",
     **dict.fromkeys(("function_transformer", "select_columns", "power_transformer", "kbins_discretizer",
                      "quantile_transformer"), "transforms"),
+    **dict.fromkeys(("linear_discriminant_analysis", "quadratic_discriminant_analysis"),
+                    "discriminant_analysis"),
 }
 
 

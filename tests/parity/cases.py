@@ -19,6 +19,7 @@ from harness import EXACT, TOL
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -532,6 +533,13 @@ TRANSFORMS = [
          "classification_nan", unsupervised=True),
     Case("target-encoder-multiclass", "column_transformer", lambda: TargetEncoder(),
          "mixed_categories"),
+    Case("lda-svd", "linear_discriminant_analysis", LinearDiscriminantAnalysis, "wine"),
+    Case("lda-eigen-binary", "linear_discriminant_analysis",
+         lambda: LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.1), "breast_cancer"),
+    Case("qda", "quadratic_discriminant_analysis", lambda: QuadraticDiscriminantAnalysis(reg_param=0.01),
+         "wine"),
+    Case("qda-binary", "quadratic_discriminant_analysis",
+         lambda: QuadraticDiscriminantAnalysis(reg_param=0.05), "binary"),
 ]
 
 CASES: list[Case] = LINEAR + TREES + OTHERS + TRANSFORMS

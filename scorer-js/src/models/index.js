@@ -9,3 +9,4 @@ import "./naive_bayes.js";
 import "./neural_network.js";
 import "./cluster.js";
 import "./transforms.js";
+import "./discriminant_analysis.js";
