@@ -1009,6 +1009,42 @@ def _quant() -> Any:
     return m, rows, {"transform": DEFAULT}
 
 
+@case("spline_transformer_cubic_linear", "cubic B-splines, linear extrapolation beyond the knots")
+def _spline() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(2)
+    m = SplineTransformer(n_knots=4, degree=3, extrapolation="linear").fit(X.iloc[:150])
+    return m, _pick(X, 12), {"transform": DEFAULT}
+
+
+@case("spline_transformer_periodic_no_bias", "periodic, include_bias=False")
+def _spline_periodic() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(2)
+    m = SplineTransformer(n_knots=5, degree=2, extrapolation="periodic", include_bias=False).fit(X.iloc[:150])
+    return m, _pick(X, 12), {"transform": DEFAULT}
+
+
+@case("spline_transformer_constant_quantile_knots")
+def _spline_constant() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(2)
+    m = SplineTransformer(n_knots=4, degree=2, knots="quantile", extrapolation="constant").fit(X.iloc[:150])
+    return m, _pick(X, 12), {"transform": DEFAULT}
+
+
+@case("spline_transformer_continue_missing_zeros", "continue extrapolation; NaN -> zeros (handle_missing)")
+def _spline_nan() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(4)
+    m = SplineTransformer(n_knots=3, degree=3, extrapolation="continue", handle_missing="zeros")
+    return m.fit(X.iloc[:150]), _prep_x(), {"transform": DEFAULT}
+
+
 # ---------------------------------------------------------------- discriminant analysis
 @case("linear_discriminant_analysis_svd", "three classes: softmax; transform projects on 2 components")
 def _lda() -> Any:

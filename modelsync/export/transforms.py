@@ -20,6 +20,7 @@ from sklearn.preprocessing import (
     KBinsDiscretizer,
     PowerTransformer,
     QuantileTransformer,
+    SplineTransformer,
     TargetEncoder,
 )
 
@@ -145,3 +146,20 @@ def target_encoder(est: Any, ctx: ExportContext) -> dict[str, Any]:
               "estimator": encoder(e // k, enc, float(means[e % k]), False)}
              for e, enc in enumerate(est.encodings_)]
     return {"type": "column_transformer", "n_features_in": n, "transformers": parts}
+
+
+@converter(SplineTransformer)
+def spline_transformer(est: Any, ctx: ExportContext) -> dict[str, Any]:
+    if est.extrapolation == "linear" and est.degree <= 1 and est.n_features_in_ > 1:
+        raise UnsupportedEstimator(
+            "SplineTransformer(extrapolation='linear', degree<=1) with more than one feature is not "
+            "supported: scikit-learn's transform raises the degree it uses for every column after the "
+            "first (its outputs depend on the column order); use degree >= 2 or one SplineTransformer "
+            "per column")
+    node = base_node(est, "spline_transformer")
+    node["degree"] = int(est.degree)
+    node["knots"] = [_vector(est, "knots", spl.t, ctx) for spl in est.bsplines_]
+    node["extrapolation"] = est.extrapolation
+    node["include_bias"] = bool(est.include_bias)
+    node["handle_missing"] = getattr(est, "handle_missing", "error")
+    return node

@@ -33,7 +33,7 @@ TYPE_FAMILIES: dict[str, str] = {
     **dict.fromkeys(("mlp_classifier", "mlp_regressor"), "neural_network"),
     "k_means": "cluster",
     **dict.fromkeys(("function_transformer", "select_columns", "power_transformer", "kbins_discretizer",
-                     "quantile_transformer"), "transforms"),
+                     "quantile_transformer", "spline_transformer"), "transforms"),
     **dict.fromkeys(("linear_discriminant_analysis", "quadratic_discriminant_analysis"),
                     "discriminant_analysis"),
 }

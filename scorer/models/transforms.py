@@ -237,3 +237,132 @@ class QuantileTransformer(Transformer):
             col[lower] = 0.0
         return out
 
+
+
+# -- B-splines ----------------------------------------------------------------------------------
+
+def bspline_basis(t: np.ndarray, k: int, x: np.ndarray, extrapolate: bool, nu: int = 0) -> np.ndarray:
+    """scipy's BSpline with an identity coefficient matrix: the ``len(t) - k - 1`` basis functions (or
+    their ``nu``-th derivative) at each ``x``; NaN rows where ``x`` is NaN or outside ``[t[k], t[n]]``
+    without ``extrapolate`` (scipy's find_interval and _deBoor_D, same arithmetic)."""
+    n = t.size - k - 1
+    out = np.full((x.size, n), np.nan)
+    ok = ~np.isnan(x)
+    if not extrapolate:
+        ok &= (x >= t[k]) & (x <= t[n])
+    xs = x[ok]
+    ell = np.clip(np.searchsorted(t, xs, side="right") - 1, k, n - 1)
+    h = np.zeros((xs.size, k + 1))
+    h[:, 0] = 1.0
+    for j in range(1, k + 1):
+        hh = h[:, :j].copy()
+        h[:, 0] = 0.0
+        deriv = j > k - nu
+        for m in range(1, j + 1):
+            xb, xa = t[ell + m], t[ell + m - j]
+            same = xb == xa
+            with np.errstate(all="ignore"):
+                if deriv:
+                    w = np.where(same, 0.0, j * hh[:, m - 1] / (xb - xa))
+                    h[:, m - 1] -= w
+                else:
+                    w = np.where(same, 0.0, hh[:, m - 1] / (xb - xa))
+                    h[:, m - 1] += w * (xb - xs)
+                    w = w * (xs - xa)
+            h[:, m] = w
+    if nu > k:  # a derivative of higher order than the degree is zero
+        h[:] = 0.0
+    rows = np.flatnonzero(ok)
+    vals = np.zeros((xs.size, n))
+    for a in range(k + 1):
+        vals[np.arange(xs.size), ell + a - k] += h[:, a]
+    out[rows] = vals
+    return out
+
+
+@register("spline_transformer")
+class SplineTransformer(Transformer):
+    """scikit-learn's dense SplineTransformer: per column the B-spline basis of ``knots[j]`` (degree
+    ``degree``), extrapolated as ``extrapolation`` says; ``include_bias`` false drops each column's last
+    basis; ``handle_missing`` "zeros" writes zeros for NaN ("error": NaN is an input error)."""
+
+    knots: list[np.ndarray]
+    degree: int
+    extrapolation: str
+    include_bias: bool
+    handle_missing: str
+    n_splines: int
+    _bounds: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> SplineTransformer:
+        self = cls()
+        n = self._start(node, ctx)
+        self.degree = ctx.integer(node, "degree", minimum=0, maximum=32)
+        self.knots = _edges(node, ctx, "knots", n, 2 * self.degree + 2)
+        sizes = {e.size for e in self.knots}
+        if len(sizes) != 1:
+            raise ctx.fail("every column needs the same number of knots", "knots")
+        self.extrapolation = ctx.string(node, "extrapolation",
+                                        choices=("error", "constant", "linear", "continue", "periodic"))
+        self.include_bias = ctx.boolean(node, "include_bias", True)
+        self.handle_missing = ctx.string(node, "handle_missing", default="error", choices=("error", "zeros"))
+        n_basis = sizes.pop() - self.degree - 1
+        self.n_splines = n_basis - (self.degree if self.extrapolation == "periodic" else 0)
+        if self.n_splines < 1 or (self.extrapolation == "periodic" and self.n_splines < self.degree):
+            raise ctx.fail("too few knots for the degree", "knots")
+        if n * self.n_splines > MAX_OUTPUT_COLUMNS:
+            raise ctx.fail(f"more than {MAX_OUTPUT_COLUMNS} output columns", "knots")
+        k = self.degree
+        self._bounds = []
+        for t in self.knots:
+            ends = np.array([t[k], t[-k - 1]])
+            values, slopes = bspline_basis(t, k, ends, False), bspline_basis(t, k, ends, False, 1)
+            self._bounds.append((values[0], values[1], slopes[0], slopes[1]))
+        self.n_features_out = n * (self.n_splines - (0 if self.include_bias else 1))
+        return self
+
+    def _column(self, j: int, x: np.ndarray) -> np.ndarray:
+        t, k, ns = self.knots[j], self.degree, self.n_splines
+        mode = self.extrapolation
+        if mode in ("continue", "error", "periodic"):
+            if mode == "periodic":
+                nn = t.size - k - 1
+                period = t[nn] - t[k]
+                x = t[k] + np.remainder(x - t[k], period) if period > 0 else np.zeros_like(x)
+            basis = bspline_basis(t, k, x, mode != "error")
+            if mode == "periodic":
+                basis[:, :k] += basis[:, ns:]
+                basis = basis[:, :ns]
+            basis[np.isnan(x)] = 0.0
+            if mode == "error" and np.isnan(basis).any():
+                r = int(np.argwhere(np.isnan(basis))[0][0])
+                raise InvalidInput(f"row {r}, feature {column_label(self.feature_names, j)}: beyond the "
+                                   "limits of the knots (extrapolation 'error')", row=r,
+                                   feature=self.feature_names[j] if self.feature_names else str(j))
+            return basis
+        out = np.zeros((x.size, ns))
+        xmin, xmax = t[k], t[-k - 1]
+        f_min, f_max, fp_min, fp_max = self._bounds[j]
+        inside = (xmin <= x) & (x <= xmax)
+        out[inside] = bspline_basis(t, k, x[inside], False)
+        below, above = x < xmin, x > xmax
+        if mode == "constant":
+            if k:
+                out[np.ix_(below, np.arange(k))] = f_min[:k]
+                out[np.ix_(above, np.arange(ns - k, ns))] = f_max[-k:]
+            return out
+        for i in range(k + 1 if k <= 1 else k):
+            out[below, i] = f_min[i] + (x[below] - xmin) * fp_min[i]
+            m = ns - 1 - i
+            out[above, m] = f_max[m] + (x[above] - xmax) * fp_max[m]
+        return out
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        Xf = self._finite(X, allow_nan=self.handle_missing == "zeros")
+        with np.errstate(all="ignore"):
+            out = np.hstack([self._column(j, Xf[:, j]) for j in range(Xf.shape[1])])
+        if not self.include_bias:
+            keep = [c for c in range(out.shape[1]) if (c + 1) % self.n_splines != 0]
+            out = out[:, keep]
+        return out

@@ -20,6 +20,7 @@ from sklearn.preprocessing import (
     KBinsDiscretizer,
     PowerTransformer,
     QuantileTransformer,
+    SplineTransformer,
     StandardScaler,
     TargetEncoder,
 )
@@ -156,3 +157,29 @@ def test_set_output_pandas_pipeline(roundtrip: Any) -> None:
     clf.fit(frame, Y_BIN)
     _, loaded = roundtrip(clf, frame.iloc[:20])
     assert_parity(clf, frame.iloc[:50], loaded)
+
+
+@pytest.mark.parametrize("extrapolation", ["constant", "linear", "continue", "periodic", "error"])
+@pytest.mark.parametrize("degree", [1, 2, 3])
+@pytest.mark.parametrize("knots", ["uniform", "quantile"])
+def test_spline_transformer(roundtrip: Any, extrapolation: str, degree: int, knots: str) -> None:
+    if extrapolation == "linear" and degree == 1:
+        with pytest.raises(UnsupportedEstimator, match="column order"):
+            roundtrip(SplineTransformer(degree=1, extrapolation="linear").fit(X), X[:5])
+        return
+    test = X[:40] if extrapolation == "error" else np.r_[X[:40], X[:10] * 3]
+    for bias in (True, False):
+        _check(roundtrip, SplineTransformer(n_knots=5, degree=degree, knots=knots, include_bias=bias,
+                                            extrapolation=extrapolation), X, test)
+
+
+def test_spline_transformer_missing_zeros_and_errors(roundtrip: Any) -> None:
+    est = SplineTransformer(n_knots=4, extrapolation="continue", handle_missing="zeros")
+    _check(roundtrip, est, X_NAN, X_NAN[:60])
+    strict = SplineTransformer(n_knots=4, extrapolation="error").fit(X)
+    _, model = roundtrip(strict, X[:10])
+    beyond = X[:3] * 10
+    with pytest.raises(ValueError):
+        strict.transform(beyond)
+    with pytest.raises(scorer.InvalidInput, match="beyond the limits"):
+        model.transform(beyond)

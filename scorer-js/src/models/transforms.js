@@ -181,8 +181,128 @@ class QuantileTransformer extends Transformer {
   }
 }
 
+/**
+ * scipy's BSpline with an identity coefficient matrix at one x: the len(t) - k - 1 basis functions (or
+ * their nu-th derivative); NaN everywhere when x is NaN or outside [t[k], t[n]] without extrapolation.
+ */
+export function bsplineBasis(t, k, x, extrapolate, nu = 0) {
+  const n = t.length - k - 1;
+  const out = new Array(n).fill(0);
+  if (Number.isNaN(x) || (!extrapolate && (x < t[k] || x > t[n]))) return out.fill(NaN);
+  const ell = Math.min(Math.max(upperBound(t, x) - 1, k), n - 1);
+  const h = new Array(k + 1).fill(0);
+  h[0] = 1;
+  for (let j = 1; j <= k; j++) {
+    const hh = h.slice(0, j);
+    h[0] = 0;
+    const deriv = j > k - nu;
+    for (let m = 1; m <= j; m++) {
+      const xb = t[ell + m];
+      const xa = t[ell + m - j];
+      let w = 0;
+      if (xb !== xa) {
+        if (deriv) { w = (j * hh[m - 1]) / (xb - xa); h[m - 1] -= w; }
+        else { w = hh[m - 1] / (xb - xa); h[m - 1] += w * (xb - x); w *= x - xa; }
+      }
+      h[m] = w;
+    }
+  }
+  if (nu > k) h.fill(0);
+  for (let a = 0; a <= k; a++) out[ell + a - k] += h[a];
+  return out;
+}
+
+/** numpy's remainder (floored; the sign of the divisor). */
+function remainder(a, b) {
+  let m = a % b;
+  if (m !== 0) { if ((b < 0) !== (m < 0)) m += b; } else m = b < 0 ? -0 : 0;
+  return m;
+}
+
+class SplineTransformer extends Transformer {
+  constructor(node, ctx) {
+    super(node, ctx);
+    const n = this.nFeaturesIn;
+    this.degree = ctx.integer(node, "degree", undefined, 0, 32);
+    const k = this.degree;
+    const raw = ctx.get(node, "knots", ["array"]);
+    if (raw.length !== n) throw ctx.fail(`expected ${n} arrays (one per input column), got ${raw.length}`, "knots");
+    this.knots = raw.map((r, i) => {
+      const e = decodeArray(r, ctx.child("knots", i), { ndim: 1 }).data;
+      if (e.length < 2 * k + 2 || e.some((v, q) => q > 0 && v < e[q - 1])) throw ctx.fail(`must be at least ${2 * k + 2} non-decreasing numbers`, "knots", i);
+      return e;
+    });
+    if (new Set(this.knots.map((e) => e.length)).size !== 1) throw ctx.fail("every column needs the same number of knots", "knots");
+    this.extrapolation = ctx.string(node, "extrapolation", undefined, ["error", "constant", "linear", "continue", "periodic"]);
+    this.includeBias = ctx.boolean(node, "include_bias", true);
+    this.handleMissing = ctx.string(node, "handle_missing", "error", ["error", "zeros"]);
+    const nBasis = this.knots[0].length - k - 1;
+    this.nSplines = nBasis - (this.extrapolation === "periodic" ? k : 0);
+    if (this.nSplines < 1 || (this.extrapolation === "periodic" && this.nSplines < k)) throw ctx.fail("too few knots for the degree", "knots");
+    if (n * this.nSplines > MAX_OUTPUT_COLUMNS) throw ctx.fail(`more than ${MAX_OUTPUT_COLUMNS} output columns`, "knots");
+    this.bounds = this.knots.map((t) => {
+      const lo = t[k];
+      const hi = t[t.length - k - 1];
+      return [bsplineBasis(t, k, lo, false), bsplineBasis(t, k, hi, false), bsplineBasis(t, k, lo, false, 1), bsplineBasis(t, k, hi, false, 1)];
+    });
+    this.nFeaturesOut = n * (this.nSplines - (this.includeBias ? 0 : 1));
+  }
+  column(j, x, r) {
+    const t = this.knots[j];
+    const k = this.degree;
+    const ns = this.nSplines;
+    const mode = this.extrapolation;
+    if (mode === "continue" || mode === "error" || mode === "periodic") {
+      if (Number.isNaN(x)) return new Array(ns).fill(0);
+      let v = x;
+      if (mode === "periodic") {
+        const nn = t.length - k - 1;
+        const period = t[nn] - t[k];
+        v = period > 0 ? t[k] + remainder(x - t[k], period) : 0;
+      }
+      let b = bsplineBasis(t, k, v, mode !== "error");
+      if (mode === "periodic") {
+        for (let i = 0; i < k; i++) b[i] += b[ns + i];
+        b = b.slice(0, ns);
+      }
+      if (mode === "error" && b.some(Number.isNaN)) {
+        throw new InvalidInput(`row ${r}, ${this.columnName(j)}: beyond the limits of the knots (extrapolation 'error')`, r, this.columnName(j));
+      }
+      return b;
+    }
+    const xmin = t[k];
+    const xmax = t[t.length - k - 1];
+    const [fMin, fMax, fpMin, fpMax] = this.bounds[j];
+    if (xmin <= x && x <= xmax) return bsplineBasis(t, k, x, false);
+    const out = new Array(ns).fill(0);
+    if (mode === "constant") {
+      if (x < xmin) for (let i = 0; i < k; i++) out[i] = fMin[i];
+      else if (x > xmax) for (let i = ns - k; i < ns; i++) out[i] = fMax[i];
+      return out;
+    }
+    const d = k <= 1 ? k + 1 : k;
+    for (let i = 0; i < d; i++) {
+      if (x < xmin) out[i] = fMin[i] + (x - xmin) * fpMin[i];
+      const m = ns - 1 - i;
+      if (x > xmax) out[m] = fMax[m] + (x - xmax) * fpMax[m];
+    }
+    return out;
+  }
+  transform(X) {
+    return numeric(X, this, { nan: this.handleMissing === "zeros" }).map((x, r) => {
+      const row = [];
+      x.forEach((v, j) => {
+        const b = this.column(j, v, r);
+        row.push(...(this.includeBias ? b : b.slice(0, this.nSplines - 1)));
+      });
+      return row;
+    });
+  }
+}
+
 register(["function_transformer"], (n, c) => new FunctionTransformer(n, c));
 register(["select_columns"], (n, c) => new SelectColumns(n, c));
 register(["power_transformer"], (n, c) => new PowerTransformer(n, c));
 register(["kbins_discretizer"], (n, c) => new KBinsDiscretizer(n, c));
 register(["quantile_transformer"], (n, c) => new QuantileTransformer(n, c));
+register(["spline_transformer"], (n, c) => new SplineTransformer(n, c));
