@@ -1009,6 +1009,15 @@ def _quant() -> Any:
     return m, rows, {"transform": DEFAULT}
 
 
+@case("quantile_transformer_normal", "normal output: Cephes ndtri, clipped; NaN passes through")
+def _quant_normal() -> Any:
+    from sklearn.preprocessing import QuantileTransformer
+
+    X, _ = _diabetes(4)
+    m = QuantileTransformer(n_quantiles=50, output_distribution="normal").fit(X.iloc[:200])
+    return m, _prep_x(), {"transform": EXP}
+
+
 @case("spline_transformer_cubic_linear", "cubic B-splines, linear extrapolation beyond the knots")
 def _spline() -> Any:
     from sklearn.preprocessing import SplineTransformer

@@ -97,10 +97,11 @@ def power_transformer(est: Any, ctx: ExportContext) -> dict[str, Any]:
 
 @converter(QuantileTransformer)
 def quantile_transformer(est: Any, ctx: ExportContext) -> dict[str, Any]:
-    if est.output_distribution != "uniform":
-        raise ExportContext.unsupported(est, "output_distribution", est.output_distribution, ["uniform"])
+    if est.output_distribution not in ("uniform", "normal"):
+        raise ExportContext.unsupported(est, "output_distribution", est.output_distribution,
+                                        ["uniform", "normal"])
     node = base_node(est, "quantile_transformer")
-    node["output_distribution"] = "uniform"
+    node["output_distribution"] = est.output_distribution
     q = np.asarray(est.quantiles_, dtype=np.float64)
     check_finite(est, "quantiles_", q)
     node["quantiles"] = ctx.array(q)

@@ -18,6 +18,60 @@ from .preprocessing import MAX_OUTPUT_COLUMNS, Transformer, _required, _vector
 
 BOUNDS_THRESHOLD = 1e-7  # scikit-learn's QuantileTransformer: inputs this close to the ends map to 0 / 1
 
+# Cephes ndtri (scipy.special.ndtri = scipy.stats.norm.ppf): rational approximations, highest power first.
+_S2PI = 2.50662827463100050242e0
+_EXP_M2 = 0.13533528323661269189
+_P0 = (-5.99633501014107895267e1, 9.80010754185999661536e1, -5.66762857469070293439e1,
+       1.39312609387279679503e1, -1.23916583867381258016e0)
+_Q0 = (1.95448858338141759834e0, 4.67627912898881538453e0, 8.63602421390890590575e1,
+       -2.25462687854119370527e2, 2.00260212380060660359e2, -8.20372256168333339912e1,
+       1.59056225126211695515e1, -1.18331621121330003142e0)
+_P1 = (4.05544892305962419923e0, 3.15251094599893866154e1, 5.71628192246421288162e1,
+       4.40805073893200834700e1, 1.46849561928858024014e1, 2.18663306850790267539e0,
+       -1.40256079171354495875e-1, -3.50424626827848203418e-2, -8.57456785154685413611e-4)
+_Q1 = (1.57799883256466749731e1, 4.53907635128879210584e1, 4.13172038254672030440e1,
+       1.50425385692907503408e1, 2.50464946208309415979e0, -1.42182922854787788574e-1,
+       -3.80806407691578277194e-2, -9.33259480895457427372e-4)
+_P2 = (3.23774891776946035970e0, 6.91522889068984211695e0, 3.93881025292474443415e0,
+       1.33303460815807542389e0, 2.01485389549179081538e-1, 1.23716634817820021358e-2,
+       3.01581553508235416007e-4, 2.65806974686737550832e-6, 6.23974539184983293730e-9)
+_Q2 = (6.02427039364742014255e0, 3.67983563856160859403e0, 1.37702099489081330271e0,
+       2.16236993594496635890e-1, 1.34204006088543189037e-2, 3.28014464682127739104e-4,
+       2.89247864745380683936e-6, 6.79019408009981274425e-9)
+
+
+def _polevl(x: np.ndarray, coef: tuple[float, ...], leading_one: bool = False) -> np.ndarray:
+    """Cephes polevl (``leading_one``: p1evl, whose omitted first coefficient is 1)."""
+    ans = x + coef[0] if leading_one else np.full_like(x, coef[0])
+    for c in coef[1:]:
+        ans = ans * x + c
+    return ans
+
+
+def ndtri(y0: np.ndarray) -> np.ndarray:
+    """The standard normal quantile function exactly as scipy computes it (Cephes ndtri): -inf at 0,
+    inf at 1, NaN outside [0, 1] and for NaN."""
+    out = np.full(y0.shape, np.nan)
+    with np.errstate(all="ignore"):
+        upper = y0 > 1.0 - _EXP_M2
+        y = np.where(upper, 1.0 - y0, y0)
+        mid = y > _EXP_M2
+        ym = y - 0.5
+        y2 = ym * ym
+        central = (ym + ym * (y2 * _polevl(y2, _P0) / _polevl(y2, _Q0, True))) * _S2PI
+        x = np.sqrt(-2.0 * np.log(y))
+        x0 = x - np.log(x) / x
+        z = 1.0 / x
+        x1 = np.where(x < 8.0, z * _polevl(z, _P1) / _polevl(z, _Q1, True),
+                      z * _polevl(z, _P2) / _polevl(z, _Q2, True))
+        tail = x0 - x1
+        tail = np.where(upper, tail, -tail)
+    inside = (y0 > 0.0) & (y0 < 1.0)
+    out[inside] = np.where(mid, central, tail)[inside]
+    out[y0 == 0.0] = -np.inf
+    out[y0 == 1.0] = np.inf
+    return out
+
 
 def _optional_number(node: dict[str, Any], ctx: LoadContext, key: str) -> float | None:
     value = ctx.get(node, key, (int, float, type(None)), default=None)
@@ -200,8 +254,9 @@ class KBinsDiscretizer(Transformer):
 
 @register("quantile_transformer")
 class QuantileTransformer(Transformer):
-    """Each column mapped through its fitted ``quantiles`` onto ``references`` (uniform output): the mean
-    of ``np.interp`` forwards and backwards; values equal to the first / last quantile give 0 / 1."""
+    """Each column mapped through its fitted ``quantiles`` onto ``references``: the mean of ``np.interp``
+    forwards and backwards; values at the first / last quantile give 0 / 1 ("normal": within 1e-7 of them,
+    then scipy's normal quantile function, clipped as scikit-learn clips it)."""
 
     quantiles: np.ndarray
     references: np.ndarray
@@ -218,7 +273,7 @@ class QuantileTransformer(Transformer):
         self.quantiles = ctx.array(node, "quantiles", "float64", ndim=2, shape=(k, n))
         if np.any(np.diff(self.quantiles, axis=0) < 0):
             raise ctx.fail("each column must be non-decreasing", "quantiles")
-        self.output = ctx.string(node, "output_distribution", choices=("uniform",))
+        self.output = ctx.string(node, "output_distribution", choices=("uniform", "normal"))
         self.n_features_out = n
         return self
 
@@ -228,15 +283,24 @@ class QuantileTransformer(Transformer):
         for i in range(out.shape[1]):
             col = out[:, i]
             q = self.quantiles[:, i]
-            lower = col == q[0]
-            upper = col == q[-1]
+            if self.output == "normal":
+                lower, upper = col - BOUNDS_THRESHOLD < q[0], col + BOUNDS_THRESHOLD > q[-1]
+            else:
+                lower, upper = col == q[0], col == q[-1]
             finite = ~np.isnan(col)
             xf = col[finite]
             col[finite] = 0.5 * (np.interp(xf, q, ref) - np.interp(-xf, -q[::-1], -ref[::-1]))
             col[upper] = 1.0
             col[lower] = 0.0
+            if self.output == "normal":
+                out[:, i] = np.clip(ndtri(col), *_NORMAL_CLIP)
         return out
 
+
+
+_EPS = float(np.spacing(1))
+_NORMAL_CLIP = (float(ndtri(np.array([BOUNDS_THRESHOLD - _EPS]))[0]),
+                float(ndtri(np.array([1 - (BOUNDS_THRESHOLD - _EPS)]))[0]))
 
 
 # -- B-splines ----------------------------------------------------------------------------------

@@ -107,12 +107,21 @@ def test_kbins_every_strategy_and_encoding(roundtrip: Any, strategy: str, encode
     _check(roundtrip, KBinsDiscretizer(n_bins=4, strategy=strategy, encode=encode), X, outside)
 
 
-def test_quantile_transformer_repeated_quantiles(roundtrip: Any) -> None:
+@pytest.mark.parametrize("output", ["uniform", "normal"])
+def test_quantile_transformer_repeated_quantiles(roundtrip: Any, output: str) -> None:
     ties = np.round(X_NAN, 0)
-    test = np.r_[ties[:50], ties[:5] + 0.5, ties[:5] * 100]
-    _check(roundtrip, QuantileTransformer(n_quantiles=30), ties, test)
-    with pytest.raises(UnsupportedEstimator, match="output_distribution"):
-        roundtrip(QuantileTransformer(n_quantiles=30, output_distribution="normal").fit(X), X[:5])
+    test = np.r_[ties[:50], ties[:5] + 0.5, ties[:5] * 100, X_NAN[:20]]
+    _check(roundtrip, QuantileTransformer(n_quantiles=30, output_distribution=output), ties, test)
+    _check(roundtrip, QuantileTransformer(n_quantiles=100, output_distribution=output), X_NAN, test)
+
+
+def test_ndtri_is_scipys() -> None:
+    from scipy.special import ndtri as scipy_ndtri
+
+    from scorer.models.transforms import ndtri
+
+    y = np.r_[np.linspace(0, 1, 20001), np.logspace(-300, -1, 500), 1 - np.logspace(-16, -1, 500), np.nan]
+    np.testing.assert_allclose(ndtri(y), scipy_ndtri(y), rtol=1e-15, atol=0)
 
 
 CATS = pd.DataFrame({"a": RNG.choice(["u", "v", "w", None], 200), "b": RNG.choice(["p", "q"], 200)})

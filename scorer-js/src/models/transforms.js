@@ -155,6 +155,45 @@ function interp(x, xp, fp) {
   return y;
 }
 
+// Cephes ndtri (scipy.special.ndtri = scipy.stats.norm.ppf), coefficients highest power first.
+const S2PI = 2.50662827463100050242e0;
+const EXP_M2 = 0.13533528323661269189;
+const P0 = [-5.99633501014107895267e1, 9.80010754185999661536e1, -5.66762857469070293439e1, 1.39312609387279679503e1, -1.23916583867381258016e0];
+const Q0 = [1.95448858338141759834e0, 4.67627912898881538453e0, 8.63602421390890590575e1, -2.25462687854119370527e2, 2.00260212380060660359e2, -8.20372256168333339912e1, 1.59056225126211695515e1, -1.18331621121330003142e0];
+const P1 = [4.05544892305962419923e0, 3.15251094599893866154e1, 5.71628192246421288162e1, 4.40805073893200834700e1, 1.46849561928858024014e1, 2.18663306850790267539e0, -1.40256079171354495875e-1, -3.50424626827848203418e-2, -8.57456785154685413611e-4];
+const Q1 = [1.57799883256466749731e1, 4.53907635128879210584e1, 4.13172038254672030440e1, 1.50425385692907503408e1, 2.50464946208309415979e0, -1.42182922854787788574e-1, -3.80806407691578277194e-2, -9.33259480895457427372e-4];
+const P2 = [3.23774891776946035970e0, 6.91522889068984211695e0, 3.93881025292474443415e0, 1.33303460815807542389e0, 2.01485389549179081538e-1, 1.23716634817820021358e-2, 3.01581553508235416007e-4, 2.65806974686737550832e-6, 6.23974539184983293730e-9];
+const Q2 = [6.02427039364742014255e0, 3.67983563856160859403e0, 1.37702099489081330271e0, 2.16236993594496635890e-1, 1.34204006088543189037e-2, 3.28014464682127739104e-4, 2.89247864745380683936e-6, 6.79019408009981274425e-9];
+
+/** Cephes polevl; `leadingOne`: p1evl (its omitted first coefficient is 1). */
+function polevl(x, coef, leadingOne = false) {
+  let ans = leadingOne ? x + coef[0] : coef[0];
+  for (let i = 1; i < coef.length; i++) ans = ans * x + coef[i];
+  return ans;
+}
+
+/** The standard normal quantile function as scipy computes it: -inf at 0, inf at 1, NaN outside. */
+export function ndtri(y0) {
+  if (Number.isNaN(y0) || y0 < 0 || y0 > 1) return NaN;
+  if (y0 === 0) return -Infinity;
+  if (y0 === 1) return Infinity;
+  const upper = y0 > 1 - EXP_M2;
+  let y = upper ? 1 - y0 : y0;
+  if (y > EXP_M2) {
+    y -= 0.5;
+    const y2 = y * y;
+    return (y + y * ((y2 * polevl(y2, P0)) / polevl(y2, Q0, true))) * S2PI;
+  }
+  const x = Math.sqrt(-2 * Math.log(y));
+  const x0 = x - Math.log(x) / x;
+  const z = 1 / x;
+  const x1 = x < 8 ? (z * polevl(z, P1)) / polevl(z, Q1, true) : (z * polevl(z, P2)) / polevl(z, Q2, true);
+  return upper ? x0 - x1 : -(x0 - x1);
+}
+
+const BOUNDS_THRESHOLD = 1e-7;
+const NORMAL_CLIP = [ndtri(BOUNDS_THRESHOLD - EPS), ndtri(1 - (BOUNDS_THRESHOLD - EPS))];
+
 class QuantileTransformer extends Transformer {
   constructor(node, ctx) {
     super(node, ctx);
@@ -165,7 +204,7 @@ class QuantileTransformer extends Transformer {
     const q = ctx.array(node, "quantiles", { ndim: 2, shape: [k, n] }).rows();
     this.quantiles = Array.from({ length: n }, (_, j) => Float64Array.from(q, (row) => row[j]));
     if (this.quantiles.some((c) => c.some((v, i) => i > 0 && v < c[i - 1]))) throw ctx.fail("each column must be non-decreasing", "quantiles");
-    this.output = ctx.string(node, "output_distribution", undefined, ["uniform"]);
+    this.output = ctx.string(node, "output_distribution", undefined, ["uniform", "normal"]);
     const rev = (a) => Float64Array.from(a, (_, i) => -a[a.length - 1 - i]);
     this.negQuantiles = this.quantiles.map(rev);
     this.negReferences = rev(this.references);
@@ -174,9 +213,12 @@ class QuantileTransformer extends Transformer {
     return numeric(X, this, { nan: true }).map((x) => Array.from(x, (v, j) => {
       const q = this.quantiles[j];
       if (Number.isNaN(v)) return v;
-      if (v === q[0]) return 0;
-      if (v === q[q.length - 1]) return 1;
-      return 0.5 * (interp(v, q, this.references) - interp(-v, this.negQuantiles[j], this.negReferences));
+      const normal = this.output === "normal";
+      let y;
+      if (normal ? v - BOUNDS_THRESHOLD < q[0] : v === q[0]) y = 0;
+      else if (normal ? v + BOUNDS_THRESHOLD > q[q.length - 1] : v === q[q.length - 1]) y = 1;
+      else y = 0.5 * (interp(v, q, this.references) - interp(-v, this.negQuantiles[j], this.negReferences));
+      return normal ? Math.min(Math.max(ndtri(y), NORMAL_CLIP[0]), NORMAL_CLIP[1]) : y;
     }));
   }
 }
