@@ -73,6 +73,12 @@ def ndtri(y0: np.ndarray) -> np.ndarray:
     return out
 
 
+def _cell_error(est: Transformer, r: int, c: int, message: str) -> InvalidInput:
+    """An input error naming row ``r`` and column ``c``."""
+    return InvalidInput(f"row {r}, feature {column_label(est.feature_names, c)}: {message}", row=r,
+                        feature=est.feature_names[c] if est.feature_names else str(c))
+
+
 def _optional_number(node: dict[str, Any], ctx: LoadContext, key: str) -> float | None:
     value = ctx.get(node, key, (int, float, type(None)), default=None)
     if value is None:
@@ -164,9 +170,7 @@ class PowerTransformer(Transformer):
             bad = Xf <= 0
             if bad.any():
                 r, c = (int(i) for i in np.argwhere(bad)[0])
-                raise InvalidInput(f"row {r}, feature {column_label(self.feature_names, c)}: Box-Cox needs "
-                                   "strictly positive values", row=r,
-                                   feature=self.feature_names[c] if self.feature_names else str(c))
+                raise _cell_error(self, r, c, "Box-Cox needs strictly positive values")
         out = np.empty_like(Xf)
         with np.errstate(all="ignore"):
             for i, lmbda in enumerate(self.lambdas.tolist()):
@@ -401,9 +405,7 @@ class SplineTransformer(Transformer):
             basis[np.isnan(x)] = 0.0
             if mode == "error" and np.isnan(basis).any():
                 r = int(np.argwhere(np.isnan(basis))[0][0])
-                raise InvalidInput(f"row {r}, feature {column_label(self.feature_names, j)}: beyond the "
-                                   "limits of the knots (extrapolation 'error')", row=r,
-                                   feature=self.feature_names[j] if self.feature_names else str(j))
+                raise _cell_error(self, r, j, "beyond the limits of the knots (extrapolation 'error')")
             return basis
         out = np.zeros((x.size, ns))
         xmin, xmax = t[k], t[-k - 1]
