@@ -1121,6 +1121,155 @@ def _ttr_scaler() -> Any:
     m = TransformedTargetRegressor(DecisionTreeRegressor(max_depth=4, random_state=0),
                                    transformer=StandardScaler()).fit(X, y)
     return m, _pick(X, 10), {"predict": EXACT}
+# ---------------------------------------------------------------- transforms (docs/format/transforms.md)
+@case("function_transformer_log1p_then_clip", "whitelisted numpy functions; NaN passes through")
+def _func() -> Any:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, _ = _diabetes(4)
+    m = make_pipeline(FunctionTransformer(np.abs), FunctionTransformer(np.log1p),
+                      FunctionTransformer(np.clip, kw_args={"a_min": 0.01, "a_max": 0.1})).fit(X)
+    return m, _prep_x(), {"transform": EXP}
+
+
+@case("select_columns_selectors", "VarianceThreshold then SelectKBest in a pipeline")
+def _select() -> Any:
+    from sklearn.feature_selection import SelectKBest, VarianceThreshold
+    from sklearn.pipeline import make_pipeline
+
+    X, y = _diabetes(5)
+    m = make_pipeline(VarianceThreshold(0.0), SelectKBest(k=3)).fit(X, y)
+    return m, _pick(X, 8), {"transform": EXACT}
+
+
+@case("power_transformer_yeo_johnson_nan", "standardized; NaN passes through")
+def _power() -> Any:
+    from sklearn.preprocessing import PowerTransformer
+
+    X, _ = _diabetes(4)
+    return PowerTransformer().fit(X), _prep_x(), {"transform": EXP}
+
+
+@case("power_transformer_box_cox", "not standardized; zero is an input error")
+def _boxcox() -> Any:
+    from sklearn.preprocessing import PowerTransformer
+
+    X, _ = _iris()[:2]
+    m = PowerTransformer(method="box-cox", standardize=False).fit(X)
+    return m, _pick(X, 8), {"transform": EXP}, {"errors": [([0.0, 1.0, 1.0, 1.0], X.columns[0])]}
+
+
+@case("kbins_discretizer_quantile_onehot", "one column per bin")
+def _kbins() -> Any:
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    X, _ = _diabetes(3)
+    m = KBinsDiscretizer(n_bins=4, strategy="quantile", encode="onehot-dense").fit(X)
+    return m, _pick(X, 10), {"transform": EXACT}
+
+
+@case("kbins_discretizer_uniform_ordinal")
+def _kbins_ord() -> Any:
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    X, _ = _diabetes(3)
+    m = KBinsDiscretizer(n_bins=5, strategy="uniform", encode="ordinal").fit(X.iloc[:200])
+    return m, _pick(X, 10), {"transform": EXACT}
+
+
+@case("quantile_transformer_uniform_ties", "repeated quantiles: np.interp forwards and backwards averaged")
+def _quant() -> Any:
+    from sklearn.preprocessing import QuantileTransformer
+
+    X, _, _ = _iris()
+    m = QuantileTransformer(n_quantiles=40).fit(X)
+    rows = _with_nan(_pick(X, 12), [(3, 1)])
+    rows.iloc[4] = [4.0, 2.0, 7.5, 0.3]  # below / above the fitted range
+    return m, rows, {"transform": DEFAULT}
+
+
+@case("quantile_transformer_normal", "normal output: Cephes ndtri, clipped; NaN passes through")
+def _quant_normal() -> Any:
+    from sklearn.preprocessing import QuantileTransformer
+
+    X, _ = _diabetes(4)
+    m = QuantileTransformer(n_quantiles=50, output_distribution="normal").fit(X.iloc[:200])
+    return m, _prep_x(), {"transform": EXP}
+
+
+@case("spline_transformer_cubic_linear", "cubic B-splines, linear extrapolation beyond the knots")
+def _spline() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(2)
+    m = SplineTransformer(n_knots=4, degree=3, extrapolation="linear").fit(X.iloc[:150])
+    return m, _pick(X, 12), {"transform": DEFAULT}
+
+
+@case("spline_transformer_periodic_no_bias", "periodic, include_bias=False")
+def _spline_periodic() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(2)
+    m = SplineTransformer(n_knots=5, degree=2, extrapolation="periodic", include_bias=False).fit(X.iloc[:150])
+    return m, _pick(X, 12), {"transform": DEFAULT}
+
+
+@case("spline_transformer_constant_quantile_knots")
+def _spline_constant() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(2)
+    m = SplineTransformer(n_knots=4, degree=2, knots="quantile", extrapolation="constant").fit(X.iloc[:150])
+    return m, _pick(X, 12), {"transform": DEFAULT}
+
+
+@case("spline_transformer_continue_missing_zeros", "continue extrapolation; NaN -> zeros (handle_missing)")
+def _spline_nan() -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    X, _ = _diabetes(4)
+    m = SplineTransformer(n_knots=3, degree=3, extrapolation="continue", handle_missing="zeros")
+    return m.fit(X.iloc[:150]), _prep_x(), {"transform": DEFAULT}
+
+
+# ---------------------------------------------------------------- discriminant analysis
+@case("linear_discriminant_analysis_svd", "three classes: softmax; transform projects on 2 components")
+def _lda() -> Any:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    X, _, labels = _iris()
+    return LinearDiscriminantAnalysis().fit(X, labels), _pick(X, 10), \
+        {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT, "transform": DEFAULT}
+
+
+@case("linear_discriminant_analysis_eigen_binary", "two classes: expit; shrinkage")
+def _lda_bin() -> Any:
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    X, _, labels = _cancer(4)
+    m = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.2).fit(X, labels)
+    return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT,
+                             "transform": DEFAULT}
+
+
+@case("quadratic_discriminant_analysis", "per-class rotations and scalings")
+def _qda() -> Any:
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    X, _, labels = _iris()
+    m = QuadraticDiscriminantAnalysis(reg_param=0.01).fit(X, labels)
+    return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+
+
+@case("quadratic_discriminant_analysis_binary", "two classes: decision = score1 - score0")
+def _qda_bin() -> Any:
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    X, _, labels = _cancer(4)
+    m = QuadraticDiscriminantAnalysis().fit(X, labels)
+    return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
 
 
 # ---------------------------------------------------------------- documents other producers write

@@ -25,7 +25,8 @@ CONVERTERS: dict[type, Converter] = {}
 DEFAULT_TEST_VECTORS = 25
 
 _FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-             "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target")
+             "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target", "transforms",
+             "discriminant_analysis")
 
 
 class UnsupportedEstimator(ValueError):

@@ -109,6 +109,11 @@ def _probability(est: Any) -> str | None:
 
 @converter(*CLASSIFIER_TYPES)
 def linear_classifier(est: Any, ctx: ExportContext) -> dict[str, Any]:
+    return classifier_node(est, ctx, CLASSIFIER_TYPES[type(est)])
+
+
+def classifier_node(est: Any, ctx: ExportContext, type_name: str) -> dict[str, Any]:
+    """The node of scikit-learn's LinearClassifierMixin (``coef_``, ``intercept_``, ``classes_``)."""
     binarizer = getattr(est, "_label_binarizer", None)
     if binarizer is not None and str(getattr(binarizer, "y_type_", "")).startswith("multilabel"):
         raise ExportContext.unsupported(est, "y", "multilabel", ["binary", "multiclass"])
@@ -127,7 +132,7 @@ def linear_classifier(est: Any, ctx: ExportContext) -> dict[str, Any]:
                                    f"{len(classes)} classes")
     check_finite(est, "coef_", coef)
     check_finite(est, "intercept_", intercept)
-    node = base_node(est, CLASSIFIER_TYPES[type(est)])
+    node = base_node(est, type_name)
     node["classes"] = classes
     node["coef"] = ctx.array(coef)
     node["intercept"] = ctx.array(intercept)

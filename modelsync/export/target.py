@@ -15,7 +15,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from scorer._numpy_funcs import NUMPY_FUNCTIONS, function_name
+from scorer._numpy_funcs import UNARY, function_name
 
 from . import ExportContext, UnsupportedEstimator, converter
 
@@ -31,10 +31,10 @@ def _inverse(tr: Any, ctx: ExportContext) -> list[dict[str, Any]]:
         if tr.inverse_func is None:
             return []
         name = function_name(tr.inverse_func)
-        if name is None or tr.inv_kw_args:
+        if name not in UNARY or tr.inv_kw_args:
             raise UnsupportedEstimator(
                 f"TransformedTargetRegressor: inverse_func={tr.inverse_func!r} is not supported; supported: "
-                f"numpy's {', '.join(NUMPY_FUNCTIONS)} (without keyword arguments)")
+                f"numpy's {', '.join(UNARY)} (without keyword arguments)")
         return [{"op": "function", "name": name}]
     if kind is StandardScaler:
         return ([_step("multiply", tr.scale_, ctx)] if tr.with_std else []) + (
@@ -51,7 +51,7 @@ def _inverse(tr: Any, ctx: ExportContext) -> list[dict[str, Any]]:
     raise UnsupportedEstimator(
         f"TransformedTargetRegressor: transformer {kind.__name__} is not supported; supported: "
         "StandardScaler, RobustScaler, MinMaxScaler, MaxAbsScaler, or func/inverse_func from numpy's "
-        f"{', '.join(NUMPY_FUNCTIONS)}")
+        f"{', '.join(UNARY)}")
 
 
 @converter(TransformedTargetRegressor)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 
 FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-            "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target")
+            "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target", "transforms",
+            "discriminant_analysis")
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
@@ -37,6 +38,10 @@ TYPE_FAMILIES: dict[str, str] = {
                     "ensemble"),
     **dict.fromkeys(("isotonic_regression", "calibrated_classifier"), "calibration"),
     "transformed_target_regressor": "target",
+    **dict.fromkeys(("function_transformer", "select_columns", "power_transformer", "kbins_discretizer",
+                     "quantile_transformer", "spline_transformer"), "transforms"),
+    **dict.fromkeys(("linear_discriminant_analysis", "quadratic_discriminant_analysis"),
+                    "discriminant_analysis"),
 }
 
 

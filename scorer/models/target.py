@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, load_estimator, register
-from .._numpy_funcs import NUMPY_FUNCTIONS
+from .._numpy_funcs import FUNCS, UNARY
 
 OPS = ("add", "subtract", "multiply", "divide", "function")
 
@@ -42,8 +42,8 @@ class TransformedTargetRegressor(Estimator):
             sctx = ctx.child("inverse", i)
             op = sctx.string(step, "op", choices=OPS)
             if op == "function":
-                name = sctx.string(step, "name", choices=tuple(NUMPY_FUNCTIONS))
-                self.steps.append((op, NUMPY_FUNCTIONS[name]))
+                name = sctx.string(step, "name", choices=UNARY)
+                self.steps.append((op, FUNCS[name]))
             else:
                 self.steps.append((op, sctx.array(step, "value", ndim=1, shape=(n_targets,))))
         return self

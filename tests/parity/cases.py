@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from cases_ensemble import ROWS as ENSEMBLE_ROWS
 from harness import EXACT, TOL
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -32,6 +34,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectFromModel, SelectKBest, VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import (
     ElasticNet,
@@ -50,14 +53,20 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     Binarizer,
+    FunctionTransformer,
+    KBinsDiscretizer,
     MaxAbsScaler,
     MinMaxScaler,
     Normalizer,
     OneHotEncoder,
     OrdinalEncoder,
     PolynomialFeatures,
+    PowerTransformer,
+    QuantileTransformer,
     RobustScaler,
+    SplineTransformer,
     StandardScaler,
+    TargetEncoder,
 )
 from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR, OneClassSVM
 from sklearn.tree import (
@@ -511,4 +520,40 @@ OTHERS = [
 ENSEMBLE = [Case(i, t, m, d) if tol is None else Case(i, t, m, d, tol=tol)
             for i, t, m, d, tol in ENSEMBLE_ROWS]
 
-CASES: list[Case] = LINEAR + TREES + OTHERS + ENSEMBLE
+# More transformers (docs/format/transforms.md); TargetEncoder is written with existing types.
+TRANSFORMS = [
+    Case("function-log1p", "function_transformer", lambda: FunctionTransformer(np.log1p), "wine",
+         unsupervised=True),
+    Case("function-clip-nan", "function_transformer",
+         lambda: FunctionTransformer(np.clip, kw_args={"a_min": -1.0, "a_max": 1.5}), "classification_nan",
+         unsupervised=True),
+    Case("variance-threshold", "select_columns", lambda: VarianceThreshold(1.0), "classification_nan",
+         unsupervised=True),
+    Case("select-k-best", "select_columns", lambda: SelectKBest(k=5), "wine"),
+    Case("select-from-model", "select_columns", lambda: SelectFromModel(Lasso(alpha=1.0)), "diabetes"),
+    Case("power-yeo-johnson-nan", "power_transformer", PowerTransformer, "classification_nan",
+         unsupervised=True),
+    Case("power-box-cox", "power_transformer", lambda: PowerTransformer(method="box-cox"), "wine",
+         unsupervised=True),
+    *[Case(f"kbins-{s}-{e}", "kbins_discretizer", lambda s=s, e=e: KBinsDiscretizer(
+        n_bins=5, strategy=s, encode=e), "wine", unsupervised=True)
+      for s, e in (("uniform", "ordinal"), ("quantile", "onehot"), ("kmeans", "onehot-dense"))],
+    Case("quantile-uniform-nan", "quantile_transformer", lambda: QuantileTransformer(n_quantiles=60),
+         "classification_nan", unsupervised=True),
+    Case("target-encoder-multiclass", "column_transformer", lambda: TargetEncoder(),
+         "mixed_categories"),
+    Case("spline-cubic-linear", "spline_transformer",
+         lambda: SplineTransformer(n_knots=4, extrapolation="linear"), "diabetes", unsupervised=True),
+    Case("spline-periodic", "spline_transformer",
+         lambda: SplineTransformer(degree=2, extrapolation="periodic", include_bias=False), "iris",
+         unsupervised=True),
+    Case("lda-svd", "linear_discriminant_analysis", LinearDiscriminantAnalysis, "wine"),
+    Case("lda-eigen-binary", "linear_discriminant_analysis",
+         lambda: LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.1), "breast_cancer"),
+    Case("qda", "quadratic_discriminant_analysis", lambda: QuadraticDiscriminantAnalysis(reg_param=0.01),
+         "wine"),
+    Case("qda-binary", "quadratic_discriminant_analysis",
+         lambda: QuadraticDiscriminantAnalysis(reg_param=0.05), "binary"),
+]
+
+CASES: list[Case] = LINEAR + TREES + OTHERS + ENSEMBLE + TRANSFORMS

@@ -11,3 +11,5 @@ import "./cluster.js";
 import "./ensemble.js";
 import "./calibration.js";
 import "./target.js";
+import "./transforms.js";
+import "./discriminant_analysis.js";

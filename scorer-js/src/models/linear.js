@@ -40,9 +40,10 @@ const PROBA_ALLOWED = {
   logistic_regression: ["multinomial", "ovr"],
   sgd_classifier: [null, "ovr", "modified_huber"],
   linear_classifier: [null, "multinomial", "ovr", "modified_huber"],
+  linear_discriminant_analysis: ["multinomial", "ovr"],
 };
 
-class LinearClassifier extends Estimator {
+export class LinearClassifier extends Estimator {
   constructor(node, ctx) {
     super(["predict", "decision_function"]);
     const p = base(this, node, ctx);

@@ -7,7 +7,7 @@ import { Estimator, base, numeric } from "./common.js";
 const EPS = 2.220446049250313e-16;
 const MAX_OUTPUT_COLUMNS = 1_000_000;
 
-class Transformer extends Estimator {
+export class Transformer extends Estimator {
   constructor(node, ctx) {
     super(["transform"]);
     base(this, node, ctx);

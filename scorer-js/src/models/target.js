@@ -2,10 +2,9 @@
 // steps in order. The function names are the whitelist of scorer/_numpy_funcs.py.
 import { Estimator } from "./common.js";
 import { register } from "../context.js";
+import { FUNCS } from "../numpy_funcs.js";
 
-export const NUMPY_FUNCTIONS = {
-  log: Math.log, log1p: Math.log1p, exp: Math.exp, expm1: Math.expm1, sqrt: Math.sqrt, square: (v) => v * v, abs: Math.abs,
-};
+export const NUMPY_FUNCTIONS = FUNCS; // clip is not among them: it needs constants
 const OPS = {
   add: (a, b) => a + b, subtract: (a, b) => a - b, multiply: (a, b) => a * b, divide: (a, b) => a / b,
 };
