@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
-            "naive_bayes", "neural_network", "cluster")
+            "naive_bayes", "neural_network", "cluster", "xgboost", "lightgbm")
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
@@ -31,6 +31,8 @@ TYPE_FAMILIES: dict[str, str] = {
     **dict.fromkeys(("gaussian_nb", "multinomial_nb", "complement_nb", "bernoulli_nb"), "naive_bayes"),
     **dict.fromkeys(("mlp_classifier", "mlp_regressor"), "neural_network"),
     "k_means": "cluster",
+    **dict.fromkeys(("xgboost_classifier", "xgboost_booster"), "xgboost"),
+    **dict.fromkeys(("lightgbm_classifier", "lightgbm_booster"), "lightgbm"),
 }
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import lightgbm
+import xgboost
 from harness import EXACT, TOL
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
@@ -503,4 +505,17 @@ OTHERS = [
     ),
 ]
 
-CASES: list[Case] = LINEAR + TREES + OTHERS
+# XGBoost / LightGBM (docs/format/xgboost.md, lightgbm.md): native Boosters in test_boosting_libraries.py
+XGB_TOL = 1e-6  # XGBoost accumulates and transforms in float32
+BOOSTING_LIBRARIES = [
+    Case("xgb-classifier-nan", "xgboost_classifier",
+         lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=4), "classification_nan", tol=XGB_TOL),
+    Case("xgb-regressor", "xgboost_booster", lambda: xgboost.XGBRegressor(n_estimators=20), "diabetes",
+         tol=XGB_TOL),
+    Case("lgbm-classifier-nan", "lightgbm_classifier",
+         lambda: lightgbm.LGBMClassifier(n_estimators=20, verbose=-1), "classification_nan", tol=EXACT),
+    Case("lgbm-regressor", "lightgbm_booster",
+         lambda: lightgbm.LGBMRegressor(n_estimators=20, verbose=-1), "diabetes", tol=EXACT),
+]
+
+CASES: list[Case] = LINEAR + TREES + OTHERS + BOOSTING_LIBRARIES

@@ -8,3 +8,4 @@ import "./neighbors.js";
 import "./naive_bayes.js";
 import "./neural_network.js";
 import "./cluster.js";
+import "./boosting_libraries.js";
