@@ -74,7 +74,7 @@ def _tree(info: dict[str, Any], ctx: ExportContext, n_features: int) -> tuple[di
         if nd["decision_type"] == "==":
             codes = [int(c) for c in str(nd["threshold"]).split("||")]
             if max(codes) >= N_CODES:
-                raise UnsupportedEstimator(f"LightGBM categorical codes above {N_CODES - 1} are not supported")
+                raise UnsupportedEstimator(f"LightGBM category codes above {N_CODES - 1}: not supported")
             bits = np.zeros(N_CODES, dtype=bool)
             bits[codes] = True
             cat_nodes.append(i)

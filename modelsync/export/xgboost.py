@@ -1,4 +1,5 @@
-"""Converters for XGBoost: ``XGBClassifier``, ``XGBRegressor`` and ``xgboost.Booster`` (docs/format/xgboost.md).
+"""Converters for XGBoost: ``XGBClassifier``, ``XGBRegressor`` and ``xgboost.Booster``
+(docs/format/xgboost.md).
 
 The model is read from XGBoost's own JSON (``Booster.save_raw("json")``), never from a pickle. Trees that
 ``predict`` would not use (after ``best_iteration`` of early stopping, for the scikit-learn wrappers) are

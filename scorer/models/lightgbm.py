@@ -17,7 +17,7 @@ import numpy as np
 
 from .._base import Estimator, LoadContext, register
 from .._links import libm_exp
-from ._forest import Categorical, compile_forest, load_tree, load_trees
+from ._forest import Categorical, CompiledForest, compile_forest, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
 SIGMOID = ("binary", "cross_entropy")
@@ -32,6 +32,7 @@ N_CODES = 256  # category bitsets hold codes 0..255
 
 class _LightGBM(Estimator):
     objective = ""
+    forest: CompiledForest
     sigmoid = 1.0
     n_outputs = 1
     columns: list[tuple[int, int]]  # engine column -> (input column, missing_type or CATEGORY)
@@ -41,7 +42,8 @@ class _LightGBM(Estimator):
         self = cls()
         F = self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
         is_clf = isinstance(self, LightGBMClassifier)
-        self.objective = ctx.string(node, "objective", choices=CLASSIFIER_OBJECTIVES if is_clf else OBJECTIVES)
+        allowed = CLASSIFIER_OBJECTIVES if is_clf else OBJECTIVES
+        self.objective = ctx.string(node, "objective", choices=allowed)
         K = self.n_outputs = ctx.integer(node, "n_outputs", minimum=1, maximum=10_000)
         if (self.objective == "multiclass") != (K > 1):
             raise ctx.fail("multiclass has one output per class (at least 2), the others one", "n_outputs")

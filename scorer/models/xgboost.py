@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, register
-from ._forest import compile_forest, float32_checks, load_tree, load_trees
+from ._forest import CompiledForest, compile_forest, float32_checks, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
 F32 = np.float32
@@ -50,6 +50,7 @@ def softmax32(x: np.ndarray) -> np.ndarray:
 
 class _XGBoost(Estimator):
     objective = ""
+    forest: CompiledForest
     n_outputs = 1
 
     @classmethod
@@ -64,7 +65,7 @@ class _XGBoost(Estimator):
                            "n_outputs")
         if isinstance(self, XGBoostClassifier):
             self.classes = ctx.labels(node, "classes")
-            if len(self.classes) < 2 or (K > 1 and len(self.classes) != K) or (K == 1 and len(self.classes) != 2):
+            if len(self.classes) != max(K, 2):
                 raise ctx.fail("a classifier has 2 classes (binary:logistic) or n_outputs classes", "classes")
         base = ctx.array(node, "base_margin", "float64", shape=(K,))
         if not np.array_equal(base.astype(F32).astype(np.float64), base):
@@ -76,7 +77,8 @@ class _XGBoost(Estimator):
             if not np.array_equal(value.astype(F32).astype(np.float64), value):
                 raise tctx.fail("leaf values must be float32 values", "value")
             inner = tree.left >= 0
-            if not np.array_equal(tree.threshold[inner].astype(F32).astype(np.float64), tree.threshold[inner]):
+            thr = tree.threshold[inner]
+            if not np.array_equal(thr.astype(F32).astype(np.float64), thr):
                 raise tctx.fail("split conditions must be float32 values", "threshold")
             # x < c  <=>  float32(x) <= the float32 just below c
             below = np.nextafter(tree.threshold.astype(F32), F32(-np.inf)).astype(np.float64)

@@ -38,7 +38,7 @@ class CompiledForest:
         T, G, K = self.n_trees, self.per_stage, self.n_outputs
         S = T // G
         if R == 1 and self.few_rows:
-            vals = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, 1, K)
+            vals: np.ndarray = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, 1, K)
             if S == 1:
                 return vals.reshape(1, G, K)
             return np.add.accumulate(vals.reshape(S, G * K), axis=0)[-1].reshape(1, G, K)
