@@ -104,6 +104,9 @@ def _tree(info: dict[str, Any], ctx: ExportContext, n_features: int) -> tuple[di
 def booster_node(booster: lightgbm.Booster, ctx: ExportContext, classes: Any = None) -> dict[str, Any]:
     """The document node of a Booster: the trees ``predict`` uses by default."""
     dump = booster.dump_model()  # num_iteration=None: up to best_iteration when there is one
+    if dump.get("pandas_categorical"):
+        raise UnsupportedEstimator("LightGBM models fitted on pandas 'category' columns are not supported; "
+                                   "pass integer category codes and categorical_feature")
     if dump.get("average_output"):
         raise UnsupportedEstimator("LightGBM random-forest mode (average_output) is not supported")
     if booster.params.get("linear_tree"):

@@ -70,6 +70,8 @@ def booster_node(booster: xgboost.Booster, ctx: ExportContext, n_trees: int | No
     if objective not in allowed:
         raise UnsupportedEstimator(f"XGBoost objective {objective!r} is not supported; supported: "
                                    f"{', '.join(allowed)}")
+    if "c" in (learner.get("feature_types") or []):
+        raise UnsupportedEstimator("XGBoost categorical features (enable_categorical) are not supported")
     model = gb["model"]
     if int(model["gbtree_model_param"].get("num_parallel_tree", "1")) != 1:
         raise UnsupportedEstimator("XGBoost num_parallel_tree > 1 is not supported")

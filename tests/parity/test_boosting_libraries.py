@@ -141,3 +141,15 @@ def test_refused_with_a_message() -> None:
                                 verbose=-1).fit(X, X[:, 0])
     with pytest.raises(UnsupportedEstimator, match="random-forest"):
         export_model(rf, X[:5], "m")
+
+
+def test_pandas_category_columns_are_refused() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": X[:, 0], "c": pd.Categorical(np.where(X[:, 0] > 0, "p", "n"))})
+    lgb = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(frame, Y3)
+    with pytest.raises(UnsupportedEstimator, match="category"):
+        export_model(lgb, frame.iloc[:5], "m")
+    xgb = xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(frame, Y3)
+    with pytest.raises(UnsupportedEstimator, match="categorical"):
+        export_model(xgb, frame.iloc[:5], "m")

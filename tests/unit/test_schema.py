@@ -28,6 +28,8 @@ FAMILIES = (
     "naive_bayes",
     "neural_network",
     "cluster",
+    "xgboost",
+    "lightgbm",
 )
 
 
