@@ -39,6 +39,7 @@ KIT_VERSION = 1
 EXACT = 0.0
 EXP = 1e-12    # arithmetic through exp/log: math libraries may differ by an ulp or two
 DEFAULT = 1e-9  # matrix products: a scorer may sum in another order
+XGB = 1e-6  # XGBoost's float32 sums and transforms: a float32 exp may differ by an ulp
 
 Case = dict[str, Any]
 CASES: list[Case] = []
@@ -1270,6 +1271,54 @@ def _qda_bin() -> Any:
     X, _, labels = _cancer(4)
     m = QuadraticDiscriminantAnalysis().fit(X, labels)
     return m, _pick(X, 10), {"predict": EXACT, "predict_proba": EXP, "decision_function": DEFAULT}
+@case("xgboost_classifier_multiclass_nan", "float32 inputs, x < threshold, float32 sums and softmax")
+def _xgbc() -> Any:
+    import xgboost
+
+    Xn, rows, labels = _nan_iris()
+    codes = np.unique(labels, return_inverse=True)[1]  # XGBClassifier takes classes 0..K-1 only
+    m = xgboost.XGBClassifier(n_estimators=6, max_depth=3, random_state=0).fit(Xn, codes)
+    return m, rows, {"predict": EXACT, "predict_proba": XGB}
+
+
+@case("xgboost_regressor_poisson", "float32 base margin, sums and expf")
+def _xgbr() -> Any:
+    import xgboost
+
+    X, y = _diabetes(4)
+    Xn = _with_nan(X, [(i, i % 4) for i in range(0, 400, 7)])
+    m = xgboost.XGBRegressor(objective="count:poisson", n_estimators=6, max_depth=3).fit(Xn, y)
+    return m, _with_nan(_pick(X, 10), [(1, 0), (4, 2)]), {"predict": XGB}
+
+
+@case("lightgbm_classifier_categorical_nan", "categorical bitsets, missing_type NaN and None, double sums")
+def _lgbc() -> Any:
+    import lightgbm
+
+    X, y = _diabetes(4)
+    Xc = X.copy()
+    Xc["grade"] = (np.arange(len(X)) % 6).astype(float)
+    Xn = _with_nan(Xc, [(i, 1) for i in range(0, 400, 5)])
+    labels = ((y + Xc["grade"].to_numpy() * 30) > 180).astype(int)
+    m = lightgbm.LGBMClassifier(n_estimators=6, num_leaves=8, min_child_samples=5, verbose=-1).fit(
+        Xn, labels, categorical_feature=[4])
+    rows = _with_nan(_pick(Xc, 10), [(1, 1), (3, 4), (5, 0)])
+    rows.iloc[2, 4] = 9.0  # unseen category
+    rows.iloc[6, 4] = -1.0
+    return m, rows, {"predict": EXACT, "predict_proba": EXP, "decision_function": EXACT}
+
+
+@case("lightgbm_regressor_zero_as_missing", "missing_type Zero: NaN and 0.0 follow default_left")
+def _lgbr() -> Any:
+    import lightgbm
+
+    X, y = _diabetes(4)
+    Xz = X.copy()
+    Xz.iloc[::6, 0] = 0.0
+    m = lightgbm.LGBMRegressor(n_estimators=6, num_leaves=8, zero_as_missing=True, verbose=-1).fit(Xz, y)
+    rows = _with_nan(_pick(Xz, 10), [(1, 0), (2, 3)])
+    rows.iloc[3, 0] = 0.0
+    return m, rows, {"predict": EXACT}
 
 
 # ---------------------------------------------------------------- documents other producers write

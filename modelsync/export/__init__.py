@@ -26,7 +26,12 @@ DEFAULT_TEST_VECTORS = 25
 
 _FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
              "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target", "transforms",
-             "discriminant_analysis")
+             "discriminant_analysis", "xgboost", "lightgbm")
+# families registered only when their library imports (optional extras): family -> library
+_OPTIONAL = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+# models that are not scikit-learn estimators (native Boosters): class -> ``predict(model, X)`` as the
+# library computes it on an array; export_model treats them as regressors, convert skips check_is_fitted
+NATIVE_PREDICT: dict[type, Callable[[Any, Any], Any]] = {}
 
 
 class UnsupportedEstimator(ValueError):
@@ -44,9 +49,37 @@ def converter(*classes: type) -> Callable[[Converter], Converter]:
     return deco
 
 
+def native_predict(cls: type) -> Callable[[Callable[[Any, Any], Any]], Callable[[Any, Any], Any]]:
+    """Register how export_model computes the test vectors of a native (non-scikit-learn) model."""
+
+    def deco(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        NATIVE_PREDICT[cls] = fn
+        return fn
+
+    return deco
+
+
+class _NativeOutputs:
+    """A native model seen by export_model: a regressor-like ``predict`` (the library's own output)."""
+
+    task = "regression"
+
+    def __init__(self, model: Any, fn: Callable[[Any, Any], Any]) -> None:
+        self.model, self.fn = model, fn
+
+    def predict(self, X: Any) -> Any:
+        return self.fn(self.model, X)
+
+
 def supported_estimators() -> list[str]:
     _load_families()
-    return sorted(f"{c.__module__.split('.')[1]}.{c.__name__}" for c in CONVERTERS)
+    return sorted(f"{_package(c.__module__)}.{c.__name__}" for c in CONVERTERS)
+
+
+def _package(module: str) -> str:
+    """``linear_model`` for sklearn.linear_model._base, ``xgboost`` for xgboost.core."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "sklearn" else parts[0]
 
 
 class ExportContext:
@@ -86,7 +119,7 @@ def _load_families() -> None:
         try:
             importlib.import_module(f"{__name__}.{family}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{family}":
+            if exc.name != f"{__name__}.{family}" and exc.name != _OPTIONAL.get(family):
                 raise
 
 
@@ -96,11 +129,12 @@ def convert(est: Any, ctx: ExportContext) -> dict[str, Any]:
     if fn is None:
         raise UnsupportedEstimator(f"{type(est).__name__} is not supported; supported estimators: "
                                    f"{', '.join(supported_estimators())}")
-    from sklearn.pipeline import Pipeline
-    from sklearn.utils.validation import check_is_fitted
+    if type(est) not in NATIVE_PREDICT:
+        from sklearn.pipeline import Pipeline
+        from sklearn.utils.validation import check_is_fitted
 
-    if not isinstance(est, Pipeline):  # its steps are checked one by one (scikit-learn < 1.5 cannot check
-        check_is_fitted(est)           # a Pipeline ending in "passthrough")
+        if not isinstance(est, Pipeline):  # its steps are checked one by one (scikit-learn < 1.5 cannot check
+            check_is_fitted(est)           # a Pipeline ending in "passthrough")
     return fn(est, ctx)
 
 
@@ -159,6 +193,8 @@ def _nested_jsonable(values: list[Any]) -> list[Any]:
 
 
 def _task(est: Any) -> str:
+    if isinstance(est, _NativeOutputs):
+        return est.task
     from sklearn.base import is_classifier, is_outlier_detector, is_regressor
 
     try:
@@ -204,6 +240,8 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
                          "starting with a letter or digit (it becomes part of storage keys and URLs)")
     ctx = ExportContext(compact=compact, compress=compress)
     node = convert(estimator, ctx)
+    native = NATIVE_PREDICT.get(type(estimator))
+    outputs_of = _NativeOutputs(estimator, native) if native is not None else estimator
     names, rows, X_sk = _sample_frame(X_sample, feature_names)
     if not rows:
         raise ValueError("X_sample needs at least one row: its first rows become the test vectors")
@@ -220,11 +258,11 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
             features.append({"name": fname, "type": "numeric"})
     k = max(1, min(n_test_vectors, len(rows)))
     X_tv = X_sk.iloc[:k] if hasattr(X_sk, "iloc") else np.asarray(X_sk)[:k]
-    task = _task(estimator)
-    methods = _methods(estimator)
+    task = _task(outputs_of)
+    methods = _methods(outputs_of)
     outputs: dict[str, Any] = {}
     for m in methods:
-        outputs[m] = _output_list(getattr(estimator, m)(X_tv), m)
+        outputs[m] = _output_list(getattr(outputs_of, m)(X_tv), m)
     classes = getattr(estimator, "classes_", None)
     output: dict[str, Any] = {"task": task, "methods": methods}
     if classes is not None and task == "classification":

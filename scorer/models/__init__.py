@@ -10,7 +10,7 @@ import importlib
 
 FAMILIES = ("linear", "preprocessing", "compose", "trees", "hist_gradient_boosting", "kernel", "neighbors",
             "naive_bayes", "neural_network", "cluster", "ensemble", "calibration", "target", "transforms",
-            "discriminant_analysis")
+            "discriminant_analysis", "xgboost", "lightgbm")
 
 # Document ``type`` -> the family module that registers it (a unit test keeps this equal to REGISTRY).
 TYPE_FAMILIES: dict[str, str] = {
@@ -42,6 +42,8 @@ TYPE_FAMILIES: dict[str, str] = {
                      "quantile_transformer", "spline_transformer"), "transforms"),
     **dict.fromkeys(("linear_discriminant_analysis", "quadratic_discriminant_analysis"),
                     "discriminant_analysis"),
+    **dict.fromkeys(("xgboost_classifier", "xgboost_booster"), "xgboost"),
+    **dict.fromkeys(("lightgbm_classifier", "lightgbm_booster"), "lightgbm"),
 }
 
 

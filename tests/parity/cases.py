@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import lightgbm
 import numpy as np
+import xgboost
 from cases_ensemble import ROWS as ENSEMBLE_ROWS
 from harness import EXACT, TOL
 from sklearn.cluster import KMeans
@@ -556,4 +558,18 @@ TRANSFORMS = [
          lambda: QuadraticDiscriminantAnalysis(reg_param=0.05), "binary"),
 ]
 
-CASES: list[Case] = LINEAR + TREES + OTHERS + ENSEMBLE + TRANSFORMS
+# XGBoost / LightGBM (docs/format/xgboost.md, lightgbm.md): native Boosters in test_boosting_libraries.py
+XGB_TOL = 1e-6  # XGBoost accumulates and transforms in float32
+BOOSTING_LIBRARIES = [
+    Case("xgb-classifier-nan", "xgboost_classifier",
+         lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=4), "classification_nan", tol=XGB_TOL),
+    Case("xgb-regressor", "xgboost_booster", lambda: xgboost.XGBRegressor(n_estimators=20), "diabetes",
+         tol=XGB_TOL),
+    Case("lgbm-classifier-nan", "lightgbm_classifier",
+         lambda: lightgbm.LGBMClassifier(n_estimators=20, verbose=-1), "classification_nan", tol=EXACT),
+    Case("lgbm-regressor", "lightgbm_booster",
+         lambda: lightgbm.LGBMRegressor(n_estimators=20, verbose=-1), "diabetes", tol=EXACT),
+]
+
+
+CASES: list[Case] = LINEAR + TREES + OTHERS + ENSEMBLE + TRANSFORMS + BOOSTING_LIBRARIES

@@ -14,7 +14,7 @@ import scorer
 from modelsync.export import export_model
 from scorer.models import TYPE_FAMILIES
 
-FOREST_FAMILIES = ("trees", "hist_gradient_boosting")
+FOREST_FAMILIES = ("trees", "hist_gradient_boosting", "xgboost", "lightgbm")
 
 
 def registered_types() -> set[str]:

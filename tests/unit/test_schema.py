@@ -31,6 +31,8 @@ FAMILIES = (
     "ensemble",
     "calibration",
     "target",
+    "xgboost",
+    "lightgbm",
 )
 
 

@@ -13,3 +13,4 @@ import "./calibration.js";
 import "./target.js";
 import "./transforms.js";
 import "./discriminant_analysis.js";
+import "./boosting_libraries.js";

@@ -88,7 +88,7 @@ function leaf(t, x) {
   return node;
 }
 
-function loadTrees(node, ctx, p, valueShape, categorical = null, missingRequired = true) {
+export function loadTrees(node, ctx, p, valueShape, categorical = null, missingRequired = true) {
   const list = ctx.get(node, "trees", ["array"]);
   if (!list.length) throw ctx.fail("at least one tree is needed", "trees");
   if (list.length > MAX_TREES) throw ctx.fail(`more than ${MAX_TREES} trees`, "trees");

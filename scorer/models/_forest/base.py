@@ -30,6 +30,7 @@ class CompiledForest:
     per_stage: int
     chunk_rows: int
     few_rows: int  # up to this many rows, one call of few numpy ops (the single-row path)
+    sum_dtype: type = np.float64  # XGBoost adds leaf values in float32: it sets np.float32
 
     def sums(self, X: np.ndarray, has_nan: bool | None = None) -> np.ndarray:
         """``(rows, per_stage, n_outputs)``. ``has_nan``: whether X holds NaN, if the caller knows."""
@@ -37,12 +38,12 @@ class CompiledForest:
         T, G, K = self.n_trees, self.per_stage, self.n_outputs
         S = T // G
         if R == 1 and self.few_rows:
-            vals = self._few(X, has_nan)  # (T, 1, K)
+            vals: np.ndarray = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, 1, K)
             if S == 1:
                 return vals.reshape(1, G, K)
             return np.add.accumulate(vals.reshape(S, G * K), axis=0)[-1].reshape(1, G, K)
         if self.few_rows >= R:
-            vals = self._few(X, has_nan)  # (T, R, K)
+            vals = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, R, K)
             acc = sequential_sum(vals.reshape(S, G * R * K)) if S > 1 else vals
             return acc.reshape(G, R, K).transpose(1, 0, 2)
         result = np.empty((R, G, K))
@@ -52,7 +53,7 @@ class CompiledForest:
             r = Xc.shape[0]
             vals = np.empty((S, G, r, K))
             self._chunk(Xc, vals.reshape(T, r, K), has_nan)
-            total = sequential_sum(vals.reshape(S, G * r * K))
+            total = sequential_sum(vals.reshape(S, G * r * K).astype(self.sum_dtype, copy=False))
             result[start:start + r] = total.reshape(G, r, K).transpose(1, 0, 2)
         return result
 

@@ -1,0 +1,139 @@
+"""XGBoost (``xgboost.Booster``, ``XGBClassifier``, ``XGBRegressor``): XGBoost's float32 arithmetic.
+
+XGBoost rounds every input to float32 and sends a row left when ``x < split_condition`` (float32 on both
+sides; NaN follows ``default_left``). The forest engine compares ``float32(x) <= t``, so each condition is
+stored to the engine as the float32 just below it: the same decision for every input, bit for bit.
+XGBoost then adds the trees' leaf values to the base margin in float32, one tree after the other
+(``CompiledForest.sum_dtype = float32``), and applies the objective's transform in float32: every
+intermediate result is rounded to float32 here too (exp computed in float64, then rounded: a correctly
+rounded expf). docs/format/xgboost.md states the tolerance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._base import Estimator, LoadContext, register
+from ._forest import CompiledForest, compile_forest, float32_checks, load_tree, load_trees
+from ._forest.float32 import check_matrix
+
+F32 = np.float32
+LOGISTIC = ("binary:logistic", "reg:logistic")
+IDENTITY = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "binary:logitraw")
+LOG_LINK = ("count:poisson", "reg:gamma", "reg:tweedie")
+MULTICLASS = ("multi:softprob", "multi:softmax")
+OBJECTIVES = LOGISTIC + IDENTITY + LOG_LINK + MULTICLASS
+CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
+
+
+def exp32(x: np.ndarray) -> np.ndarray:
+    """expf of float32 values: exp in float64 rounded once to float32 (glibc's expf is correctly rounded)."""
+    with np.errstate(over="ignore"):
+        return np.exp(x.astype(np.float64)).astype(F32)
+
+
+def sigmoid32(x: np.ndarray) -> np.ndarray:
+    """XGBoost's ``1.0f / (expf(-x) + 1.0f + 1e-16f)`` in float32 (the 1e-16f never changes a sum >= 1)."""
+    return F32(1.0) / (exp32(-x) + F32(1.0))
+
+
+def softmax32(x: np.ndarray) -> np.ndarray:
+    """XGBoost's Softmax: float32 ``expf(x - max)`` summed in double, each divided in float32 by the sum
+    rounded to float32."""
+    wmax = np.max(x, axis=1, keepdims=True)
+    e = exp32(x - wmax)
+    wsum = np.add.accumulate(e.astype(np.float64), axis=1)[:, -1:]  # left to right, in double
+    return e / wsum.astype(F32)
+
+
+class _XGBoost(Estimator):
+    objective = ""
+    forest: CompiledForest
+    n_outputs = 1
+
+    @classmethod
+    def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> Estimator:
+        self = cls()
+        F = self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
+        choices = CLASSIFIER_OBJECTIVES if isinstance(self, XGBoostClassifier) else OBJECTIVES
+        self.objective = ctx.string(node, "objective", choices=choices)
+        K = self.n_outputs = ctx.integer(node, "n_outputs", minimum=1, maximum=10_000)
+        if (self.objective in MULTICLASS) != (K > 1):
+            raise ctx.fail("multi:* objectives have one output per class (at least 2), the others one",
+                           "n_outputs")
+        if isinstance(self, XGBoostClassifier):
+            self.classes = ctx.labels(node, "classes")
+            if len(self.classes) != max(K, 2):
+                raise ctx.fail("a classifier has 2 classes (binary:logistic) or n_outputs classes", "classes")
+        base = ctx.array(node, "base_margin", "float64", shape=(K,))
+        if not np.array_equal(base.astype(F32).astype(np.float64), base):
+            raise ctx.fail("must hold float32 values", "base_margin")
+        trees, values = [], []
+        for i, tnode in enumerate(load_trees(node, ctx)):
+            tctx = ctx.child("trees", i)
+            tree, value = load_tree(tnode, tctx, F, ())
+            if not np.array_equal(value.astype(F32).astype(np.float64), value):
+                raise tctx.fail("leaf values must be float32 values", "value")
+            inner = tree.left >= 0
+            thr = tree.threshold[inner]
+            if not np.array_equal(thr.astype(F32).astype(np.float64), thr):
+                raise tctx.fail("split conditions must be float32 values", "threshold")
+            # x < c  <=>  float32(x) <= the float32 just below c
+            below = np.nextafter(tree.threshold.astype(F32), F32(-np.inf)).astype(np.float64)
+            tree.threshold = np.where(inner, below, tree.threshold)
+            trees.append(tree)
+            values.append(value.reshape(-1, 1))
+        if len(trees) % K:
+            raise ctx.fail(f"the number of trees must be a multiple of {K} (one per class per iteration)",
+                           "trees")
+        for k in range(min(K, len(values))):  # base + first leaf: XGBoost's first float32 addition
+            values[k] = (values[k] + base[k]).astype(F32).astype(np.float64)
+        self.forest = compile_forest(trees, values, F, float32=True, per_stage=K)
+        self.forest.sum_dtype = F32
+        return self
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """``(rows, n_outputs)`` float32 margins, as ``predict(output_margin=True)``."""
+        Xf = check_matrix(X, self.n_features_in, self.type_name)
+        has_nan = float32_checks(Xf, self.type_name, allow_nan=True, allow_inf=True)
+        return self.forest.sums(Xf, has_nan)[:, :, 0].astype(F32)
+
+    def transformed(self, X: np.ndarray) -> np.ndarray:
+        """What ``Booster.predict`` returns (float32): the objective's transform of the margin."""
+        m = self.margin(X)
+        if self.objective in LOGISTIC:
+            return sigmoid32(m[:, 0])
+        if self.objective in LOG_LINK:
+            return exp32(m[:, 0])
+        if self.objective == "multi:softprob":
+            return softmax32(m)
+        if self.objective == "multi:softmax":
+            return np.argmax(m, axis=1).astype(F32)
+        return m[:, 0]
+
+
+@register("xgboost_booster")
+class XGBoostBooster(_XGBoost):
+    """``Booster.predict`` (and XGBRegressor.predict): the transformed prediction."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.transformed(X)
+
+
+@register("xgboost_classifier")
+class XGBoostClassifier(_XGBoost):
+    """XGBClassifier: probabilities as XGBoost computes them; labels from them as XGBClassifier does."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = self.transformed(X)
+        if p.ndim == 1:
+            return np.stack([F32(1.0) - p, p], axis=1)
+        return p
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        assert self.classes is not None
+        p = self.transformed(X)
+        index = (p > 0.5).astype(np.int64) if p.ndim == 1 else np.argmax(p, axis=1)
+        return self.classes[index]
