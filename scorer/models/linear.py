@@ -98,7 +98,7 @@ def ovr_normalize(prob: np.ndarray) -> np.ndarray:
     if all_zero.any():
         prob[all_zero, :] = 1
         prob_sum[all_zero] = prob.shape[1]
-    prob /= prob_sum.reshape((prob.shape[0], -1))
+    prob /= prob_sum.reshape((prob.shape[0], 1))
     return prob
 
 

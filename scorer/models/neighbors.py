@@ -120,7 +120,8 @@ class _Neighbors(Estimator):
         return dist_k, ind_k
 
     def row_cost(self) -> RowCost:
-        """A distance to every training row (the difference matrix is chunked to _CHUNK_ELEMENTS)."""
+        """A distance to every training row; the (rows x training rows x features) differences are a
+        fixed block of at most _CHUNK_ELEMENTS values whatever the rows (16 MB), not a cost per row."""
         n, n_fit = self.n_features_in, int(self.fit_X.shape[0])
         out = max(len(self.classes) if self.classes is not None else int(self.y.shape[-1]), 1)
         return RowCost(width=2 * n + 3 * n_fit + 4 * self.n_neighbors + 2 * out,

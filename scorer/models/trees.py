@@ -119,7 +119,7 @@ class _TreeClassifier(_SklearnTrees):
     classifier = True
 
     def _probas(self, X: np.ndarray) -> list[np.ndarray]:
-        p = self._sums(X).reshape(X.shape[0], self.n_outputs, -1)
+        p = self._sums(X).reshape(X.shape[0], self.n_outputs, max(self.n_classes))
         return [np.ascontiguousarray(p[:, k, :n]) for k, n in enumerate(self.n_classes)]
 
     def predict_proba(self, X: np.ndarray) -> Any:
