@@ -122,7 +122,7 @@ def publish_upload(s3: Any, registry: Registry, settings: Settings, upload: Uplo
 
     try:
         raw = _read_capped(s3, upload, settings.max_upload_bytes)
-        loaded = _validate(raw, model)
+        loaded = _validate(raw, model, settings.model_limits)
     except _Rejected as rej:
         problems = rej.problems
         report = _write_report(s3, settings, model, uid, upload, STATUS_REJECTED, problems=problems)
@@ -190,9 +190,9 @@ def _read_capped(s3: Any, upload: Upload, limit: int) -> bytes:
     return bytes(raw)
 
 
-def _validate(raw: bytes, model: str) -> scorer.Model:
+def _validate(raw: bytes, model: str, limits: scorer.Limits) -> scorer.Model:
     try:
-        loaded = scorer.validate_model(raw)
+        loaded = scorer.validate_model(raw, limits=limits)
     except scorer.InvalidModel as exc:
         raise _Rejected(list(exc.problems) or [("", str(exc))]) from None
     except Exception:

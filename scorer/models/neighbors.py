@@ -58,6 +58,7 @@ class _Neighbors(Estimator):
     p: float
     fit_X: np.ndarray
     fit_X_normalized: np.ndarray | None
+    y: np.ndarray  # training targets (class indices, or values)
 
     def _load_common(self, node: dict[str, Any], ctx: LoadContext) -> int:
         self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)

@@ -4,6 +4,7 @@ whose peak memory stays under the budget; every family scores zero rows (issue 9
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import time
@@ -52,8 +53,6 @@ def zeros_block(shape: list[int], dtype: str = "float64") -> dict[str, Any]:
         parts.append(comp.compress(piece[:min(left, len(piece))]))
         left -= min(left, len(piece))
     parts.append(comp.flush())
-    import base64
-
     return {"encoding": "base64-zlib", "dtype": dtype, "shape": shape,
             "data": base64.b64encode(b"".join(parts)).decode("ascii")}
 
@@ -202,7 +201,8 @@ def _worst_documents() -> Iterator[tuple[str, dict[str, Any]]]:
     h = 13_000
     yield "mlp", envelope({"type": "mlp_regressor", "n_features_in": 4, "activation": "relu",
                            "out_activation": "identity",
-                           "coefs": [encode_array(rng.normal(size=(4, h))), encode_array(rng.normal(size=(h, 1)))],
+                           "coefs": [encode_array(rng.normal(size=(4, h))),
+                                     encode_array(rng.normal(size=(h, 1)))],
                            "intercepts": [encode_array(rng.normal(size=h)), [0.5]]}, 4)
     k = SMALL.max_classes
     yield "logistic", envelope({"type": "logistic_regression", "n_features_in": 4, "classes": list(range(k)),
@@ -312,3 +312,26 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b) or (a != a and b != b)
+
+
+# -- the deployment's limits: template parameters -> environment -> Settings -> scorer ---------------
+
+def test_every_limit_is_a_template_parameter_with_the_scorer_default() -> None:
+    from dataclasses import fields
+
+    from modelsync import template as tpl
+    from modelsync.service.config import MODEL_LIMIT_VARIABLES, Settings
+
+    T = tpl.load(pathlib.Path(__file__).resolve().parents[2] / "template.yaml")
+    env = T.globals["Function"]["Environment"]["Variables"]
+    assert set(MODEL_LIMIT_VARIABLES) == {f.name for f in fields(Limits)}
+    for field, var in MODEL_LIMIT_VARIABLES.items():
+        param = env[var]["Ref"]
+        assert T.parameter_defaults()[param] == getattr(DEFAULT_LIMITS, field), var
+    base = {"MODELS_BUCKET": "b", "REGISTRY_TABLE": "t"}
+    assert Settings.from_env(base).model_limits == DEFAULT_LIMITS
+    custom = Settings.from_env({**base, "MODEL_MAX_WIDTH": "1234", "MODEL_MEMORY_BUDGET": "1048576"})
+    assert custom.model_limits.max_width == 1234 and custom.model_limits.memory_budget == 2**20
+    deploy = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    for var in MODEL_LIMIT_VARIABLES.values():
+        assert f"`{var}`" in deploy, var
