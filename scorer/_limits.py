@@ -49,7 +49,7 @@ class Limits:
     max_width: int = 250_000  # MODEL_MAX_WIDTH: values per row of any output or intermediate
     max_classes: int = 50_000  # MODEL_MAX_CLASSES: classes of one classifier
     max_trees: int = 20_000  # MODEL_MAX_TREES: trees of one ensemble
-    max_nodes: int = 4_000_000  # MODEL_MAX_NODES: tree nodes of one document
+    max_nodes: int = 2_000_000  # MODEL_MAX_NODES: tree nodes of one document
     max_row_cost: int = 20_000_000  # MODEL_MAX_ROW_COST: operations to score one row
     max_request_cost: int = 2_000_000_000  # MODEL_MAX_REQUEST_COST: rows x cost per row, one request
 

@@ -158,32 +158,41 @@ SMALL_TREE = {"children_left": [1, -1, -1], "children_right": [2, -1, -1], "feat
               "threshold": [0.5, -2.0, -2.0], "missing_go_to_left": [1, 0, 0], "value": [[1.0], [2.0], [3.0]]}
 
 
-def test_100000_small_trees_are_refused_quickly_and_the_most_allowed_validate_in_bounded_time() -> None:
+def test_100000_small_trees_are_refused_before_any_tree_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing the 18 MB text takes seconds (bounded by the upload limit); no tree is then decoded."""
+    from scorer.models import trees
+
+    def no_tree(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a tree was loaded")
+
+    monkeypatch.setattr(trees, "load_tree", no_tree)
     est = {"type": "random_forest_regressor", "n_features_in": 4, "n_outputs": 1,
            "trees": [SMALL_TREE] * 100_000}
-    text = json.dumps(envelope(est, 4)).encode()
-    exc, _, seconds = measured(lambda: scorer.load_model(text), trace=False)
-    assert isinstance(exc, scorer.InvalidModel)
-    assert problem_with(exc, "MODEL_MAX_TREES")[0] == "/estimator/trees"
-    assert seconds < 5, seconds  # parsing the 13 MB text; nothing per tree
+    with pytest.raises(scorer.InvalidModel) as info:
+        scorer.load_model(json.dumps(envelope(est, 4)).encode())
+    assert problem_with(info.value, "MODEL_MAX_TREES")[0] == "/estimator/trees"
+
+
+def test_the_most_trees_allowed_validate_in_bounded_time() -> None:
     limits = Limits(max_trees=5_000)
-    est["trees"] = [SMALL_TREE] * limits.max_trees
+    est = {"type": "random_forest_regressor", "n_features_in": 4, "n_outputs": 1,
+           "trees": [SMALL_TREE] * limits.max_trees}
     text = json.dumps(envelope(est, 4)).encode()
     model, _, seconds = measured(lambda: scorer.load_model(text, limits=limits), trace=False)
     assert isinstance(model, scorer.Model), model
-    assert seconds < 10, seconds  # ~0.1 ms per tree: the default limit (20,000) is ~2 s
+    assert seconds < 30, seconds  # ~0.1 ms per tree idle: the default limit (20,000) is ~2 s
 
 
 def test_forest_validation_memory_stays_a_small_multiple_of_its_nodes() -> None:
     """Loading a forest holds its arrays and the engine: bytes per node bounded, so MODEL_MAX_NODES
-    bounds validation memory (the default, 4M nodes, stays well under the 2 GB function)."""
+    bounds validation memory (the default, 2M nodes, stays well under the 2 GB function)."""
     trees = [_tree(12, seed=s) for s in range(16)]  # 131k nodes
     nodes = 16 * (2**13 - 1)
     doc = envelope({"type": "random_forest_regressor", "n_features_in": 4, "n_outputs": 1, "trees": trees}, 4)
     model, peak, _ = measured(lambda: scorer.load_model(doc))
     assert isinstance(model, scorer.Model), model
-    assert peak / nodes < 300, peak / nodes
-    assert DEFAULT_LIMITS.max_nodes * 300 < 1.5 * 2**30
+    assert peak / nodes < 400, peak / nodes  # ~230 measured
+    assert DEFAULT_LIMITS.max_nodes * 400 < 2**30
 
 
 # -- allowed documents: bounded memory per request ---------------------------------------------------
