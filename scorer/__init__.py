@@ -39,6 +39,7 @@ from ._base import (
 from ._envelope import FORMAT_VERSION, METHODS, TASKS, check_format_version, parse_document
 from ._inputs import Feature, to_matrix
 from ._json import canonical_bytes, canonical_json, content_sha256, loads_strict
+from ._limits import DEFAULT_LIMITS, Limits, RowCost
 from ._model import Model, load_model, validate_model
 from ._vectors import check_test_vectors
 
@@ -48,6 +49,7 @@ from . import models as _models  # isort: skip
 __all__ = [
     "ARRAY_DTYPES",
     "ARRAY_ENCODINGS",
+    "DEFAULT_LIMITS",
     "FORMAT_VERSION",
     "MAX_DOCUMENT_BYTES",
     "METHODS",
@@ -57,10 +59,12 @@ __all__ = [
     "Feature",
     "InvalidInput",
     "InvalidModel",
+    "Limits",
     "LoadContext",
     "MethodNotSupported",
     "Model",
     "ModelsyncScorerError",
+    "RowCost",
     "UnsupportedModel",
     "as_float",
     "canonical_bytes",

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ._limits import DEFAULT_LIMITS, Limits, RowCost
+
 # Limits a hostile document hits long before it can exhaust memory or the stack.
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
@@ -89,8 +91,10 @@ class LoadContext:
     medium arrays cannot add up to more than one huge array is allowed to be.
     """
 
-    def __init__(self, pointer: str = "/estimator", budget: list[int] | None = None, depth: int = 0) -> None:
+    def __init__(self, pointer: str = "/estimator", budget: list[int] | None = None, depth: int = 0,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.pointer = pointer
+        self.limits = limits  # what the document may cost (scorer._limits), shared by every child
         # [elements left, bytes left]; a one-element list (older callers) gets the byte budget added.
         self._budget = budget if budget is not None else [MAX_TOTAL_ELEMENTS, MAX_DECODED_BYTES]
         if len(self._budget) == 1:
@@ -98,14 +102,14 @@ class LoadContext:
         self.depth = depth
 
     def child(self, *parts: str | int) -> LoadContext:
-        return LoadContext(pointer_join(self.pointer, *parts), self._budget, self.depth)
+        return LoadContext(pointer_join(self.pointer, *parts), self._budget, self.depth, self.limits)
 
     def nested(self, *parts: str | int) -> LoadContext:
         """A child that is itself an estimator node (counts towards the nesting limit)."""
         if self.depth + 1 > MAX_ESTIMATOR_DEPTH:
             raise InvalidModel(f"estimators nested deeper than {MAX_ESTIMATOR_DEPTH}",
                                pointer_join(self.pointer, *parts))
-        return LoadContext(pointer_join(self.pointer, *parts), self._budget, self.depth + 1)
+        return LoadContext(pointer_join(self.pointer, *parts), self._budget, self.depth + 1, self.limits)
 
     def fail(self, message: str, *parts: str | int) -> InvalidModel:
         return InvalidModel(message, pointer_join(self.pointer, *parts))
@@ -174,7 +178,14 @@ class LoadContext:
     def labels(self, node: dict[str, Any], key: str) -> np.ndarray:
         """Class labels: a JSON list of strings, or of numbers (ints stay ints), not mixed."""
         raw = self.get(node, key, list)
+        self.check_classes(len(raw), key)
         return decode_labels(raw, self.child(key))
+
+    def check_classes(self, n: int, *parts: str | int) -> None:
+        """Refuse more classes than the limits allow, before anything per class is decoded."""
+        if n > self.limits.max_classes:
+            raise self.fail(f"{n} classes, over the limit of {self.limits.max_classes} (MODEL_MAX_CLASSES)",
+                            *parts)
 
     def take_budget(self, n: int, nbytes: int = 0) -> None:
         """Charge ``n`` elements (and ``nbytes`` decoded bytes) to the document's budget."""
@@ -185,6 +196,18 @@ class LoadContext:
         if self._budget[1] < 0:
             raise InvalidModel(f"document's arrays decode to more than {MAX_DECODED_BYTES} bytes",
                                self.pointer)
+
+
+def declared_shape(value: Any) -> list[int]:
+    """The dimensions an array field declares (a block's shape; a list's length), read without decoding
+    anything, so that sizes are checked against the limits before the data is inflated. Unknown: []."""
+    if isinstance(value, list):
+        return [len(value)]
+    if isinstance(value, dict):
+        shape = value.get("shape")
+        if isinstance(shape, list) and all(type(s) is int for s in shape):
+            return list(shape)
+    return []
 
 
 def _same_choice(value: Any, choice: Any) -> bool:
@@ -486,6 +509,40 @@ class Estimator:
         """Whether ``method`` is implemented (overridden) by this estimator."""
         return getattr(type(self), method, None) is not getattr(Estimator, method, None)
 
+    def row_cost(self) -> RowCost:
+        """The cost of one row (scorer._limits.RowCost), from the document alone.
+
+        This default is deliberately pessimistic, from the widths every estimator declares: the input,
+        and four values per output or class (decision values, probabilities, temporaries, the result),
+        with one multiply-add per input per output. A family whose scoring holds more (hidden layers,
+        support vectors, training rows, trees) must override it with its real figures.
+        """
+        n_classes = 0 if self.classes is None else int(np.asarray(self.classes).shape[0])
+        declared = getattr(self, "n_features_out", None)
+        out = max(declared if isinstance(declared, int) else 0, n_classes, 1)
+        n = max(int(self.n_features_in), 1)
+        own = RowCost(width=2 * n + 4 * out, work=n * out + 4 * out, out=out)
+        kids = [c.row_cost() for c in self.children()]
+        if not kids:
+            return own
+        # a composite without its own figures: its children scored one after the other, every child's
+        # output kept until they are combined, besides the widest child at work
+        return RowCost(width=own.width + max(k.width for k in kids) + sum(k.out for k in kids),
+                       work=own.work + sum(k.work for k in kids), out=out)
+
+    def children(self) -> list[Estimator]:
+        """The estimators this one holds (members of ensembles, calibrated or wrapped models), found in
+        its attributes, lists and tuples: what the default :meth:`row_cost` adds up."""
+        found: list[Estimator] = []
+        todo: list[Any] = list(vars(self).values())
+        while todo:
+            v = todo.pop()
+            if isinstance(v, Estimator):
+                found.append(v)
+            elif isinstance(v, (list, tuple)):
+                todo.extend(v)
+        return found
+
 
 REGISTRY: dict[str, type[Estimator]] = {}
 E = TypeVar("E", bound=type[Estimator])
@@ -553,6 +610,9 @@ def load_estimator(node: Any, ctx: LoadContext) -> Estimator:
         raise TypeError(f"{impl.__name__}.from_doc returned {type(est).__name__}, not an Estimator")
     if type(est) is impl:
         est.type_name = type_name
+    problem = ctx.limits.row_problem(est.row_cost())
+    if problem is not None:
+        raise InvalidModel(f"{type_name}: {problem}", ctx.pointer)
     return est
 
 

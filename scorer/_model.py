@@ -28,6 +28,7 @@ from ._envelope import (
     sha256_problems,
 )
 from ._inputs import CATEGORICAL, F8, Feature, feature_list, number_rows, to_matrix
+from ._limits import DEFAULT_LIMITS, Limits, RowCost
 from ._vectors import check_test_vectors, labels_equal
 
 
@@ -38,9 +39,14 @@ class Model:
     :func:`to_matrix` accepts. A method the document does not offer raises :class:`MethodNotSupported`.
     """
 
-    def __init__(self, doc: dict[str, Any], estimator: Estimator, features: list[Feature]) -> None:
+    def __init__(self, doc: dict[str, Any], estimator: Estimator, features: list[Feature],
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.document = doc
         self.estimator = estimator
+        self.limits = limits
+        self.row_cost: RowCost = estimator.row_cost()
+        # rows scored at once: intermediates stay within the memory budget whatever the request
+        self._block = limits.block_rows(self.row_cost)
         self._features = features
         self._numeric = all(f.kind != CATEGORICAL for f in features)
         # float64 arrays go to the estimator uncopied when it promises never to write into its input
@@ -92,6 +98,11 @@ class Model:
     def supports(self, method: str) -> bool:
         return method in self._methods
 
+    def max_rows(self, limits: Limits | None = None) -> int:
+        """Most rows one request may score under ``limits`` (the model's own by default): bounded by the
+        work per row (MODEL_MAX_REQUEST_COST) and by the inputs and results held (MODEL_MEMORY_BUDGET)."""
+        return (limits or self.limits).max_rows(self.row_cost, len(self._features))
+
     has = supports  # older name, kept for callers
 
     def _call(self, method: str, X: Any) -> np.ndarray:
@@ -99,7 +110,7 @@ class Model:
             offers = ", ".join(self._methods) or "no method"
             raise MethodNotSupported(f"model {self.name or self.type_name!r} has no {method}; "
                                      f"it offers {offers}")
-        fn = getattr(self.estimator, method)
+        fn = self._blocked(getattr(self.estimator, method))
         # Fast paths, same matrix as to_matrix: numeric list rows, or a float64 C-ordered array passed
         # through uncopied to an estimator that only reads it.
         if type(X) is list:
@@ -111,6 +122,19 @@ class Model:
               and X.shape[1] == len(self._features) and X.flags.c_contiguous):
             return fn(X)
         return fn(to_matrix(X, self._features))
+
+    def _blocked(self, fn: Any) -> Any:
+        """``fn`` over row blocks of at most ``_block`` rows, results concatenated (one call when the
+        rows fit in one block, so small requests take exactly the one-shot path)."""
+        block = self._block
+
+        def run(M: np.ndarray) -> Any:
+            n = M.shape[0]
+            if n <= block:
+                return fn(M)
+            return _concat([fn(M[start:start + block]) for start in range(0, n, block)])
+
+        return run
 
     def predict(self, X: Any) -> np.ndarray:
         return self._call("predict", X)
@@ -128,7 +152,15 @@ class Model:
         return f"<scorer.Model {self.name!r} {self.estimator.type_name} features={len(self._features)}>"
 
 
-def _build(doc: dict[str, Any], full: bool) -> tuple[Model | None, list[Problem], bool]:
+def _concat(parts: list[Any]) -> Any:
+    """Results of consecutive row blocks joined (a multi-output classifier returns a list of arrays)."""
+    if isinstance(parts[0], list):
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+    return np.concatenate(parts)
+
+
+def _build(doc: dict[str, Any], full: bool,
+           limits: Limits = DEFAULT_LIMITS) -> tuple[Model | None, list[Problem], bool]:
     """Load what can be loaded; return the model (None if it cannot be built), problems, unsupported?"""
     problems = envelope_problems(doc, full=full)
     unsupported = False
@@ -139,14 +171,14 @@ def _build(doc: dict[str, Any], full: bool) -> tuple[Model | None, list[Problem]
         problems.append(("/estimator", "required field is missing"))
     else:
         try:
-            estimator = load_estimator(doc["estimator"], LoadContext("/estimator"))
+            estimator = load_estimator(doc["estimator"], LoadContext("/estimator", limits=limits))
         except InvalidModel as exc:
             unsupported = isinstance(exc, UnsupportedModel)
             problems.extend(exc.problems)
     if features is None or estimator is None:
         return None, problems, unsupported
     problems.extend(_consistency_problems(doc, features, estimator))
-    return Model(doc, estimator, features), problems, unsupported
+    return Model(doc, estimator, features, limits), problems, unsupported
 
 
 def _consistency_problems(doc: Mapping[str, Any], features: list[Feature], est: Estimator) -> list[Problem]:
@@ -176,17 +208,17 @@ def _consistency_problems(doc: Mapping[str, Any], features: list[Feature], est: 
     return problems
 
 
-def load_model(source: Any, *, verify_sha256: bool = False) -> Model:
+def load_model(source: Any, *, verify_sha256: bool = False, limits: Limits | None = None) -> Model:
     """Load a model document (dict, path, bytes or JSON text) for scoring. Raises :class:`InvalidModel`.
 
     Checks everything scoring depends on (format version, input schema, estimator, the shape of the
     envelope fields that are present) but neither re-scores the test vectors nor, unless
     ``verify_sha256``, recomputes the sha256: that is :func:`validate_model`'s job, done once when a
-    model is published.
+    model is published. ``limits`` as for :func:`validate_model`; they also size the row blocks.
     """
     doc = parse_document(source)
     check_format_version(doc)
-    model, problems, unsupported = _build(doc, full=False)
+    model, problems, unsupported = _build(doc, full=False, limits=limits or DEFAULT_LIMITS)
     if verify_sha256:
         problems.extend(sha256_problems(doc) if "sha256" in doc
                         else [("/sha256", "required field is missing")])
@@ -195,16 +227,17 @@ def load_model(source: Any, *, verify_sha256: bool = False) -> Model:
     return model
 
 
-def validate_model(source: Any) -> Model:
+def validate_model(source: Any, *, limits: Limits | None = None) -> Model:
     """Fully check a document: structure, semantics, limits, sha256 and the test vectors re-scored.
 
     Returns the loaded model; raises :class:`InvalidModel` whose ``problems`` lists every
     (JSON pointer, message) pair found. A document that cannot even be parsed, or whose major
-    format version is unknown, stops at that first problem.
+    format version is unknown, stops at that first problem. ``limits``: what the document may cost
+    (scorer._limits; the module defaults when None), checked before anything large is built.
     """
     doc = parse_document(source)
     check_format_version(doc)
-    model, problems, unsupported = _build(doc, full=True)
+    model, problems, unsupported = _build(doc, full=True, limits=limits or DEFAULT_LIMITS)
     problems.extend(sha256_problems(doc))
     if model is not None:
         problems.extend(check_test_vectors(model))

@@ -218,7 +218,7 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
             reader = open_reader()
             counts = tabular.score_table(model, reader, out, proba=None, write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
-                                         chunk_rows=ctx.settings.batch_chunk_rows)
+                                         chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()))
         except scorer.InvalidInput as exc:
             raise InputUnusable(str(exc)) from None
         out.close()

@@ -6,6 +6,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from scorer import DEFAULT_LIMITS, Limits
+
+# Limits of a document's cost (scorer._limits.Limits field -> environment variable; template parameters
+# and defaults in docs/deploy.md "Limits").
+MODEL_LIMIT_VARIABLES = {
+    "memory_budget": "MODEL_MEMORY_BUDGET",
+    "max_width": "MODEL_MAX_WIDTH",
+    "max_classes": "MODEL_MAX_CLASSES",
+    "max_trees": "MODEL_MAX_TREES",
+    "max_nodes": "MODEL_MAX_NODES",
+    "max_row_cost": "MODEL_MAX_ROW_COST",
+    "max_request_cost": "MODEL_MAX_REQUEST_COST",
+}
+
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
@@ -45,6 +59,7 @@ class Settings:
     manifest_signing_key_id: str = ""  # KMS key (id, ARN or alias) signing manifests; empty: unsigned
     telemetry_retention_days: int = 90  # telemetry items expire (TTL) this long after they arrive; 0: never
     max_telemetry_bytes: int = 1024 * 1024  # largest POST /models/{name}/telemetry body (413 above)
+    model_limits: Limits = DEFAULT_LIMITS  # what a document may cost: checked at publish, sizes scoring
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,4 +84,6 @@ class Settings:
             manifest_signing_key_id=e.get("MANIFEST_SIGNING_KEY_ID", "").strip(),
             telemetry_retention_days=_int(e, "TELEMETRY_RETENTION_DAYS", cls.telemetry_retention_days),
             max_telemetry_bytes=max(1024, _int(e, "MAX_TELEMETRY_BYTES", cls.max_telemetry_bytes)),
+            model_limits=Limits(**{field: max(1, _int(e, var, getattr(DEFAULT_LIMITS, field)))
+                                   for field, var in MODEL_LIMIT_VARIABLES.items()}),
         )

@@ -246,7 +246,7 @@ def _attempt(s3: Any, registry: Registry, settings: Settings, upload: Upload,
         raise _Rejected([("", problem)])
     if progress.loaded is None or progress.raw is None:
         raw = _read_capped(s3, upload, settings.max_upload_bytes)
-        progress.loaded, progress.raw = _validate(raw, model), raw
+        progress.loaded, progress.raw = _validate(raw, model, settings.model_limits), raw
     raw, loaded = progress.raw, progress.loaded
     sha = str(loaded.sha256)
     summary = summarize(loaded)
@@ -361,9 +361,9 @@ def _read_capped(s3: Any, upload: Upload, limit: int) -> bytes:
     return bytes(raw)
 
 
-def _validate(raw: bytes, model: str) -> scorer.Model:
+def _validate(raw: bytes, model: str, limits: scorer.Limits) -> scorer.Model:
     try:
-        loaded = scorer.validate_model(raw)
+        loaded = scorer.validate_model(raw, limits=limits)
     except scorer.InvalidModel as exc:
         raise _Rejected(list(exc.problems) or [("", str(exc))]) from None
     except Exception:

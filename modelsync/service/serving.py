@@ -23,6 +23,7 @@ from .errors import (
     InvalidRequest,
     ModelUnreadable,
     NoPublishedVersion,
+    PayloadTooLarge,
     SigningNotConfigured,
     VersionNotFound,
 )
@@ -108,7 +109,17 @@ class ServingService:
 
     def load(self, resolved: Resolved) -> scorer.Model:
         return self.cache.get((resolved.name, resolved.version),
-                              lambda: load_published(self.s3, self.settings.models_bucket, resolved.record))
+                              lambda: load_published(self.s3, self.settings.models_bucket, resolved.record,
+                                                     self.settings.model_limits))
+
+    def _row_cap(self, model: scorer.Model, rows: int) -> None:
+        """413 when the rows cost more than one request may (work or memory), whatever their count."""
+        cap = model.max_rows(self.settings.model_limits)
+        if rows > cap:
+            raise PayloadTooLarge(f"{rows} rows in one request, over the limit of {cap} rows for this model "
+                                  f"(each row costs {model.row_cost.work} operations and holds "
+                                  f"{model.row_cost.out} result values; limits MODEL_MAX_REQUEST_COST and "
+                                  "MODEL_MEMORY_BUDGET)")
 
     # -- Open Inference Protocol (V2) -----------------------------------------------------------------
     def server_metadata(self) -> dict[str, Any]:
@@ -150,6 +161,7 @@ class ServingService:
         resolved = self.resolve(name, version, caller=caller)
         model = self.load(resolved)
         X, rows = decode_v2_inputs(body.get("inputs"), model.features, self.settings.max_rows_per_request)
+        self._row_cap(model, rows)
         requested = None
         if body.get("outputs") is not None:
             requested = [o.get("name") for o in body["outputs"]]
@@ -164,6 +176,8 @@ class ServingService:
                 caller: str | None = None) -> dict[str, Any]:
         resolved = self.resolve(name, version, alias, caller)
         model = self.load(resolved)
+        if isinstance(instances, list):
+            self._row_cap(model, len(instances))
         result = plain_predict(model, instances, self.settings.max_rows_per_request)
         return {"model_name": name, "model_version": resolved.version, **result}
 

@@ -25,7 +25,8 @@ class ModelCache(LRUCache[tuple[str, int], scorer.Model]):
         super().__init__(max_entries)
 
 
-def load_published(s3: Any, bucket: str, record: Mapping[str, Any]) -> scorer.Model:
+def load_published(s3: Any, bucket: str, record: Mapping[str, Any],
+                   limits: scorer.Limits | None = None) -> scorer.Model:
     """Read and load a published version, checking the document still matches the registry's sha256.
 
     Test vectors were re-scored at publish time; loading only decodes (fast cold starts)."""
@@ -36,7 +37,7 @@ def load_published(s3: Any, bucket: str, record: Mapping[str, Any]) -> scorer.Mo
             raw = body.read()
         finally:
             body.close()
-        model = scorer.load_model(raw)
+        model = scorer.load_model(raw, limits=limits)
     except (ClientError, scorer.InvalidModel) as exc:
         log.error("cannot load %s version %s: %s", name, version, exc)
         raise ModelUnreadable(f"version {version} of {name} cannot be loaded") from None

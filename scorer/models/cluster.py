@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, finite_matrix, register
+from .._limits import RowCost
 
 
 @register("k_means")
@@ -30,6 +31,10 @@ class KMeans(Estimator):
             raise ctx.fail("needs at least one centre", "cluster_centers")
         self.centers_sq = np.einsum("ij,ij->i", self.centers, self.centers)  # row_norms(squared=True)
         return self
+
+    def row_cost(self) -> RowCost:
+        n, k = self.n_features_in, int(self.centers.shape[0])
+        return RowCost(width=2 * n + 3 * k, work=n * k + 3 * k, out=k)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         Xf = finite_matrix(X, self.n_features_in, self.type_name)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, MethodNotSupported, load_estimator, register
+from .._limits import RowCost
 from .linear import check_width
 from .preprocessing import output_width
 
@@ -86,6 +87,16 @@ class Pipeline(Estimator):
         if self.final is None:
             return method == "transform"
         return self.final.supports(method)
+
+    def row_cost(self) -> RowCost:
+        """The steps run one after the other: the widest step (plus the pipeline's own input, which the
+        caller still holds), the work of all of them."""
+        costs = [s.row_cost() for s in self.steps if s is not None]
+        if not costs:
+            n = max(self.n_features_in, 1)
+            return RowCost(width=n, work=n, out=n)
+        return RowCost(width=max(self.n_features_in, 0) + max(c.width for c in costs),
+                       work=sum(c.work for c in costs), out=costs[-1].out)
 
     def _head(self, X: np.ndarray) -> np.ndarray:
         for step in self.steps[:-1]:
@@ -169,6 +180,20 @@ class ColumnTransformer(Estimator):
         known = [w for w in widths if w is not None]
         self.n_features_out = sum(known) if len(known) == len(widths) else None
         return self
+
+    def row_cost(self) -> RowCost:
+        """Every part's output is kept until they are stacked (a copy), besides the widest part at work."""
+        outs, widths, work = 0, [0], 0
+        for part in self.parts:
+            if part.estimator is None:
+                outs += int(part.columns.size)
+                continue
+            c = part.estimator.row_cost()
+            outs += c.out
+            widths.append(c.width)
+            work += c.work
+        return RowCost(width=self.n_features_in + 2 * outs + max(widths), work=work + 2 * outs,
+                       out=max(outs, 1))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features_in, self.type_name)

@@ -121,6 +121,8 @@ class VotingClassifier(_Meta):
         if self.soft:
             return self.classes[np.argmax(self.predict_proba(X), axis=1)]
         votes = self._votes(X).astype(np.intp)
+        if not votes.shape[0]:
+            return self.classes[:0]
         w = self.weights
         maj = np.apply_along_axis(lambda x: np.argmax(np.bincount(x, weights=w)), axis=1, arr=votes)
         return self.classes[maj]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, as_float, register
+from .._limits import RowCost
 from .._links import binary_proba, expit, libm_exp, numpy_exp, softmax
 from ._forest import Categorical, CompiledForest, Tree, compile_forest, load_tree, load_trees
 
@@ -153,6 +154,9 @@ class _HistGradientBoosting(Estimator):
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         return self.forest.sums(self._matrix(X))[:, :, 0]
+
+    def row_cost(self) -> RowCost:
+        return self.forest.row_cost(self.n_features_in, max(self.per_stage, 2))
 
 
 @register("hist_gradient_boosting_regressor")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, MethodNotSupported, finite_matrix, register
+from .._limits import RowCost
 from .._links import libsvm_sigmoid, numpy_exp
 
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
@@ -126,6 +127,10 @@ class SVC(Estimator):
                            f"got {'x'.join(map(str, dual.shape))}", "dual_coef")
         dual = dual.reshape(k - 1, n_sv)
         n_pairs = k * (k - 1) // 2
+        if n_pairs > ctx.limits.max_width:  # before the (support vectors x pairs) matrix is built
+            raise ctx.fail(f"{k} classes make {n_pairs} one-vs-one pairs, over the limit of "
+                           f"{ctx.limits.max_width} values per row (MODEL_MAX_WIDTH)", "classes")
+        ctx.take_budget(n_sv * n_pairs, 8 * n_sv * n_pairs)
         if intercept.shape != (n_pairs,):
             raise ctx.fail(f"expected {n_pairs} values (one per pair of classes), got {intercept.shape[0]}",
                            "intercept")
@@ -147,6 +152,18 @@ class SVC(Estimator):
             self.prob_a = ctx.array(node, "prob_a", ndim=1, shape=(n_pairs,))
             self.prob_b = ctx.array(node, "prob_b", ndim=1, shape=(n_pairs,))
         return self
+
+    def row_cost(self) -> RowCost:
+        """Kernel values (support vectors), pair decisions and votes; with probabilities, libsvm's
+        pairwise coupling holds a classes x classes matrix per row and iterates over it."""
+        n, n_sv, k = self.n_features_in, int(self.W.shape[0]), len(self.classes)  # type: ignore[arg-type]
+        n_pairs = len(self.pairs)
+        width = 2 * n + 2 * n_sv + 3 * n_pairs + 4 * k
+        work = n_sv * (n + n_pairs) + 2 * n_pairs
+        if self.prob_a is not None:
+            width += 3 * k * k
+            work += 100 * k * k  # at most max(100, k) iterations of O(k^2), as libsvm
+        return RowCost(width=width, work=work, out=k)
 
     def supports(self, method: str) -> bool:
         """predict_proba only when the document carries Platt's sigmoid parameters."""
@@ -287,6 +304,10 @@ class _OneOutput(Estimator):
     def _dec(self, X: np.ndarray) -> np.ndarray:
         Xf = finite_matrix(X, self.n_features_in, self.type_name)
         return np.asarray(self.kernel.project(Xf, self.dual) + self.intercept)
+
+    def row_cost(self) -> RowCost:
+        n, n_sv = self.n_features_in, int(self.dual.shape[0])
+        return RowCost(width=2 * n + 2 * n_sv + 2, work=n_sv * (n + 2), out=1)
 
 
 @register("svr")

@@ -20,6 +20,7 @@ from .._base import (
     as_float,
     register,
 )
+from .._limits import RowCost
 from .._links import binary_proba, expit, expit_scalar, numpy_exp, softmax
 
 PROBABILITY_MODES = ("multinomial", "ovr", "modified_huber")
@@ -97,7 +98,7 @@ def ovr_normalize(prob: np.ndarray) -> np.ndarray:
     if all_zero.any():
         prob[all_zero, :] = 1
         prob_sum[all_zero] = prob.shape[1]
-    prob /= prob_sum.reshape((prob.shape[0], -1))
+    prob /= prob_sum.reshape((prob.shape[0], 1))
     return prob
 
 
@@ -151,6 +152,10 @@ class LinearRegressor(Estimator):
         Xf = finite_matrix(X, self.n_features_in, self.type_name, self.feature_names)
         out: np.ndarray = Xf @ self._coef_t + self.intercept
         return out
+
+    def row_cost(self) -> RowCost:
+        n, k = self.n_features_in, (self.coef.shape[0] if self.coef.ndim == 2 else 1)
+        return RowCost(width=2 * n + 2 * k, work=n * k + k, out=k)
 
 
 # -- classifiers ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, finite_matrix, register
+from .._limits import RowCost
 
 METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
 WEIGHTS = ("uniform", "distance")
@@ -57,6 +58,7 @@ class _Neighbors(Estimator):
     p: float
     fit_X: np.ndarray
     fit_X_normalized: np.ndarray | None
+    y: np.ndarray  # training targets (class indices, or values)
 
     def _load_common(self, node: dict[str, Any], ctx: LoadContext) -> int:
         self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
@@ -117,6 +119,14 @@ class _Neighbors(Estimator):
             ind_k[s:s + step] = ind
             dist_k[s:s + step] = np.take_along_axis(dist, ind, axis=1)
         return dist_k, ind_k
+
+    def row_cost(self) -> RowCost:
+        """A distance to every training row; the (rows x training rows x features) differences are a
+        fixed block of at most _CHUNK_ELEMENTS values whatever the rows (16 MB), not a cost per row."""
+        n, n_fit = self.n_features_in, int(self.fit_X.shape[0])
+        out = max(len(self.classes) if self.classes is not None else int(self.y.shape[-1]), 1)
+        return RowCost(width=2 * n + 3 * n_fit + 4 * self.n_neighbors + 2 * out,
+                       work=n_fit * (n + 1) + self.n_neighbors * out, out=out)
 
     def _weights(self, dist: np.ndarray) -> np.ndarray | None:
         """sklearn.neighbors._base._get_weights: 1/d, or only the zero-distance neighbours when any."""

@@ -7,13 +7,15 @@ to those few numpy calls because single-row latency matters for these models.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, as_float, decode_array, register
+from .._base import Estimator, InvalidInput, LoadContext, as_float, declared_shape, decode_array, register
+from .._limits import RowCost
 from .._links import binary_proba, expit, expit_of_negated, expit_scalar, numpy_exp, softmax
 from .linear import all_finite_fast
 
@@ -87,6 +89,10 @@ class _MLP(Estimator):
         width = self.n_features_in
         self.layers = []
         for i, (c_raw, b_raw) in enumerate(zip(coefs, intercepts, strict=True)):
+            units = declared_shape(c_raw)[1:2]
+            if units and units[0] > ctx.limits.max_width:  # refused before the layer is decoded
+                raise ctx.fail(f"layer {i} has {units[0]} units, over the limit of {ctx.limits.max_width} "
+                               "values per row (MODEL_MAX_WIDTH)", "coefs", i)
             W = decode_array(c_raw, ctx.child("coefs", i), "float64", ndim=2)
             if W.shape[0] != width or W.shape[1] == 0:
                 what = "n_features_in" if i == 0 else f"the width of layer {i - 1}"
@@ -115,6 +121,14 @@ class _MLP(Estimator):
             rows = max([_BLOCK_ROWS] + [-(-_BLOCK_WORK // w) for w in work])
             self._block = -(-rows // 64) * 64
         self._last_b0 = float(self.last_b[0])
+
+    def row_cost(self) -> RowCost:
+        """Two consecutive layers' activations at once (the product and its input) besides the input."""
+        widths = [self.n_features_in] + [W.shape[1] for W, _ in self.layers]
+        pairs = max(a + b for a, b in itertools.pairwise(widths))
+        return RowCost(width=self.n_features_in + pairs + 3 * self.n_outputs,
+                       work=sum(a * b + 2 * b for a, b in itertools.pairwise(widths)),
+                       out=max(self.n_outputs, 2))
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         """The output layer's activations."""

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, decode_array, register
+from .._limits import RowCost
 from .linear import check_width, column_label, finite_matrix, load_feature_names
 
 EPS = float(np.finfo(np.float64).eps)
@@ -300,6 +301,11 @@ class PolynomialFeatures(Transformer):
         self._n_full = n_full
         self.n_features_out = n_out
         return self
+
+    def row_cost(self) -> RowCost:
+        """The full expansion is built, then the lower degrees cut off (a copy) when min_degree > 1."""
+        n, out = self.n_features_in, int(self.n_features_out or 0)
+        return RowCost(width=2 * n + self._n_full + out, work=self._n_full + out, out=out)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         Xf = self._finite(X)

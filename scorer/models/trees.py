@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, decode_labels, register
+from .._limits import RowCost
 from .._links import binary_proba, expit, libm_exp, softmax
 from ._forest import (
     CompiledForest,
     Tree,
     check_matrix,
+    check_node_count,
     compile_forest,
     float32_checks,
     forest_levels,
@@ -85,6 +87,7 @@ class _SklearnTrees(Estimator):
         if self.single:
             tree_nodes = [ctx.get(node, "tree", dict)]
             tctxs = [ctx.child("tree")]
+            check_node_count(tree_nodes, ctx, "tree")
         else:
             tree_nodes = load_trees(node, ctx)
             tctxs = [ctx.child("trees", i) for i in range(len(tree_nodes))]
@@ -97,6 +100,10 @@ class _SklearnTrees(Estimator):
         forest_levels(trees, tctxs)
         self.forest = compile_forest(trees, values, self.n_features_in, float32=True)
         return self
+
+    def row_cost(self) -> RowCost:
+        out = sum(self.n_classes) if self.classifier else self.n_outputs
+        return self.forest.row_cost(self.n_features_in, out)
 
     def _sums(self, X: np.ndarray) -> np.ndarray:
         """Per row, the leaf values summed over trees then divided by their number (forest average)."""
@@ -112,7 +119,7 @@ class _TreeClassifier(_SklearnTrees):
     classifier = True
 
     def _probas(self, X: np.ndarray) -> list[np.ndarray]:
-        p = self._sums(X).reshape(X.shape[0], self.n_outputs, -1)
+        p = self._sums(X).reshape(X.shape[0], self.n_outputs, max(self.n_classes))
         return [np.ascontiguousarray(p[:, k, :n]) for k, n in enumerate(self.n_classes)]
 
     def predict_proba(self, X: np.ndarray) -> Any:
@@ -199,6 +206,9 @@ class _GradientBoosting(Estimator):
                                      per_stage=K)
         return self
 
+    def row_cost(self) -> RowCost:
+        return self.forest.row_cost(self.n_features_in, max(self.per_stage, 2))
+
     def _raw(self, X: np.ndarray) -> np.ndarray:
         Xf = check_matrix(X, self.n_features_in, self.type_name)
         float32_checks(Xf, self.type_name, allow_nan=False)
@@ -273,6 +283,9 @@ class IsolationForest(Estimator):
         self.forest = compile_forest(trees, values, self.n_features_in, float32=True)
         self.denominator = len(trees) * float(average_path_length(np.array([max_samples]))[0])
         return self
+
+    def row_cost(self) -> RowCost:
+        return self.forest.row_cost(self.n_features_in, 1)
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         Xf = check_matrix(X, self.n_features_in, self.type_name)

@@ -173,6 +173,9 @@ def test_scoring_loads_each_version_once():
         def has(self, method: str) -> bool:
             return False
 
+        def max_rows(self, limits: Any = None) -> int:
+            return 10_000
+
         def predict(self, X: Any) -> Any:
             import numpy as np
 

@@ -48,11 +48,12 @@ from .float32 import (
     float32_key,
 )
 from .traversal import TraversalForest
-from .tree import MAX_TREE_DEPTH, MAX_TREES, Tree, forest_levels, load_tree, load_trees
+from .tree import MAX_TREE_DEPTH, MAX_TREES, Tree, check_node_count, forest_levels, load_tree, load_trees
 
 __all__ = ["FLOAT32_MAX", "FLOAT32_OVERFLOW", "MAX_TREES", "MAX_TREE_DEPTH", "BitVectorForest", "Categorical",
-           "CompiledForest", "TraversalForest", "Tree", "check_matrix", "compile_forest", "float32_checks",
-           "float32_equivalent", "forest_levels", "load_tree", "load_trees", "sequential_sum"]
+           "CompiledForest", "TraversalForest", "Tree", "check_matrix", "check_node_count", "compile_forest",
+           "float32_checks", "float32_equivalent", "forest_levels", "load_tree", "load_trees",
+           "sequential_sum"]
 
 QS_MAX_TABLE_BYTES = 48 << 20
 
@@ -88,6 +89,7 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
                                   heap=None if engine in ("traversal", "bitvector") else engine == "heap",
                                   keys=keys)
     forest.per_stage = per_stage
+    forest.nodes_per_row = sum(t.depth + 1 for t in trees)
     return forest
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._limits import RowCost
+
 COMPILED_MAX_ELEMENTS = 1 << 25  # leaf-output tables a layout may add to what the document holds
 
 
@@ -31,12 +33,21 @@ class CompiledForest:
     chunk_rows: int
     few_rows: int  # up to this many rows, one call of few numpy ops (the single-row path)
     sum_dtype: type = np.float64  # XGBoost adds leaf values in float32: it sets np.float32
+    nodes_per_row: int = 0  # nodes one row visits: the sum over trees of (depth + 1), set by compile_forest
+
+    def row_cost(self, n_features: int, out: int) -> RowCost:
+        """One row: its (tree x row) lanes and leaf outputs of every tree, the sums, the result."""
+        T, G, K = self.n_trees, self.per_stage, self.n_outputs
+        return RowCost(width=2 * n_features + T * (K + 2) + 3 * G * K + 2 * out,
+                       work=self.nodes_per_row + T * K + out, out=out)
 
     def sums(self, X: np.ndarray, has_nan: bool | None = None) -> np.ndarray:
         """``(rows, per_stage, n_outputs)``. ``has_nan``: whether X holds NaN, if the caller knows."""
         R = X.shape[0]
         T, G, K = self.n_trees, self.per_stage, self.n_outputs
         S = T // G
+        if R == 0:
+            return np.zeros((0, G, K))
         if R == 1 and self.few_rows:
             vals: np.ndarray = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, 1, K)
             if S == 1:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._base import InvalidModel, LoadContext
+from ..._base import InvalidModel, LoadContext, declared_shape
 
 MAX_TREES = 100_000
 MAX_TREE_DEPTH = 4_096
@@ -194,6 +194,21 @@ def load_trees(node: dict[str, Any], ctx: LoadContext, key: str = "trees", *,
         raise ctx.fail("needs at least one tree", key)
     if len(trees) > MAX_TREES:
         raise ctx.fail(f"more than {MAX_TREES} trees", key)
+    if len(trees) > ctx.limits.max_trees:
+        raise ctx.fail(f"{len(trees)} trees, over the limit of {ctx.limits.max_trees} (MODEL_MAX_TREES)", key)
     if count is not None and len(trees) != count:
         raise ctx.fail(f"expected {count} trees, got {len(trees)}", key)
+    check_node_count(trees, ctx, key)
     return trees
+
+
+def check_node_count(trees: Sequence[Any], ctx: LoadContext, key: str) -> None:
+    """Refuse a forest over the node limit from the lengths its trees declare, before any tree is
+    decoded or the engine built (which holds several times the document's arrays)."""
+    total = 0
+    for tnode in trees:
+        if isinstance(tnode, dict):
+            total += (declared_shape(tnode.get("children_left")) or [0])[0]
+    if total > ctx.limits.max_nodes:
+        raise ctx.fail(f"the trees hold {total} nodes, over the limit of {ctx.limits.max_nodes} "
+                       "(MODEL_MAX_NODES)", key)
