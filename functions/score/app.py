@@ -56,6 +56,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         check_request_size(event, request_size_limit(event, SETTINGS))
     except PayloadTooLarge as exc:
         logger.info("request refused: %s", exc.message)
-        return error_proxy_response(exc)
+        return error_proxy_response(exc, event)
     response: dict[str, Any] = app.resolve(event, context)
     return response

@@ -26,7 +26,7 @@ from .errors import (
     SigningNotConfigured,
     VersionNotFound,
 )
-from .inference import decode_v2_inputs, plain_predict, v2_outputs
+from .inference import decode_v2_inputs, output_metadata, plain_predict, v2_outputs
 from .registry import Registry
 from .rules import check_alias_name, check_model_name, parse_version, require_model
 from .signing import ManifestSigner
@@ -128,13 +128,10 @@ class ServingService:
         resolved = self.resolve(name, version)
         r = resolved.record
         versions = [str(v["version"]) for v in self.registry.list_versions(name)]
-        features, classes = version_schema(r, lambda: self.load(resolved))
+        features, _ = version_schema(r, lambda: self.load(resolved))
         inputs = [{"name": f["name"], "datatype": "BYTES" if f.get("kind") == "categorical" else "FP64",
                    "shape": [-1]} for f in features]
-        outputs = [{"name": "predict", "datatype": r.get("predict_datatype", "FP64"), "shape": [-1]}]
-        if "predict_proba" in (r.get("methods") or []):
-            outputs.append({"name": "predict_proba", "datatype": "FP64",
-                            "shape": [-1, len(classes or [])]})
+        outputs = output_metadata(self.load(resolved), r.get("predict_datatype"))
         return {"name": name, "versions": versions if version is None else [str(resolved.version)],
                 "platform": PLATFORM, "inputs": inputs, "outputs": outputs,
                 "parameters": {"version": str(resolved.version), "sha256": r.get("sha256"),
@@ -161,10 +158,10 @@ class ServingService:
 
     # -- plain JSON -----------------------------------------------------------------------------------
     def predict(self, name: str, version: int | None, alias: str | None, instances: Any,
-                caller: str | None = None) -> dict[str, Any]:
+                caller: str | None = None, outputs: list[str] | None = None) -> dict[str, Any]:
         resolved = self.resolve(name, version, alias, caller)
         model = self.load(resolved)
-        result = plain_predict(model, instances, self.settings.max_rows_per_request)
+        result = plain_predict(model, instances, self.settings.max_rows_per_request, outputs)
         return {"model_name": name, "model_version": resolved.version, **result}
 
     # -- devices --------------------------------------------------------------------------------------
