@@ -28,6 +28,7 @@ from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
 from ..serving import ServingService
 from ..telemetry import TelemetryService
 from . import spec
+from .binary import binary_response, prepare_binary, wanted_outputs
 from .body import parse_json, prepare_body
 from .errors import (
     INTERNAL_ERROR,
@@ -147,16 +148,18 @@ def op(operation_id: str, tag: str, summary: str, ok: dict[str, Any], *errors: i
 
 class Resolver(APIGatewayRestResolver):
     """Powertools' REST resolver, with the request body checked (media type, encoding, UTF-8) before
-    Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500."""
+    Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500. V2 infer
+    requests and responses may use the binary tensor data extension (modelsync.service.http.binary)."""
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         event = dict(event)
         try:
+            prepare_binary(event)
             prepare_body(event)
         except ServiceError as exc:
             log.info("request refused: %s", exc.message)
             return error_proxy_response(exc, event)
-        return super().resolve(event, context)
+        return binary_response(super().resolve(event, context), wanted_outputs(event))
 
 
 def build_resolver(services: Callable[[], Services], enable_validation: bool = True) -> Resolver:
