@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +25,12 @@ from .errors import (
     InvalidRequest,
     ModelUnreadable,
     NoPublishedVersion,
+    ServiceError,
     SigningNotConfigured,
     VersionNotFound,
 )
 from .inference import decode_v2_inputs, output_metadata, plain_predict, v2_outputs
+from .metrics import Measure
 from .registry import Registry
 from .rules import check_alias_name, check_model_name, parse_version, require_model
 from .signing import ManifestSigner
@@ -65,12 +69,35 @@ class ServingService:
     """resolve -> load -> score, with the S3 client, registry, settings, model cache and signer passed in."""
 
     def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
-                 signer: ManifestSigner | None = None) -> None:
+                 signer: ManifestSigner | None = None,
+                 observer: Callable[[Measure], None] | None = None) -> None:
         self.s3 = s3
         self.registry = registry
         self.settings = settings
         self.cache = cache
         self.signer = signer
+        self.observer = observer  # called with every scoring request's Measure (metrics, log line)
+
+    def _measured(self, route: str, name: str, work: Callable[[Measure], dict[str, Any]]) -> dict[str, Any]:
+        """Run one scoring request, measured (version, side, rows, latencies, error kind) for the observer."""
+        m = Measure(model=name, version="-", side=rollout.BASE, route=route)
+        start = time.perf_counter()
+        try:
+            return work(m)
+        except ServiceError as exc:
+            m.error = exc.code
+            raise
+        except Exception:
+            m.error = "internal_error"
+            raise
+        finally:
+            m.total_ms = (time.perf_counter() - start) * 1000
+            if self.observer is not None:
+                self.observer(m)
+
+    def _served(self, m: Measure, resolved: Resolved) -> None:
+        m.version = str(resolved.version)
+        m.side = resolved.cohort or rollout.BASE
 
     def resolve(self, name: str, version: int | str | None = None, alias: str | None = None,
                 caller: str | None = None) -> Resolved:
@@ -144,25 +171,41 @@ class ServingService:
 
     def infer_v2(self, name: str, version: str | None, body: dict[str, Any],
                  caller: str | None = None) -> dict[str, Any]:
-        resolved = self.resolve(name, version, caller=caller)
-        model = self.load(resolved)
-        X, rows = decode_v2_inputs(body.get("inputs"), model.features, self.settings.max_rows_per_request)
-        requested = None
-        if body.get("outputs") is not None:
-            requested = [o.get("name") for o in body["outputs"]]
-        outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
-        out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version), "outputs": outputs}
-        if body.get("id") is not None:
-            out["id"] = body["id"]
-        return out
+        def work(m: Measure) -> dict[str, Any]:
+            resolved = self.resolve(name, version, caller=caller)
+            self._served(m, resolved)
+            model = self.load(resolved)
+            X, rows = decode_v2_inputs(body.get("inputs"), model.features,
+                                       self.settings.max_rows_per_request)
+            m.rows = rows
+            requested = None
+            if body.get("outputs") is not None:
+                requested = [o.get("name") for o in body["outputs"]]
+            start = time.perf_counter()
+            outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
+            m.scoring_ms = (time.perf_counter() - start) * 1000
+            out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version),
+                                   "outputs": outputs}
+            if body.get("id") is not None:
+                out["id"] = body["id"]
+            return out
+
+        return self._measured("v2", name, work)
 
     # -- plain JSON -----------------------------------------------------------------------------------
     def predict(self, name: str, version: int | None, alias: str | None, instances: Any,
                 caller: str | None = None, outputs: list[str] | None = None) -> dict[str, Any]:
-        resolved = self.resolve(name, version, alias, caller)
-        model = self.load(resolved)
-        result = plain_predict(model, instances, self.settings.max_rows_per_request, outputs)
-        return {"model_name": name, "model_version": resolved.version, **result}
+        def work(m: Measure) -> dict[str, Any]:
+            resolved = self.resolve(name, version, alias, caller)
+            self._served(m, resolved)
+            model = self.load(resolved)
+            m.rows = len(instances) if isinstance(instances, list) else 0
+            start = time.perf_counter()
+            result = plain_predict(model, instances, self.settings.max_rows_per_request, outputs)
+            m.scoring_ms = (time.perf_counter() - start) * 1000
+            return {"model_name": name, "model_version": resolved.version, **result}
+
+        return self._measured("predict", name, work)
 
     # -- devices --------------------------------------------------------------------------------------
     def manifest(self, name: str, version: int | None, alias: str | None, caller: str | None = None

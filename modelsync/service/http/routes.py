@@ -25,6 +25,7 @@ from .. import layout, rollout
 from ..admin import RegistryAdmin
 from ..config import Settings
 from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
+from ..metrics import MetricsService
 from ..serving import ServingService
 from ..telemetry import TelemetryService
 from . import spec
@@ -57,6 +58,7 @@ class Services:
     serving: ServingService
     admin: RegistryAdmin
     telemetry: TelemetryService
+    metrics: MetricsService | None = None  # per-version scoring metrics (None: not served here)
 
 
 # -- request size (checked by the handler before the resolver parses anything) -------------------------
@@ -356,6 +358,22 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
                           description="Only this device's batches.")] = None
                       ) -> Response[Any]:
         return json_response(200, services().telemetry.fleet(name, version, since, device_id))
+
+    @app.get("/models/<name>/metrics", **op(
+        "getMetrics", "telemetry", "Scoring metrics per version",
+        ok("Per version and rollout side: requests, rows, errors by kind, scoring and total latency.",
+           ref("VersionMetrics")), 400, 404, security=spec.IAM_ONLY,
+        description="What the Score function measured for each version it served (and the rollout side, "
+                    "`base` or `canary`), side by side: from CloudWatch (`GetMetricData` over the "
+                    "function's embedded-metric-format records) in AWS, from the emitted records on the "
+                    "local stack. `since` defaults to the last 24 hours."))
+    def get_metrics(name: Name, since: Annotated[str | None, Query(
+            description="Only requests at or after this UTC date or time (e.g. 2025-01-07T00:00:00Z)."
+    )] = None) -> Response[Any]:
+        store = services().metrics
+        if store is None:
+            raise NotFoundError("metrics are not served here")
+        return json_response(200, store.per_version(name, since))
 
     @app.put("/models/<name>/aliases/<alias>", **op(
         "putAlias", "rollout", "Point an alias at a version (optionally with a canary)", alias_ok,

@@ -36,7 +36,10 @@ Without a caller id, the base version answers. Requests naming a version are nev
 
 Authorisation is API Gateway's (template parameter `AuthMode`): IAM (SigV4, default), a Cognito user
 pool, or API keys with a usage plan. The two health routes are open; operator routes (alias writes,
-promote, rollback, approve, `GET .../telemetry`) always need IAM.
+promote, rollback, approve, `GET .../telemetry`, `GET .../metrics`) always need IAM.
+
+Every scoring response names the version that scored it (`X-Model-Version`; V2's `model_version`);
+`GET /models/{name}/metrics` shows requests, rows, errors and latencies per version and rollout side.
 
 Every error is `{"error": {"code", "message"}}`, except on the `/v2` routes, where it is
 `{"error": "<message>"}` as the Open Inference Protocol says: 400 names the bad field, row or tensor
@@ -277,6 +280,21 @@ COMPONENTS: dict[str, Any] = {
     },
     "AliasDeleted": {"type": "object", "properties": {
         "name": {"type": "string"}, "alias": {"type": "string"}, "revision": {"type": "integer"}}},
+    "VersionMetrics": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"}, "since": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "object", "properties": {
+                "version": {"type": ["integer", "string"], "description": "`-`: failed before resolving."},
+                "side": {"type": "string", "enum": ["base", "canary"]},
+                "requests": {"type": "integer"}, "rows": {"type": "integer"}, "errors": {"type": "integer"},
+                "error_rate": _NULLABLE_NUM,
+                "errors_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "scoring_latency_ms": ref("LatencySummary"), "total_latency_ms": ref("LatencySummary")}}}},
+    },
+    "LatencySummary": {"type": "object", "properties": {
+        "mean": _NULLABLE_NUM, "p50": {"type": ["number", "null"], "description": "null from CloudWatch."},
+        "max": _NULLABLE_NUM}},
     "TelemetryAccepted": {
         "type": "object",
         "properties": {"accepted": {"type": "array", "items": {"type": "string"}},
