@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,13 +40,19 @@ class Measure:
     scoring_ms: float = 0.0
     total_ms: float = 0.0
     error: str | None = None  # the error code, e.g. "invalid_input"
+    errors: int = 0  # how many (batch: refused rows); a request with ``error`` and no count counts 1
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_count(self) -> int:
+        return self.errors or (1 if self.error else 0)
 
     def fields(self) -> dict[str, Any]:
         """The structured log line's fields (the metric record's, by name)."""
         return {"model": self.model, "version": self.version, "side": self.side, "route": self.route,
                 "rows": self.rows, "scoring_ms": round(self.scoring_ms, 3),
-                "total_ms": round(self.total_ms, 3), "error": self.error, **self.extra}
+                "total_ms": round(self.total_ms, 3), "error": self.error, "errors": self.error_count,
+                **self.extra}
 
 
 def _request_metrics(m: Measure, namespace: str) -> Any:
@@ -59,9 +65,9 @@ def _request_metrics(m: Measure, namespace: str) -> Any:
     metrics.add_dimension("side", m.side)
     metrics.add_metric(REQUESTS, MetricUnit.Count, 1)
     metrics.add_metric(ROWS, MetricUnit.Count, m.rows)
-    metrics.add_metric(ERRORS, MetricUnit.Count, 1 if m.error else 0)
+    metrics.add_metric(ERRORS, MetricUnit.Count, m.error_count)
     if m.error:
-        metrics.add_metric(ERROR_PREFIX + m.error, MetricUnit.Count, 1)
+        metrics.add_metric(ERROR_PREFIX + m.error, MetricUnit.Count, m.error_count)
     metrics.add_metric(SCORING_LATENCY, MetricUnit.Milliseconds, m.scoring_ms)
     metrics.add_metric(TOTAL_LATENCY, MetricUnit.Milliseconds, m.total_ms)
     return metrics
@@ -230,13 +236,32 @@ class CloudWatchMetricStore:
 LOCAL_STORE = MemoryMetricStore()  # the local stack's records (its functions share the process)
 
 
+def local_sink(env: Any) -> MemoryMetricStore | None:
+    """Where the local stack (``AWS_SAM_LOCAL``) keeps the emitted records; None in AWS (CloudWatch
+    reads them from the log)."""
+    return LOCAL_STORE if str(env.get("AWS_SAM_LOCAL", "")).lower() == "true" else None
+
+
 def local_or_cloudwatch(env: Any, cloudwatch: Callable[[], Any], namespace: str
                         ) -> tuple[MetricStore, MemoryMetricStore | None]:
-    """(store to read, sink to write): the in-memory records on the local stack (``AWS_SAM_LOCAL``),
-    CloudWatch in AWS."""
-    if str(env.get("AWS_SAM_LOCAL", "")).lower() == "true":
-        return LOCAL_STORE, LOCAL_STORE
+    """(store to read, sink to write): the in-memory records on the local stack, CloudWatch in AWS."""
+    sink = local_sink(env)
+    if sink is not None:
+        return sink, sink
     return CloudWatchMetricStore(cloudwatch(), namespace), None
+
+
+def batch_measure(result: Mapping[str, Any]) -> Measure | None:
+    """One batch input scored (or failed) as a Measure; None for inputs skipped or handed off."""
+    status = result.get("status")
+    if status not in ("scored", "failed") or result.get("version") is None:
+        return None
+    ms = float(result.get("seconds") or 0) * 1000
+    refused = int(result.get("errors") or 0)
+    error = "input_failed" if status == "failed" else ("invalid_row" if refused else None)
+    return Measure(model=str(result["model"]), version=str(result["version"]), side="base", route="batch",
+                   rows=int(result.get("rows") or 0), scoring_ms=ms, total_ms=ms, error=error,
+                   errors=refused, extra={"key": result.get("key")})
 
 
 def parse_since(since: str | None, now: _dt.datetime | None = None) -> _dt.datetime:
