@@ -80,3 +80,10 @@ def test_tritonclient_defaults_through_every_v2_call(stack: Stack, published: Pu
         client.get_model_metadata("no-such-model")
     assert "no-such-model" in str(missing.value) and missing.value.status() == "404"
     assert not client.is_model_ready("iris", "999")
+
+    # the local stack measured each of those requests from the records Score emitted
+    r = stack.http("GET", "/models/iris/metrics")
+    assert r.status == 200
+    mine = [v for v in r.json()["versions"] if v["version"] == published.version and v["side"] == "base"]
+    assert mine and mine[0]["requests"] >= 4 and mine[0]["errors_by_kind"].get("output_unavailable", 0) >= 1
+    assert mine[0]["total_latency_ms"]["mean"] > 0
