@@ -4,6 +4,7 @@ lacks is a 400 listing the ones it has; every scoring response names the served 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -112,3 +113,34 @@ def test_ready_by_version_and_v2_errors_are_protocol_shaped(api, publish, docs):
     status, _, err = api("POST", "/v2/models/pca/infer", raw_body="inputs=1",
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 415 and isinstance(err["error"], str) and "Content-Type" in err["error"]
+
+
+def _binary_call(api, path: str, header: dict[str, Any], blobs: bytes, length: int | None = None):
+    head = json.dumps(header).encode()
+    headers = [("Host", "x.execute-api.us-east-1.amazonaws.com"),
+               ("Inference-Header-Content-Length", str(len(head) if length is None else length))]
+    return api.gateway.handle("POST", path, headers, head + blobs, "203.0.113.10")
+
+
+def test_binary_tensors_in_and_out_and_their_mistakes(api, publish, docs):
+    publish("pca", docs["pca"])
+    rows = np.array(ROWS)
+    header = {"inputs": [{"name": "x", "shape": [3, 3], "datatype": "FP64",
+                          "parameters": {"binary_data_size": rows.nbytes}}],
+              "outputs": [{"name": "transform", "parameters": {"binary_data": True}}]}
+    resp = _binary_call(api, "/v2/models/pca/infer", header, rows.astype("<f8").tobytes())
+    assert resp.status == 200
+    headers = {k.lower(): v for k, v in resp.headers}
+    n = int(headers["inference-header-content-length"])
+    meta = json.loads(resp.body[:n])
+    (out,) = meta["outputs"]
+    assert "data" not in out and out["parameters"]["binary_data_size"] == 3 * 2 * 8
+    got = np.frombuffer(resp.body[n:], dtype="<f8").reshape(3, 2)
+    np.testing.assert_allclose(got, scorer.load_model(docs["pca"]).transform(rows), rtol=0, atol=1e-12)
+    # mistakes are 400s in the protocol's error shape
+    for blobs, length, fragment in ((rows.tobytes()[:-3], None, "binary_data_size"),
+                                    (rows.tobytes() + b"xx", None, "bytes after"),
+                                    (rows.tobytes(), 10**6, "more than the body")):
+        resp = _binary_call(api, "/v2/models/pca/infer", header, blobs, length)
+        body = json.loads(resp.body)
+        assert resp.status == 400 and isinstance(body["error"], str) and fragment in body["error"], body
