@@ -11,6 +11,7 @@ Event shapes:
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -21,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelsync.service import batch
 from modelsync.service.config import Settings
+from modelsync.service.metrics import batch_measure, emit, local_sink
 from modelsync.service.registry import Registry
 from modelsync.service.store import ModelCache, cached_loader
 
@@ -36,6 +38,17 @@ s3 = boto3.client("s3")
 registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
 sfn = boto3.client("stepfunctions") if SETTINGS.batch_state_machine_arn else None
 MODEL_CACHE = ModelCache(4)
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelsync")
+METRIC_SINK = local_sink(os.environ)
+
+
+def measured(result: dict[str, Any]) -> dict[str, Any]:
+    """Each input scored: its per-version metrics (EMF, as Score's) and a structured log line."""
+    m = batch_measure(result)
+    if m is not None:
+        emit(m, NAMESPACE, METRIC_SINK)
+        logger.info("batch input measured", extra=m.fields())
+    return result
 
 
 class UnknownEvent(ValueError):
@@ -74,13 +87,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=summary["scored"])
         return summary
     if action == "finalize":
-        return batch.finalize(ctx, dict(event["plan"]))
+        return measured(batch.finalize(ctx, dict(event["plan"])))
     # a Scheduled Event's own "version" is the envelope's ("0"): parameters of a scheduled run go in detail
     params = dict(event.get("detail") or {}) if event.get("detail-type") == "Scheduled Event" else event
     version = batch.optional_int(params.get("version"))
     results = batch.run_scheduled(ctx, model=params.get("model"), version=version)
     counts: dict[str, int] = {}
     for r in results:
+        measured(r.as_dict())
         counts[r.status] = counts.get(r.status, 0) + 1
         if r.status == "scored":
             metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=r.scored)

@@ -7,6 +7,7 @@ aliases (and their canaries) are resolved from the registry on every request.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -25,6 +26,7 @@ from modelsync.service.http import (
     error_proxy_response,
     request_size_limit,
 )
+from modelsync.service.metrics import Measure, MetricsService, emit, local_or_cloudwatch
 from modelsync.service.registry import Registry
 from modelsync.service.serving import ServingService
 from modelsync.service.signing import ManifestSigner
@@ -32,7 +34,9 @@ from modelsync.service.store import ModelCache
 from modelsync.service.telemetry import TelemetryService
 
 logger = Logger()
-tracer = Tracer()  # no Metrics: Score adds none, and an empty flush warns on every call
+tracer = Tracer()
+# metrics: one EphemeralMetrics per scoring request (its own dimensions), see modelsync.service.metrics
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelsync")
 
 SETTINGS = Settings.from_env()
 MODEL_CACHE = ModelCache(SETTINGS.model_cache_size)
@@ -42,9 +46,19 @@ registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
 # manifests are signed when the template gives a KMS key (MANIFEST_SIGNING_KEY_ID), unsigned otherwise
 SIGNER = (ManifestSigner(boto3.client("kms"), SETTINGS.manifest_signing_key_id)
           if SETTINGS.manifest_signing_key_id else None)
-SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER)
+METRIC_STORE, METRIC_SINK = local_or_cloudwatch(os.environ, lambda: boto3.client("cloudwatch"), NAMESPACE)
+
+
+def observe(m: Measure) -> None:
+    """Every scoring request: its metrics (EMF) and one structured log line with the same fields."""
+    emit(m, NAMESPACE, METRIC_SINK)
+    logger.info("scored", extra=m.fields())
+
+
+SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER, observe)
 SERVICES = Services(SERVICE, RegistryAdmin(registry),
-                    TelemetryService(registry, SETTINGS.telemetry_retention_days))
+                    TelemetryService(registry, SETTINGS.telemetry_retention_days),
+                    MetricsService(METRIC_STORE, registry))
 app = build_resolver(lambda: SERVICES)
 
 
@@ -56,6 +70,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         check_request_size(event, request_size_limit(event, SETTINGS))
     except PayloadTooLarge as exc:
         logger.info("request refused: %s", exc.message)
-        return error_proxy_response(exc)
+        return error_proxy_response(exc, event)
     response: dict[str, Any] = app.resolve(event, context)
     return response

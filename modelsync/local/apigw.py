@@ -109,7 +109,7 @@ def proxy_event(
     single_headers, multi_headers = _pairs_to_maps(headers)
     single_query, multi_query = _pairs_to_maps(query)
     lower = {k.lower(): v for k, v in headers}
-    is_b64 = False  # the API declares no binary media types: text bodies, anything else base64
+    is_b64 = False  # UTF-8 bodies as text, anything else base64 (the function decodes both alike)
     text: str | None = None
     if body:
         try:

@@ -29,6 +29,10 @@ NUMERIC_DATATYPES: dict[str, Any] = {"FP32": np.float32, "FP64": np.float64, "IN
 BYTES = "BYTES"
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+DECISION_FUNCTION = "decision_function"
+TRANSFORM = "transform"
+METHODS = (PREDICT, PREDICT_PROBA, DECISION_FUNCTION, TRANSFORM)  # every method a document can offer
+PLAIN_KEYS = {PREDICT: "predictions", PREDICT_PROBA: "probabilities"}  # plain-route keys (others: the name)
 
 
 def _label(t: Mapping[str, Any], index: int) -> str:
@@ -195,71 +199,103 @@ def _nan_to_none(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def score(model: scorer.Model, X: Any, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """predict (and predict_proba when wanted and available); scorer input errors -> InvalidModelInput."""
+def default_outputs(model: scorer.Model) -> list[str]:
+    """What a request that names no output gets: ``predict`` (+ ``predict_proba`` when the model has it),
+    as before; a model without predict (a transformer, an anomaly score) gets its first method."""
+    wanted = [m for m in (PREDICT, PREDICT_PROBA) if model.has(m)]
+    return wanted or list(model.methods[:1])
+
+
+def requested_outputs(model: scorer.Model, requested: Sequence[Any] | None) -> list[str]:
+    """The requested methods in the order asked (default: :func:`default_outputs`); a method the model
+    lacks is a :class:`MethodUnavailable` (400) naming the ones it has."""
+    if requested is None:
+        return default_outputs(model)
+    if not requested:
+        raise InvalidModelInput(f"outputs must name at least one of {', '.join(METHODS)}")
+    missing = [r for r in requested if not (isinstance(r, str) and model.has(r))]
+    if missing:
+        raise MethodUnavailable(f"output {missing[0]!r} is not available; this model gives "
+                                f"{', '.join(model.methods) or 'no output'}")
+    return list(dict.fromkeys(requested))
+
+
+def run(model: scorer.Model, X: Any, method: str) -> np.ndarray:
+    """One method of the model; scorer errors -> InvalidModelInput (400) / MethodUnavailable (400)."""
     try:
-        prediction = np.asarray(model.predict(X))
-        proba = np.asarray(model.predict_proba(X)) if want_proba and model.has(PREDICT_PROBA) else None
+        return np.asarray(getattr(model, method)(X))
+    except scorer.MethodNotSupported as exc:
+        raise MethodUnavailable(f"{exc}") from None
     except scorer.InvalidInput as exc:
         raise InvalidModelInput(str(exc)) from None
-    return prediction, proba
 
 
-def v2_outputs(model: scorer.Model, X: Any, rows: int, requested: Sequence[str] | None,
+def _tensor(method: str, values: np.ndarray) -> dict[str, Any]:
+    from .publish import datatype_of
+
+    if method == PREDICT:
+        dt = datatype_of(values)
+        data = _jsonable(values) if dt != "BYTES" else [str(v) for v in values.tolist()]
+        return {"name": method, "datatype": dt, "shape": list(values.shape), "data": data}
+    values = values.astype(np.float64)
+    return {"name": method, "datatype": "FP64", "shape": list(values.shape),
+            "data": _jsonable(values.ravel())}
+
+
+def v2_outputs(model: scorer.Model, X: Any, rows: int, requested: Sequence[Any] | None,
                predict_datatype: str | None = None) -> list[dict[str, Any]]:
-    """The ``outputs`` of a V2 response: ``predict`` and, for classifiers that have it, ``predict_proba``."""
-    available = [PREDICT] + ([PREDICT_PROBA] if model.has(PREDICT_PROBA) else [])
-    if requested is not None:
-        unknown = [r for r in requested if r not in available]
-        if unknown:
-            raise MethodUnavailable(f"output {unknown[0]!r} is not available; this model gives "
-                                    f"{', '.join(available)}")
-        wanted = [o for o in available if o in requested]
-    else:
-        wanted = available
+    """The ``outputs`` of a V2 response, one tensor per requested method (default :func:`default_outputs`)."""
+    wanted = requested_outputs(model, requested)
     if rows == 0:
         return empty_outputs(model, wanted, predict_datatype)
-    prediction, proba = score(model, X, PREDICT_PROBA in wanted)
-    outputs: list[dict[str, Any]] = []
-    if PREDICT in wanted:
-        from .publish import datatype_of
-
-        dt = datatype_of(prediction)
-        data = _jsonable(prediction) if dt != "BYTES" else [str(v) for v in prediction.tolist()]
-        outputs.append({"name": PREDICT, "datatype": dt, "shape": list(prediction.shape), "data": data})
-    if proba is not None:
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": list(proba.shape),
-                        "data": _jsonable(proba.ravel())})
-    return outputs
+    return [_tensor(method, run(model, X, method)) for method in wanted]
 
 
-def _predict_width(model: scorer.Model) -> int | None:
-    """Columns of one row of ``predict`` (None: one value per row), read from the document's test vectors."""
+def output_width(model: scorer.Model, method: str) -> int | None:
+    """Columns of one row of ``method`` (None: one value per row), read from the document's test vectors
+    (``predict_proba``: the number of classes)."""
+    if method == PREDICT_PROBA and model.classes is not None and np.ndim(model.classes) == 1:
+        return len(model.classes)
     tv = model.document.get("test_vectors")
     outputs = tv.get("outputs") if isinstance(tv, Mapping) else None
-    first = outputs.get(PREDICT) if isinstance(outputs, Mapping) else None
+    first = outputs.get(method) if isinstance(outputs, Mapping) else None
     if isinstance(first, list) and first and isinstance(first[0], list):
         return len(first[0])
     return None
 
 
+def output_datatype(model: scorer.Model, method: str, predict_datatype: str | None = None) -> str:
+    """FP64 for every method but ``predict``, whose datatype is the registry's (else the labels')."""
+    if method != PREDICT:
+        return "FP64"
+    if predict_datatype is not None:
+        return predict_datatype
+    classes = model.classes
+    return "FP64" if classes is None or np.ndim(classes) != 1 else _label_datatype(classes)
+
+
+def output_metadata(model: scorer.Model, predict_datatype: str | None = None) -> list[dict[str, Any]]:
+    """Every method of the model as a V2 metadata output (name, datatype, shape; -1 for the rows)."""
+    out = []
+    for method in model.methods:
+        width = output_width(model, method)
+        out.append({"name": method, "datatype": output_datatype(model, method, predict_datatype),
+                    "shape": [-1] if width is None else [-1, width]})
+    return out
+
+
 def empty_outputs(model: scorer.Model, wanted: Sequence[str], predict_datatype: str | None = None
                   ) -> list[dict[str, Any]]:
     """The outputs for zero rows, shaped as scored rows would be, without calling the scorer (some of its
-    estimators cannot take an empty matrix): ``predict`` [0] (or [0, width]), ``predict_proba``
-    [0, n_classes]. The datatype is the registry's (the one published with the version)."""
+    estimators cannot take an empty matrix). The datatype of ``predict`` is the registry's (the one
+    published with the version)."""
     outputs: list[dict[str, Any]] = []
-    if PREDICT in wanted:
-        width = _predict_width(model)
-        dt = predict_datatype
-        if dt is None:
-            classes = model.classes
-            dt = "FP64" if classes is None or np.ndim(classes) != 1 else _label_datatype(classes)
-        outputs.append({"name": PREDICT, "datatype": dt, "shape": [0] if width is None else [0, width],
-                        "data": []})
-    if PREDICT_PROBA in wanted and model.classes is not None:
-        n = len(model.classes) if np.ndim(model.classes) == 1 else _predict_width(model) or 0
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [0, n], "data": []})
+    for method in wanted:
+        width = output_width(model, method)
+        if method == PREDICT_PROBA and width is None:
+            width = 0
+        outputs.append({"name": method, "datatype": output_datatype(model, method, predict_datatype),
+                        "shape": [0] if width is None else [0, width], "data": []})
     return outputs
 
 
@@ -269,17 +305,30 @@ def _label_datatype(classes: np.ndarray) -> str:
     return datatype_of(np.asarray(classes))
 
 
-def plain_predict(model: scorer.Model, instances: Any, max_rows: int) -> dict[str, Any]:
-    """``{"instances": [...]}`` -> predictions (+ probabilities keyed by class for classifiers)."""
+def plain_predict(model: scorer.Model, instances: Any, max_rows: int,
+                  requested: Sequence[Any] | None = None) -> dict[str, Any]:
+    """``{"instances": [...]}`` -> ``predictions`` (+ ``probabilities`` keyed by class for classifiers).
+
+    With ``requested`` (the body's ``outputs``), exactly those methods: ``predict`` as ``predictions``,
+    ``predict_proba`` as ``probabilities``, the others under their own name (``decision_function``,
+    ``transform``)."""
     if not isinstance(instances, list):
         raise InvalidModelInput("instances must be a list of rows (lists or objects keyed by feature name)")
     _rows_limit(len(instances), max_rows)
-    if not instances:
-        return {"predictions": []}
-    prediction, proba = score(model, instances, want_proba=True)
-    out: dict[str, Any] = {"predictions": _jsonable(prediction) if prediction.dtype != object
-                           else [v.item() if isinstance(v, np.generic) else v for v in prediction.tolist()]}
-    if proba is not None and model.classes is not None:
-        labels = [str(c) for c in model.classes.tolist()]
-        out["probabilities"] = [dict(zip(labels, row, strict=True)) for row in _jsonable(proba)]
+    wanted = requested_outputs(model, requested)
+    out: dict[str, Any] = {}
+    for method in wanted:
+        key = PLAIN_KEYS.get(method, method)
+        if not instances:
+            out[key] = []
+            continue
+        values = run(model, instances, method)
+        if method == PREDICT:
+            out[key] = (_jsonable(values) if values.dtype != object
+                        else [v.item() if isinstance(v, np.generic) else v for v in values.tolist()])
+        elif method == PREDICT_PROBA and model.classes is not None:
+            labels = [str(c) for c in model.classes.tolist()]
+            out[key] = [dict(zip(labels, row, strict=True)) for row in _jsonable(values)]
+        else:
+            out[key] = _jsonable(values.astype(np.float64))
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +26,12 @@ from .errors import (
     ModelUnreadable,
     NoPublishedVersion,
     PayloadTooLarge,
+    ServiceError,
     SigningNotConfigured,
     VersionNotFound,
 )
-from .inference import decode_v2_inputs, plain_predict, v2_outputs
+from .inference import decode_v2_inputs, output_metadata, plain_predict, v2_outputs
+from .metrics import Measure
 from .registry import Registry
 from .rules import check_alias_name, check_model_name, parse_version, require_model
 from .signing import ManifestSigner
@@ -66,12 +70,35 @@ class ServingService:
     """resolve -> load -> score, with the S3 client, registry, settings, model cache and signer passed in."""
 
     def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
-                 signer: ManifestSigner | None = None) -> None:
+                 signer: ManifestSigner | None = None,
+                 observer: Callable[[Measure], None] | None = None) -> None:
         self.s3 = s3
         self.registry = registry
         self.settings = settings
         self.cache = cache
         self.signer = signer
+        self.observer = observer  # called with every scoring request's Measure (metrics, log line)
+
+    def _measured(self, route: str, name: str, work: Callable[[Measure], dict[str, Any]]) -> dict[str, Any]:
+        """Run one scoring request, measured (version, side, rows, latencies, error kind) for the observer."""
+        m = Measure(model=name, version="-", side=rollout.BASE, route=route)
+        start = time.perf_counter()
+        try:
+            return work(m)
+        except ServiceError as exc:
+            m.error = exc.code
+            raise
+        except Exception:
+            m.error = "internal_error"
+            raise
+        finally:
+            m.total_ms = (time.perf_counter() - start) * 1000
+            if self.observer is not None:
+                self.observer(m)
+
+    def _served(self, m: Measure, resolved: Resolved) -> None:
+        m.version = str(resolved.version)
+        m.side = resolved.cohort or rollout.BASE
 
     def resolve(self, name: str, version: int | str | None = None, alias: str | None = None,
                 caller: str | None = None) -> Resolved:
@@ -139,13 +166,10 @@ class ServingService:
         resolved = self.resolve(name, version)
         r = resolved.record
         versions = [str(v["version"]) for v in self.registry.list_versions(name)]
-        features, classes = version_schema(r, lambda: self.load(resolved))
+        features, _ = version_schema(r, lambda: self.load(resolved))
         inputs = [{"name": f["name"], "datatype": "BYTES" if f.get("kind") == "categorical" else "FP64",
                    "shape": [-1]} for f in features]
-        outputs = [{"name": "predict", "datatype": r.get("predict_datatype", "FP64"), "shape": [-1]}]
-        if "predict_proba" in (r.get("methods") or []):
-            outputs.append({"name": "predict_proba", "datatype": "FP64",
-                            "shape": [-1, len(classes or [])]})
+        outputs = output_metadata(self.load(resolved), r.get("predict_datatype"))
         return {"name": name, "versions": versions if version is None else [str(resolved.version)],
                 "platform": PLATFORM, "inputs": inputs, "outputs": outputs,
                 "parameters": {"version": str(resolved.version), "sha256": r.get("sha256"),
@@ -158,28 +182,44 @@ class ServingService:
 
     def infer_v2(self, name: str, version: str | None, body: dict[str, Any],
                  caller: str | None = None) -> dict[str, Any]:
-        resolved = self.resolve(name, version, caller=caller)
-        model = self.load(resolved)
-        X, rows = decode_v2_inputs(body.get("inputs"), model.features, self.settings.max_rows_per_request)
-        self._row_cap(model, rows)
-        requested = None
-        if body.get("outputs") is not None:
-            requested = [o.get("name") for o in body["outputs"]]
-        outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
-        out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version), "outputs": outputs}
-        if body.get("id") is not None:
-            out["id"] = body["id"]
-        return out
+        def work(m: Measure) -> dict[str, Any]:
+            resolved = self.resolve(name, version, caller=caller)
+            self._served(m, resolved)
+            model = self.load(resolved)
+            X, rows = decode_v2_inputs(body.get("inputs"), model.features,
+                                       self.settings.max_rows_per_request)
+            m.rows = rows
+            self._row_cap(model, rows)
+            requested = None
+            if body.get("outputs") is not None:
+                requested = [o.get("name") for o in body["outputs"]]
+            start = time.perf_counter()
+            outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
+            m.scoring_ms = (time.perf_counter() - start) * 1000
+            out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version),
+                                   "outputs": outputs}
+            if body.get("id") is not None:
+                out["id"] = body["id"]
+            return out
+
+        return self._measured("v2", name, work)
 
     # -- plain JSON -----------------------------------------------------------------------------------
     def predict(self, name: str, version: int | None, alias: str | None, instances: Any,
-                caller: str | None = None) -> dict[str, Any]:
-        resolved = self.resolve(name, version, alias, caller)
-        model = self.load(resolved)
-        if isinstance(instances, list):
-            self._row_cap(model, len(instances))
-        result = plain_predict(model, instances, self.settings.max_rows_per_request)
-        return {"model_name": name, "model_version": resolved.version, **result}
+                caller: str | None = None, outputs: list[str] | None = None) -> dict[str, Any]:
+        def work(m: Measure) -> dict[str, Any]:
+            resolved = self.resolve(name, version, alias, caller)
+            self._served(m, resolved)
+            model = self.load(resolved)
+            m.rows = len(instances) if isinstance(instances, list) else 0
+            if isinstance(instances, list):
+                self._row_cap(model, len(instances))
+            start = time.perf_counter()
+            result = plain_predict(model, instances, self.settings.max_rows_per_request, outputs)
+            m.scoring_ms = (time.perf_counter() - start) * 1000
+            return {"model_name": name, "model_version": resolved.version, **result}
+
+        return self._measured("predict", name, work)
 
     # -- devices --------------------------------------------------------------------------------------
     def manifest(self, name: str, version: int | None, alias: str | None, caller: str | None = None

@@ -25,7 +25,11 @@ CANARY_50 = {"version": 1, "canary": {"version": 2, "weight": 0.5}}
 
 
 def _error(body: dict) -> tuple[str, str]:
-    return body["error"]["code"], body["error"]["message"]
+    """(code, message); V2 routes answer ``{"error": message}`` (Open Inference Protocol): code ""."""
+    err = body["error"]
+    if isinstance(err, str):
+        return "", err
+    return err["code"], err["message"]
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ FLAT = [v for row in IRIS_ROWS for v in row]
 
 
 def _error(body: dict) -> tuple[str, str]:
-    return body["error"]["code"], body["error"]["message"]
+    """(code, message); V2 routes answer ``{"error": message}`` (Open Inference Protocol): code ""."""
+    err = body["error"]
+    if isinstance(err, str):
+        return "", err
+    return err["code"], err["message"]
 
 
 # -- empty registry, unknown models, health ---------------------------------------------------------
@@ -110,7 +114,11 @@ def test_v2_flat_data_requested_outputs_and_versioned_routes(api, publish, model
     assert status == 200 and meta["versions"] == ["1", "2"] and meta["platform"] == "modelsync_sklearn"
     assert [i["name"] for i in meta["inputs"]] == ["sepal_length", "sepal_width", "petal_length",
                                                    "petal_width"]
-    assert {o["name"]: o["shape"] for o in meta["outputs"]} == {"predict": [-1], "predict_proba": [-1, 3]}
+    # every method of the document is listed, with its datatype and shape
+    shapes = {o["name"]: o["shape"] for o in meta["outputs"]}
+    assert list(shapes) == scorer.load_model(models.iris_v2).methods
+    assert shapes["predict"] == [-1] and shapes["predict_proba"] == [-1, 3]
+    assert all(o["datatype"] == "FP64" for o in meta["outputs"] if o["name"] != "predict")
     status, _, meta1 = api("GET", "/v2/models/iris/versions/1")
     assert status == 200 and meta1["versions"] == ["1"]
     assert api("GET", "/v2/models/iris/versions/9")[0] == 404

@@ -169,9 +169,10 @@ def test_scoring_loads_each_version_once():
     class Model:
         features = [SimpleNamespace(name="x", kind="numeric")]
         classes = None
+        methods = ["predict"]
 
         def has(self, method: str) -> bool:
-            return False
+            return method in self.methods
 
         def max_rows(self, limits: Any = None) -> int:
             return 10_000

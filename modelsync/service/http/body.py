@@ -28,9 +28,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 IDENTITY_ENCODINGS = frozenset({"", "identity"})
 
 
-def _header(event: MutableMapping[str, Any], name: str) -> str | None:
+def header_value(event: MutableMapping[str, Any], name: str) -> str | None:
     for key, value in (event.get("headers") or {}).items():
-        if str(key).lower() == name:
+        if str(key).lower() == name.lower():
             return None if value is None else str(value)
     return None
 
@@ -79,9 +79,9 @@ def prepare_body(event: MutableMapping[str, Any]) -> None:
     if not body:
         return
     method = str(event.get("httpMethod") or "").upper()
-    check_content_encoding(_header(event, "content-encoding"))
+    check_content_encoding(header_value(event, "content-encoding"))
     if method in BODY_METHODS:
-        check_content_type(_header(event, "content-type"))
+        check_content_type(header_value(event, "content-type"))
         _normalise_content_type(event)
     if not event.get("isBase64Encoded"):
         return

@@ -1,4 +1,6 @@
-"""THE one table from domain errors to HTTP statuses, and the error body ``{"error": {"code", "message"}}``.
+"""THE one table from domain errors to HTTP statuses, and the error bodies: ``{"error": {"code", "message"}}``
+on the plain and admin routes, ``{"error": "<message>"}`` on the V2 routes (as the Open Inference Protocol
+says, so standard V2 clients such as tritonclient can print it).
 
 Domain code raises :class:`~modelsync.service.errors.ServiceError` subclasses and knows nothing of HTTP;
 this is the only place where they meet. Anything else becomes a 500 with a generic message.
@@ -64,7 +66,25 @@ def status_for(exc: ServiceError) -> HTTPStatus:
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
+V2_PREFIX = "/v2"
+
+
+def is_v2(event: Any) -> bool:
+    """Whether the request is on an Open Inference Protocol route (by resource, else by path)."""
+    get = getattr(event, "get", None)
+    if get is None:
+        return False
+    for key in ("resource", "path"):
+        value = str(get(key) or "")
+        if value == V2_PREFIX or value.startswith(V2_PREFIX + "/"):
+            return True
+    return False
+
+
+def error_body(code: str, message: str, v2: bool = False) -> dict[str, Any]:
+    """The protocol's ``{"error": message}`` on V2 routes, ``{"error": {"code", "message"}}`` elsewhere."""
+    if v2:
+        return {"error": message}
     return {"error": {"code": code, "message": message}}
 
 
@@ -72,10 +92,10 @@ def error_headers(status: HTTPStatus) -> dict[str, str] | None:
     return {"Retry-After": RETRY_AFTER_SECONDS} if status == HTTPStatus.SERVICE_UNAVAILABLE else None
 
 
-def error_proxy_response(exc: ServiceError) -> dict[str, Any]:
+def error_proxy_response(exc: ServiceError, event: Any = None) -> dict[str, Any]:
     """An API Gateway proxy response for an error raised before the resolver runs (e.g. body too large)."""
     return {"statusCode": int(status_for(exc)), "headers": {"Content-Type": "application/json"},
-            "body": json.dumps(error_body(exc.code, exc.message)), "isBase64Encoded": False}
+            "body": json.dumps(error_body(exc.code, exc.message, is_v2(event))), "isBase64Encoded": False}
 
 
 def describe_validation(errors: Any, raw_body: str | None, base64_encoded: bool) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from modelsync_protocol import MODEL_NAME_RE
 from modelsync_protocol.telemetry import MAX_BATCHES, MAX_FEATURES, MAX_LABELS, SCHEMA_RE
 
-from ..inference import BYTES, NUMERIC_DATATYPES, PREDICT, PREDICT_PROBA
+from ..inference import BYTES, METHODS, NUMERIC_DATATYPES
 from ..rollout import CALLER_ID_RE
 from ..telemetry import TIMESTAMP
 
@@ -47,7 +47,9 @@ class InferTensor(BaseModel):
 
 
 class RequestedOutput(BaseModel):
-    name: str = Field(json_schema_extra={"enum": [PREDICT, PREDICT_PROBA]})
+    """A method of the model (a method it lacks: 400 listing the ones it has)."""
+
+    name: str = Field(json_schema_extra={"enum": list(METHODS)})
     parameters: dict[str, Any] | None = None
 
 
@@ -69,6 +71,12 @@ class PredictRequest(BaseModel):
     instances: list[list[Any] | dict[str, Any]] = Field(
         description="Rows, each a list of values in feature order or an object keyed by feature name (one "
                     "form per request). At most `MaxRowsPerRequest` rows (default 10,000; 413 above).")
+    outputs: list[Annotated[str, Field(json_schema_extra={"enum": list(METHODS)})]] | None = Field(
+        default=None, min_length=1,
+        description="The methods to return (default: predict, and predict_proba for classifiers that have "
+                    "it; a model without predict: its first method). `predict` comes back as "
+                    "`predictions`, `predict_proba` as `probabilities`, the others under their own name. "
+                    "A method the model lacks: 400 listing the ones it has.")
 
 
 # -- aliases ------------------------------------------------------------------------------------------

@@ -25,9 +25,11 @@ from .. import layout, rollout
 from ..admin import RegistryAdmin
 from ..config import Settings
 from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
+from ..metrics import MetricsService
 from ..serving import ServingService
 from ..telemetry import TelemetryService
 from . import spec
+from .binary import binary_response, prepare_binary, wanted_outputs
 from .body import parse_json, prepare_body
 from .errors import (
     INTERNAL_ERROR,
@@ -36,6 +38,7 @@ from .errors import (
     error_body,
     error_headers,
     error_proxy_response,
+    is_v2,
     status_for,
 )
 from .models import AliasRequest, InferRequest, PredictRequest, TelemetryRequest
@@ -55,6 +58,7 @@ class Services:
     serving: ServingService
     admin: RegistryAdmin
     telemetry: TelemetryService
+    metrics: MetricsService | None = None  # per-version scoring metrics (None: not served here)
 
 
 # -- request size (checked by the handler before the resolver parses anything) -------------------------
@@ -139,22 +143,25 @@ def op(operation_id: str, tag: str, summary: str, ok: dict[str, Any], *errors: i
         extensions["security"] = []
         security = None
     return {"operation_id": operation_id, "tags": [tag], "summary": summary, "description": description,
-            "responses": spec.responses({200: ok, **(more or {})}, *errors, **described),
+            "responses": spec.responses({200: ok, **(more or {})}, *errors,
+                                        error_schema="V2Error" if tag == "v2" else "Error", **described),
             "security": security, "openapi_extensions": extensions or None}
 
 
 class Resolver(APIGatewayRestResolver):
     """Powertools' REST resolver, with the request body checked (media type, encoding, UTF-8) before
-    Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500."""
+    Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500. V2 infer
+    requests and responses may use the binary tensor data extension (modelsync.service.http.binary)."""
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         event = dict(event)
         try:
+            prepare_binary(event)
             prepare_body(event)
         except ServiceError as exc:
             log.info("request refused: %s", exc.message)
-            return error_proxy_response(exc)
-        return super().resolve(event, context)
+            return error_proxy_response(exc, event)
+        return binary_response(super().resolve(event, context), wanted_outputs(event))
 
 
 def build_resolver(services: Callable[[], Services], enable_validation: bool = True) -> Resolver:
@@ -176,6 +183,13 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
         if from_header:
             return rollout.check_caller_id(from_header, CALLER_HEADER)
         return rollout.check_caller_id(device_id, "device_id")
+
+    def scored(result: dict[str, Any]) -> Response[Any]:
+        """A scoring response, with the version that scored it in ``X-Model-Version``."""
+        return json_response(200, result, {spec.MODEL_VERSION_HEADER: str(result["model_version"])})
+
+    def v2() -> bool:
+        return is_v2(app.current_event.raw_event)
 
     def alias_changed(result: dict[str, Any]) -> Response[Any]:
         return json_response(200, result, {"ETag": f'"{result["revision"]}"'})
@@ -216,6 +230,13 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
     def model_ready(name: Name) -> Response[Any]:
         return json_response(200, services().serving.model_ready(name))
 
+    @app.get("/v2/models/<name>/versions/<version>/ready", **op(
+        "modelVersionReady", "v2", "Model version readiness", ok("That version is loaded and can score.", {
+            "type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                             "ready": {"type": "boolean"}}}), 400, 404, 503))
+    def model_version_ready(name: Name, version: VersionPath) -> Response[Any]:
+        return json_response(200, services().serving.model_ready(name, version))
+
     @app.get("/v2/models/<name>/versions/<version>", **op(
         "modelVersionMetadata", "v2", "Model version metadata",
         ok("Metadata of that version.", ref("ModelMetadata")), 400, 404))
@@ -224,34 +245,37 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
 
     # V2: inference
     @app.post("/v2/models/<name>/infer", **op(
-        "infer", "v2", "Infer with the latest version", ok("Outputs of the latest version.",
-                                                           ref("InferResponse")), 400, 404, 413, 415, 503,
+        "infer", "v2", "Infer with the latest version",
+        ok("Outputs of the latest version.", ref("InferResponse"), spec.SERVED_VERSION),
+        400, 404, 413, 415, 503,
         description="Scores with `latest` (its canary for callers in the canary cohort).",
         headers=[CALLER_HEADER]))
     def infer(name: Name, request: Annotated[InferRequest, Body()],
               device_id: DeviceQuery = None) -> Response[Any]:
         body = request.model_dump(exclude_none=True)
-        return json_response(200, services().serving.infer_v2(name, None, body, caller(device_id)))
+        return scored(services().serving.infer_v2(name, None, body, caller(device_id)))
 
     @app.post("/v2/models/<name>/versions/<version>/infer", **op(
-        "inferVersion", "v2", "Infer with a version", ok("Outputs of that version.", ref("InferResponse")),
+        "inferVersion", "v2", "Infer with a version", ok("Outputs of that version.", ref("InferResponse"),
+                                                                 spec.SERVED_VERSION),
         400, 404, 413, 415))
     def infer_version(name: Name, version: VersionPath, request: Annotated[InferRequest, Body()]
                       ) -> Response[Any]:
         body = request.model_dump(exclude_none=True)
-        return json_response(200, services().serving.infer_v2(name, version, body))
+        return scored(services().serving.infer_v2(name, version, body))
 
     # plain JSON
     @app.post("/models/<name>/predict", **op(
         "predict", "predict", "Predict rows",
-        ok("Predictions (and class probabilities for classifiers that have them).", ref("PredictResponse")),
+        ok("Predictions (and class probabilities for classifiers that have them), or the requested outputs.",
+           ref("PredictResponse"), spec.SERVED_VERSION),
         400, 404, 413, 415, 503,
         description="Scores rows with a version, an alias (default `latest`; its canary for callers in "
                     "the canary cohort).", headers=[CALLER_HEADER]))
     def predict(name: Name, request: Annotated[PredictRequest, Body()], version: VersionQuery = None,
                 alias: AliasQuery = None, device_id: DeviceQuery = None) -> Response[Any]:
-        return json_response(200, services().serving.predict(name, version, alias, request.instances,
-                                                             caller(device_id)))
+        return scored(services().serving.predict(name, version, alias, request.instances, caller(device_id),
+                                                 request.outputs))
 
     # registry views for tools and devices
     @app.get("/models", **op("listModels", "registry", "List models",
@@ -335,6 +359,22 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
                       ) -> Response[Any]:
         return json_response(200, services().telemetry.fleet(name, version, since, device_id))
 
+    @app.get("/models/<name>/metrics", **op(
+        "getMetrics", "telemetry", "Scoring metrics per version",
+        ok("Per version and rollout side: requests, rows, errors by kind, scoring and total latency.",
+           ref("VersionMetrics")), 400, 404, security=spec.IAM_ONLY,
+        description="What the Score function measured for each version it served (and the rollout side, "
+                    "`base` or `canary`), side by side: from CloudWatch (`GetMetricData` over the "
+                    "function's embedded-metric-format records) in AWS, from the emitted records on the "
+                    "local stack. `since` defaults to the last 24 hours."))
+    def get_metrics(name: Name, since: Annotated[str | None, Query(
+            description="Only requests at or after this UTC date or time (e.g. 2025-01-07T00:00:00Z)."
+    )] = None) -> Response[Any]:
+        store = services().metrics
+        if store is None:
+            raise NotFoundError("metrics are not served here")
+        return json_response(200, store.per_version(name, since))
+
     @app.put("/models/<name>/aliases/<alias>", **op(
         "putAlias", "rollout", "Point an alias at a version (optionally with a canary)", alias_ok,
         400, 404, 409, 412, 413, 415, security=spec.IAM_ONLY, headers=["If-Match"],
@@ -387,21 +427,21 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
     @app.exception_handler(ServiceError)
     def service_error(exc: ServiceError) -> Response[Any]:
         status = status_for(exc)
-        return json_response(int(status), error_body(exc.code, exc.message), error_headers(status))
+        return json_response(int(status), error_body(exc.code, exc.message, v2()), error_headers(status))
 
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response[Any]:
         event = app.current_event
         message = describe_validation(exc.errors(), event.body, bool(event.is_base64_encoded))
-        return json_response(int(HTTPStatus.BAD_REQUEST), error_body("invalid_request", message))
+        return json_response(int(HTTPStatus.BAD_REQUEST), error_body("invalid_request", message, v2()))
 
     @app.not_found
     def not_found(exc: NotFoundError) -> Response[Any]:
-        return json_response(404, error_body(*NOT_FOUND_ROUTE))
+        return json_response(404, error_body(*NOT_FOUND_ROUTE, v2=v2()))
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response[Any]:
         log.exception("unhandled error")
-        return json_response(500, error_body(*INTERNAL_ERROR))
+        return json_response(500, error_body(*INTERNAL_ERROR, v2=v2()))
 
     return app

@@ -36,10 +36,15 @@ Without a caller id, the base version answers. Requests naming a version are nev
 
 Authorisation is API Gateway's (template parameter `AuthMode`): IAM (SigV4, default), a Cognito user
 pool, or API keys with a usage plan. The two health routes are open; operator routes (alias writes,
-promote, rollback, approve, `GET .../telemetry`) always need IAM.
+promote, rollback, approve, `GET .../telemetry`, `GET .../metrics`) always need IAM.
 
-Every error is `{"error": {"code", "message"}}`: 400 names the bad field, row or tensor; 404 unknown
-model/version/alias (or no signing key); 409 deleting `latest`, promoting without a canary, rolling
+Every scoring response names the version that scored it (`X-Model-Version`; V2's `model_version`);
+`GET /models/{name}/metrics` shows requests, rows, errors and latencies per version and rollout side.
+
+Every error is `{"error": {"code", "message"}}`, except on the `/v2` routes, where it is
+`{"error": "<message>"}` as the Open Inference Protocol says: 400 names the bad field, row or tensor
+(or lists the outputs the model has); 404 unknown model/version/alias (or no signing key); 409
+deleting `latest`, promoting without a canary, rolling
 back with nothing to go back to, pointing an alias at a version pending approval; 412 stale
 `If-Match`; 413 over the rows or bytes limit (`MaxRowsPerRequest`, `MaxRequestBytes`, 1 MiB for
 telemetry); 415 a body that is not `application/json` in UTF-8 or that is content-encoded (a body
@@ -95,21 +100,25 @@ ERRORS: dict[int, str] = {
     415: "The body is not `application/json` in UTF-8, or is content-encoded (e.g. gzip).",
     503: "The model has no published version yet (or it cannot be loaded).",
 }
+MODEL_VERSION_HEADER = "X-Model-Version"
+SERVED_VERSION = {MODEL_VERSION_HEADER: {"schema": {"type": "string"},
+                                         "description": "The version that scored."}}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
 
 
-def error(status: int, description: str | None = None) -> dict[str, Any]:
-    out = ok(description or ERRORS[status], ref("Error"))
+def error(status: int, description: str | None = None, schema: str = "Error") -> dict[str, Any]:
+    out = ok(description or ERRORS[status], ref(schema))
     if status == 503:
         out["headers"] = RETRY_AFTER
     return out
 
 
-def responses(success: dict[int, dict[str, Any]], *errors: int, **described: str) -> dict[int, Any]:
+def responses(success: dict[int, dict[str, Any]], *errors: int, error_schema: str = "Error",
+              **described: str) -> dict[int, Any]:
     """``{200: ok(...)}`` plus error responses by status (``e409="why"`` overrides a description)."""
     out: dict[int, Any] = dict(success)
     for status in errors:
-        out[status] = error(status, described.get(f"e{status}"))
+        out[status] = error(status, described.get(f"e{status}"), error_schema)
     return out
 
 
@@ -139,6 +148,10 @@ COMPONENTS: dict[str, Any] = {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string", "example": "invalid_input"}, "message": {"type": "string"}}}},
+    },
+    "V2Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "The message (Open Inference Protocol)."}},
     },
     "Ready": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
     "Canary": {
@@ -182,19 +195,26 @@ COMPONENTS: dict[str, Any] = {
             "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
             "outputs": {"type": "array", "items": {
                 "type": "object",
-                "description": "`predict` (shape [rows]; BYTES for string labels, INT64/FP64/BOOL otherwise) "
-                               "and, for classifiers, `predict_proba` (FP64, shape [rows, n_classes]).",
+                "description": "One tensor per requested output (default `predict` and, for classifiers, "
+                               "`predict_proba`): `predict` (shape [rows]; BYTES for string labels, "
+                               "INT64/FP64/BOOL otherwise), `predict_proba` (FP64, [rows, n_classes]), "
+                               "`decision_function` (FP64, [rows] or [rows, k]), `transform` (FP64, "
+                               "[rows, k]).",
                 "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
                                "shape": {"type": "array", "items": {"type": "integer"}},
                                "data": {"type": "array", "items": {}}}}}},
     },
     "PredictResponse": {
-        "type": "object", "required": ["model_name", "model_version", "predictions"],
+        "type": "object", "required": ["model_name", "model_version"],
         "properties": {"model_name": {"type": "string"}, "model_version": {"type": "integer"},
                        "predictions": {"type": "array", "items": {}},
                        "probabilities": {"type": "array", "items": {
                            "type": "object", "additionalProperties": {"type": "number"}},
-                           "description": "Per row, probability by class label (classifiers)."}},
+                           "description": "Per row, probability by class label (classifiers)."},
+                       "decision_function": {"type": "array", "items": {},
+                                             "description": "When requested: per row a number (or a list)."},
+                       "transform": {"type": "array", "items": {"type": "array", "items": {}},
+                                     "description": "When requested: per row the transformed values."}},
     },
     "ModelList": {
         "type": "object",
@@ -260,6 +280,21 @@ COMPONENTS: dict[str, Any] = {
     },
     "AliasDeleted": {"type": "object", "properties": {
         "name": {"type": "string"}, "alias": {"type": "string"}, "revision": {"type": "integer"}}},
+    "VersionMetrics": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"}, "since": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "object", "properties": {
+                "version": {"type": ["integer", "string"], "description": "`-`: failed before resolving."},
+                "side": {"type": "string", "enum": ["base", "canary"]},
+                "requests": {"type": "integer"}, "rows": {"type": "integer"}, "errors": {"type": "integer"},
+                "error_rate": _NULLABLE_NUM,
+                "errors_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "scoring_latency_ms": ref("LatencySummary"), "total_latency_ms": ref("LatencySummary")}}}},
+    },
+    "LatencySummary": {"type": "object", "properties": {
+        "mean": _NULLABLE_NUM, "p50": {"type": ["number", "null"], "description": "null from CloudWatch."},
+        "max": _NULLABLE_NUM}},
     "TelemetryAccepted": {
         "type": "object",
         "properties": {"accepted": {"type": "array", "items": {"type": "string"}},
