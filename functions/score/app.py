@@ -17,6 +17,7 @@ from botocore.config import Config
 
 from modelsync.service.admin import RegistryAdmin
 from modelsync.service.config import Settings
+from modelsync.service.drift import DriftRecorder, DriftService
 from modelsync.service.errors import PayloadTooLarge
 from modelsync.service.http import (
     Services,
@@ -28,7 +29,7 @@ from modelsync.service.http import (
 from modelsync.service.registry import Registry
 from modelsync.service.serving import ServingService
 from modelsync.service.signing import ManifestSigner
-from modelsync.service.store import ModelCache
+from modelsync.service.store import ModelCache, cached_loader
 from modelsync.service.telemetry import TelemetryService
 
 logger = Logger()
@@ -42,9 +43,12 @@ registry = Registry(boto3.client("dynamodb"), SETTINGS.registry_table)
 # manifests are signed when the template gives a KMS key (MANIFEST_SIGNING_KEY_ID), unsigned otherwise
 SIGNER = (ManifestSigner(boto3.client("kms"), SETTINGS.manifest_signing_key_id)
           if SETTINGS.manifest_signing_key_id else None)
-SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER)
+# scored rows counted in each version's baseline bins, flushed as telemetry (+ the DriftPsi metric)
+DRIFT = DriftRecorder(registry, SETTINGS.telemetry_retention_days)
+SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER, DRIFT)
 SERVICES = Services(SERVICE, RegistryAdmin(registry),
-                    TelemetryService(registry, SETTINGS.telemetry_retention_days))
+                    TelemetryService(registry, SETTINGS.telemetry_retention_days),
+                    DriftService(registry, cached_loader(s3, SETTINGS.models_bucket, MODEL_CACHE)))
 app = build_resolver(lambda: SERVICES)
 
 

@@ -18,6 +18,7 @@ import scorer
 
 from . import layout, rollout
 from .config import Settings
+from .drift import DriftRecorder
 from .errors import (
     AliasNotFound,
     InvalidRequest,
@@ -65,12 +66,13 @@ class ServingService:
     """resolve -> load -> score, with the S3 client, registry, settings, model cache and signer passed in."""
 
     def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
-                 signer: ManifestSigner | None = None) -> None:
+                 signer: ManifestSigner | None = None, drift: DriftRecorder | None = None) -> None:
         self.s3 = s3
         self.registry = registry
         self.settings = settings
         self.cache = cache
         self.signer = signer
+        self.drift = drift  # counts scored rows in the baseline's bins (modelsync.service.drift)
 
     def resolve(self, name: str, version: int | str | None = None, alias: str | None = None,
                 caller: str | None = None) -> Resolved:
@@ -154,6 +156,8 @@ class ServingService:
         if body.get("outputs") is not None:
             requested = [o.get("name") for o in body["outputs"]]
         outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
+        if self.drift is not None:
+            self.drift.observe(name, resolved.version, model, X)
         out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version), "outputs": outputs}
         if body.get("id") is not None:
             out["id"] = body["id"]
@@ -165,6 +169,8 @@ class ServingService:
         resolved = self.resolve(name, version, alias, caller)
         model = self.load(resolved)
         result = plain_predict(model, instances, self.settings.max_rows_per_request)
+        if self.drift is not None:
+            self.drift.observe(name, resolved.version, model, instances, result.get("predictions"))
         return {"model_name": name, "model_version": resolved.version, **result}
 
     # -- devices --------------------------------------------------------------------------------------

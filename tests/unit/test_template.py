@@ -192,7 +192,8 @@ def test_operator_routes_need_iam_and_telemetry_puts_are_confined():
     operator = {("PUT", "/models/{name}/aliases/{alias}"), ("DELETE", "/models/{name}/aliases/{alias}"),
                 ("POST", "/models/{name}/aliases/{alias}/promote"),
                 ("POST", "/models/{name}/aliases/{alias}/rollback"),
-                ("POST", "/models/{name}/versions/{version}/approve"), ("GET", "/models/{name}/telemetry")}
+                ("POST", "/models/{name}/versions/{version}/approve"), ("GET", "/models/{name}/telemetry"),
+                ("GET", "/models/{name}/drift")}
     for mode in ("IAM", "API_KEY", "COGNITO"):
         r = tpl.Resolver(T, parameters={"AuthMode": mode})
         for ev in T.function_events("ScoreFunction", "Api").values():
