@@ -170,7 +170,7 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
     docs: dict[str, dict[str, Any]] = {}
     for name, (est, X) in models.items():
         docs[name] = export_model(est, X.sample(40, random_state=1), name=name,
-                                  description=f"modelsync demo: {name}")
+                                  description=f"modelsync demo: {name}", baseline=X)
         text = json.dumps(docs[name])
         tour.say(f"{name}: {len(text):,} bytes, sha256 {docs[name]['sha256'][:16]}..., "
                  f"{len(docs[name]['test_vectors']['inputs'])} test vectors")

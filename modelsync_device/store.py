@@ -151,8 +151,10 @@ class RecordingModel(Model):
             self._telemetry.record(self._store_name, version, sha, None, self.features, None,
                                    time.perf_counter() - start, error=True)
             raise
+        baseline = (self.document.get("metadata") or {}).get("baseline")
         self._telemetry.record(self._store_name, version, sha, matrix, self.features, out,
-                               time.perf_counter() - start)
+                               time.perf_counter() - start,
+                               baseline=baseline if isinstance(baseline, dict) else None)
         return out
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from modelsync_protocol import check_model_name
+from modelsync_protocol import check_model_name, drift
 from modelsync_protocol.telemetry import (
     DEVICE_BATCHES_PER_REQUEST,
     DEVICE_MAX_FEATURES,
@@ -92,6 +92,7 @@ def finalise(window: Mapping[str, Any], min_rows: int = DEFAULT_MIN_ROWS) -> dic
     out = copy.deepcopy(dict(window))
     if out["rows"] < min_rows:
         out["features"], out["predictions"], out["output"] = {}, {}, None
+        out.pop("drift", None)
     lat = out["latency_ms"]
     lat["mean"] = lat["sum"] / out["calls"] if out["calls"] else None
     for s in [*out["features"].values(), *([out["output"]] if out.get("output") else [])]:
@@ -139,10 +140,12 @@ class Telemetry:
     # recording
     def record(self, model: str, version: int, sha256: str, X: np.ndarray | None, features: list[Feature],
                predictions: np.ndarray | None, latency_s: float, error: bool = False,
-               labels: bool = True) -> None:
+               labels: bool = True, baseline: Mapping[str, Any] | None = None) -> None:
         """Account for one scoring call. ``X`` is the converted input matrix (feature order).
 
         ``labels``: count ``predictions`` per class (classifiers); otherwise summarise them as numbers.
+        ``baseline``: the document's ``metadata.baseline``; the rows are also counted in its bins
+        (``drift``, for the server's drift view).
         """
         w = new_window(version, sha256)
         w["calls"] = 1
@@ -154,6 +157,13 @@ class Telemetry:
             for j, feat in enumerate(features[: self.max_features]):
                 w["features"][feat.name] = self._summarise(X[:, j], feat.categorical)
             w["features_truncated"] = len(features) > self.max_features
+        if baseline is not None and X is not None and X.ndim == 2:
+            try:
+                w["drift"] = drift.bin_counts(
+                    baseline, {f.name: X[:, j] for j, f in enumerate(features) if j < X.shape[1]},
+                    predictions)
+            except (ValueError, TypeError, IndexError) as exc:  # a malformed baseline must not break scoring
+                log.debug("drift counts skipped: %s", exc)
         if predictions is not None:
             arr = np.asarray(predictions)
             if labels and arr.ndim == 1:

@@ -2,7 +2,9 @@
 
 A window (the device's unit, sent as a sealed *batch*) holds running sums per model version: ``calls``,
 ``rows``, ``errors``, ``latency_ms`` {sum, min, max}, per-feature summaries, predicted-label counts and a
-summary of numeric outputs. Sums add and min/max combine, so windows merge exactly in any order: the
+summary of numeric outputs, and (optional, ``drift``) the rows counted in the bins of the model's
+``metadata.baseline`` (:mod:`modelsync_protocol.drift`; older devices send none). Sums add and min/max
+combine, so windows merge exactly in any order: the
 device merges calls into its open window, the server merges stored batches into per-version totals.
 """
 
@@ -12,6 +14,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from .drift import merge_all
 
 TELEMETRY_SCHEMA = "modelsync.telemetry/1"
 SCHEMA_RE = re.compile(r"^modelsync\.telemetry/1(\.[0-9]+)?$")  # major 1 only; minors are compatible
@@ -92,6 +96,8 @@ def merge_window(into: dict[str, Any], w: Mapping[str, Any], max_features: int |
         preds[label] = preds.get(label, 0) + int(n)
     if w.get("output"):
         into["output"] = merge_summary(into.get("output"), w["output"])
+    if w.get("drift"):  # bin counts in the model's baseline bins (modelsync_protocol.drift); optional
+        into["drift"] = merge_all(into.get("drift") or {}, w["drift"])
     return into
 
 

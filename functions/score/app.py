@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from modelsync.service.admin import RegistryAdmin
 from modelsync.service.config import Settings
+from modelsync.service.drift import DriftRecorder, DriftService
 from modelsync.service.errors import PayloadTooLarge
 from modelsync.service.http import (
     Services,
@@ -30,7 +31,7 @@ from modelsync.service.metrics import Measure, MetricsService, emit, local_or_cl
 from modelsync.service.registry import Registry
 from modelsync.service.serving import ServingService
 from modelsync.service.signing import ManifestSigner
-from modelsync.service.store import ModelCache
+from modelsync.service.store import ModelCache, cached_loader
 from modelsync.service.telemetry import TelemetryService
 
 logger = Logger()
@@ -55,10 +56,13 @@ def observe(m: Measure) -> None:
     logger.info("scored", extra=m.fields())
 
 
-SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER, observe)
+# scored rows counted in each version's baseline bins, flushed as telemetry (+ the DriftPsi metric)
+DRIFT = DriftRecorder(registry, SETTINGS.telemetry_retention_days)
+SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER, observe, drift=DRIFT)
 SERVICES = Services(SERVICE, RegistryAdmin(registry),
                     TelemetryService(registry, SETTINGS.telemetry_retention_days),
-                    MetricsService(METRIC_STORE, registry))
+                    metrics=MetricsService(METRIC_STORE, registry),
+                    drift=DriftService(registry, cached_loader(s3, SETTINGS.models_bucket, MODEL_CACHE)))
 app = build_resolver(lambda: SERVICES)
 
 

@@ -54,6 +54,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--compress", action="store_true", help="zlib-compress base64 array blocks")
     p.add_argument("--test-vectors", type=int, default=25, metavar="N",
                    help="number of sample rows kept as test vectors (default 25)")
+    p.add_argument("--baseline", metavar="DATA.csv",
+                   help="training-like rows (same header) whose distribution is stored as "
+                        "metadata.baseline for drift checks (default: the --sample rows; a warning when "
+                        "they are few)")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
@@ -109,10 +113,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # InvalidInput is a ValueError
         _err(f"cannot use {args.sample} as the sample: {exc}")
         return 1
+    base = None
+    if args.baseline:
+        try:
+            base, _ = read_sample(pathlib.Path(args.baseline), estimator)
+        except (OSError, ValueError) as exc:
+            _err(f"cannot use {args.baseline} as the baseline: {exc}")
+            return 1
     try:
         doc = export_model(estimator, X, name=args.name, description=args.description, feature_names=names,
                            n_test_vectors=args.test_vectors, compact=not args.plain_arrays,
-                           compress=args.compress)
+                           compress=args.compress, baseline=base)
     except UnsupportedEstimator as exc:
         _err(str(exc))
         return 1

@@ -12,6 +12,7 @@ import datetime as _dt
 import importlib
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -227,11 +228,14 @@ def _methods(est: Any) -> list[str]:
 
 def export_model(estimator: Any, X_sample: Any, name: str, *, description: str = "",
                  feature_names: Sequence[str] | None = None, n_test_vectors: int = DEFAULT_TEST_VECTORS,
-                 compact: bool = True, compress: bool = False) -> dict[str, Any]:
+                 compact: bool = True, compress: bool = False, baseline: Any = None) -> dict[str, Any]:
     """Export a fitted estimator with test vectors computed by scikit-learn on ``X_sample``.
 
     ``X_sample`` is a few representative rows (a DataFrame, or an array with ``feature_names``);
     its first ``n_test_vectors`` rows become the test vectors every scorer must reproduce.
+    ``baseline`` (same columns; default ``X_sample``, with a warning under
+    :data:`modelsync_protocol.drift.SMALL_BASELINE_ROWS` rows; ``False``: none) becomes
+    ``metadata.baseline``, the training distribution drift is measured against.
     """
     import sklearn
 
@@ -287,8 +291,42 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
             "tolerance": scorer._envelope.DEFAULT_TOLERANCE,
         },
     }
+    if baseline is not False:
+        doc["metadata"]["baseline"] = _baseline(estimator, X_sample if baseline is None else baseline,
+                                                names, features, feature_names, task,
+                                                "predict" in methods)
     doc["sha256"] = content_sha256(doc)
     return checked_document(doc)
+
+
+MAX_BASELINE_FEATURES = 1024  # wider models keep a baseline of their first features only
+
+
+def _baseline(estimator: Any, data: Any, names: list[str], features: list[dict[str, Any]],
+              feature_names: Sequence[str] | None, task: str, predicts: bool) -> dict[str, Any]:
+    """``metadata.baseline`` from ``data`` (modelsync_protocol.drift): bins per feature + predictions."""
+    from modelsync_protocol import drift
+
+    b_names, b_rows, b_sk = _sample_frame(data, feature_names if feature_names is not None else names)
+    if b_names != names:
+        raise ValueError(f"the baseline's columns {b_names[:5]}... differ from X_sample's {names[:5]}...")
+    if len(b_rows) < drift.SMALL_BASELINE_ROWS:
+        warnings.warn(f"the drift baseline has {len(b_rows)} rows (fewer than {drift.SMALL_BASELINE_ROWS}): "
+                      "its bins are coarse; pass baseline= (--baseline DATA.csv) with the training data",
+                      stacklevel=3)
+    columns = np.array(b_rows, dtype=object).T if b_rows else np.empty((len(names), 0), dtype=object)
+    kept = features[:MAX_BASELINE_FEATURES]
+    kinds = {f["name"]: ("categorical" if f["type"] == "categorical" else "numeric") for f in kept}
+    cols = {f["name"]: columns[i] for i, f in enumerate(kept)}
+    preds = np.asarray(estimator.predict(b_sk)) if predicts and b_rows else None
+    if preds is not None and preds.ndim != 1:
+        preds = None  # multi-output: no single prediction distribution
+    kind = "categorical" if task == "classification" else "numeric"
+    out = drift.make_baseline(cols, kinds, preds, kind)
+    out["rows"] = len(b_rows)
+    if len(features) > MAX_BASELINE_FEATURES:
+        out["features_truncated"] = True
+    return out
 
 
 def checked_document(doc: dict[str, Any]) -> dict[str, Any]:

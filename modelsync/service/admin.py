@@ -109,8 +109,12 @@ class RegistryAdmin:
             raise InvalidRequest("version must be a positive integer")
         require_model(self.registry, name)
         record, changed = self.registry.approve_version(name, v)
-        moved = self.registry.advance_latest(name, v, actor="api", action=rollout.ACTION_APPROVE)
+        # a version whose input schema differs from latest's (publish recorded schema_changes) is not
+        # moved to by approval either: that takes an explicit alias move
+        moved = None if record.get("schema_changes") else self.registry.advance_latest(
+            name, v, actor="api", action=rollout.ACTION_APPROVE)
         latest = moved or self.registry.get_alias(name, layout.LATEST, consistent=True)
         return {"name": name, "version": v, "status": version_status(record), "approved": changed,
                 "approved_at": record.get("approved_at"), "latest_moved": moved is not None,
+                **({"schema_changes": record["schema_changes"]} if record.get("schema_changes") else {}),
                 "latest": rollout.describe(latest) if latest else None}

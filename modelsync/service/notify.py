@@ -2,7 +2,10 @@
 
 * ``version.published``: a version item was inserted. Detail: the manifest (name, version, sha256,
   size, format_version, document_key, created_at, model_type, task) and ``status`` (``pending`` when
-  the deployment requires approval, else ``approved``).
+  the deployment requires approval, else ``approved``), ``latest_moved`` (whether publish moves
+  ``latest`` to it: false when pending approval, or when its input schema differs from the version
+  ``latest`` points to; then ``schema_changes`` lists each change as ``{"pointer", "message"}`` and
+  ``compared_with`` names that version).
 * ``version.approved``: a pending version was approved. Detail: name, version, sha256, approved_at,
   approved_by (the ``alias.moved`` of ``latest`` follows).
 * ``alias.moved``: an alias was created or changed (its revision grew): a move, a canary set, changed,
@@ -89,6 +92,10 @@ def event_for_change(event_name: str, old: Mapping[str, Any] | None, new: Mappin
         detail = {k: new.get(k) for k in ("version", "sha256", "size", "format_version", "document_key",
                                            "created_at", "model_type", "task")}
         detail["status"] = version_status(new)
+        changes = new.get("schema_changes") or []
+        detail["latest_moved"] = detail["status"] == STATUS_APPROVED and not changes
+        if changes:
+            detail.update(schema_changes=changes, compared_with=_int_or_none(new.get("compared_with")))
         return ModelEvent(VERSION_PUBLISHED, str(new["model"]), {"name": new["model"], **detail},
                           new.get("created_at"))
     if (kind == KIND_VERSION and event_name == "MODIFY" and old.get("status") == STATUS_PENDING

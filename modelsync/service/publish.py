@@ -21,7 +21,12 @@ registry.
 6. put the version record (``attribute_not_exists``): from here on the upload *is* published; move
    ``latest`` forward (revision + 1) unless approval is required (``RequireApproval``: the record is
    ``pending`` and ``latest`` stays until ``POST /models/{name}/versions/{version}/approve``), write the
-   report and close the upload record.
+   report and close the upload record. **A version whose input schema differs from the one ``latest``
+   points to** (:mod:`.compat`: a feature added, removed, renamed, reordered, its kind or category set
+   changed) is published, but ``latest`` stays: the record keeps ``schema_changes`` (its
+   ``version.published`` event says ``latest_moved: false``), the report names every change, and
+   moving ``latest`` takes an explicit alias move (``PUT /models/{name}/aliases/latest``,
+   ``modelsync alias set``); approving such a version does not move ``latest`` either.
 
 Transient AWS errors (throttling, 5xx, timeouts; after botocore's own retries) repeat the attempt from
 step 1 with backoff within one invocation's budget (:class:`RetryPolicy`): every step is safe to repeat,
@@ -50,9 +55,9 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 import scorer
 
-from . import layout
+from . import compat, layout
 from .config import Settings
-from .errors import Conflict, ServiceError
+from .errors import Conflict, ModelUnreadable, ServiceError
 from .registry import (
     STATUS_APPROVED,
     STATUS_PENDING,
@@ -61,7 +66,7 @@ from .registry import (
     Registry,
     now_iso,
 )
-from .store import schema_of
+from .store import load_published, schema_of
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,7 @@ class PublishOutcome:
     report_key: str | None = None
     problems: list[dict[str, str]] = field(default_factory=list)
     burnt_version: int | None = None
+    schema_changes: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,22 +259,58 @@ def _attempt(s3: Any, registry: Registry, settings: Settings, upload: Upload,
     progress.version = version = registry.reserve_version(model, uid)
     key = layout.document_key(model, version)
     _write_document(s3, settings.models_bucket, key, raw, sha, model, version, uid)
+    compared_with, changes = _schema_check(s3, registry, settings, model, version, loaded,
+                                           summary["input_schema_sha256"])
+    held = {"schema_changes": changes[:compat.MAX_CHANGES], "schema_change_count": len(changes),
+            "compared_with": compared_with} if changes else {}
     registry.put_version({
         "model": model, "version": version, "sha256": sha, "size": len(raw), "document_key": key,
         "format_version": loaded.format_version, "created_at": now_iso(), "upload_id": uid,
         "status": STATUS_PENDING if settings.require_approval else STATUS_APPROVED,
-        **summary, **upload.source(),
+        **summary, **held, **upload.source(),
     })
-    moved = None if settings.require_approval else registry.advance_latest(model, version)
+    moved = None if settings.require_approval or changes else registry.advance_latest(model, version)
+    extra: dict[str, Any] = {"latest_moved": moved is not None}
+    if changes:
+        extra.update(schema_changes=changes, latest_version=compared_with, message=(
+            f"the input schema differs from version {compared_with} (which latest points to): "
+            f"{compat.describe(changes)}. Version {version} is published but latest stays at "
+            f"{compared_with}; move it explicitly with PUT /models/{model}/aliases/latest or "
+            f"`modelsync alias set {model} latest {version}` once clients send the new features."))
     report = _write_report(s3, settings, model, uid, upload, STATUS_PUBLISHED, version=version,
-                           document_key=key, sha256=sha)
+                           document_key=key, sha256=sha, **extra)
     registry.finish_upload(model, uid, STATUS_PUBLISHED, {
         "version": version, "document_key": key, "sha256": sha, "report_key": report})
     log.info("published %s version %d (%s)%s", model, version, sha[:12],
-             " - pending approval" if settings.require_approval else "" if moved else " - latest not moved")
+             " - pending approval" if settings.require_approval else
+             f" - latest held at {compared_with}: {compat.describe(changes)}" if changes else
+             "" if moved else " - latest not moved")
     return PublishOutcome(STATUS_PUBLISHED, model, uid, version=version, document_key=key, sha256=sha,
                           latest_moved=moved is not None, pending_approval=settings.require_approval,
-                          report_key=report)
+                          report_key=report, schema_changes=changes)
+
+
+def _schema_check(s3: Any, registry: Registry, settings: Settings, model: str, version: int,
+                  loaded: scorer.Model, fingerprint: str) -> tuple[int | None, list[dict[str, str]]]:
+    """(version latest points to, schema changes from it to the new one); no changes when latest is
+    absent or is this version. The previous document is read only when the fingerprints differ."""
+    latest = registry.get_alias(model, layout.LATEST, consistent=True)
+    if latest is None or int(latest["version"]) == version:
+        return None, []
+    current = int(latest["version"])
+    record = registry.get_version(model, current, consistent=True)
+    if record is None or record.get("input_schema_sha256") == fingerprint:
+        return current, []
+    try:
+        before = compat.input_schema(load_published(s3, settings.models_bucket, record))
+    except ModelUnreadable:
+        # the previous document is unreadable: compare what its record keeps (names and kinds)
+        if record.get("schema_in_document"):
+            return current, []
+        before = [dict(f) for f in record.get("features") or []]
+        return current, compat.schema_changes(before, [{k: f[k] for k in ("name", "kind")}
+                                                       for f in compat.input_schema(loaded)])
+    return current, compat.schema_changes(before, compat.input_schema(loaded))
 
 
 def _published_by(registry: Registry, model: str, uid: str, version: int | None) -> bool:
@@ -391,6 +433,7 @@ def summarize(model: scorer.Model) -> dict[str, Any]:
         "methods": model.methods,
         "predict_datatype": _predict_datatype(model),
         "feature_count": len(features),
+        "input_schema_sha256": compat.schema_fingerprint(compat.input_schema(model)),
     }
     if classes is not None:
         summary["class_count"] = len(classes)

@@ -20,6 +20,7 @@ import scorer
 
 from . import layout, rollout
 from .config import Settings
+from .drift import DriftRecorder
 from .errors import (
     AliasNotFound,
     InvalidRequest,
@@ -71,13 +72,15 @@ class ServingService:
 
     def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
                  signer: ManifestSigner | None = None,
-                 observer: Callable[[Measure], None] | None = None) -> None:
+                 observer: Callable[[Measure], None] | None = None,
+                 drift: DriftRecorder | None = None) -> None:
         self.s3 = s3
         self.registry = registry
         self.settings = settings
         self.cache = cache
         self.signer = signer
         self.observer = observer  # called with every scoring request's Measure (metrics, log line)
+        self.drift = drift  # counts scored rows in the baseline's bins (modelsync.service.drift)
 
     def _measured(self, route: str, name: str, work: Callable[[Measure], dict[str, Any]]) -> dict[str, Any]:
         """Run one scoring request, measured (version, side, rows, latencies, error kind) for the observer."""
@@ -196,6 +199,8 @@ class ServingService:
             start = time.perf_counter()
             outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
             m.scoring_ms = (time.perf_counter() - start) * 1000
+            if self.drift is not None:
+                self.drift.observe(name, resolved.version, model, X)
             out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version),
                                    "outputs": outputs}
             if body.get("id") is not None:
@@ -217,6 +222,8 @@ class ServingService:
             start = time.perf_counter()
             result = plain_predict(model, instances, self.settings.max_rows_per_request, outputs)
             m.scoring_ms = (time.perf_counter() - start) * 1000
+            if self.drift is not None:
+                self.drift.observe(name, resolved.version, model, instances, result.get("predictions"))
             return {"model_name": name, "model_version": resolved.version, **result}
 
         return self._measured("predict", name, work)

@@ -32,6 +32,7 @@ from .errors import InvalidRequest
 from .registry import Registry, now_iso
 from .rules import check_model_name, require_model
 
+SCORE_DEVICE = "score-function"  # the Score function's drift counts (modelsync.service.drift): not a device
 MAX_AGGREGATED_ITEMS = 20_000  # GET reads at most this many batches (then says truncated)
 MAX_STORED_SUMMARY_BYTES = 350_000  # one batch is one item: DynamoDB items are at most 400 KB
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
@@ -60,7 +61,7 @@ class TelemetryService:
         require_model(self.registry, name)
         items = self.registry.query_telemetry(name, device=device, version=version, since=since,
                                               limit=MAX_AGGREGATED_ITEMS + 1)
-        out = aggregate(name, items)
+        out = aggregate(name, (i for i in items if i.get("device_id") != SCORE_DEVICE))
         out["filters"] = {"version": version, "since": since, "device_id": device}
         return out
 

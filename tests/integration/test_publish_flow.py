@@ -7,6 +7,7 @@ import pathlib
 import threading
 from typing import Any
 
+import numpy as np
 import pytest
 
 from modelsync.service import layout
@@ -378,3 +379,62 @@ def test_many_racing_uploads_end_in_consecutive_versions_and_reports(aws, handle
     assert len(aws.keys("reports/iris/")) == 12
     assert _kinds(aws.registry_items(), "alias")[0]["version"] == 8
     assert next(ticks) > 8  # the counter transaction was throttled and retried
+
+
+def _iris_renamed(models: Any, old: str, new: str) -> dict[str, Any]:
+    """An iris classifier whose feature ``old`` is called ``new`` (trained and exported here)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from modelsync.export import export_model
+
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    X = pd.DataFrame(models.iris_rows, columns=[new if c == old else c for c in names])
+    y = np.where(X.iloc[:, 2] > 2.5, "big", "small")
+    return export_model(LogisticRegression(max_iter=500).fit(X, y), X.iloc[::10], name="iris")
+
+
+def test_renamed_feature_publishes_but_latest_stays(aws, handler, events, models, lambda_context):
+    # GIVEN iris v1 behind latest
+    app = handler("PublishFunction")
+    app.lambda_handler(aws.put_upload("iris", models.iris, "a.json"), lambda_context)
+    queue = aws.subscribe_queue()
+    # WHEN v2 renames petal_width to petal_w
+    result = app.lambda_handler(aws.put_upload("iris", _iris_renamed(models, "petal_width", "petal_w"),
+                                               "b.json"), lambda_context)["results"][0]
+    # THEN v2 is published, latest stays at v1, and the report names both features
+    assert result["status"] == "published" and result["version"] == 2 and not result["latest_moved"]
+    alias = _kinds(aws.registry_items(), "alias")[0]
+    assert (alias["version"], alias["revision"]) == (1, 1)
+    report = aws.get_json(result["report_key"])
+    assert report["latest_moved"] is False and report["latest_version"] == 1
+    messages = [c["message"] for c in report["schema_changes"]]
+    assert messages == ["feature 'petal_width' renamed/removed (position 3 is now 'petal_w')",
+                        "feature 'petal_w' added"]
+    assert "petal_width" in report["message"] and "aliases/latest" in report["message"]
+    # AND the version.published event says latest did not move, and why
+    app_notify = handler("NotifyFunction")
+    app_notify.lambda_handler(aws.stream_event(), lambda_context)
+    messages_sent = [m["message"] for m in aws.received(queue)]
+    (published,) = [m for m in messages_sent
+                    if m["event_type"] == "version.published" and m["detail"]["version"] == 2]
+    assert published["detail"]["latest_moved"] is False
+    assert [c["message"] for c in published["detail"]["schema_changes"]] == messages
+    # AND a v3 with v1's schema (compared with v1, which latest points to) flows as today
+    result3 = app.lambda_handler(aws.put_upload("iris", models.iris_v2, "c.json"), lambda_context)
+    assert result3["results"][0]["latest_moved"]
+    assert _kinds(aws.registry_items(), "alias")[0]["version"] == 3
+
+
+def test_schema_changes_are_each_named() -> None:
+    from modelsync.service.compat import schema_changes
+
+    old = [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "numeric"},
+           {"name": "c", "kind": "categorical", "categories": ["x", "y"]}]
+    assert schema_changes(old, old) == []
+    new = [{"name": "b", "kind": "categorical", "categories": ["1"]}, {"name": "a", "kind": "numeric"},
+           {"name": "c", "kind": "categorical", "categories": ["x", "z"]}, {"name": "d", "kind": "numeric"}]
+    assert [c["message"] for c in schema_changes(old, new)] == [
+        "feature 'd' added", "features reordered: ['a', 'b', 'c'] -> ['b', 'a', 'c']",
+        "feature 'b' type changed: numeric -> categorical",
+        "feature 'c' category set changed: removed ['y']; added ['z']"]

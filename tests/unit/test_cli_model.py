@@ -438,3 +438,22 @@ def test_export_model_validates_what_it_produced(iris: dict[str, Any],
         export_model(iris["est"], iris["X"].iloc[:5], name="iris")
     problems = info.value.problems
     assert any("test_vectors" in pointer or "test vector" in message for pointer, message in problems)
+
+
+def test_export_stores_the_baseline_given_or_warns_about_a_small_sample(
+        capsys: pytest.CaptureFixture[str], iris: dict[str, Any]) -> None:
+    full_csv = iris["dir"] / "train.csv"
+    iris["X"].to_csv(full_csv, index=False)
+    out_file = iris["dir"] / "iris.json"
+    code, _, err = run(capsys, "export", str(iris["model_file"]), "--sample", str(iris["csv"]), "--name",
+                       "iris", "-o", str(out_file), "--baseline", str(full_csv))
+    assert code == 0, err
+    base = json.loads(out_file.read_text())["metadata"]["baseline"]
+    assert base["rows"] == len(iris["X"]) and set(base["features"]) == set(iris["X"].columns)
+    assert sum(base["features"]["petal_length"]["counts"]) == len(iris["X"])
+    assert set(base["prediction"]["counts"]) == {"setosa", "versicolor", "virginica"}
+    with pytest.warns(UserWarning, match="drift baseline has 22 rows"):
+        code, _, err = run(capsys, "export", str(iris["model_file"]), "--sample", str(iris["csv"]), "--name",
+                           "iris", "-o", str(out_file))
+    assert code == 0, err
+    assert json.loads(out_file.read_text())["metadata"]["baseline"]["rows"] == len(iris["sample"])

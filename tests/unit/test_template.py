@@ -193,7 +193,8 @@ def test_operator_routes_need_iam_and_telemetry_puts_are_confined():
                 ("POST", "/models/{name}/aliases/{alias}/promote"),
                 ("POST", "/models/{name}/aliases/{alias}/rollback"),
                 ("POST", "/models/{name}/versions/{version}/approve"), ("GET", "/models/{name}/telemetry"),
-                ("GET", "/models/{name}/metrics")}
+                ("GET", "/models/{name}/metrics"),
+                ("GET", "/models/{name}/drift")}
     for mode in ("IAM", "API_KEY", "COGNITO"):
         r = tpl.Resolver(T, parameters={"AuthMode": mode})
         for ev in T.function_events("ScoreFunction", "Api").values():

@@ -149,6 +149,9 @@ class Batch(_Forward):
     predictions: Annotated[dict[Annotated[StrictStr, Field(max_length=256)], Count],
                            Field(max_length=MAX_LABELS)] = Field(default_factory=dict)
     output: Summary | None = None
+    drift: dict[str, Any] | None = Field(
+        default=None, description="Rows counted in the bins of the model's metadata.baseline "
+                                  "(modelsync_protocol.drift); stored as sent, within the batch size limit.")
 
 
 class TelemetryRequest(_Forward):

@@ -24,6 +24,7 @@ from modelsync_protocol import MODEL_NAME_RE
 from .. import layout, rollout
 from ..admin import RegistryAdmin
 from ..config import Settings
+from ..drift import DriftService
 from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
 from ..metrics import MetricsService
 from ..serving import ServingService
@@ -59,6 +60,7 @@ class Services:
     admin: RegistryAdmin
     telemetry: TelemetryService
     metrics: MetricsService | None = None  # per-version scoring metrics (None: not served here)
+    drift: DriftService | None = None
 
 
 # -- request size (checked by the handler before the resolver parses anything) -------------------------
@@ -374,6 +376,24 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
         if store is None:
             raise NotFoundError("metrics are not served here")
         return json_response(200, store.per_version(name, since))
+    @app.get("/models/<name>/drift", **op(
+        "getDrift", "telemetry", "Drift of served rows against the version's baseline",
+        ok("PSI per feature and for the predictions.", {"type": "object"}), 400, 404,
+        security=spec.IAM_ONLY,
+        description="The rows the Score function and devices scored (their bin counts), compared with "
+                    "the training baseline in the document's `metadata.baseline`: per feature and for the "
+                    "predictions (`__prediction__`) `{feature, psi, outside_range, rows, status}`; status "
+                    "`warn` from PSI 0.1, `alert` from 0.25. Defaults: the version `latest` points to, "
+                    "the last 24 hours."))
+    def get_drift(name: Name, version: Annotated[int | None, Query(
+                      ge=1, description="This version (default: the one `latest` points to).")] = None,
+                  since: Annotated[str | None, Query(
+                      description="Only counts whose window ended at or after this UTC date or time "
+                                  "(default: 24 hours ago).")] = None) -> Response[Any]:
+        service = services().drift
+        if service is None:
+            raise NotFoundError("drift is not served by this deployment")
+        return json_response(200, service.drift(name, version, since))
 
     @app.put("/models/<name>/aliases/<alias>", **op(
         "putAlias", "rollout", "Point an alias at a version (optionally with a canary)", alias_ok,

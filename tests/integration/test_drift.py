@@ -1,0 +1,70 @@
+"""Drift: rows scored through the API, counted in the baseline's bins, compared by GET .../drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from modelsync.export import export_model
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(scope="module")
+def iris_with_baseline() -> tuple[dict[str, Any], np.ndarray]:
+    data = load_iris()
+    X = pd.DataFrame(data.data, columns=FEATURES)
+    est = LogisticRegression(max_iter=500).fit(X, data.target_names[data.target])
+    return export_model(est, X.iloc[::10], name="iris", baseline=X), data.data
+
+
+def _score(api: Any, rows: np.ndarray) -> None:
+    for start in range(0, len(rows), 50):
+        chunk = rows[start:start + 50].tolist()
+        status, _, body = api("POST", "/models/iris/predict", body={"instances": chunk})
+        assert status == 200, body
+
+
+def test_rows_shifted_on_one_feature_flag_that_feature_only(api, publish, handler, iris_with_baseline):
+    doc, rows = iris_with_baseline
+    assert publish("iris", doc)["version"] == 1
+    app = handler("ScoreFunction")
+    # GIVEN the training rows with petal_length shifted by +3 cm, scored through the API
+    shifted = rows.copy()
+    shifted[:, 2] += 3.0
+    _score(api, shifted)
+    assert app.DRIFT.flush() == 1
+    # WHEN the operator reads the drift of latest (defaults: latest, the last 24 hours)
+    status, _, body = api("GET", "/models/iris/drift")
+    # THEN petal_length, and no other feature, is flagged
+    assert status == 200, body
+    assert body["version"] == 1 and body["rows"] == len(rows) and body["baseline"]
+    by_name = {e["feature"]: e for e in body["features"]}
+    assert set(by_name) == {*FEATURES, "__prediction__"}
+    flagged = [f for f in FEATURES if by_name[f]["status"] != "ok"]
+    assert flagged == ["petal_length"]
+    assert by_name["petal_length"]["status"] == "alert" and by_name["petal_length"]["psi"] > 0.25
+    assert by_name["petal_length"]["outside_range"] > 0.5
+    for f in ("sepal_length", "sepal_width", "petal_width"):
+        assert by_name[f]["psi"] == pytest.approx(0.0, abs=1e-9) and by_name[f]["outside_range"] == 0
+    assert body["status"] == "alert"
+
+
+def test_unshifted_rows_are_ok_and_fleet_view_ignores_score_counts(api, publish, handler, iris_with_baseline):
+    doc, rows = iris_with_baseline
+    publish("iris", doc)
+    app = handler("ScoreFunction")
+    _score(api, rows)
+    app.DRIFT.flush()
+    status, _, body = api("GET", "/models/iris/drift", query={"version": "1", "since": "2020-01-01"})
+    assert status == 200 and body["status"] == "ok", body
+    assert all(e["status"] == "ok" for e in body["features"])
+    # the Score function's counts are not a device in the fleet telemetry view
+    status, _, fleet = api("GET", "/models/iris/telemetry")
+    assert status == 200 and fleet["devices"] == 0 and fleet["batches"] == 0
+    assert api("GET", "/models/iris/drift", query={"version": "7"})[0] == 404
