@@ -292,7 +292,7 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
         },
     }
     if baseline is not False:
-        doc["metadata"]["baseline"] = _baseline(estimator, X_sample if baseline is None else baseline,
+        doc["metadata"]["baseline"] = _baseline(outputs_of, X_sample if baseline is None else baseline,
                                                 names, features, feature_names, task,
                                                 "predict" in methods)
     doc["sha256"] = content_sha256(doc)
