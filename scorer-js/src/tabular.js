@@ -4,9 +4,27 @@
 // No Node-only API: the command line (bin/modelsync-score.mjs) does the file handling.
 import { InvalidInput, MethodNotSupported } from "./errors.js";
 
+// The cell rules of scorer/tabular.py (docs/model-format.md, "Tabular files"): MISSING_TOKENS (exact, any
+// case, no surrounding spaces) and NUMBER_PATTERN (a decimal number or inf/infinity; no spaces,
+// underscores, hex or "nan").
 const MISSING_TOKENS = new Set(["", "na", "n/a", "nan", "null", "none"]);
-const NUMBER = /^\s*[+-]?(\d(_?\d)*(\.(\d(_?\d)*)?)?|\.\d(_?\d)*)([eE][+-]?\d(_?\d)*)?\s*$/;
-const SPECIAL = /^\s*([+-]?)(inf|infinity|nan)\s*$/i;
+const NUMBER = /^[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)$/;
+
+function numberOf(cell) {
+  const i = cell.search(/[iI]/);
+  if (i >= 0) return cell[0] === "-" ? -Infinity : Infinity;
+  return Number(cell);
+}
+
+/** A categorical cell: a declared category stays that category; otherwise a missing token is missing
+ * (null); with numeric categories a number is that number; anything else stays text. */
+function categoryOf(cell, feature) {
+  const cats = feature.categories || [];
+  if (cats.some((c) => c === cell)) return cell;
+  if (cats.length && cats.every((c) => typeof c === "number") && NUMBER.test(cell)) return numberOf(cell);
+  if (MISSING_TOKENS.has(cell.toLowerCase())) return null;
+  return cell;
+}
 
 /** RFC 4180 CSV text -> rows of cell strings (quotes, doubled quotes, CRLF / LF; blank lines skipped). */
 export function parseCsv(text) {
@@ -86,11 +104,8 @@ export function formatValue(v, integer = false) {
 }
 
 function parseNumber(cell, r, name) {
-  const t = cell.trim().toLowerCase();
-  if (MISSING_TOKENS.has(t)) return NaN;
-  const s = SPECIAL.exec(cell);
-  if (s) return s[2].toLowerCase() === "nan" ? NaN : s[1] === "-" ? -Infinity : Infinity;
-  if (NUMBER.test(cell)) return Number(cell.replaceAll("_", "").trim());
+  if (MISSING_TOKENS.has(cell.toLowerCase())) return NaN;
+  if (NUMBER.test(cell)) return numberOf(cell);
   throw new InvalidInput(`row ${r}, feature '${name}': expected a number, got '${cell.slice(0, 60)}'`, r, name);
 }
 
@@ -118,7 +133,7 @@ export function scoreCsv(model, text, { proba = false } = {}) {
   if (proba && !model.supports("predict_proba")) throw new MethodNotSupported(`model '${model.name}' has no predict_proba; it offers ${model.methods.join(", ")}`);
   const matrix = data.map((row, r) => model.features.map((f) => {
     const cell = row[index.get(f.name)];
-    if (f.type === "categorical") return cell === "" ? null : cell;
+    if (f.type === "categorical") return categoryOf(cell, f);
     return parseNumber(cell, r, f.name);
   }));
   const hasPredict = model.supports("predict");

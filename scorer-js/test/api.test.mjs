@@ -141,3 +141,18 @@ test("the scorer core imports no Node-only module (it runs unchanged in browsers
     assert.doesNotMatch(text, /from\s+["']node:|require\(|\bprocess\.|\bBuffer\b/, f);
   }
 });
+
+test("CSV cells follow scorer/tabular.py's rules: strict numbers, missing tokens, declared categories", async () => {
+  const { scoreCsv } = await import("../src/tabular.js");
+  const doc = JSON.parse(readFileSync(new URL("../../conformance/cases/decision_tree_regressor_float32_thresholds.json", import.meta.url), "utf8"));
+  const model = loadModel(doc);
+  const names = doc.input.features.map((f) => f.name);
+  const row = (first) => names.map((_, k) => (k === 0 ? first : "0.5")).join(",");
+  const csv = (first) => `${names.join(",")}\n${row(first)}\n`;
+  for (const ok of ["1", "1.", ".5", "-2.5e-3", "NA", "n/a", ""]) assert.ok(scoreCsv(model, csv(ok)).split("\n").length === 3, ok);
+  // inf is a number by the rule; this tree refuses it (as scikit-learn does), not the reader
+  assert.throws(() => scoreCsv(model, csv("-Infinity")), (e) => !/expected a number/.test(e.message));
+  for (const bad of ["1_0", " 1", "1 ", "0x10", "nan ", "abc"]) {
+    assert.throws(() => scoreCsv(model, csv(bad)), /expected a number/, bad);
+  }
+});
