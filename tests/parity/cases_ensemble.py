@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import EXACT
+from harness import EXACT, SKLEARN
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     BaggingClassifier,
@@ -120,6 +120,8 @@ ROWS += [
 def _ada(regressor: bool, **kw: Any) -> Any:
     from sklearn.ensemble import AdaBoostClassifier, AdaBoostRegressor
 
+    if not regressor and SKLEARN < (1, 6):  # SAMME.R, the default before 1.6, is not in the format
+        kw.setdefault("algorithm", "SAMME")
     return AdaBoostRegressor(**kw) if regressor else AdaBoostClassifier(**kw)
 
 
