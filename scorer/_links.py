@@ -126,3 +126,25 @@ def libsvm_sigmoid(f: np.ndarray, *, exp: ExpFunction) -> np.ndarray:
     ``f >= 0``, else ``1 / (1 + exp(f))``; one ``exp(-|f|)`` serves both branches."""
     e = exp(-np.abs(f))
     return np.where(f >= 0, e / (1.0 + e), 1.0 / (1 + e))
+
+
+# -- float32 links (XGBoost computes its transforms in float32) ----------------------------------------
+
+def exp32(x: np.ndarray) -> np.ndarray:
+    """expf of float32 values: exp in float64 rounded once to float32 (glibc's expf is correctly rounded)."""
+    with np.errstate(over="ignore"):
+        return np.exp(x.astype(np.float64)).astype(np.float32)
+
+
+def sigmoid32(x: np.ndarray) -> np.ndarray:
+    """XGBoost's ``1.0f / (expf(-x) + 1.0f + 1e-16f)`` in float32 (the 1e-16f never changes a sum >= 1)."""
+    return np.float32(1.0) / (exp32(-x) + np.float32(1.0))
+
+
+def softmax32(x: np.ndarray) -> np.ndarray:
+    """XGBoost's Softmax: float32 ``expf(x - max)`` summed in double, each divided in float32 by the sum
+    rounded to float32."""
+    wmax = np.max(x, axis=1, keepdims=True)
+    e = exp32(x - wmax)
+    wsum = np.add.accumulate(e.astype(np.float64), axis=1)[:, -1:]  # left to right, in double
+    return e / wsum.astype(np.float32)

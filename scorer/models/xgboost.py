@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, register
+from .._links import exp32, sigmoid32, softmax32
 from ._forest import CompiledForest, compile_forest, float32_checks, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
@@ -26,26 +27,6 @@ LOG_LINK = ("count:poisson", "reg:gamma", "reg:tweedie")
 MULTICLASS = ("multi:softprob", "multi:softmax")
 OBJECTIVES = LOGISTIC + IDENTITY + LOG_LINK + MULTICLASS
 CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
-
-
-def exp32(x: np.ndarray) -> np.ndarray:
-    """expf of float32 values: exp in float64 rounded once to float32 (glibc's expf is correctly rounded)."""
-    with np.errstate(over="ignore"):
-        return np.exp(x.astype(np.float64)).astype(F32)
-
-
-def sigmoid32(x: np.ndarray) -> np.ndarray:
-    """XGBoost's ``1.0f / (expf(-x) + 1.0f + 1e-16f)`` in float32 (the 1e-16f never changes a sum >= 1)."""
-    return F32(1.0) / (exp32(-x) + F32(1.0))
-
-
-def softmax32(x: np.ndarray) -> np.ndarray:
-    """XGBoost's Softmax: float32 ``expf(x - max)`` summed in double, each divided in float32 by the sum
-    rounded to float32."""
-    wmax = np.max(x, axis=1, keepdims=True)
-    e = exp32(x - wmax)
-    wsum = np.add.accumulate(e.astype(np.float64), axis=1)[:, -1:]  # left to right, in double
-    return e / wsum.astype(F32)
 
 
 class _XGBoost(Estimator):
