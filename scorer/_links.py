@@ -148,3 +148,16 @@ def softmax32(x: np.ndarray) -> np.ndarray:
     e = exp32(x - wmax)
     wsum = np.add.accumulate(e.astype(np.float64), axis=1)[:, -1:]  # left to right, in double
     return e / wsum.astype(np.float32)
+
+
+# -- LightGBM's links (C library exp, double arithmetic, its own summation order) ---------------------
+
+def sigmoid_libm(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``1 / (1 + exp(-scale * x))`` with the C library's exp (LightGBM's binary and cross-entropy)."""
+    return 1.0 / (1.0 + libm_exp(-scale * x))
+
+
+def softmax_libm(x: np.ndarray) -> np.ndarray:
+    """LightGBM's softmax: C library ``exp(x - max)`` per row, divided by the row's left-to-right sum."""
+    e = libm_exp(x - np.max(x, axis=1, keepdims=True))
+    return e / np.add.accumulate(e, axis=1)[:, -1:]

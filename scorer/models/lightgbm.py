@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, LoadContext, register
-from .._links import libm_exp
+from .._links import libm_exp, sigmoid_libm, softmax_libm
 from ._forest import Categorical, CompiledForest, compile_forest, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
@@ -119,12 +119,11 @@ class _LightGBM(Estimator):
         r = self.raw(X)
         if self.objective in SIGMOID:
             scale = self.sigmoid if self.objective == "binary" else 1.0
-            return 1.0 / (1.0 + libm_exp(-scale * r[:, 0]))
+            return sigmoid_libm(r[:, 0], scale)
         if self.objective in LOG_LINK:
             return libm_exp(r[:, 0])
         if self.objective == "multiclass":
-            e = libm_exp(r - np.max(r, axis=1, keepdims=True))
-            return e / np.add.accumulate(e, axis=1)[:, -1:]
+            return softmax_libm(r)
         return r[:, 0]
 
 
