@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js test-compat
+.PHONY: browser demo test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js test-compat
 
 help:
 	@echo "make demo   - run the end-to-end tour on the local stack (no AWS account, no Docker)"
@@ -35,7 +35,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 
-test: lint
+# Debian's Chromium for the browser tests (skipped with a warning where it cannot be installed, but under CI=true).
+browser:
+	@bash scripts/install-chromium.sh
+
+test: lint browser
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 	$(MAKE) test-js
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+# the headless-Chromium fixtures (chromium, browser_context, page) for the browser tests
+pytest_plugins = ["browser"]
+
 EVENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "events"
 
 # Anything that could point boto3 at a real account or another endpoint is removed for the tests.
