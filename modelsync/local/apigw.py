@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from . import static
 from .auth import LocalAuth, RouteAuth
 from .runtime import ACCOUNT_ID, FunctionSpec, Runtime
 
@@ -249,6 +250,11 @@ class ApiGateway:
             if first in self.stages:
                 path = "/" + rest
                 route, params = find_route(self.routes, method, path)
+        if route is None and method in ("GET", "HEAD"):
+            page = static.lookup(split.path or "/")
+            if page is not None:  # the pages beside the API (modelsync.local.static), public like S3 sites
+                return HttpResponse(page.status, [("Content-Type", page.content_type),
+                                                  ("Cache-Control", "no-cache")], page.body)
         if route is None:
             return _json_response(403, MISSING_TOKEN)
         context: dict[str, Any] = {}
