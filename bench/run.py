@@ -17,6 +17,7 @@ import functools
 import gc
 import gzip
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -62,6 +63,9 @@ TARGETS = {
     "size_onnx": 1.5,      # forest document bytes / ONNX bytes
 }
 SECTIONS = ("batch", "latency", "cold", "size")
+# Benchmarks in their own modules (bench/<module>.py, ``section(quick) -> _section.Section``), run after the
+# model benchmarks; each name is also an ``--only`` choice.
+EXTRA_SECTIONS: dict[str, str] = {}
 
 
 @dataclass
@@ -904,6 +908,14 @@ def report(ctx: dict[str, Any], results: list[Result], cold: dict[str, Cold] | N
         body.append(table(["target", "ratio", "verdict"], tgt) + "\n")
         body.append(ctx["layer_note"] + "\n")
 
+    for number, sec in enumerate(ctx.get("extra_sections", []), start=5):
+        body.append(f"## {number}. {sec.title}\n")
+        body.append(sec.body.rstrip() + "\n")
+        if sec.targets:
+            tgt = [[t.target, t.figure, t.verdict] for t in sec.targets]
+            other += tgt
+            body.append(table(["target", "figure", "verdict"], tgt) + "\n")
+
     errors = [f"{r.spec.label}: {e}" for r in results for e in r.errors]
     if errors:
         body.append("## Errors during measurement\n")
@@ -928,7 +940,7 @@ def report(ctx: dict[str, Any], results: list[Result], cold: dict[str, Cold] | N
                    f"(they are within {NON_TREE_TOL:g}), so correctness FAILs; its speed verdicts are shown "
                    "for information. Anything further off is reported as INVALID.\n")
     if other:
-        out.append(table(["target", "ratio", "verdict"], other) + "\n")
+        out.append(table(["target", "ratio / figure", "verdict"], other) + "\n")
     out.append("## Machine\n")
     out.append(table(["", ""], [[k, v] for k, v in ctx["machine"]]) + "\n")
     out.extend(f"> **Note:** {w}\n" for w in ctx["warnings"])
@@ -987,13 +999,16 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     load_start = loadavg()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    bad = only - set(MODEL_NAMES) - set(SECTIONS)
+    bad = only - set(MODEL_NAMES) - set(SECTIONS) - set(EXTRA_SECTIONS)
     if bad:
         print(f"unknown --only name(s): {', '.join(sorted(bad))}; choose from "
-              f"{', '.join(MODEL_NAMES + SECTIONS)}", file=sys.stderr)
+              f"{', '.join((*MODEL_NAMES, *SECTIONS, *EXTRA_SECTIONS))}", file=sys.stderr)
         return 2
+    extras = [e for e in EXTRA_SECTIONS if not only or e in only]
     models = [m for m in MODEL_NAMES if not (only & set(MODEL_NAMES)) or m in only]
     sections = [s for s in SECTIONS if not (only & set(SECTIONS)) or s in only]
+    if only and only <= set(EXTRA_SECTIONS):  # only extra sections: no model benchmarks
+        models, sections = [], []
     if ("cold" in sections or "size" in sections) and "rf" not in models:
         sections = [s for s in sections if s not in ("cold", "size")]
     cfg = QUICK if args.quick else FULL
@@ -1095,6 +1110,12 @@ def main(argv: list[str] | None = None) -> int:
         rr = ratio(doc_bytes, onnx_bytes)
         size_ratio = (rr, verdict(rr, TARGETS["size_onnx"]) if doc_bytes is not None else "not yet supported")
 
+    extra_sections = []
+    for name in extras:
+        log(f"{name}: running bench/{EXTRA_SECTIONS[name]}.py")
+        module = importlib.import_module(EXTRA_SECTIONS[name])
+        extra_sections.append(module.section(args.quick))
+    ctx["extra_sections"] = extra_sections
     ctx.update({"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "load_end": loadavg(),
                 "load_start": load_start, "elapsed": time.perf_counter() - t_start,
                 "machine": machine_info(limited_info)})
