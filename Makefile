@@ -46,7 +46,7 @@ test: lint browser
 # The exporter against the oldest supported scikit-learn, in its own venv (make test runs the newest).
 COMPAT := $(VENV)-compat
 COMPAT_PINS := scikit-learn==1.4.* numpy==1.26.* scipy==1.12.* pandas==2.2.*
-COMPAT_TESTS ?= tests/parity tests/unit/test_cli_model.py
+COMPAT_TESTS ?= tests/parity tests/unit/test_cli_model.py tests/unit/test_conformance_kit.py
 
 $(COMPAT)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(COMPAT)
