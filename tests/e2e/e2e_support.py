@@ -173,3 +173,27 @@ def _ready_line(proc: subprocess.Popen[str], log_path: Path) -> dict[str, Any]:
             if isinstance(info, dict) and "api" in info:
                 return info
             raise RuntimeError(f"stdout carried something before the ready line: {line!r}")
+
+
+JS_SYNC = REPO / "scorer-js" / "tools" / "sync.mjs"
+
+
+def run_js_sync(api: str, model: str, store: Path, *extra: str, rows: list[list[float]] | None = None
+                ) -> tuple[int, dict[str, Any]]:
+    """One sync with the JavaScript client (scorer-js/tools/sync.mjs) in Node, then, with ``rows``, the
+    active model's answers for them: (exit code, its JSON output)."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        import pytest
+
+        pytest.skip("no node on PATH (the JavaScript client needs Node 20+)")
+    args = [node, str(JS_SYNC), "--api", api, "--model", model, "--dir", str(store), *extra]
+    if rows is not None:
+        rows_file = store.parent / f"{store.name}-rows.json"
+        rows_file.write_text(json.dumps(rows))
+        args += ["--rows", str(rows_file)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.strip(), f"sync.mjs printed nothing (exit {proc.returncode}): {proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout)
