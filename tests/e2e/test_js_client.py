@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import FEATURES, Stack, run_js_sync, wait_for
+from e2e_support import FEATURES, Stack, api_answers, assert_same_answers, publish_model, run_js_sync
 
 from modelsync.cli import main as modelsync_main
 
@@ -23,37 +22,6 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "js-iris"
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
-
-
-def publish(stack: Stack, doc: dict[str, Any], model: str) -> int:
-    """Upload under incoming/ and wait for the Publish function to list it; its version."""
-    stack.client("s3").put_object(Bucket=stack.bucket, Key=f"incoming/{model}/model.json",
-                                  Body=json.dumps(doc).encode(), ContentType="application/json")
-
-    def version() -> int | None:
-        r = stack.http("GET", f"/models/{model}")
-        if r.status != 200:
-            return None
-        mine = [v["version"] for v in r.json().get("versions", []) if v.get("sha256") == doc["sha256"]]
-        return int(mine[0]) if mine else None
-
-    return int(wait_for(f"{model} published", version, timeout=30))
-
-
-def api_answers(stack: Stack, model: str, rows: list[list[float]], version: int,
-                headers: dict[str, str] | None = None) -> dict[str, Any]:
-    r = stack.http("POST", f"/models/{model}/predict?version={version}", {"instances": rows}, headers=headers)
-    assert r.status == 200, r.body
-    return dict(r.json())
-
-
-def assert_same_answers(js: dict[str, Any], api: dict[str, Any]) -> None:
-    """Labels exactly; probabilities within 1e-12 (softmax's exp may differ by an ulp between libms)."""
-    assert js["predictions"] == api["predictions"]
-    labels = [str(c) for c in js["classes"]]
-    for got, want in zip(js["probabilities"], api["probabilities"], strict=True):
-        assert list(want) == labels
-        assert max(abs(g - want[c]) for g, c in zip(got, labels, strict=True)) <= 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +34,7 @@ def js_doc(iris: tuple[Any, Any], iris_model: Any) -> dict[str, Any]:
 
 def test_js_client_syncs_and_scores_like_the_api(stack: Stack, js_doc: dict[str, Any], tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    version = publish(stack, js_doc, MODEL)
+    version = publish_model(stack, js_doc, MODEL)
     pem = stack.http("GET", "/signing-key", headers={"Accept": "application/x-pem-file"})
     assert pem.status == 200
     (tmp_path / "registry.pem").write_bytes(pem.body)

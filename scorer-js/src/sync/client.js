@@ -203,7 +203,8 @@ export class ModelSync {
     if (!storage) throw new Error("a storage is needed (MemoryStorage, FileStorage or IndexedDBStorage)");
     if (version !== null && (!isInt(version) || version < 1)) throw new Error("version must be a positive integer");
     if (!isInt(keep) || keep < 2) throw new Error("keep must be at least 2 (the active and the previous version)");
-    const f = fetch || globalThis.fetch;
+    // browsers' fetch must be called on the global object ("Illegal invocation" otherwise)
+    const f = fetch || (typeof globalThis.fetch === "function" ? globalThis.fetch.bind(globalThis) : null);
     if (typeof f !== "function") throw new Error("no fetch available: pass options.fetch");
     Object.assign(this, { api, model, storage, alias, version, deviceId, auth: auth || noAuth(), timeoutMs, downloadTimeoutMs, minDownloadRate, keep });
     this._fetch = f;
