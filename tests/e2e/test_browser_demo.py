@@ -44,6 +44,11 @@ def test_demo_page_syncs_then_scores_offline(stack: Stack, iris: tuple[Any, Any]
     status = page.text_content("#status")
     assert page.evaluate("document.body.dataset.state") == "synced", status
     assert f"version {version}" in status and "updated" in status
+    with page.expect_response(lambda r: "/manifest?" in r.url) as manifest:
+        page.click("#sync")  # again: If-None-Match, and the browser hands the registry's 304 to the client
+    assert manifest.value.status == 304
+    page.wait_for_function("document.body.dataset.state === 'synced' && "
+                           "document.getElementById('status').textContent.includes('unchanged')")
 
     browser_context.set_offline(True)
     assert_same_answers(_score(page, ROWS, 1), api)
