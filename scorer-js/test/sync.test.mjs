@@ -88,7 +88,7 @@ before(async () => {
   api = `http://127.0.0.1:${server.address().port}/v1`;
 });
 
-after(() => server.close());
+after(() => { server.closeAllConnections(); server.close(); });
 
 function reset() {
   Object.assign(registry, { signWith: KEY.privateKey, encoding: "der", docOverride: null, requests: [], auth: null });
@@ -184,6 +184,30 @@ test("size: a wrong manifest size, a longer body and a lying Content-Length are 
   r = await c.sync();
   assert.match(r.reason, /larger than the manifest's size/);
   assert.equal(r.version, 1);
+  await scoresLike(c, V1);
+});
+
+test("a connection closed early is a truncated download; a stalled one is abandoned at its deadline", async () => {
+  const c = await installedV1();
+  registry.manifest = manifestFor(2, V2, 2);
+  registry.docOverride = (res, raw) => {
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": raw.length });
+    res.write(Buffer.from(raw.subarray(0, 100)));
+    setTimeout(() => res.destroy(), 20);
+    return true;
+  };
+  let r = await c.sync();
+  assert.deepEqual([r.status, r.version], ["refused", 1]);
+  assert.match(r.reason, /truncated download/);
+  registry.docOverride = (res, raw) => { // headers, a few bytes, then nothing
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": raw.length });
+    res.write(Buffer.from(raw.subarray(0, 10)));
+    setTimeout(() => res.destroy(), 5000).unref();
+    return true;
+  };
+  r = await client(c.storage, { downloadTimeoutMs: 200 }).sync();
+  assert.deepEqual([r.status, r.version], ["offline", 1]);
+  assert.match(r.reason, /download abandoned/);
   await scoresLike(c, V1);
 });
 
