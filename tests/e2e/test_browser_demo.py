@@ -62,3 +62,23 @@ def test_demo_page_syncs_then_scores_offline(stack: Stack, iris: tuple[Any, Any]
     assert f"version {version}" in page.text_content("#status")
     assert_same_answers(_score(page, ROWS, 1), api)
     screenshot(page, "demo-offline")
+
+
+IDB_ROUND_TRIP = """async () => {
+  const { IndexedDBStorage } = await import("/scorer-js/sync.js");
+  const s = new IndexedDBStorage("modelsync-round-trip");
+  await s.put("m", "versions/1-abc.json", new Uint8Array([1, 2, 3]));
+  await s.put("m", "state.json", new TextEncoder().encode("{}"));
+  await s.put("other", "versions/9-x.json", new Uint8Array([9]));
+  const got = Array.from(await s.get("m", "versions/1-abc.json"));
+  const listed = await s.list("m", "versions/");
+  await s.delete("m", "versions/1-abc.json");
+  return {got, listed, after: await s.get("m", "versions/1-abc.json"), all: await s.list("m")};
+}"""
+
+
+def test_indexeddb_storage_round_trip(stack: Stack, page: Any) -> None:
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(stack.api))
+    page.goto(f"{origin}/demo/")
+    got = page.evaluate(IDB_ROUND_TRIP)
+    assert got == {"got": [1, 2, 3], "listed": ["versions/1-abc.json"], "after": None, "all": ["state.json"]}
