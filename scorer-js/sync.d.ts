@@ -115,6 +115,8 @@ export class ModelSync {
   readonly storage: SyncStorage;
   /** One round of the protocol; never throws for network or content problems. */
   sync(): Promise<SyncResult>;
+  /** A document shipped with the app as the active model (verified first); kept out if one is active, unless force. */
+  installBundled(source: string | Uint8Array | ArrayBuffer, options?: { version?: number; force?: boolean }): Promise<SyncResult>;
   /** The active model from storage (offline); the previous one if the active file is damaged. */
   load(): Promise<Model>;
   state(): Promise<SyncState | null>;

@@ -332,6 +332,19 @@ test("auth: the API key goes to the API only; a bearer token is refreshed once a
   assert.equal(r.status, "unauthorized");
 });
 
+test("a bundled document is the starting point until a sync replaces it", async () => {
+  reset();
+  const c = client(new MemoryStorage());
+  const r = await c.installBundled(new TextDecoder().decode(V1));
+  assert.deepEqual([r.status, r.version], ["updated", 0]);
+  await scoresLike(c, V1);
+  assert.equal((await c.installBundled(V2)).status, "unchanged"); // an app update does not undo what is active
+  await assert.rejects(c.installBundled(BROKEN, { force: true }), /validation failed/);
+  registry.manifest = manifestFor(2, V2, 1);
+  assert.deepEqual([(await c.sync()).status, (await c.state()).previous.version], ["updated", 0]);
+  await scoresLike(c, V2);
+});
+
 test("configuration errors throw: bad model names, unreadable keys", async () => {
   assert.throws(() => new ModelSync({ api, model: "../x", storage: new MemoryStorage() }), /invalid model name/);
   await assert.rejects(client(new MemoryStorage(), { publicKey: "not a key" }).sync(), /cannot read the public key/);

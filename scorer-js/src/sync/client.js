@@ -463,6 +463,47 @@ export class ModelSync {
   }
 
   /**
+   * Make a document shipped with the app the active model, so an app never online scores from its first
+   * second (modelsync_device.install_bundled): sha256 of its content and full validation with its test
+   * vectors first. `version` is its registry version when known (default 0: bundled). A store that already
+   * has an active model keeps it unless `force` (an app update must not undo newer syncs); any later sync
+   * replaces it as usual. Throws Error when the document is unusable.
+   */
+  async installBundled(source, { version = 0, force = false } = {}) {
+    if (!isInt(version) || version < 0) throw new Error("version must be a non-negative integer");
+    const raw = typeof source === "string" ? new TextEncoder().encode(source) : source instanceof ArrayBuffer ? new Uint8Array(source) : source;
+    if (!(raw instanceof Uint8Array)) throw new Error("the bundled document must be JSON text or bytes");
+    if (raw.length > MAX_DOCUMENT_BYTES) throw new Error(`the document is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+    let doc, sha;
+    try {
+      doc = parseDocument(raw);
+      sha = contentSha256(doc);
+    } catch (e) {
+      throw new Error(`the bundled document is unreadable: ${e.message}`);
+    }
+    if (doc.sha256 !== undefined && doc.sha256 !== sha) throw new Error(`sha256 mismatch: the document says ${String(doc.sha256).slice(0, 16)}..., its content hashes to ${sha.slice(0, 16)}...`);
+    const problem = typeof doc.format_version === "string" ? formatMajorProblem(doc.format_version) : "the document has no format_version";
+    if (problem) throw new Error(problem);
+    try {
+      validateModel(doc);
+    } catch (e) {
+      throw new Error(`validation failed: ${e.message}`);
+    }
+    const result = await withLock(this.storage, this.model, async () => {
+      const state = await this.state();
+      if (state && !force) {
+        return new SyncResult("unchanged", this.model, state.active.version, "a model is already active", version, state.revision ?? null, state.active.sha256);
+      }
+      await this._install(raw, doc, { version, sha256: sha, size: raw.length, revision: null }, "bundled", null, state);
+      return new SyncResult("updated", this.model, version, null, version, null, sha);
+    });
+    if (result.status === "updated") {
+      await this.storage.put(this.model, "last_sync.json", encodeJson({ ...result.toJSON(), source: "bundled", at: nowIso() })).catch(() => {});
+    }
+    return result;
+  }
+
+  /**
    * The active model (a scorer Model), from storage only - the previous version if the active file is
    * damaged. Throws Error when nothing is installed or nothing loadable is left.
    */
