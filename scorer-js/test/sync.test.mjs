@@ -143,6 +143,13 @@ test("a raw r||s signature verifies too; WebCrypto's form of a DER signature is 
 test("the signed bytes are RFC 8785 without signature, url and url_expires_at", () => {
   const m = { url: "x", size: 10, name: "a", signature: "s", url_expires_at: "t", b: [1.5, 1e21, "é"], a: null };
   assert.equal(new TextDecoder().decode(manifestSigningBytes(m)), '{"a":null,"b":[1.5,1e+21,"é"],"name":"a","size":10}');
+  // the bytes modelsync_protocol.manifest_signing_bytes gives (Python) for the same manifest: keys in UTF-16
+  // order, U+2028 raw, control characters escaped, numbers as ECMAScript writes them
+  const tricky = { url: "u", "\ufb01": 1, "\u{1F600}": 2, "a\u2028": "line\u2028sep\u0007", n: [0.1, 1e-7, -0, 123456789012345680000, 5e-324],
+    signature: "x", url_expires_at: "t", canary: { weight: 0.1, version: 2 } };
+  assert.equal(Buffer.from(manifestSigningBytes(tricky)).toString("hex"), Buffer.from(
+    '{"a\u2028":"line\u2028sep\\u0007","canary":{"version":2,"weight":0.1},"n":[0.1,1e-7,0,123456789012345680000,5e-324],"\u{1F600}":2,"\ufb01":1}').toString("hex"));
+  assert.throws(() => manifestSigningBytes({ name: "\ud800" }), /lone surrogate/);
 });
 
 test("bad or missing signatures are refused and the model is kept", async () => {

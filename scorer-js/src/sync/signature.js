@@ -33,19 +33,24 @@ export function manifestSigningBytes(manifest) {
   for (const k of Object.keys(manifest)) if (!MANIFEST_UNSIGNED_FIELDS.includes(k)) signed[k] = manifest[k];
   const big = bigIntegerPointers(manifest).filter((p) => !MANIFEST_UNSIGNED_FIELDS.some((f) => p === `/${f}` || p.startsWith(`/${f}/`)));
   if (big.length) throw new SignatureFormatError(`integer beyond 2**53 at ${big[0]} (not exact as a JSON double)`);
-  let text;
+  if (!wellFormed(signed)) throw new SignatureFormatError("a string that is not valid Unicode (lone surrogate)");
   try {
-    text = canonicalJson(signed);
+    return new TextEncoder().encode(canonicalJson(signed));
   } catch (e) {
     throw new SignatureFormatError(e.message);
   }
-  if (!wellFormed(text)) throw new SignatureFormatError("a string that is not valid Unicode (lone surrogate)");
-  return new TextEncoder().encode(text);
 }
 
-function wellFormed(s) {
-  if (typeof s.isWellFormed === "function") return s.isWellFormed();
-  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+/** Whether every string (and key) is valid Unicode: JSON.stringify would escape a lone surrogate, where
+ * JCS (and Python's canonical_json) has no form for it. */
+function wellFormed(v) {
+  if (typeof v === "string") {
+    if (typeof v.isWellFormed === "function") return v.isWellFormed();
+    return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(v);
+  }
+  if (Array.isArray(v)) return v.every(wellFormed);
+  if (v !== null && typeof v === "object") return Object.keys(v).every((k) => wellFormed(k) && wellFormed(v[k]));
+  return true;
 }
 
 // ---------------------------------------------------------------- DER
