@@ -1,7 +1,8 @@
 // The /demo/ page's service worker: on install it stores the page and every module it imports (followed
-// from demo.mjs through the scorer's relative imports), then serves them cache-first, so the page reloads
-// with no network. API requests (the manifest, the document, /signing-key) are never cached here: the sync
-// client decides what is current, and the model itself lives in IndexedDB. Change CACHE to ship a new page.
+// from demo.mjs through the scorer's relative imports), then serves them from that cache, so the page reloads
+// with no network; each answer refreshes its entry in the background (a changed file shows on the next
+// load). API requests (the manifest, the document, /signing-key) are never cached here: the sync client
+// decides what is current, and the model itself lives in IndexedDB.
 const CACHE = "modelsync-demo-v1";
 const ENTRIES = ["./", "./demo.mjs", "/scorer-js/sync.js", "/scorer-js/index.js"];
 const SHELL = ["/demo/", "/scorer-js/"];
@@ -42,11 +43,11 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(req.url);
   if (req.method !== "GET" || url.origin !== self.location.origin || !SHELL.some((p) => url.pathname.startsWith(p))) return;
   const key = url.origin + url.pathname; // the page with any ?model=... is the same page
-  event.respondWith(caches.open(CACHE).then(async (cache) => {
-    const hit = await cache.match(key);
-    if (hit) return hit;
-    const resp = await fetch(req);
+  // stale-while-revalidate: answer from the cache (offline too), refresh it in the background for next time
+  const refresh = caches.open(CACHE).then((cache) => fetch(req).then(async (resp) => {
     if (resp.ok) await cache.put(key, resp.clone());
     return resp;
   }));
+  event.respondWith(caches.open(CACHE).then((cache) => cache.match(key)).then((hit) => hit || refresh));
+  event.waitUntil(refresh.then(() => undefined, () => undefined));
 });
