@@ -494,10 +494,24 @@ def _columns_of(model: Model, method: str) -> list[str]:
         if width is None:
             return ["decision_function"]
         classes = model.classes
-        if classes is not None and np.ndim(classes) == 1 and len(classes) == width:
+        if (classes is not None and np.ndim(classes) == 1 and len(classes) == width
+                and not _pairwise(model.document.get("estimator"))):
             return [f"decision_{format_value(c)}" for c in np.asarray(classes).tolist()]
         return [f"decision_{i}" for i in range(width)]
     return [f"transform_{i}" for i in range(width or 1)]
+
+
+def _pairwise(node: Any) -> bool:
+    """True when an estimator node (or one inside it) gives one-vs-one decision values
+    (``decision_function_shape: "ovo"``): their columns are pairs of classes, never named by a class.
+    Lists of numbers are skipped unread, so a large document costs little."""
+    if isinstance(node, dict):
+        if node.get("decision_function_shape") == "ovo":
+            return True
+        return any(_pairwise(v) for v in node.values() if isinstance(v, (dict, list)))
+    if isinstance(node, list) and node and isinstance(node[0], (dict, list)):
+        return any(_pairwise(v) for v in node)
+    return False
 
 
 def output_columns(model: Model, proba: bool | None = False,
