@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._base import InvalidInput, MethodNotSupported
-from ._inputs import CATEGORICAL, Feature
+from ._inputs import CATEGORICAL, Feature, to_matrix
 from ._model import Model
 from ._records import READ_BYTES, Readable, Record, RecordReader
 
@@ -474,8 +474,8 @@ def _width(model: Model, method: str) -> int | None:
         return len(rows[0]) if isinstance(rows[0], list) else None
     inputs = tv.get("inputs") if isinstance(tv, dict) else None
     if isinstance(inputs, list) and inputs:
-        try:
-            got = np.asarray(getattr(model, method)(inputs[:1]))
+        try:  # the estimator itself: a wrapping model (a device's telemetry) does not count this call
+            got = np.asarray(getattr(model.estimator, method)(to_matrix(inputs[:1], model.features)))
         except ROW_ERRORS:
             return None
         return int(got.shape[1]) if got.ndim == 2 else None

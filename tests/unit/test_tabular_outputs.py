@@ -151,6 +151,16 @@ def test_every_output_of_a_model_without_predict_proba(docs):
         "prediction", "decision_function"]  # a method named twice is written once
 
 
+def test_columns_without_test_vector_outputs_for_the_method(docs):
+    # a document whose test vectors lack a method's outputs: its width comes from scoring one test row
+    for name, want in (("multi", ["decision_ant", "decision_bee", "decision_cat"]),
+                       ("binary", ["decision_function"]), ("pca", ["transform_0", "transform_1"])):
+        doc = json.loads(json.dumps(docs[name]))
+        method = "transform" if name == "pca" else "decision_function"
+        del doc["test_vectors"]["outputs"][method]
+        assert tabular.output_columns(scorer.load_model(doc), outputs=[method]) == want
+
+
 # -- the default stays as it was ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
