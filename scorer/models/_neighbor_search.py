@@ -210,7 +210,10 @@ class Search:
         if self.metric == "euclidean":  # EuclideanArgKmin: (‖x‖² + (−2 x·f)) + ‖f‖², clipped at 0
             if self._fit_sq is None:
                 self._fit_sq = np.array([float(np.dot(r, r)) for r in self.fit_X])
-            sq = (float(np.dot(x, x)) + (-2.0 * (self.fit_X @ x))) + self._fit_sq
+            # a matrix product of two query rows: numpy then calls GEMM as scikit-learn does (a single
+            # row goes through GEMV, whose rounding differs)
+            middle = (np.vstack([x, x]) @ self.fit_X.T)[0]
+            sq = (float(np.dot(x, x)) + (-2.0 * middle)) + self._fit_sq
             return np.maximum(sq, 0.0)
         if self._fit_T is None:
             self._fit_T = np.ascontiguousarray(self.fit_X.T)
