@@ -698,7 +698,7 @@ def _knr2() -> Any:
 
 
 @case("k_neighbors_classifier_ties_kd_tree",
-      "iris (one decimal): queries tied at the 7th chebyshev distance; the kd-tree's search decides which are kept")
+      "iris (one decimal): ties at the 7th chebyshev distance, kept as the kd-tree search keeps them")
 def _knc_ties() -> Any:
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -709,7 +709,7 @@ def _knc_ties() -> Any:
 
 
 @case("k_neighbors_regressor_ties_ball_tree",
-      "integer features: many rows tied at the 5th manhattan distance, kept as the ball tree's search keeps them")
+      "integer features: ties at the 5th manhattan distance, kept as the ball-tree search keeps them")
 def _knr_ties() -> Any:
     from sklearn.neighbors import KNeighborsRegressor
 
