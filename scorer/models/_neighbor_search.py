@@ -295,8 +295,15 @@ class Search:
             for j, xj in enumerate(xl):
                 d_lo = lo[j] - xj
                 d_hi = xj - up[j]
-                d = (d_lo + abs(d_lo)) + (d_hi + abs(d_hi))
-                r = max(r, 0.5 * d) if p == INF else r + math.pow(0.5 * d, p)
+                h = 0.5 * ((d_lo + abs(d_lo)) + (d_hi + abs(d_hi)))
+                if p == INF:
+                    r = max(r, h)
+                elif p == 2.0:  # C's pow(h, 2) and pow(h, 1) are exact: h*h rounded once, h
+                    r += h * h
+                elif p == 1.0:
+                    r += h
+                else:
+                    r += math.pow(h, p)
             return r
         c = self.lower[node]  # _ball_tree.pyx.tp: centroid distance minus radius, to rdist
         m = self.metric
