@@ -109,7 +109,8 @@ def header(data: dict[str, Any]) -> str:
     name = str(data.get("name") or "")
     return (f'<header><h1>modelsync report: <span{fig("name", name)}>{esc(name)}</span></h1>'
             f'<p class="meta">Generated {esc(stamp(data.get("generated_at")))} UTC from '
-            f'{esc(data.get("source") or DASH)} · window since {esc(stamp(data.get("since")))} UTC · drift of '
+            f'{esc(data.get("source") or DASH)} · window since {esc(stamp(data.get("since")))} UTC · dri'
+            f'ft of '
             f'<b{fig("version", data.get("version"))}>{esc(vname(data.get("version")))}</b></p></header>')
 
 
@@ -157,8 +158,10 @@ def versions(data: dict[str, Any]) -> str:
             f'<td>{esc(outcome(v, latest))}</td>'
             f'<td>{esc(stamp(v.get("created_at")))}</td>'
             f'<td>{esc(v.get("model_type") or DASH)}</td><td>{esc(v.get("task") or DASH)}</td>'
-            f'<td class="n"{fig(k + "feature_count", v.get("feature_count"))}>{esc(count(v.get("feature_count")))}</td>'
-            f'<td class="n"{fig(k + "class_count", v.get("class_count"))}>{esc(count(v.get("class_count")))}</td>'
+            f'<td class="n"{fig(k + "feature_count", v.get("feature_count"))}'
+            f'>{esc(count(v.get("feature_count")))}</td>'
+            f'<td class="n"{fig(k + "class_count", v.get("class_count"))}'
+            f'>{esc(count(v.get("class_count")))}</td>'
             f'<td>{esc(", ".join(methods) if methods else DASH)}</td>'
             f'<td class="n"{fig(k + "schema_change_count", v.get("schema_change_count") or 0)}>'
             f'{esc(count(v.get("schema_change_count") or 0))}</td>'
@@ -179,7 +182,7 @@ def aliases(data: dict[str, Any]) -> str:
         a = table[name]
         k = "aliases/" + name + "/"
         canary = a.get("canary") or None
-        weight = canary.get("weight") if canary else None
+        weight: Any = canary.get("weight") if canary else None
         parts = [{"name": vname(a.get("version")), "share": 1 - weight if canary else 1, "cls": "base",
                   "key": k + "base_share"}]
         if canary:
@@ -194,7 +197,8 @@ def aliases(data: dict[str, Any]) -> str:
             f'revision <b{fig(k + "revision", a.get("revision"))}>{esc(num(a.get("revision")))}</b> · '
             f'{esc(a.get("action") or DASH)} {esc(stamp(a.get("updated_at")))} UTC</p>'
             + split(f"{name}: base and canary weights", parts)
-            + f'<p class="history">history: <span{fig(k + "history", ",".join(num(h) for h in a.get("history") or []))}>'
+            + f'<p class="history">history: <spa'
+              f'n{fig(k + "history", ",".join(num(h) for h in a.get("history") or []))}>'
             f'{esc(" → ".join(history) if history else "none")}</span></p></div>')
     body = "".join(out) if out else note("No alias.")
     return f'<section id="aliases"><h2>Aliases</h2>{body}</section>'
@@ -204,7 +208,8 @@ def metrics(data: dict[str, Any]) -> str:
     m = data.get("metrics") or {}
     why = unavailable(m)
     if why:
-        return f'<section id="metrics"><h2>Serving per version</h2>{note("Metrics unavailable: " + why)}</section>'
+        return (f'<section id="metrics"><h2>Serving per version</h2>{note("Metrics unavailable: " + why)}'
+                "</section>")
     views = m.get("versions") or []
     if not views:
         return (f'<section id="metrics"><h2>Serving per version</h2>'
@@ -214,19 +219,24 @@ def metrics(data: dict[str, Any]) -> str:
     for i, v in enumerate(views):
         k = "metrics/" + num(v.get("version")) + "/" + str(v.get("side")) + "/"
         lat = v.get("total_latency_ms") or {}
-        cells = "".join(f'<td class="n"{fig(k + "total_latency_ms/" + s, lat.get(s))}>{esc(ms(lat.get(s)))}</td>'
+        cells = "".join(f'<td class="n"{fig(k + "total_latency_ms/" + s, lat.get(s))}'
+                f'>{esc(ms(lat.get(s)))}</td>'
                         for s in ("mean", "p50", "p90", "p99", "max"))
         rows.append(f'<tr><td>{esc(vname(v.get("version")))}</td><td>{esc(v.get("side"))}</td>'
-                    f'<td class="n"{fig(k + "requests", v.get("requests"))}>{esc(count(v.get("requests")))}</td>'
+                    f'<td class="n"{fig(k + "requests", v.get("requests"))}'
+                    f'>{esc(count(v.get("requests")))}</td>'
                     f'<td class="n"{fig(k + "rows", v.get("rows"))}>{esc(count(v.get("rows")))}</td>'
                     f'<td class="n"{fig(k + "errors", v.get("errors"))}>{esc(count(v.get("errors")))}</td>'
-                    f'<td class="n"{fig(k + "error_rate", v.get("error_rate"))}>{esc(pct(v.get("error_rate")))}</td>'
+                    f'<td class="n"{fig(k + "error_rate", v.get("error_rate"))}'
+                    f'>{esc(pct(v.get("error_rate")))}</td>'
                     f"{cells}</tr>")
         bars.append({"label": vname(v.get("version")) + " " + str(v.get("side")), "value": v.get("requests"),
                      "key": k + "requests", "cls": "s" + str(i % 6)})
-    head = ("<tr><th>Version</th><th>Side</th><th>Requests</th><th>Rows</th><th>Errors</th><th>Error rate</th>"
+    head = ("<tr><th>Version</th><th>Side</th><th>Requests</th><th>Rows</th><th>Errors</th><th>Error rat"
+            "e</th>"
             "<th>Latency mean</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>")
-    since, until, width = str(m.get("since")), str(m.get("until") or m.get("since")), m.get("bucket_seconds") or 3600
+    since, until, width = str(m.get("since")), str(m.get("until") or m.get("since")), m.get("bucket_seco"
+                                    "nds") or 3600
     n = max(1, math.ceil((epoch(until) - epoch(since)) / width))
 
     def series(pick: Callable[[dict[str, Any]], Any], what: str) -> list[dict[str, Any]]:
@@ -243,22 +253,27 @@ def metrics(data: dict[str, Any]) -> str:
     charts = [
         "<figure>" + hbars("Requests per version and side", bars, value_text=count)
         + "<figcaption>Requests per version and rollout side</figcaption></figure>",
-        "<figure>" + lines("Requests over time", series(lambda b: b.get("requests"), "requests"), n, first, last,
+        "<figure>" + lines("Requests over time", series(lambda b: b.get("requests"), "request"
+        "s"), n, first, last,
                            count)
         + f"<figcaption>Requests per {esc(num(width))} s bucket</figcaption></figure>",
-        "<figure>" + lines("Error rate over time", series(lambda b: b.get("error_rate"), "error_rate"), n, first,
+        "<figure>" + lines("Error rate over time", series(lambda b: b.get("error_rate"), "error_rat"
+        "e"), n, first,
                            last, pct)
         + "<figcaption>Error rate per bucket</figcaption></figure>"]
-    for i, v in enumerate(views):
+    for v in views:
         k = "metrics/" + num(v.get("version")) + "/" + str(v.get("side")) + "/series/"
         label = vname(v.get("version")) + " " + str(v.get("side"))
         per = [{"name": p, "cls": "s" + str(j), "points": [
             {"i": math.floor((epoch(b["start"]) - epoch(since)) / width),
-             "value": (b.get("total_latency_ms") or {}).get(p), "key": k + b["start"] + "/total_latency_ms/" + p}
+             "value": (b.get("total_latency_ms") or {}).get(p), "key": k + b["start"] + "/total_latency_"
+             "ms/" + p}
             for b in v.get("series") or []]} for j, p in enumerate(("p50", "p90", "p99"))]
         charts.append("<figure>" + lines("Latency of " + label, per, n, first, last, ms)
-                      + f"<figcaption>Total latency percentiles of {esc(label)} per bucket</figcaption></figure>")
-    return (f'<section id="metrics"><h2>Serving per version</h2><table class="data">{head}{"".join(rows)}</table>'
+                      + f"<figcaption>Total latency percentiles of {esc(label)} per bucket</figcaption><"
+                        f"/figure>")
+    return (f'<section id="metrics"><h2>Serving per version</h2><table class="data"'
+            f'>{head}{"".join(rows)}</table>'
             f'<div class="charts">{"".join(charts)}</div></section>')
 
 
@@ -283,27 +298,36 @@ def drift(data: dict[str, Any]) -> str:
     if why:
         return f'<section id="drift">{title}{note("Drift unavailable: " + why)}</section>'
     if not d.get("baseline"):
-        return f'<section id="drift">{title}{note("This version carries no baseline (metadata.baseline).")}</section>'
+        return (f'<section id="drift">{title}'
+                f'{note("This version carries no baseline (metadata.baseline).")}</section>')
     th = d.get("thresholds") or {}
     feats = d.get("features") or []
-    intro = (f'<p>Status <b class="status status-{esc(d.get("status"))}"{fig("drift/status", str(d.get("status")))}>'
-             f'{esc(d.get("status"))}</b> over <b{fig("drift/rows", d.get("rows"))}>{esc(count(d.get("rows")))}</b>'
-             f' rows in <b{fig("drift/batches", d.get("batches"))}>{esc(count(d.get("batches")))}</b> batches '
+    intro = (f'<p>Status <b class="status status-{esc(d.get("status"))}'
+             f'"{fig("drift/status", str(d.get("status")))}>'
+             f'{esc(d.get("status"))}</b> over <b{fig("drift/rows", d.get("rows"))}'
+             f'>{esc(count(d.get("rows")))}</b>'
+             f' rows in <b{fig("drift/batches", d.get("batches"))}>{esc(count(d.get("batches")))}</b> ba'
+             f'tches '
              f'(Score and devices). Population stability index per feature: warn from '
              f'<b{fig("drift/thresholds/warn", th.get("warn"))}>{esc(num(th.get("warn")))}</b>, alert from '
              f'<b{fig("drift/thresholds/alert", th.get("alert"))}>{esc(num(th.get("alert")))}</b>.</p>')
-    bars = [{"label": feature_label(e["feature"]), "value": e.get("psi"), "key": "drift/" + e["feature"] + "/psi",
+    bars = [{"label": feature_label(e["feature"]), "value": e.get("psi"), "key": "drift/" + e["featur"
+             "e"] + "/psi",
              "cls": "status-" + str(e.get("status"))} for e in feats]
     chart = ("<figure>" + hbars("PSI per feature", bars, None, [("warn", th.get("warn") or 0.1),
-                                                                  ("alert", th.get("alert") or 0.25)], psi_text)
+                                                                  ("alert", th.get("aler"
+                                                                   "t") or 0.25)], psi_text)
              + "<figcaption>PSI per feature (dashed: warn and alert thresholds)</figcaption></figure>")
     rows = "".join(
         f'<tr><td>{esc(feature_label(e["feature"]))}</td>'
-        f'<td class="n"{fig("drift/" + e["feature"] + "/psi", e.get("psi"))}>{esc(psi_text(e.get("psi")))}</td>'
+        f'<td class="n"{fig("drift/" + e["feature"] + "/psi", e.get("psi"))}'
+        f'>{esc(psi_text(e.get("psi")))}</td>'
         f'<td class="n"{fig("drift/" + e["feature"] + "/outside_range", e.get("outside_range"))}>'
         f'{esc(pct(e.get("outside_range")))}</td>'
-        f'<td class="n"{fig("drift/" + e["feature"] + "/rows", e.get("rows"))}>{esc(count(e.get("rows")))}</td>'
-        f'<td class="status-{esc(e.get("status"))}"{fig("drift/" + e["feature"] + "/status", str(e.get("status")))}>'
+        f'<td class="n"{fig("drift/" + e["feature"] + "/rows", e.get("rows"))}'
+        f'>{esc(count(e.get("rows")))}</td>'
+        f'<td class="status-{esc(e.get("status"))}'
+        f'"{fig("drift/" + e["feature"] + "/status", str(e.get("status")))}>'
         f'{esc(e.get("status"))}</td></tr>' for e in feats)
     table = ('<table class="data"><tr><th>Feature</th><th>PSI</th><th>Outside range</th><th>Rows</th>'
              f"<th>Status</th></tr>{rows}</table>")
@@ -345,15 +369,20 @@ def devices(data: dict[str, Any]) -> str:
                     f'<td class="n"{fig(k + "batches", v.get("batches"))}>{esc(count(v.get("batches")))}</td>'
                     f'<td class="n"{fig(k + "rows", v.get("rows"))}>{esc(count(v.get("rows")))}</td>'
                     f'<td class="n"{fig(k + "errors", v.get("errors"))}>{esc(count(v.get("errors")))}</td>'
-                    f'<td class="n"{fig(k + "error_rate", v.get("error_rate"))}>{esc(pct(v.get("error_rate")))}</td>'
-                    f'<td{fig(k + "window_end", str(v.get("window_end") or ""))}>{esc(stamp(v.get("window_end")))}</td>'
+                    f'<td class="n"{fig(k + "error_rate", v.get("error_rate"))}'
+                    f'>{esc(pct(v.get("error_rate")))}</td>'
+                    f'<td{fig(k + "window_end", str(v.get("window_end") or ""))}'
+                    f'>{esc(stamp(v.get("window_end")))}</td>'
                     "</tr>")
-    head = ("<tr><th>Version</th><th>Devices</th><th>Batches</th><th>Rows</th><th>Errors</th><th>Error rate</th>"
+    head = ("<tr><th>Version</th><th>Devices</th><th>Batches</th><th>Rows</th><th>Errors</th><th>Error r"
+            "ate</th>"
             "<th>Last seen (UTC)</th></tr>")
     return (f'<section id="devices"><h2>Devices</h2><p><b{fig("telemetry/devices", t.get("devices"))}>'
-            f'{esc(count(t.get("devices")))}</b> devices reported in the window.</p><div class="charts"><figure>'
+            f'{esc(count(t.get("devices")))}</b> devices reported in the window.</p><div class="charts">'
+            f'<figure>'
             + hbars("Devices per version", bars, value_text=count)
-            + f'<figcaption>Devices per version</figcaption></figure></div><table class="data">{head}{"".join(rows)}'
+            + f'<figcaption>Devices per version</figcaption></figure></div><table class="data"'
+              f'>{head}{"".join(rows)}'
             "</table></section>")
 
 

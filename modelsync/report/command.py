@@ -83,8 +83,10 @@ def _data(args: argparse.Namespace, since: str) -> dict[str, Any]:
                             EXIT_UNREACHABLE) from None
     if not isinstance(data, dict) or data.get("schema") != build.SCHEMA or data.get("name") != args.name:
         raise CommandFailed(f"{why}; and {path} is not a saved report of {args.name}", EXIT_CONFIG)
-    sys.stderr.write(f"report: no model {args.name} at {DEFAULT_API} ({why}); using the demo's saved data "
-                     f"from {path} (collected {data.get('generated_at')})\n")
+    where = (f"no local stack at {DEFAULT_API}" if why.code == EXIT_UNREACHABLE
+             else f"the local stack at {DEFAULT_API} cannot show {args.name}")
+    sys.stderr.write(f"report: {where} ({why}); using the demo's saved data from {path} "
+                     f"(collected {data.get('generated_at')})\n")
     return data
 
 

@@ -153,7 +153,8 @@ def hbars(label: str, rows: Sequence[dict[str, Any]], top: float | None = None,
         v = r["value"]
         w = 0.0 if v is None else width * min(v, hi) / hi
         body.append(f'<g class="bar {esc(r.get("cls") or "s0")}"{fig(r["key"], v)}>'
-                    f'<text class="label" x="{x0 - 8}" y="{y + 14}" text-anchor="end">{esc(r["label"])}</text>'
+                    f'<text class="label" x="{x0 - 8}" y="{y + 14}" text-anchor="end">{esc(r["label"])}<'
+                    f'/text>'
                     f'<rect x="{x0}" y="{y + 3}" width="{fixed(w, 1)}" height="{row - 8}"/>'
                     f'<text class="value" x="{fixed(x0 + w + 6, 1)}" y="{y + 14}">{esc(value_text(v))}</text>'
                     "</g>")
@@ -162,7 +163,8 @@ def hbars(label: str, rows: Sequence[dict[str, Any]], top: float | None = None,
         tx, anchor = (x - 3, "end") if j == 0 else (x + 3, "start")
         body.append(f'<g class="threshold {esc(name)}"{fig("threshold/" + name, t)}>'
                     f'<line x1="{fixed(x, 1)}" y1="14" x2="{fixed(x, 1)}" y2="{h - 20}"/>'
-                    f'<text x="{fixed(tx, 1)}" y="12" text-anchor="{anchor}">{esc(name)} {esc(short(t))}</text>'
+                    f'<text x="{fixed(tx, 1)}" y="12" text-anchor="{anchor}">{esc(name)} {esc(short(t))}'
+                    f'</text>'
                     "</g>")
     return _svg(620, h, label, body)
 

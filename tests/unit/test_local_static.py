@@ -44,4 +44,5 @@ def test_the_console_is_mounted() -> None:
     page = static.lookup("/console/")
     assert page is not None and page.status == 200 and b'id="report"' in page.body
     js = static.lookup("/console/console.mjs")
-    assert js is not None and js.content_type.startswith("text/javascript") and b"export function render" in js.body
+    assert js is not None and js.content_type.startswith("text/javascript")
+    assert b"export function render" in js.body

@@ -4,7 +4,6 @@ API's number, self-contained, no script), and the console's JavaScript port rend
 from __future__ import annotations
 
 import datetime as _dt
-import html.parser
 import json
 import math
 import re
@@ -13,6 +12,7 @@ import subprocess
 from typing import Any
 
 import pytest
+from report_figures import assert_figures_match, expected_figures, parse
 
 from modelsync.report import build, svg
 from modelsync.report.command import since_iso
@@ -43,7 +43,8 @@ def sample_data(canary: bool = True) -> dict[str, Any]:
         for i, k in enumerate(offsets):
             out.append({"start": build.iso(since + _dt.timedelta(seconds=1800 * k)), "requests": n + i,
                         "rows": 2 * (n + i), "errors": i % 2, "error_rate": (i % 2) / (n + i),
-                        "total_latency_ms": {"mean": 3.25 + i, "p50": 3.0 + i, "p90": 7.5 + i, "p99": 12.125 + i,
+                        "total_latency_ms": {"mean": 3.25 + i, "p50": 3.0 + i, "p90": 7.5 + i, "p9"
+                        "9": 12.125 + i,
                                              "max": 20.0 + i}})
         return out
 
@@ -76,7 +77,8 @@ def sample_data(canary: bool = True) -> dict[str, Any]:
                                    "updated_at": "2026-03-04T09:00:01Z", "updated_by": "publish",
                                    "action": "publish"},
                         "production": alias}},
-        "metrics": {"name": "wine", "since": build.iso(since), "until": build.iso(NOW), "bucket_seconds": 1800,
+        "metrics": {"name": "wine", "since": build.iso(since), "until": build.iso(NOW), "bucket_second"
+        "s": 1800,
                     "versions": [view(1, "base", [40, 44, 47], 10), view(2, "canary", [44, 47], 6)]},
         "drift": {"name": "wine", "version": 2, "since": build.iso(since), "baseline": True, "batches": 3,
                   "rows": 120, "thresholds": {"warn": proto_drift.PSI_WARN, "alert": proto_drift.PSI_ALERT},
@@ -91,96 +93,6 @@ def sample_data(canary: bool = True) -> dict[str, Any]:
     }
 
 
-class Figures(html.parser.HTMLParser):
-    """Every element carrying data-figure: key -> values (a figure may be shown twice: table and chart),
-    plus what a self-contained page must not have."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.figures: dict[str, list[str]] = {}
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        self.tags.append((tag, a))
-        if "data-figure" in a:
-            self.figures.setdefault(str(a["data-figure"]), []).append(str(a.get("data-value")))
-
-
-def parse(text: str) -> Figures:
-    p = Figures()
-    p.feed(text)
-    return p
-
-
-def expected_figures(data: dict[str, Any]) -> dict[str, Any]:
-    """What the API's answers say each figure must be (the keys the page uses)."""
-    out: dict[str, Any] = {"name": data["name"], "version": data["version"]}
-    for v in data["model"]["versions"]:
-        k = f"versions/{v['version']}/"
-        out.update({k + "version": v["version"], k + "status": v["status"], k + "feature_count": v["feature_count"],
-                    k + "class_count": v["class_count"], k + "schema_change_count": v["schema_change_count"] or 0})
-    for name, a in data["model"]["aliases"].items():
-        k = f"aliases/{name}/"
-        out.update({k + "version": a["version"], k + "revision": a["revision"],
-                    k + "history": ",".join(str(h) for h in a["history"]),
-                    k + "canary_version": a["canary"]["version"] if a["canary"] else None})
-        if a["canary"]:
-            out[k + "canary_weight"] = a["canary"]["weight"]
-            out[k + "base_share"] = 1 - a["canary"]["weight"]
-        else:
-            out[k + "base_share"] = 1
-    for v in data["metrics"]["versions"]:
-        k = f"metrics/{v['version']}/{v['side']}/"
-        for f in ("requests", "rows", "errors", "error_rate"):
-            out[k + f] = v[f]
-        for s in ("mean", "p50", "p90", "p99", "max"):
-            out[k + "total_latency_ms/" + s] = v["total_latency_ms"][s]
-        for b in v["series"]:
-            out[k + f"series/{b['start']}/requests"] = b["requests"]
-            out[k + f"series/{b['start']}/error_rate"] = b["error_rate"]
-            for s in ("p50", "p90", "p99"):
-                out[k + f"series/{b['start']}/total_latency_ms/{s}"] = b["total_latency_ms"][s]
-    d = data["drift"]
-    out.update({"drift/status": d["status"], "drift/rows": d["rows"], "drift/batches": d["batches"],
-                "drift/thresholds/warn": d["thresholds"]["warn"], "drift/thresholds/alert": d["thresholds"]["alert"],
-                "threshold/warn": d["thresholds"]["warn"], "threshold/alert": d["thresholds"]["alert"]})
-    for e in d["features"]:
-        for f in ("psi", "outside_range", "rows", "status"):
-            out[f"drift/{e['feature']}/{f}"] = e[f]
-    worst = sorted([e for e in d["features"] if e["psi"] is not None], key=lambda e: -e["psi"])[:build.WORST]
-    for e in worst:
-        x = next(x for x in d["distributions"] if x["feature"] == e["feature"])
-        for side in ("baseline", "observed"):
-            for i, share in enumerate(x[side] or []):
-                out[f"drift/{e['feature']}/distribution/{side}/{i}"] = share
-    t = data["telemetry"]
-    out["telemetry/devices"] = t["devices"]
-    for v in t["versions"]:
-        for f in ("devices", "batches", "rows", "errors", "error_rate", "window_end"):
-            out[f"telemetry/{v['version']}/{f}"] = v[f]
-    out.update({"summary/versions": len(data["model"]["versions"]),
-                "summary/latest": data["model"]["aliases"]["latest"]["version"],
-                "summary/requests": sum(v["requests"] for v in data["metrics"]["versions"]),
-                "summary/drift": d["status"], "summary/devices": t["devices"]})
-    return out
-
-
-def assert_figures_match(shown: dict[str, list[str]], expected: dict[str, Any]) -> None:
-    """Every figure shown equals the API's value (numbers exactly: data-value round-trips), and every
-    expected figure is shown."""
-    assert set(shown) == set(expected), (set(shown) ^ set(expected))
-    for key, values in shown.items():
-        want = expected[key]
-        for got in values:
-            if want is None:
-                assert got == "", key
-            elif isinstance(want, str):
-                assert got == want, (key, got, want)
-            else:
-                assert float(got) == float(want), (key, got, want)
-
-
 # -- svg helpers ------------------------------------------------------------------------------------
 
 def test_numbers_print_as_javascript_does_and_round_half_away():
@@ -192,13 +104,15 @@ def test_numbers_print_as_javascript_does_and_round_half_away():
     assert (svg.fixed(0.125, 2), svg.fixed(-0.0001, 2), svg.fixed(2.5, 0), svg.fixed(1234.5678, 1)) == (
         "0.13", "0.00", "3", "1234.6")
     assert (svg.count(1234567), svg.count(-1000), svg.count(None)) == ("1,234,567", "-1,000", svg.DASH)
-    assert [svg.nice_max(v) for v in (0, 0.07, 1, 3, 21, 240, 999)] == [1.0, 0.1, 1.0, 5.0, 25.0, 250.0, 1000.0]
+    assert [svg.nice_max(v) for v in (0, 0.07, 1, 3, 21, 240, 999)] == [1.0, 0.1, 1.0, 5.0, 25.0, 250.0,
+                                                                         1000.0]
     assert svg.esc('<a href="x">&\'') == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
 
 
 def test_bars_scale_to_the_largest_value_and_draw_thresholds():
     chart = svg.hbars("PSI", [{"label": "a", "value": 0.5, "key": "k/a", "cls": "status-alert"},
-                              {"label": "b", "value": None, "key": "k/b"}], None, [("warn", 0.1), ("alert", 0.25)])
+                              {"label": "b", "value": None, "key": "k/b"}], None, [("warn", 0.1), ("aler"
+                               "t", 0.25)])
     figures = parse(chart).figures
     assert figures == {"k/a": ["0.5"], "k/b": [""], "threshold/warn": ["0.1"], "threshold/alert": ["0.25"]}
     widths = [float(m) for m in re.findall(r'<rect x="170" y="\d+" width="([\d.]+)"', chart)]
@@ -244,10 +158,12 @@ def test_sections_say_why_they_are_missing():
     data["telemetry"] = {"name": "wine", "devices": 0, "batches": 0, "versions": []}
     data["drift"] = {**data["drift"], "baseline": False, "features": [], "distributions": []}
     page = build.page(data)
-    assert "Metrics unavailable: authentication failed" in page and "No device telemetry in the window" in page
+    assert "Metrics unavailable: authentication failed" in page
+    assert "No device telemetry in the window" in page
     assert "carries no baseline" in page
     figures = parse(page).figures
-    assert figures["aliases/production/canary_version"] == [""] and figures["aliases/production/base_share"] == ["1"]
+    assert figures["aliases/production/canary_version"] == [""] and figures["aliases/production/base_sha"
+                   "re"] == ["1"]
     assert not [k for k in figures if k.startswith(("metrics/", "drift/"))]
 
 
