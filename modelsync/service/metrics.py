@@ -30,7 +30,8 @@ DEFAULT_WINDOW = _dt.timedelta(hours=24)
 MAX_RECORDS = 100_000  # the in-memory store's bound (oldest dropped first)
 PERCENTILES = (50, 90, 99)  # latency percentiles served (CloudWatch extended statistics p50, p90, p99)
 BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)  # series widths (seconds)
-MAX_BUCKETS = 48  # the series of a window has at most this many buckets
+MAX_BUCKETS = 52  # at most this many buckets: 48 over 24 hours (30 min), with room so that the
+# same window read a little later (a console refreshing) keeps its width
 
 
 @dataclass

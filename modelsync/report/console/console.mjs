@@ -557,6 +557,7 @@ export function start(doc = document, loc = location) {
         "the live API at " + (api || loc.origin), fetch);
       main.innerHTML = render(data);
       main.dataset.generatedAt = data.generated_at;
+      main.dataset.since = data.since;
       live.textContent = `live: refreshed ${data.generated_at} (every ${every} s)`;
     } catch (e) {
       live.textContent = `live: ${e.message} (retrying every ${every} s)`;

@@ -369,7 +369,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
                     "`base` or `canary`), side by side: from CloudWatch (`GetMetricData` over the "
                     "function's embedded-metric-format records) in AWS, from the emitted records on the "
                     "local stack. Latencies as mean, p50, p90, p99 and max; `series` splits the window "
-                    "into `bucket_seconds`-wide buckets (at most 48) for charts. `since` defaults to "
+                    "into `bucket_seconds`-wide buckets (at most 52) for charts. `since` defaults to "
                     "the last 24 hours."))
     def get_metrics(name: Name, since: Annotated[str | None, Query(
             description="Only requests at or after this UTC date or time (e.g. 2025-01-07T00:00:00Z)."

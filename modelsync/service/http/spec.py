@@ -290,7 +290,7 @@ COMPONENTS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "name": {"type": "string"}, "since": {"type": "string"}, "until": {"type": "string"},
-            "bucket_seconds": {"type": "integer", "description": "Width of the `series` buckets (at most 48 "
+            "bucket_seconds": {"type": "integer", "description": "Width of the `series` buckets (at most 52 "
                                                                   "over the window)."},
             "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": ["integer", "string"], "description": "`-`: failed before resolving."},
