@@ -535,7 +535,10 @@ export async function collect(api, name, since, version = null, source = "", fet
     version, model, metrics: metricsAnswer, drift: driftAnswer, telemetry: telemetryAnswer };
 }
 
-export function start(doc = document, loc = location) {
+// start(): the page's loop. `fetchImpl` is how the page reads the API: a deployed stack's page passes one
+// that adds its auth header, e.g. (url, init) => fetch(url, {...init, headers: {...init.headers,
+// Authorization: idToken}}) (docs/deploy.md, "Seeing a model at a glance").
+export function start(doc = document, loc = location, fetchImpl = (url, init) => fetch(url, init)) {
   const params = new URLSearchParams(loc.search);
   const api = (params.get("api") || "").replace(/\/$/, "");
   const every = Math.max(1, Number(params.get("every") || 5));
@@ -548,13 +551,13 @@ export function start(doc = document, loc = location) {
     try {
       let name = params.get("model");
       if (!name) {
-        const list = await getJson(api, "/models", null, fetch);
+        const list = await getJson(api, "/models", null, fetchImpl);
         name = ((list.models || [])[0] || {}).name;
         if (!name) throw new Error("no model in the registry yet");
       }
       const version = params.get("version") ? Number(params.get("version")) : null;
       const data = await collect(api, name, sinceIso(params.get("since") || "24h"), version,
-        "the live API at " + (api || loc.origin), fetch);
+        "the live API at " + (api || loc.origin), fetchImpl);
       main.innerHTML = render(data);
       main.dataset.generatedAt = data.generated_at;
       main.dataset.since = data.since;
