@@ -79,16 +79,6 @@ def models() -> Models:
     return Models(iris, iris_v2, fruit, lin, X.to_numpy())
 
 
-def renamed(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    """The same model under another name (sha256 recomputed)."""
-    from scorer import content_sha256
-
-    out = json.loads(json.dumps(doc))
-    out["metadata"]["name"] = name
-    out["sha256"] = content_sha256(out)
-    return out
-
-
 # -- the stack ---------------------------------------------------------------------------------------
 
 @dataclass

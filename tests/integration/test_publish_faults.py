@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
+from integration_support import renamed
 
 from modelsync.service.config import Settings
 from modelsync.service.publish import PublishOutcome, RetryPolicy, Upload, publish_upload
 from modelsync.service.registry import Registry
-from scorer import content_sha256
 
 POLICY = RetryPolicy(budget_seconds=10.0, first_delay=0.5, max_delay=2.0, cleanup_seconds=10.0)
 WRITES = {"PutItem", "UpdateItem", "TransactWriteItems", "PutObject", "DeleteObject"}
@@ -124,14 +124,6 @@ def injector(aws: Any) -> Iterator[Injector]:
     for client in (aws.s3, aws.ddb):
         client.meta.events.unregister("before-call", unique_id="publish-faults-before")
         client.meta.events.unregister("after-call", unique_id="publish-faults-after")
-
-
-def renamed(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    """The same model under another name (sha256 recomputed)."""
-    out = json.loads(json.dumps(doc))
-    out["metadata"]["name"] = name
-    out["sha256"] = content_sha256(out)
-    return out
 
 
 def _upload(aws: Any, model: str, body: bytes, filename: str = "model.json") -> Upload:

@@ -8,7 +8,7 @@ import datetime as _dt
 from collections import Counter
 
 import pytest
-from conftest import renamed
+from integration_support import renamed
 
 from modelsync.service import metrics
 
