@@ -25,6 +25,7 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,9 +35,10 @@ import numpy as np
 from ._base import InvalidInput, MethodNotSupported
 from ._inputs import CATEGORICAL, Feature
 from ._model import Model
-from ._records import READ_BYTES, Readable, Record, RecordReader
+from ._records import READ_BYTES, Block, Readable, Record, RecordReader
 
 DEFAULT_CHUNK_ROWS = 10_000
+_MAX_BACKOFF = 64  # blocks skipped by the bulk path after repeated refusals (see convert_block)
 FORMATS = ("csv", "jsonl")
 
 #: The missing-value rule, compared case-insensitively with the whole cell (no surrounding spaces):
@@ -226,6 +228,8 @@ class BadRow:
 
 
 OnError = Callable[[BadRow], None] | None
+#: Told after every chunk: the counts so far and the input bytes read so far (for a rate and an ETA).
+Progress = Callable[["Counts", int], None] | None
 Predictor = Callable[[dict[str, np.ndarray], bool], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -291,6 +295,33 @@ class TableReader:
         if chunk:
             yield chunk
 
+    def blocks(self, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[list[Record] | Block]:
+        """Like :meth:`chunks`, except that runs of plain CSV lines come as :class:`Block` s of raw
+        lines (converted in bulk by :func:`score_table`); the other records come as lists."""
+        if self.fmt != "csv":
+            yield from self.chunks(chunk_rows)
+            return
+        reader, end = self._reader, self.end_line
+        records = reader.csv_records()
+        chunk: list[Record] = []
+        while True:
+            block = reader.plain_block(chunk_rows, end)
+            if block is not None:
+                if chunk:
+                    yield chunk
+                    chunk = []
+                yield block
+                continue
+            rec = next(records, None)
+            if rec is None or (end is not None and rec.line >= end):
+                break
+            chunk.append(rec)
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
     def boundaries(self) -> Iterator[tuple[int, int]]:
         """(line, byte offset) of every record start: where an input may be cut into chunks."""
         end = self.end_line
@@ -314,6 +345,39 @@ class _Converter:
                 raise InvalidInput(f"missing feature {absent[0]!r}: the model needs column(s) "
                                    f"{', '.join(f.name for f in self.features)}", feature=absent[0])
             self.index = [list(header).index(f.name) for f in self.features]
+        # blocks of plain lines are parsed at once when every feature is numeric
+        self.bulk = header is not None and all(r is None for r in self.rules)
+        self._skip = 0  # blocks to convert record by record before trying in bulk again
+        self._backoff = 1
+
+    def convert_block(self, block: Block) -> dict[str, np.ndarray] | None:
+        """A block of plain CSV lines -> the feature columns in one numpy call, or None when a line does
+        not have the header's width or a cell is not a number (empty, ``1e``, ``1-2``...): then the
+        block is converted record by record, which names the bad rows. A block that fails is retried
+        less and less often (an input with, say, a date column never takes this path)."""
+        assert self.header is not None
+        if self._skip:
+            self._skip -= 1
+            return None
+        lines, width = block.lines, len(self.header)
+        n = len(lines)
+        values = None
+        if set(map(bytes.count, lines, [b","] * n)) == {width - 1}:
+            # Plain lines hold only [0-9.eE+-,]: on those characters numpy's text-to-double (Python's
+            # own correctly rounded PyOS_string_to_double) accepts exactly NUMBER_PATTERN, and it stops
+            # at the first cell it cannot read whole, so a full count means every cell was a number.
+            with warnings.catch_warnings():  # "could not be read to its end": a DeprecationWarning
+                warnings.simplefilter("ignore", DeprecationWarning)  # and a short result before numpy 2.4,
+                try:  # a ValueError since
+                    values = np.fromstring(b",".join(lines), sep=",")
+                except ValueError:
+                    values = None
+        if values is None or values.size != n * width:
+            self._skip, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
+            return None
+        self._backoff = 1
+        matrix = values.reshape(n, width)
+        return {f.name: matrix[:, k] for f, k in zip(self.features, self.index, strict=True)}
 
     def convert(self, records: list[Record]) -> tuple[dict[str, np.ndarray], list[Record], list[BadRow]]:
         bad: list[BadRow] = []
@@ -466,10 +530,7 @@ class TableWriter:
         n = len(records)
         if not n:
             return b""
-        blocks = [np.asarray(main).reshape(n, -1)]
-        if proba is not None:
-            blocks.append(np.asarray(proba).reshape(n, -1))
-        columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
+        columns = _output_columns(n, main, proba)
         if self.fmt == "csv":
             cells = zip(*map(_format_column, columns), strict=True)
             return _csv_bytes([[*rec.values, *out] for rec, out in zip(records, cells, strict=True)])
@@ -479,6 +540,32 @@ class TableWriter:
                             ensure_ascii=False, allow_nan=False)
                  for rec, out in zip(records, values, strict=True)]
         return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+    def block_bytes(self, block: Block, main: np.ndarray, proba: np.ndarray | None) -> bytes:
+        """A block of plain CSV lines scored: each line as it was (plain cells need no quotes, so the CSV
+        writer would write them back unchanged) + the output cells, as :meth:`rows_bytes` writes them."""
+        n = len(block)
+        cells = [_csv_column(col) for col in _output_columns(n, main, proba)]
+        text = b"\n".join(block.lines).decode("ascii").split("\n")
+        return ("\n".join(map(",".join, zip(text, *cells, strict=True))) + "\n").encode("utf-8")
+
+
+def _output_columns(n: int, main: np.ndarray, proba: np.ndarray | None) -> list[np.ndarray]:
+    blocks = [np.asarray(main).reshape(n, -1)]
+    if proba is not None:
+        blocks.append(np.asarray(proba).reshape(n, -1))
+    return [block[:, j] for block in blocks for j in range(block.shape[1])]
+
+
+def _csv_column(col: np.ndarray) -> list[str]:
+    """:func:`_format_column` as CSV cells: numbers need no quotes; other values are quoted as the CSV
+    writer quotes them, once per distinct value."""
+    cells = _format_column(col)
+    if col.dtype.kind in "fiub":
+        return cells
+    quoted = {u: _csv_bytes([["", u]]).decode("utf-8")[1:-1] for u in set(cells)}
+    return [quoted[c] for c in cells]
 
 
 def _format_column(col: np.ndarray) -> list[str]:
@@ -588,14 +675,19 @@ def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Rec
 
 def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool | None = False,
                 on_error: OnError = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, write_header: bool = True,
-                predict: Predictor | None = None) -> Counts:
+                predict: Predictor | None = None, progress: Progress = None) -> Counts:
     """Score every record of ``reader`` into ``dst`` (bytes) in the one output shape; return the counts.
 
     ``proba``: ``True`` adds ``proba_<class>`` columns (MethodNotSupported without per-class
     probabilities), ``None`` adds them when the model has them (batch, devices), ``False`` never.
     ``on_error``: ``None`` raises InvalidInput naming the first bad row (row, line, reason); a callable
     gets every bad row in line order and scoring goes on. ``predict`` replaces the model call (the
-    device records telemetry around it).
+    device records telemetry around it). ``progress`` is called after every chunk with the counts so
+    far and the input bytes read so far (a plain callback: progress bars are the caller's business).
+
+    Runs of plain CSV lines (digits, signs, points, exponents, commas) whose cells are all numbers are
+    parsed and written in bulk; any other chunk, or a plain one the bulk path refuses, is read record
+    by record: the outputs and errors are the same either way.
     """
     want_proba = _proba_wanted(model, proba)
     converter = _Converter(model.features, reader.header)
@@ -604,7 +696,17 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
     counts = Counts()
     if write_header:
         dst.write(writer.header_bytes())
-    for chunk in reader.chunks(chunk_rows):
+    for item in reader.blocks(chunk_rows):
+        if isinstance(item, Block):
+            if converter.bulk and _score_block(run, converter, writer, item, want_proba, dst):
+                counts.rows += len(item)
+                counts.scored += len(item)
+                if progress is not None:
+                    progress(counts, reader.offset)
+                continue
+            chunk = item.records()
+        else:
+            chunk = item
         columns, ok, bad = converter.convert(chunk)
         main, probabilities, ok, refused = _score_kept(run, columns, ok, want_proba)
         bad.extend(refused)
@@ -619,4 +721,21 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
         for b in bad:
             on_error(b)  # type: ignore[misc]  # None raised above
         counts.errors += len(bad)
+        if progress is not None:
+            progress(counts, reader.offset)
     return counts
+
+
+def _score_block(run: Predictor, converter: _Converter, writer: TableWriter, block: Block, proba: bool,
+                 dst: Writable) -> bool:
+    """Score a block of plain lines in bulk; False (nothing written) when it must go record by record:
+    a cell is not a number, or the model refuses some row (the record path isolates it)."""
+    columns = converter.convert_block(block)
+    if columns is None:
+        return False
+    try:
+        main, probabilities = run(columns, proba)
+    except ROW_ERRORS:
+        return False
+    dst.write(writer.block_bytes(block, main, probabilities))
+    return True
