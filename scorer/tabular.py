@@ -112,6 +112,9 @@ def _decimals(cells: Sequence[str]) -> np.ndarray | None:
         return None  # an empty cell or a malformed number: the cell-by-cell path names it
 
 
+_JSON_NUMBERS = frozenset({float, int, type(None)})
+
+
 def number_column(values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
     """One numeric feature's cells -> float64 (NaN = missing), plus ``{index: reason}`` for bad cells.
 
@@ -120,7 +123,12 @@ def number_column(values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
     numpy call; only a column with a bad cell is read cell by cell.
     """
     n = len(values)
-    if n and all(type(v) is str for v in values):
+    if n and _JSON_NUMBERS.issuperset(set(map(type, values))):  # JSON Lines: numbers (and null) as floats
+        try:  # in one call, as float(v) each (None: NaN); an int too large for a double goes cell by cell
+            return np.array(values, dtype=np.float64), {}
+        except OverflowError:
+            pass
+    elif n and all(type(v) is str for v in values):
         numbers = _decimals(values)
         if numbers is not None:
             return numbers, {}
@@ -338,6 +346,7 @@ class _Converter:
         self.features = list(features)
         self.rules = [CategoryRule(f.categories) if f.kind == CATEGORICAL else None for f in self.features]
         self.header = header
+        self.names = frozenset(f.name for f in self.features)
         self.index: list[int] = []
         if header is not None:
             absent = [f.name for f in self.features if f.name not in header]
@@ -393,10 +402,10 @@ class _Converter:
                     bad.append(BadRow(rec.line, rec.row, f"expected {width} fields as in the header, "
                                                          f"got {len(rec.values)}"))
             else:
-                absent = next((f.name for f in self.features if f.name not in rec.values), None)
-                if absent is None:
+                if rec.values.keys() >= self.names:
                     ok.append(rec)
                 else:
+                    absent = next(f.name for f in self.features if f.name not in rec.values)
                     bad.append(BadRow(rec.line, rec.row, f"missing feature {absent!r}", absent))
         columns: dict[str, np.ndarray] = {}
         failed: dict[int, BadRow] = {}
@@ -535,9 +544,9 @@ class TableWriter:
             cells = zip(*map(_format_column, columns), strict=True)
             return _csv_bytes([[*rec.values, *out] for rec, out in zip(records, cells, strict=True)])
         names = self.columns
-        values = zip(*([json_value(v) for v in col.tolist()] for col in columns), strict=True)
-        lines = [json.dumps({**rec.values, **dict(zip(names, out, strict=True))},
-                            ensure_ascii=False, allow_nan=False)
+        values = zip(*map(_json_column, columns), strict=True)
+        encode = _JSON_ENCODER.encode  # json.dumps(..., ensure_ascii=False, allow_nan=False), built once
+        lines = [encode({**rec.values, **dict(zip(names, out, strict=True))})
                  for rec, out in zip(records, values, strict=True)]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -551,11 +560,21 @@ class TableWriter:
         return ("\n".join(map(",".join, zip(text, *cells, strict=True))) + "\n").encode("utf-8")
 
 
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def _output_columns(n: int, main: np.ndarray, proba: np.ndarray | None) -> list[np.ndarray]:
     blocks = [np.asarray(main).reshape(n, -1)]
     if proba is not None:
         blocks.append(np.asarray(proba).reshape(n, -1))
     return [block[:, j] for block in blocks for j in range(block.shape[1])]
+
+
+def _json_column(col: np.ndarray) -> list[Any]:
+    """:func:`json_value` over a column, with finite floats and integers in one pass."""
+    if col.dtype.kind in "iub" or (col.dtype.kind == "f" and np.isfinite(col).all()):
+        return col.tolist()
+    return [json_value(v) for v in col.tolist()]
 
 
 def _csv_column(col: np.ndarray) -> list[str]:

@@ -6,6 +6,7 @@ tokens, quoted cells, bad cells and rows keep their row and line numbers. Inputs
 from __future__ import annotations
 
 import io
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -104,11 +105,11 @@ def test_a_line_of_another_width_sends_the_block_record_by_record(rows: list[lis
     assert converter(3).convert_block(block_of(rows)) is None
 
 
-def score(model: scorer.Model, data: bytes, read_bytes: int = 1 << 20, **kw: Any
+def score(model: scorer.Model, data: bytes, read_bytes: int = 1 << 20, fmt: str = "csv", **kw: Any
           ) -> tuple[str, list[tabular.BadRow]]:
     bad: list[tabular.BadRow] = []
     out = io.BytesIO()
-    tabular.score_table(model, tabular.TableReader(io.BytesIO(data), read_bytes=read_bytes), out,
+    tabular.score_table(model, tabular.TableReader(io.BytesIO(data), fmt, read_bytes=read_bytes), out,
                         on_error=bad.append, proba=None, **kw)
     return out.getvalue().decode(), bad
 
@@ -186,3 +187,32 @@ def test_progress_is_told_rows_and_bytes_after_every_chunk(numeric: scorer.Model
                         progress=lambda counts, done: seen.append((counts.rows, done)))
     assert [rows for rows, _ in seen] == [10, 20, 25, 26]
     assert seen[-1][1] == len(data) and [b for _, b in seen] == sorted(b for _, b in seen)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_json_numbers_in_one_call_equal_float_of_each(seed: int) -> None:
+    rng = random.Random(seed)
+    values: list[Any] = [rng.choice([rng.gauss(0, 1), rng.randint(-2**70, 2**70), rng.randint(-10, 10), None,
+                                     2**64 - rng.randint(0, 2**12), -0.0, 10**300 * rng.randint(1, 9)])
+                         for _ in range(400)]
+    got, bad = tabular.number_column(values)
+    assert not bad
+    want = np.array([np.nan if v is None else float(v) for v in values])
+    assert got.view(np.int64).tolist() == want.view(np.int64).tolist()
+    got, bad = tabular.number_column([1.5, 10**400, None])  # too large for a double: that cell only
+    assert list(bad) == [1] and got[0] == 1.5
+
+
+def test_jsonl_rows_are_written_as_before(labelled: scorer.Model) -> None:
+    rows = [{"id": i, "f0": i / 3, "f1": None if i % 7 == 0 else i, "f2": 1e300, "note": "é"}
+            for i in range(50)]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    text, bad = score(labelled, data, fmt="jsonl")
+    assert not bad
+    columns = {k: [np.nan if r[k] is None else r[k] for r in rows] for k in ("f0", "f1", "f2")}
+    proba, labels = labelled.predict_proba(columns).tolist(), labelled.predict(columns).tolist()
+    cls = list(labelled.classes)
+    want = [json.dumps({**r, "prediction": lab, **{f"proba_{c}": p for c, p in zip(cls, ps, strict=True)}},
+                       ensure_ascii=False)
+            for r, lab, ps in zip(rows, labels, proba, strict=True)]
+    assert text.splitlines() == want
