@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 ENV = "MODELSYNC_PROGRESS"
+BATCH_LOGGER = "modelsync.service.batch"  # where the batch function logs "batch progress"
 DELAY = 0.5  # seconds before a bar appears
 
 #: What a progress bar is told: rows (or ``Counts``) done, input bytes read so far.
@@ -44,11 +45,13 @@ class RowsBar:
     """A bar counting rows; the total (for the ETA) is estimated from the bytes read out of
     ``total_bytes`` when the input's size is known, else the bar shows rows and rows/s only."""
 
-    def __init__(self, desc: str, total_bytes: int | None = None, *, quiet: bool = False) -> None:
-        show = enabled(quiet)
+    def __init__(self, desc: str, total_bytes: int | None = None, *, quiet: bool = False,
+                 stream: TextIO | None = None) -> None:
+        stream = stream if stream is not None else sys.stderr
+        show = enabled(quiet, stream)
         forced = bool(os.environ.get(ENV, "").strip())
         self.total_bytes = total_bytes if total_bytes and total_bytes > 0 else None
-        self.bar = tqdm(desc=desc, unit=" rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
+        self.bar = tqdm(desc=desc, unit=" rows", unit_scale=True, dynamic_ncols=True, file=stream,
                         disable=not show, delay=0.0 if forced else DELAY, leave=False,
                         mininterval=0.0 if forced else 0.1)
         self.rows = 0
@@ -67,9 +70,10 @@ class RowsBar:
 
 
 @contextlib.contextmanager
-def rows_bar(desc: str, total_bytes: int | None = None, *, quiet: bool = False) -> Iterator[Callback]:
+def rows_bar(desc: str, total_bytes: int | None = None, *, quiet: bool = False,
+             stream: TextIO | None = None) -> Iterator[Callback]:
     """A :class:`RowsBar` as the ``progress`` callback of a block, closed (and erased) at its end."""
-    bar = RowsBar(desc, total_bytes, quiet=quiet)
+    bar = RowsBar(desc, total_bytes, quiet=quiet, stream=stream)
     try:
         yield bar.update
     finally:
@@ -93,9 +97,10 @@ class BatchLogBar(logging.Filter):
 
     MESSAGE = "batch progress"
 
-    def __init__(self, desc: str, *, quiet: bool = False) -> None:
+    def __init__(self, desc: str, *, quiet: bool = False, stream: TextIO | None = None) -> None:
         super().__init__()
-        self.show = enabled(quiet)
+        self.stream = stream if stream is not None else sys.stderr
+        self.show = enabled(quiet, self.stream)
         self.bar: RowsBar | None = None
         self.desc = desc
         self.quiet = quiet
@@ -110,7 +115,7 @@ class BatchLogBar(logging.Filter):
             self.close()
             key = getattr(record, "key", None)
             self.bar = RowsBar(f"{self.desc} {key}" if key else self.desc,
-                               getattr(record, "bytes_total", None), quiet=self.quiet)
+                               getattr(record, "bytes_total", None), quiet=self.quiet, stream=self.stream)
         self.bar.update(rows, int(getattr(record, "bytes_read", 0) or 0))
         return False
 
@@ -121,9 +126,10 @@ class BatchLogBar(logging.Filter):
 
 
 @contextlib.contextmanager
-def batch_log_bar(logger_name: str, desc: str, *, quiet: bool = False) -> Iterator[BatchLogBar]:
-    """:class:`BatchLogBar` on the logger ``logger_name`` for the duration of a block."""
-    bar = BatchLogBar(desc, quiet=quiet)
+def batch_log_bar(desc: str, *, quiet: bool = False, stream: TextIO | None = None,
+                  logger_name: str = BATCH_LOGGER) -> Iterator[BatchLogBar]:
+    """:class:`BatchLogBar` on the batch code's logger for the duration of a block."""
+    bar = BatchLogBar(desc, quiet=quiet, stream=stream)
     logger = logging.getLogger(logger_name)
     logger.addFilter(bar)
     try:

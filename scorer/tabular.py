@@ -236,8 +236,9 @@ class BadRow:
 
 
 OnError = Callable[[BadRow], None] | None
-#: Told after every chunk: the counts so far and the input bytes read so far (for a rate and an ETA).
-Progress = Callable[["Counts", int], None] | None
+#: Told after every chunk: the counts so far (:class:`Counts`; rows for :func:`read_columns`) and the
+#: input bytes read so far (for a rate and an ETA).
+Progress = Callable[[Any, int], None] | None
 Predictor = Callable[[dict[str, np.ndarray], bool], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -430,23 +431,28 @@ class _Converter:
         return columns, ok, bad
 
 
-def read_columns(src: Readable) -> tuple[list[str], list[list[Any]]]:
+def read_columns(src: Readable, progress: Progress = None) -> tuple[list[str], list[list[Any]]]:
     """A whole CSV as typed columns (the export sample, before any feature is declared).
 
     A column is numeric (floats, NaN = missing) when every cell is a number or missing under the one
     rule; otherwise it holds text, with the missing tokens as NaN (no category is declared yet). The
-    first bad record raises :class:`InvalidInput`.
+    first bad record raises :class:`InvalidInput`. ``progress(rows, bytes_read)`` is called every
+    :data:`DEFAULT_CHUNK_ROWS` records and at the end.
     """
     reader = TableReader(src, "csv")
     header = reader.header or []
     rows: list[list[str]] = []
     for rec in reader.records():
+        if progress is not None and rec.row % DEFAULT_CHUNK_ROWS == 0 and rec.row:
+            progress(rec.row, reader.offset)
         if rec.problem is not None:
             raise BadRow(rec.line, rec.row, rec.problem).error()
         if len(rec.values) != len(header):
             raise BadRow(rec.line, rec.row, f"expected {len(header)} fields as in the header, "
                                             f"got {len(rec.values)}").error()
         rows.append(rec.values)
+    if progress is not None:
+        progress(len(rows), reader.offset)
     if not rows:
         raise InvalidInput("the CSV has a header but no rows")
     text = CategoryRule(None)
