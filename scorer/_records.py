@@ -26,6 +26,7 @@ MAX_LINE_BYTES = 64 << 20  # one physical line
 #: What a "plain" CSV line is made of: digits, signs, points, exponents, commas. Such a line has no quotes,
 #: so it is one record whose cells are the text between its commas (:meth:`Lines.plain`).
 PLAIN_BYTES = b"0123456789.eE+-,"
+PLAIN_BLOCK_BYTES = 16 << 20  # a block of plain lines stops after about this much text, whatever its rows
 
 
 class Readable(Protocol):
@@ -136,11 +137,14 @@ class Lines:
                 text = text[1:]
         return text
 
-    def plain(self, max_lines: int, end_line: int | None = None) -> list[bytes]:
+    def plain(self, max_lines: int, end_line: int | None = None,
+              max_bytes: int = PLAIN_BLOCK_BYTES) -> list[bytes]:
         """Up to ``max_lines`` next complete lines (without their ``\\n``) made only of :data:`PLAIN_BYTES`
-        and not blank, stopping before the first other one and before line ``end_line``; [] when the
-        next line is not such a line. These are CSV records whose cells are the text between commas."""
+        and not blank, stopping before the first other one, before line ``end_line`` and after about
+        ``max_bytes``; [] when the next line is not such a line. These are CSV records whose cells are the
+        text between commas."""
         out: list[bytes] = []
+        taken = 0
         if end_line is not None:
             max_lines = min(max_lines, end_line - self.line - 1)
         if max_lines <= 0 or (self._at >= len(self._buf) and not self._fill()):
@@ -174,7 +178,8 @@ class Lines:
             self.line_offset = self.next_offset + size - len(lines[-1]) - 1
             self.next_offset += size
             out.extend(lines)
-            if self._at < len(self._buf):  # stopped at a line that is not plain
+            taken += size
+            if self._at < len(self._buf) or taken >= max_bytes:  # a line that is not plain, or enough
                 break
         return out
 

@@ -216,3 +216,14 @@ def test_jsonl_rows_are_written_as_before(labelled: scorer.Model) -> None:
                        ensure_ascii=False)
             for r, lab, ps in zip(rows, labels, proba, strict=True)]
     assert text.splitlines() == want
+
+
+def test_a_plain_block_stops_at_its_byte_budget() -> None:
+    from scorer._records import Lines
+
+    data = b"".join(f"{i},{i * 2}\n".encode() for i in range(1000))
+    lines = Lines(io.BytesIO(data), read_bytes=64)
+    first = lines.plain(10_000, max_bytes=200)
+    assert 200 <= sum(len(x) + 1 for x in first) < 200 + 64 + 16
+    rest = lines.plain(10_000, max_bytes=1 << 20)
+    assert [*first, *rest] == data.split(b"\n")[:-1] and lines.line == 1000 and lines.next_offset == len(data)
