@@ -129,12 +129,6 @@ def table(rng: random.Random, n: int, odd: float) -> bytes:
     return ("\n".join(lines) + rng.choice(["\n", ""])).encode()
 
 
-@pytest.fixture
-def record_by_record(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(RecordReader, "plain_block", lambda self, *a, **k: None)
-    yield
-
-
 @pytest.mark.parametrize("seed, odd, chunk_rows, read_bytes", [
     (0, 0.0, 64, 1 << 20), (1, 0.01, 50, 333), (2, 0.05, 7, 97), (3, 0.3, 1000, 1 << 12), (4, 0.01, 1, 50)])
 def test_outputs_and_bad_rows_equal_the_record_path(numeric: scorer.Model, labelled: scorer.Model,
@@ -227,3 +221,12 @@ def test_a_plain_block_stops_at_its_byte_budget() -> None:
     assert 200 <= sum(len(x) + 1 for x in first) < 200 + 64 + 16
     rest = lines.plain(10_000, max_bytes=1 << 20)
     assert [*first, *rest] == data.split(b"\n")[:-1] and lines.line == 1000 and lines.next_offset == len(data)
+
+
+def test_chosen_outputs_are_written_alike_in_bulk(labelled: scorer.Model,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = table(random.Random(7), 300, 0.02)
+    got = score(labelled, data, outputs=["predict_proba", "predict"], chunk_rows=64)
+    monkeypatch.setattr(RecordReader, "plain_block", lambda self, *a, **k: None)
+    assert got == score(labelled, data, outputs=["predict_proba", "predict"], chunk_rows=64)
+    assert got[0].splitlines()[0].endswith('"proba_a,b","proba_say ""hi""",proba_c,prediction')
