@@ -65,7 +65,9 @@ TARGETS = {
 SECTIONS = ("batch", "latency", "cold", "size")
 # Benchmarks in their own modules (bench/<module>.py, ``section(quick) -> _section.Section``), run after the
 # model benchmarks; each name is also an ``--only`` choice.
-EXTRA_SECTIONS: dict[str, str] = {}
+EXTRA_SECTIONS: dict[str, str] = {
+    "batch_e2e": "batch_e2e",  # the batch function end to end (bench/batch_e2e.py)
+}
 
 
 @dataclass

@@ -159,6 +159,7 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
     import scorer
     from modelsync.export import export_model
     from modelsync.local.stack import LocalStack
+    from modelsync.progress import batch_log_bar
     from modelsync_device import ModelStore, sync
 
     tour.step("Train two scikit-learn models on datasets scikit-learn ships")
@@ -248,7 +249,9 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
         writer.writerow(["not-a-number", *Xw.iloc[0].to_numpy().tolist()[1:]])
         s3.put_object(Bucket=stack.bucket, Key="batch/input/wine/demo.csv", Body=buf.getvalue().encode())
         out_key, err_key = "batch/output/wine/demo.v1.csv", "batch/output/wine/demo.v1.errors.jsonl"
-        text = _wait(out_key, lambda: _object(s3, stack.bucket, out_key), timeout=40)
+        # the terminal's stderr: the process's own goes to the log file unless --verbose
+        with batch_log_bar("batch", quiet=args.quiet, stream=sys.__stderr__):
+            text = _wait(out_key, lambda: _object(s3, stack.bucket, out_key), timeout=40)
         scored = list(csv.DictReader(io.StringIO(text)))
         tour.say(f"{out_key}: columns {list(scored[0])[-5:]} ...")
         tour.check([r["prediction"] for r in scored] == pipe.predict(Xw.iloc[:20]).tolist(),
@@ -402,4 +405,6 @@ def register(sub: Any) -> None:
     p.add_argument("--api-port", type=int, default=0, help="HTTP API port (0: a free port)")
     p.add_argument("--verbose", dest="show_logs", action="store_true",
                    help="show the stack's and the functions' logs here instead of in a log file")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar for the batch step (one shows on a terminal for long inputs)")
     p.set_defaults(func=run)

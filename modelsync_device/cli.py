@@ -8,12 +8,15 @@ Exit codes: 0 ok, 1 refused (or predict failed / nothing installed), 2 configura
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from scorer import InvalidInput, InvalidModel, MethodNotSupported, tabular
@@ -32,9 +35,15 @@ EXIT_OFFLINE = 3
 EXIT_UNAUTHORIZED = 4
 DESCRIPTION = "keep a device's model in sync with the modelsync registry and score offline"
 
+#: ``(description, total input bytes or None, quiet) -> context manager giving a progress callback`` for
+#: :func:`scorer.tabular.score_table`: ``modelsync device`` passes its tqdm bar (modelsync.progress); the
+#: device's own ``python -m modelsync_device`` has none (numpy and the standard library only).
+ProgressFactory = Callable[[str, "int | None", bool], AbstractContextManager[Any]]
 
-def add_commands(parser: argparse.ArgumentParser) -> None:
-    """Add the ``sync``, ``predict`` and ``status`` actions to ``parser`` (each sets ``args.func``)."""
+
+def add_commands(parser: argparse.ArgumentParser, progress: ProgressFactory | None = None) -> None:
+    """Add the ``sync``, ``predict`` and ``status`` actions to ``parser`` (each sets ``args.func``);
+    ``progress`` makes ``predict`` show progress (see :data:`ProgressFactory`)."""
     sub = parser.add_subparsers(dest="device_command", required=True, metavar="ACTION")
 
     p = sub.add_parser("sync", help="fetch the model from the registry (once, or polling)")
@@ -81,7 +90,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                    help="the methods to write, in order (predict, predict_proba, decision_function, "
                         "transform; default: prediction + proba_<class> when the model has them)")
     p.add_argument("data", help="CSV file with a header row naming the features ('-' for stdin)")
-    p.set_defaults(func=cmd_predict)
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (`modelsync device` shows one on a terminal)")
+    p.set_defaults(func=cmd_predict, progress=progress)
 
     p = sub.add_parser("status", help="show the installed versions, last sync and pending telemetry")
     p.add_argument("--dir", required=True, help="the device's model store directory")
@@ -193,15 +204,28 @@ def _pick_model(store: ModelStore, name: str | None) -> str:
 
 
 def predict_csv(store: ModelStore, name: str, src: tabular.Readable, out: tabular.Writable,
-                telemetry: Telemetry | None = None, outputs: Sequence[str] | None = None) -> int:
+                telemetry: Telemetry | None = None, outputs: Sequence[str] | None = None,
+                progress: tabular.Progress = None) -> int:
     """Score the CSV byte stream ``src`` into ``out`` with the active model (offline), in the one table
     shape of every path (``scorer.tabular``): the input columns, ``prediction``, then ``proba_<class>``
     per class when the model has probabilities (``outputs``: those methods' columns instead). Returns
     the number of rows scored; each chunk's main output (predict, else transform) is one telemetry call.
+    ``progress`` is told after every chunk (see :func:`scorer.tabular.score_table`).
     """
     model = store.scoring_model(name, telemetry)
     return tabular.score_table(model, tabular.TableReader(src, "csv"), out, proba=None,
-                               outputs=outputs).scored
+                               outputs=outputs, progress=progress).scored
+
+
+def _progress(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    factory = getattr(args, "progress", None)
+    if factory is None:
+        return contextlib.nullcontext(None)
+    size = None
+    if args.data != "-":
+        with contextlib.suppress(OSError):
+            size = os.path.getsize(args.data)
+    return factory("device predict", size, bool(getattr(args, "quiet", False)))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -217,10 +241,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 return 2
         sys.stdout.flush()
         if args.data == "-":
-            n = predict_csv(store, name, sys.stdin.buffer, sys.stdout.buffer, telemetry, args.outputs)
+            with _progress(args) as bar:
+                n = predict_csv(store, name, sys.stdin.buffer, sys.stdout.buffer, telemetry, args.outputs,
+                                bar)
         else:
-            with open(args.data, "rb") as f:
-                n = predict_csv(store, name, f, sys.stdout.buffer, telemetry, args.outputs)
+            with open(args.data, "rb") as f, _progress(args) as bar:
+                n = predict_csv(store, name, f, sys.stdout.buffer, telemetry, args.outputs, bar)
         sys.stdout.buffer.flush()
     except (StoreError, InvalidInput, InvalidModel, MethodNotSupported, OSError, ValueError) as exc:
         log.error("device predict: %s", exc)

@@ -53,10 +53,18 @@ def loads_strict(text: str) -> Any:
 
     Raises ValueError (json.JSONDecodeError) for anything else; the one strict parser of the project.
     """
-    if _HUGE_NUMBER.search(text):
+    huge = _HUGE_NUMBER.search(text)
+    if isinstance(text, str) and not text.startswith("\ufeff"):  # json.loads' own checks, else same
+        return (_FINITE_DECODER if huge else _DECODER).decode(text)  # one decoder: not one per line
+    if huge:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
                           parse_float=_finite_float)
     return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_FINITE_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                                   parse_float=_finite_float)
 
 
 # Only quotes and brackets matter to the depth scan; once escaped backslashes and escaped quotes are

@@ -23,6 +23,10 @@ from ._json import loads_strict
 READ_BYTES = 1 << 20  # bytes asked of the stream per read()
 MAX_FIELD_CHARS = 1 << 20  # one CSV cell; an unclosed quote ends as a bad record, not a memory blow-up
 MAX_LINE_BYTES = 64 << 20  # one physical line
+#: What a "plain" CSV line is made of: digits, signs, points, exponents, commas. Such a line has no quotes,
+#: so it is one record whose cells are the text between its commas (:meth:`Lines.plain`).
+PLAIN_BYTES = b"0123456789.eE+-,"
+PLAIN_BLOCK_BYTES = 16 << 20  # a block of plain lines stops after about this much text, whatever its rows
 
 
 class Readable(Protocol):
@@ -48,7 +52,8 @@ class Lines:
     ``next_offset`` the byte offset of the next one, so a reader that pulls lines one at a time knows
     where each record starts. ``first_line`` and ``offset`` say where ``src`` begins in the whole input
     (a ranged read); ``end_byte`` stops reading there. Lines that are not UTF-8 are decoded with
-    replacement characters and listed in ``bad``.
+    replacement characters and listed in ``bad``. :meth:`plain` hands out a run of lines as raw bytes
+    instead (the bulk CSV path), from the same buffer, so both ways can take turns.
     """
 
     def __init__(self, src: Readable, first_line: int = 1, offset: int = 0, end_byte: int | None = None,
@@ -62,6 +67,11 @@ class Lines:
         self._strip_bom = first_line == 1 and offset == 0
         self._read_bytes = read_bytes
         self._read_offset = offset
+        self._buf = b""  # complete lines read but not handed out yet, from ``_at``
+        self._at = 0
+        self._parts: list[bytes] = []  # the start of a line whose end is not read yet
+        self._held = 0
+        self._eof = False
 
     def _read(self) -> bytes:
         n = self._read_bytes
@@ -73,26 +83,44 @@ class Lines:
         self._read_offset += len(block)
         return block
 
-    def __iter__(self) -> Iterator[str]:
-        parts: list[bytes] = []
-        held = 0
-        while block := self._read():
-            pieces = block.split(b"\n")
-            if len(pieces) == 1:
-                parts.append(block)
-                held += len(block)
-                if held > MAX_LINE_BYTES:
+    def _fill(self) -> bool:
+        """Read until the buffer holds at least one complete line; False at the end of the stream."""
+        while not self._eof:
+            block = self._read()
+            if not block:
+                self._eof = True
+                break
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                self._parts.append(block)
+                self._held += len(block)
+                if self._held > MAX_LINE_BYTES:
                     raise InvalidInput(f"line {self.line + 1} is longer than {MAX_LINE_BYTES} bytes")
                 continue
-            if parts:
-                parts.append(pieces[0])
-                pieces[0] = b"".join(parts)
-            tail = pieces.pop()
-            parts, held = ([tail], len(tail)) if tail else ([], 0)
-            for raw in pieces:
-                yield self._text(raw + b"\n")
-        if parts:
-            yield self._text(b"".join(parts))
+            head = block[:cut + 1]
+            if self._parts:
+                self._parts.append(head)
+                head = b"".join(self._parts)
+            tail = block[cut + 1:]
+            self._parts, self._held = ([tail], len(tail)) if tail else ([], 0)
+            self._buf = self._buf[self._at:] + head if self._at < len(self._buf) else head
+            self._at = 0
+            return True
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            if self._at < len(self._buf):
+                end = self._buf.index(b"\n", self._at) + 1
+                raw = self._buf[self._at:end]
+                self._at = end
+                yield self._text(raw)
+            elif not self._fill():
+                break
+        if self._parts:
+            raw = b"".join(self._parts)
+            self._parts, self._held = [], 0
+            yield self._text(raw)
 
     def _text(self, raw: bytes) -> str:
         self.line += 1
@@ -108,6 +136,73 @@ class Lines:
             if text.startswith("\ufeff"):
                 text = text[1:]
         return text
+
+    def plain(self, max_lines: int, end_line: int | None = None,
+              max_bytes: int = PLAIN_BLOCK_BYTES) -> list[bytes]:
+        """Up to ``max_lines`` next complete lines (without their ``\\n``) made only of :data:`PLAIN_BYTES`
+        and not blank, stopping before the first other one, before line ``end_line`` and after about
+        ``max_bytes``; [] when the next line is not such a line. These are CSV records whose cells are the
+        text between commas."""
+        out: list[bytes] = []
+        taken = 0
+        if end_line is not None:
+            max_lines = min(max_lines, end_line - self.line - 1)
+        if max_lines <= 0 or (self._at >= len(self._buf) and not self._fill()):
+            return out
+        end = self._buf.index(b"\n", self._at)  # a cheap look at the next line first
+        if end == self._at or self._buf[self._at:end].translate(None, PLAIN_BYTES):
+            return out
+        while len(out) < max_lines:
+            if self._at >= len(self._buf) and not self._fill():
+                break
+            buf, at = self._buf, self._at
+            want, end = max_lines - len(out), len(buf)
+            if buf.count(b"\n", at) > want:
+                end = at
+                for _ in range(want):
+                    end = buf.index(b"\n", end) + 1
+            lines = (buf[at:end] if at or end < len(buf) else buf).split(b"\n")
+            lines.pop()  # the slice ends with a line end: the last piece is empty
+            if b"".join(lines).translate(None, PLAIN_BYTES) or b"" in lines:
+                take = 0
+                for raw in lines:
+                    if not raw or raw.translate(None, PLAIN_BYTES):
+                        break
+                    take += 1
+                del lines[take:]
+            if not lines:
+                break
+            size = sum(map(len, lines)) + len(lines)
+            self._at = at + size
+            self.line += len(lines)
+            self.line_offset = self.next_offset + size - len(lines[-1]) - 1
+            self.next_offset += size
+            out.extend(lines)
+            taken += size
+            if self._at < len(self._buf) or taken >= max_bytes:  # a line that is not plain, or enough
+                break
+        return out
+
+
+class Block:
+    """A run of plain CSV records (:meth:`Lines.plain`): their raw lines, where the first one starts."""
+
+    __slots__ = ("line", "lines", "offset", "row")
+
+    def __init__(self, line: int, offset: int, row: int, lines: list[bytes]) -> None:
+        self.line, self.offset, self.row, self.lines = line, offset, row, lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def records(self) -> list[Record]:
+        """The same rows as records, as the CSV reader would give them (cells are split at commas)."""
+        out = []
+        offset = self.offset
+        for i, raw in enumerate(self.lines):
+            out.append(Record(self.line + i, offset, self.row + i, raw.decode("ascii").split(",")))
+            offset += len(raw) + 1
+        return out
 
 
 class RecordReader:
@@ -169,6 +264,25 @@ class RecordReader:
                     if not isinstance(obj, dict):
                         problem = "expected a JSON object keyed by column name"
             yield self._record(line, offset, obj, problem)
+
+    def plain_block(self, max_rows: int, end_line: int | None = None) -> Block | None:
+        """The next records as a :class:`Block` when they are plain CSV lines, else None (see
+        :meth:`Lines.plain`); taken between two records of :meth:`csv_records`, whose reader holds no
+        line ahead."""
+        if self.fmt != "csv":
+            return None
+        lines = self.lines
+        line, offset = lines.line + 1, lines.next_offset
+        raw = lines.plain(max_rows, end_line)
+        if not raw:
+            return None
+        block = Block(line, offset, self.row, raw)
+        self.row += len(raw)
+        return block
+
+    def csv_records(self) -> Iterator[Record]:
+        """The CSV records one by one; may be interleaved with :meth:`plain_block`."""
+        return self._csv_records()
 
     def boundaries(self) -> Iterator[tuple[int, int]]:
         """(line, byte offset) where each record starts, without converting anything (chunk planning)."""

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,9 +38,10 @@ import numpy as np
 from ._base import InvalidInput, MethodNotSupported
 from ._inputs import CATEGORICAL, Feature, to_matrix
 from ._model import Model
-from ._records import READ_BYTES, Readable, Record, RecordReader
+from ._records import READ_BYTES, Block, Readable, Record, RecordReader
 
 DEFAULT_CHUNK_ROWS = 10_000
+_MAX_BACKOFF = 64  # blocks skipped by the bulk path after repeated refusals (see convert_block)
 FORMATS = ("csv", "jsonl")
 #: The methods ``outputs=`` may name (each written as :func:`output_columns` says).
 OUTPUT_METHODS = ("predict", "predict_proba", "decision_function", "transform")
@@ -118,6 +120,9 @@ def _decimals(cells: Sequence[str]) -> np.ndarray | None:
         return None  # an empty cell or a malformed number: the cell-by-cell path names it
 
 
+_JSON_NUMBERS = frozenset({float, int, type(None)})
+
+
 def number_column(values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
     """One numeric feature's cells -> float64 (NaN = missing), plus ``{index: reason}`` for bad cells.
 
@@ -126,7 +131,12 @@ def number_column(values: Sequence[Any]) -> tuple[np.ndarray, dict[int, str]]:
     numpy call; only a column with a bad cell is read cell by cell.
     """
     n = len(values)
-    if n and all(type(v) is str for v in values):
+    if n and _JSON_NUMBERS.issuperset(set(map(type, values))):  # JSON Lines: numbers (and null) as floats
+        try:  # in one call, as float(v) each (None: NaN); an int too large for a double goes cell by cell
+            return np.array(values, dtype=np.float64), {}
+        except OverflowError:
+            pass
+    elif n and all(type(v) is str for v in values):
         numbers = _decimals(values)
         if numbers is not None:
             return numbers, {}
@@ -234,6 +244,9 @@ class BadRow:
 
 
 OnError = Callable[[BadRow], None] | None
+#: Told after every chunk: the counts so far (:class:`Counts`; rows for :func:`read_columns`) and the
+#: input bytes read so far (for a rate and an ETA).
+Progress = Callable[[Any, int], None] | None
 #: Scores converted columns with the named methods: one array per method, in that order.
 Predictor = Callable[[dict[str, np.ndarray], Sequence[str]], list[np.ndarray]]
 
@@ -300,6 +313,33 @@ class TableReader:
         if chunk:
             yield chunk
 
+    def blocks(self, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[list[Record] | Block]:
+        """Like :meth:`chunks`, except that runs of plain CSV lines come as :class:`Block` s of raw
+        lines (converted in bulk by :func:`score_table`); the other records come as lists."""
+        if self.fmt != "csv":
+            yield from self.chunks(chunk_rows)
+            return
+        reader, end = self._reader, self.end_line
+        records = reader.csv_records()
+        chunk: list[Record] = []
+        while True:
+            block = reader.plain_block(chunk_rows, end)
+            if block is not None:
+                if chunk:
+                    yield chunk
+                    chunk = []
+                yield block
+                continue
+            rec = next(records, None)
+            if rec is None or (end is not None and rec.line >= end):
+                break
+            chunk.append(rec)
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
     def boundaries(self) -> Iterator[tuple[int, int]]:
         """(line, byte offset) of every record start: where an input may be cut into chunks."""
         end = self.end_line
@@ -316,6 +356,7 @@ class _Converter:
         self.features = list(features)
         self.rules = [CategoryRule(f.categories) if f.kind == CATEGORICAL else None for f in self.features]
         self.header = header
+        self.names = frozenset(f.name for f in self.features)
         self.index: list[int] = []
         if header is not None:
             absent = [f.name for f in self.features if f.name not in header]
@@ -323,6 +364,39 @@ class _Converter:
                 raise InvalidInput(f"missing feature {absent[0]!r}: the model needs column(s) "
                                    f"{', '.join(f.name for f in self.features)}", feature=absent[0])
             self.index = [list(header).index(f.name) for f in self.features]
+        # blocks of plain lines are parsed at once when every feature is numeric
+        self.bulk = header is not None and all(r is None for r in self.rules)
+        self._skip = 0  # blocks to convert record by record before trying in bulk again
+        self._backoff = 1
+
+    def convert_block(self, block: Block) -> dict[str, np.ndarray] | None:
+        """A block of plain CSV lines -> the feature columns in one numpy call, or None when a line does
+        not have the header's width or a cell is not a number (empty, ``1e``, ``1-2``...): then the
+        block is converted record by record, which names the bad rows. A block that fails is retried
+        less and less often (an input with, say, a date column never takes this path)."""
+        assert self.header is not None
+        if self._skip:
+            self._skip -= 1
+            return None
+        lines, width = block.lines, len(self.header)
+        n = len(lines)
+        values = None
+        if set(map(bytes.count, lines, [b","] * n)) == {width - 1}:
+            # Plain lines hold only [0-9.eE+-,]: on those characters numpy's text-to-double (Python's
+            # own correctly rounded PyOS_string_to_double) accepts exactly NUMBER_PATTERN, and it stops
+            # at the first cell it cannot read whole, so a full count means every cell was a number.
+            with warnings.catch_warnings():  # "could not be read to its end": a DeprecationWarning
+                warnings.simplefilter("ignore", DeprecationWarning)  # and a short result before numpy 2.4,
+                try:  # a ValueError since
+                    values = np.fromstring(b",".join(lines), sep=",")
+                except ValueError:
+                    values = None
+        if values is None or values.size != n * width:
+            self._skip, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
+            return None
+        self._backoff = 1
+        matrix = values.reshape(n, width)
+        return {f.name: matrix[:, k] for f, k in zip(self.features, self.index, strict=True)}
 
     def convert(self, records: list[Record]) -> tuple[dict[str, np.ndarray], list[Record], list[BadRow]]:
         bad: list[BadRow] = []
@@ -338,10 +412,10 @@ class _Converter:
                     bad.append(BadRow(rec.line, rec.row, f"expected {width} fields as in the header, "
                                                          f"got {len(rec.values)}"))
             else:
-                absent = next((f.name for f in self.features if f.name not in rec.values), None)
-                if absent is None:
+                if rec.values.keys() >= self.names:
                     ok.append(rec)
                 else:
+                    absent = next(f.name for f in self.features if f.name not in rec.values)
                     bad.append(BadRow(rec.line, rec.row, f"missing feature {absent!r}", absent))
         columns: dict[str, np.ndarray] = {}
         failed: dict[int, BadRow] = {}
@@ -366,23 +440,28 @@ class _Converter:
         return columns, ok, bad
 
 
-def read_columns(src: Readable) -> tuple[list[str], list[list[Any]]]:
+def read_columns(src: Readable, progress: Progress = None) -> tuple[list[str], list[list[Any]]]:
     """A whole CSV as typed columns (the export sample, before any feature is declared).
 
     A column is numeric (floats, NaN = missing) when every cell is a number or missing under the one
     rule; otherwise it holds text, with the missing tokens as NaN (no category is declared yet). The
-    first bad record raises :class:`InvalidInput`.
+    first bad record raises :class:`InvalidInput`. ``progress(rows, bytes_read)`` is called every
+    :data:`DEFAULT_CHUNK_ROWS` records and at the end.
     """
     reader = TableReader(src, "csv")
     header = reader.header or []
     rows: list[list[str]] = []
     for rec in reader.records():
+        if progress is not None and rec.row % DEFAULT_CHUNK_ROWS == 0 and rec.row:
+            progress(rec.row, reader.offset)
         if rec.problem is not None:
             raise BadRow(rec.line, rec.row, rec.problem).error()
         if len(rec.values) != len(header):
             raise BadRow(rec.line, rec.row, f"expected {len(header)} fields as in the header, "
                                             f"got {len(rec.values)}").error()
         rows.append(rec.values)
+    if progress is not None:
+        progress(len(rows), reader.offset)
     if not rows:
         raise InvalidInput("the CSV has a header but no rows")
     text = CategoryRule(None)
@@ -540,17 +619,50 @@ class TableWriter:
         n = len(records)
         if not n:
             return b""
-        blocks = [np.asarray(out).reshape(n, -1) for out in outputs if out is not None]
-        columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
+        columns = _output_columns(n, outputs)
         if self.fmt == "csv":
             cells = zip(*map(_format_column, columns), strict=True)
             return _csv_bytes([[*rec.values, *out] for rec, out in zip(records, cells, strict=True)])
         names = self.columns
-        values = zip(*([json_value(v) for v in col.tolist()] for col in columns), strict=True)
-        lines = [json.dumps({**rec.values, **dict(zip(names, out, strict=True))},
-                            ensure_ascii=False, allow_nan=False)
+        values = zip(*map(_json_column, columns), strict=True)
+        encode = _JSON_ENCODER.encode  # json.dumps(..., ensure_ascii=False, allow_nan=False), built once
+        lines = [encode({**rec.values, **dict(zip(names, out, strict=True))})
                  for rec, out in zip(records, values, strict=True)]
         return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def block_bytes(self, block: Block, *outputs: np.ndarray | None) -> bytes:
+        """A block of plain CSV lines scored: each line as it was (plain cells need no quotes, so the CSV
+        writer would write them back unchanged) + the output cells, as :meth:`rows_bytes` writes them."""
+        n = len(block)
+        cells = [_csv_column(col) for col in _output_columns(n, outputs)]
+        text = b"\n".join(block.lines).decode("ascii").split("\n")
+        return ("\n".join(map(",".join, zip(text, *cells, strict=True))) + "\n").encode("utf-8")
+
+
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _output_columns(n: int, outputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    """One array per method (None skipped) -> the output columns, in order."""
+    blocks = [np.asarray(out).reshape(n, -1) for out in outputs if out is not None]
+    return [block[:, j] for block in blocks for j in range(block.shape[1])]
+
+
+def _json_column(col: np.ndarray) -> list[Any]:
+    """:func:`json_value` over a column, with finite floats and integers in one pass."""
+    if col.dtype.kind in "iub" or (col.dtype.kind == "f" and np.isfinite(col).all()):
+        return col.tolist()
+    return [json_value(v) for v in col.tolist()]
+
+
+def _csv_column(col: np.ndarray) -> list[str]:
+    """:func:`_format_column` as CSV cells: numbers need no quotes; other values are quoted as the CSV
+    writer quotes them, once per distinct value."""
+    cells = _format_column(col)
+    if col.dtype.kind in "fiub":
+        return cells
+    quoted = {u: _csv_bytes([["", u]]).decode("utf-8")[1:-1] for u in set(cells)}
+    return [quoted[c] for c in cells]
 
 
 def _format_column(col: np.ndarray) -> list[str]:
@@ -659,7 +771,7 @@ def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Rec
 def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool | None = False,
                 outputs: Sequence[str] | None = None, on_error: OnError = None,
                 chunk_rows: int = DEFAULT_CHUNK_ROWS, write_header: bool = True,
-                predict: Predictor | None = None) -> Counts:
+                predict: Predictor | None = None, progress: Progress = None) -> Counts:
     """Score every record of ``reader`` into ``dst`` (bytes) in the one output shape; return the counts.
 
     ``proba``: ``True`` adds ``proba_<class>`` columns (MethodNotSupported without per-class
@@ -669,7 +781,12 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
     ones it has, before anything is read or written.
     ``on_error``: ``None`` raises InvalidInput naming the first bad row (row, line, reason); a callable
     gets every bad row in line order and scoring goes on. ``predict`` replaces the model call (the
-    device records telemetry around it).
+    device records telemetry around it). ``progress`` is called after every chunk with the counts so
+    far and the input bytes read so far (a plain callback: progress bars are the caller's business).
+
+    Runs of plain CSV lines (digits, signs, points, exponents, commas) whose cells are all numbers are
+    parsed and written in bulk; any other chunk, or a plain one the bulk path refuses, is read record
+    by record: the outputs and errors are the same either way.
     """
     methods = output_methods(model, outputs, proba)
     converter = _Converter(model.features, reader.header)
@@ -678,7 +795,17 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
     counts = Counts()
     if write_header:
         dst.write(writer.header_bytes())
-    for chunk in reader.chunks(chunk_rows):
+    for item in reader.blocks(chunk_rows):
+        if isinstance(item, Block):
+            if converter.bulk and _score_block(run, converter, writer, item, methods, dst):
+                counts.rows += len(item)
+                counts.scored += len(item)
+                if progress is not None:
+                    progress(counts, reader.offset)
+                continue
+            chunk = item.records()
+        else:
+            chunk = item
         columns, ok, bad = converter.convert(chunk)
         scored, ok, refused = _score_kept(run, columns, ok, methods)
         bad.extend(refused)
@@ -693,4 +820,21 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
         for b in bad:
             on_error(b)  # type: ignore[misc]  # None raised above
         counts.errors += len(bad)
+        if progress is not None:
+            progress(counts, reader.offset)
     return counts
+
+
+def _score_block(run: Predictor, converter: _Converter, writer: TableWriter, block: Block,
+                 methods: Sequence[str], dst: Writable) -> bool:
+    """Score a block of plain lines in bulk; False (nothing written) when it must go record by record:
+    a cell is not a number, or the model refuses some row (the record path isolates it)."""
+    columns = converter.convert_block(block)
+    if columns is None:
+        return False
+    try:
+        scored = run(columns, methods)
+    except ROW_ERRORS:
+        return False
+    dst.write(writer.block_bytes(block, *scored))
+    return True

@@ -35,6 +35,9 @@ The document is validated (re-scored with modelsync's scorer) before it is writt
 """
 
 
+QUIET_HELP = "no progress bar (one shows on a terminal when the work lasts over half a second)"
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export", help="export a fitted scikit-learn model (pickle/joblib you trust) as a JSON document",
@@ -58,6 +61,7 @@ def register(subparsers: Any) -> None:
                    help="training-like rows (same header) whose distribution is stored as "
                         "metadata.baseline for drift checks (default: the --sample rows; a warning when "
                         "they are few)")
+    p.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
@@ -90,6 +94,7 @@ def register(subparsers: Any) -> None:
                    help="input/output format (default: from the file extension, .jsonl/.ndjson = jsonl)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--chunk-rows", type=int, default=10_000, help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=cmd_predict)
 
 
@@ -121,14 +126,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         _err(f"cannot load {args.model_file}: {exc}")
         return 1
     try:
-        X, names = read_sample(pathlib.Path(args.sample), estimator)
+        X, names = read_sample(pathlib.Path(args.sample), estimator, quiet=args.quiet)
     except (OSError, ValueError) as exc:  # InvalidInput is a ValueError
         _err(f"cannot use {args.sample} as the sample: {exc}")
         return 1
     base = None
     if args.baseline:
         try:
-            base, _ = read_sample(pathlib.Path(args.baseline), estimator)
+            base, _ = read_sample(pathlib.Path(args.baseline), estimator, quiet=args.quiet)
         except (OSError, ValueError) as exc:
             _err(f"cannot use {args.baseline} as the baseline: {exc}")
             return 1
@@ -196,15 +201,16 @@ def load_trusted_model(path: pathlib.Path) -> Any:
         return pickle.load(fh)  # the user's own file, see EXPORT_HELP
 
 
-def read_sample(path: pathlib.Path, estimator: Any) -> tuple[Any, list[str] | None]:
+def read_sample(path: pathlib.Path, estimator: Any, quiet: bool = True) -> tuple[Any, list[str] | None]:
     """The sample rows as scikit-learn should see them, and the feature names when not in a DataFrame.
 
     The CSV is read by ``scorer.tabular`` (the cell rule of every path). An estimator fitted on a
     DataFrame gets a DataFrame (when pandas is installed) with exactly its columns, in its order.
-    Otherwise an array whose columns are the CSV's, named by the header.
+    Otherwise an array whose columns are the CSV's, named by the header. A progress bar while it is
+    read unless ``quiet``.
     """
     fitted = getattr(estimator, "feature_names_in_", None)
-    header, columns = _read_csv_columns(path)
+    header, columns = _read_csv_columns(path, quiet)
     if fitted is not None:
         names = [str(n) for n in fitted]
         absent = [n for n in names if n not in header]
@@ -222,12 +228,13 @@ def read_sample(path: pathlib.Path, estimator: Any) -> tuple[Any, list[str] | No
     return _matrix(columns), header
 
 
-def _read_csv_columns(path: pathlib.Path) -> tuple[list[str], list[list[Any]]]:
+def _read_csv_columns(path: pathlib.Path, quiet: bool = True) -> tuple[list[str], list[list[Any]]]:
     """The sample as typed columns, read by the one table reader (scorer.tabular's cell rule)."""
+    from modelsync.progress import file_size, rows_bar
     from scorer import tabular
 
-    with path.open("rb") as fh:
-        return tabular.read_columns(fh)
+    with path.open("rb") as fh, rows_bar(f"reading {path.name}", file_size(path), quiet=quiet) as bar:
+        return tabular.read_columns(fh, progress=bar)
 
 
 def _matrix(columns: list[list[Any]]) -> np.ndarray:
@@ -305,10 +312,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except scorer.MethodNotSupported as exc:
             _err(f"--outputs: {exc}")
             return 2
+    from modelsync.progress import file_size, rows_bar
+
     try:
-        with _open_in(args.data) as src, _open_out(args.output) as dst:
+        with _open_in(args.data) as src, _open_out(args.output) as dst, \
+                rows_bar("predict", file_size(args.data), quiet=args.quiet) as bar:
             tabular.score_table(model, tabular.TableReader(src, fmt), dst, proba=args.proba,
-                                outputs=args.outputs, chunk_rows=args.chunk_rows)
+                                outputs=args.outputs, chunk_rows=args.chunk_rows, progress=bar)
     except (scorer.InvalidInput, scorer.MethodNotSupported) as exc:
         _err(str(exc))
         return 1

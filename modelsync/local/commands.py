@@ -90,6 +90,8 @@ def register(subparsers: Any) -> None:
     q.add_argument("--template", type=pathlib.Path, default=None)
     q.add_argument("--bucket", default="modelsync-models", help="the local stack's models bucket name")
     q.add_argument("--parameter-overrides", nargs="*", metavar="KEY=VALUE")
+    q.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (BatchFunction shows one on a terminal from its progress logs)")
     q.set_defaults(func=run_invoke)
 
 
@@ -253,11 +255,14 @@ def run_invoke(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as exc:
         where = endpoint or f"AWS ({region})"
         return _fail("invoke", f"cannot read the stack's resource names from {where}: {exc}")
+    from modelsync.progress import batch_log_bar
+
     real_stdout = sys.stdout
     runtime = Runtime(region=region, endpoint=endpoint)
     runtime.activate()
     try:
-        inv = runtime.invoke(fn, event, trigger="invoke")
+        with batch_log_bar("batch", quiet=args.quiet):
+            inv = runtime.invoke(fn, event, trigger="invoke")
     finally:
         runtime.deactivate()
     real_stdout.write(json.dumps(inv.result if inv.ok else inv.error) + "\n")

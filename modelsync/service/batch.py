@@ -149,6 +149,24 @@ class BatchContext:
     load_model: Callable[[Mapping[str, Any]], scorer.Model]
     sfn: Any = None
     remaining_ms: Callable[[], int] = field(default=lambda: 10**9)
+    logger: logging.Logger = log  # where "batch progress" lines go (one per chunk scored)
+
+
+class ProgressLog:
+    """The ``progress`` callback of a scored table: one ``batch progress`` log line per chunk, with rows
+    done, rows/s and bytes read of the total (``modelsync invoke`` turns these lines into a bar)."""
+
+    def __init__(self, logger: logging.Logger, key: str, bytes_total: int | None,
+                 first_byte: int = 0) -> None:
+        self.logger, self.key, self.bytes_total, self.first_byte = logger, key, bytes_total, first_byte
+        self.started = time.monotonic()
+
+    def __call__(self, counts: tabular.Counts, offset: int) -> None:
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        self.logger.info("batch progress", extra={
+            "key": self.key, "rows": counts.rows, "scored": counts.scored, "errors": counts.errors,
+            "rows_per_s": round(counts.rows / seconds, 1), "bytes_read": offset - self.first_byte,
+            "bytes_total": self.bytes_total, "seconds": round(seconds, 3)})
 
 
 def batch_outputs(ctx: BatchContext, inp: layout.BatchInput, requested: Any = None) -> list[str] | None:
@@ -213,7 +231,8 @@ def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any
     try:
         counts = _score_to_s3(ctx, model, lambda: tabular.TableReader(obj["Body"], inp.fmt), inp.fmt, bucket,
                               result.output_key or "", result.errors_key or "", with_header=True,
-                              outputs=outputs)
+                              outputs=outputs,
+                              progress=ProgressLog(ctx.logger, inp.key, head.get("ContentLength")))
     finally:
         obj["Body"].close()
     result.rows, result.scored, result.errors = counts.rows, counts.scored, counts.errors
@@ -231,7 +250,8 @@ def _outputs_field(outputs: list[str] | None) -> dict[str, Any]:
 
 def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[], tabular.TableReader],
                  fmt: str, bucket: str, output_key: str, errors_key: str,
-                 with_header: bool, outputs: list[str] | None = None) -> tabular.Counts:
+                 with_header: bool, outputs: list[str] | None = None,
+                 progress: ProgressLog | None = None) -> tabular.Counts:
     """Score a table into two multipart uploads (outputs, errors); both are aborted on any failure.
 
     Bad rows go to the errors file in line order; the whole input fails only when it cannot be read as
@@ -245,7 +265,8 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
             counts = tabular.score_table(model, reader, out, proba=None, outputs=outputs,
                                          write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
-                                         chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()))
+                                         chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()),
+                                         progress=progress)
         except scorer.InvalidInput as exc:
             raise InputUnusable(str(exc)) from None
         out.close()
@@ -478,10 +499,12 @@ def score_chunk(ctx: BatchContext, event: dict[str, Any]) -> dict[str, Any]:
                                    offset=int(start_byte), end_line=end_line)
 
     try:
+        size = int(end_byte) - int(start_byte) if end_byte is not None else None
         counts = _score_to_s3(ctx, model, reader, inp.fmt, bucket,
                               _part_key(inp, version, index, f".{inp.fmt}"),
                               _part_key(inp, version, index, ".errors.jsonl"), with_header=False,
-                              outputs=outputs)
+                              outputs=outputs,
+                              progress=ProgressLog(ctx.logger, inp.key, size, int(start_byte)))
     finally:
         body.close()
     summary = {"index": index, "start_line": start_line, "end_line": end_line, **asdict(counts)}

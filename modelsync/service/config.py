@@ -52,7 +52,7 @@ class Settings:
     max_rows_per_request: int = 10_000
     max_request_bytes: int = 5 * 1024 * 1024
     max_batch_file_bytes: int = 256 * 1024 * 1024
-    batch_chunk_rows: int = 5_000
+    batch_chunk_rows: int = 20_000  # larger blocks: fewer scorer calls (bench/batch_e2e.py)
     batch_outputs: str = ""  # the methods batch writes when neither key nor event names them ("": default)
     presign_seconds: int = 300
     model_cache_size: int = 8

@@ -27,6 +27,9 @@ PARTS: dict[str, list[str]] = {
 OPTIONAL = {"modelsync/export/xgboost.py", "modelsync/export/lightgbm.py"}  # own extras, not `export`
 SAME_MODULE = {"xgboost-cpu": "xgboost"}  # another wheel of the same package (dev installs the CPU one)
 DEV_TOOLS = {"modelsync/service/openapi.py"}  # in modelsync/service, but run by `make openapi`, not Lambda
+# base dependencies only the CLI imports (modelsync/progress.py): not in the Lambda layer, and never
+# imported by Lambda code, the scorer or the device client
+CLI_ONLY = {"tqdm"}
 
 
 def _norm(name: str) -> str:
@@ -106,5 +109,11 @@ def test_the_layer_installs_what_the_aws_extra_declares():
     runtime's)."""
     lines = (ROOT / "layers" / "scorer" / "requirements.txt").read_text().splitlines()
     layer = {_norm(Requirement(x).name) for x in lines if x.strip() and not x.startswith("#")}
-    declared = {_norm(r.name) for r in _extra("aws")}
+    declared = {_norm(r.name) for r in _extra("aws")} - CLI_ONLY
     assert declared - {"boto3"} <= layer, declared - layer
+
+
+@pytest.mark.parametrize("part", ["scorer", "modelsync_device", "modelsync_protocol", "functions",
+                                  "modelsync/service"])
+def test_cli_only_packages_stay_out_of_lambda_and_device_code(part: str):
+    assert not set(_imports([part], set())) & CLI_ONLY
