@@ -255,6 +255,15 @@ class Runtime:
             "_HANDLER": fn.handler,
         }
 
+    def aws_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        """The function's variables as Lambda sets them in AWS: without the local switches (tracing
+        disabled, SAM local), so Powertools behaves as deployed. bench/cold_start.py and the import
+        tests start fresh processes with it."""
+        env = self.function_environment(fn)
+        for local_only in ("POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL"):
+            env.pop(local_only, None)
+        return env
+
     @contextlib.contextmanager
     def _in_environment(self, fn: FunctionSpec) -> Iterator[None]:
         """The function's variables in ``os.environ`` (shared with its other running invocations)."""
