@@ -65,7 +65,10 @@ TARGETS = {
 SECTIONS = ("batch", "latency", "cold", "size")
 # Benchmarks in their own modules (bench/<module>.py, ``section(quick) -> _section.Section``), run after the
 # model benchmarks; each name is also an ``--only`` choice.
-EXTRA_SECTIONS: dict[str, str] = {}
+EXTRA_SECTIONS: dict[str, str] = {
+    "cold_start": "cold_start",  # Lambda cold start of each function + the first request
+    "warm": "warm",  # a single-row request through the Score handler, model cached; registry reads
+}
 
 
 @dataclass
