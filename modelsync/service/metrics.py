@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from .errors import InvalidRequest
 
@@ -82,9 +85,11 @@ def emit(m: Measure, namespace: str, sink: MemoryMetricStore | None = None) -> N
     """Print the request's EMF record (CloudWatch reads it from the function's log); with a ``sink``
     (the local stack), keep the same record for :class:`MemoryMetricStore` reads."""
     metrics = _request_metrics(m, namespace)
+    record = metrics.serialize_metric_set()  # once: flush_metrics would serialise it again
     if sink is not None:
-        sink.add(dict(metrics.serialize_metric_set()))
-    metrics.flush_metrics()
+        sink.add(dict(record))
+    if not is_metrics_disabled():  # what flush_metrics checks before printing the same line
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")  # EMF: one line on stdout
 
 
 class MetricStore(Protocol):
