@@ -4,8 +4,9 @@ Usage: python bench/_cold_start.py MODE MODEL_PATH ROW_JSON [INPUT_DTYPE]
   MODE: scorer | sklearn | onnxruntime | bare
        python bench/_cold_start.py boto3 - -            (import boto3: the Lambda baseline)
        python bench/_cold_start.py handler CODE_DIR EVENT_JSON|-
-         (import the handler module ``app`` from CODE_DIR, as Lambda's init does, with the environment the
-         caller set; with an event, then invoke ``lambda_handler`` once: the first request; bench/cold_start.py)
+         (import the handler module ``app`` from CODE_DIR, as Lambda's init does, with the environment
+         the caller set; with an event, then invoke ``lambda_handler`` once: the first request;
+         bench/cold_start.py)
 
 Imports only what MODE needs (the runtime under test), so the process's cost is that runtime's.
 Prints one JSON line: the in-process phase times (seconds, from the first line of this script,

@@ -108,7 +108,8 @@ def section(quick: bool) -> Section:
         walls: dict[str, list[float]] = {"boto3": [], "handler": []}
         try:
             for rep in range(runs + 1):  # run 0 writes bytecode and warms the OS cache; round-robin
-                for mode, argv in (("boto3", ["boto3", "-", "-"]), ("handler", ["handler", str(fn.code_dir), "-"])):
+                for mode, argv in (("boto3", ["boto3", "-", "-"]),
+                                   ("handler", ["handler", str(fn.code_dir), "-"])):
                     wall, info = _once(argv, env, fn.code_dir)
                     if rep:
                         imports[mode].append(info["import"])
@@ -119,16 +120,18 @@ def section(quick: bool) -> Section:
             continue
         b, h = sv.median(imports["boto3"]), sv.median(imports["handler"])
         r = h / b
+        wall_h, wall_b = sv.median(walls["handler"]), sv.median(walls["boto3"])
         rows.append([lid, run.fmt_s(h), run.fmt_s(b), run.fmt_ratio(r),
-                     f"{run.fmt_s(sv.median(walls['handler']))} / {run.fmt_s(sv.median(walls['boto3']))}", ""])
+                     f"{run.fmt_s(wall_h)} / {run.fmt_s(wall_b)}", ""])
         targets.append(Target(f"cold start: {lid} import ≤ {LIMIT}× import boto3", run.fmt_ratio(r),
                               passed(r <= LIMIT)))
         if lid == "ScoreFunction":
             score_profile = _profile(fn, env)
-    body = [f"Median of {runs} fresh processes per function (after one discarded), handler and `import boto3` "
-            "alternating, same environment (the template's variables, tracing active as deployed).\n",
-            run.table(["function", "handler import", "import boto3", "ratio", "process wall (handler / boto3)",
-                       "note"], rows), ""]
+    body = [f"Median of {runs} fresh processes per function (after one discarded), handler and "
+            "`import boto3` alternating, same environment (the template's variables, tracing active as "
+            "deployed).\n",
+            run.table(["function", "handler import", "import boto3", "ratio",
+                       "process wall (handler / boto3)", "note"], rows), ""]
     if score_profile:
         body += ["Where the Score import goes (`-X importtime`, self time per top-level package, inflated "
                  "by the profiler; `boto3`'s own dependencies are in the baseline too):\n",
@@ -137,9 +140,10 @@ def section(quick: bool) -> Section:
         doc, row, est = sv.forest()
         first = _first_request(doc, row, est, 1 if quick else 3)
         fr = sv.median(first["request"])
-        body += [f"First request after the cold start (Score, local stack; median of {len(first['request'])}): "
+        n, mb = len(first["request"]), doc.stat().st_size / 1e6
+        body += [f"First request after the cold start (Score, local stack; median of {n}): "
                  f"import {run.fmt_s(sv.median(first['import']))}, then one predict of the benchmark forest "
-                 f"through `latest` (registry read, S3 fetch of the {doc.stat().st_size / 1e6:.1f} MB document, "
+                 f"through `latest` (registry read, S3 fetch of the {mb:.1f} MB document, "
                  f"load, score one row; tracing and the resolver set up on this request) "
                  f"**{run.fmt_s(fr)}**; output: {first['check']}.", ""]
         targets.append(Target("cold start: Score first request (fetch + load forest + 1 row), reported",

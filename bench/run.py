@@ -68,6 +68,7 @@ SECTIONS = ("batch", "latency", "cold", "size")
 EXTRA_SECTIONS: dict[str, str] = {
     "cold_start": "cold_start",  # Lambda cold start of each function + the first request
     "warm": "warm",  # a single-row request through the Score handler, model cached; registry reads
+    "local_api": "local_api",  # requests/s and p50/p99 through modelsync local with 8 clients
 }
 
 
