@@ -76,7 +76,8 @@ def _first_request(doc: Path, row: list[float], est: Any, runs: int) -> dict[str
     from modelsync.local.stack import LocalStack
 
     out: dict[str, Any] = {"import": [], "request": [], "check": "–"}
-    with LocalStack(aws_port=0, api_port=0, route_handler_stdout=True) as stack:
+    with LocalStack(aws_port=0, api_port=0, route_handler_stdout=True, stack_name="bench-cold",
+                    bucket="bench-cold-models") as stack:  # its own names: moto keeps state per process
         assert stack.runtime is not None
         sv.publish(stack.boto3_client("s3"), stack.bucket, stack.api_url, doc)
         fn = stack.functions["ScoreFunction"]

@@ -59,8 +59,10 @@ def section(quick: bool) -> Section:
     doc, row, _ = sv.forest()
     model = scorer.load_model(doc.read_text())
     devnull = open(os.devnull, "w")  # noqa: SIM115  the handlers' log lines and EMF records go here
-    with contextlib.redirect_stdout(devnull), LocalStack(aws_port=0, api_port=0,
-                                                          route_handler_stdout=False) as stack:
+    # its own names: moto's state lives as long as the process (cold_start's stack ran in it before)
+    with contextlib.redirect_stdout(devnull), LocalStack(aws_port=0, api_port=0, route_handler_stdout=False,
+                                                          stack_name="bench-warm",
+                                                          bucket="bench-warm-models") as stack:
         sv.publish(stack.boto3_client("s3"), stack.bucket, stack.api_url, doc)
         assert stack.runtime is not None
         fn = stack.functions["ScoreFunction"]
