@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: browser demo test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js test-compat
+.PHONY: browser demo screenshot test lint typecheck openapi sam-validate sam-build bench clean help conformance test-js test-compat
 
 help:
 	@echo "make demo   - run the end-to-end tour on the local stack (no AWS account, no Docker)"
@@ -17,6 +17,7 @@ help:
 	@echo "make conformance - regenerate the conformance kit in conformance/"
 	@echo "make test-js - run the JavaScript scorer's tests (node --test)"
 	@echo "make test-compat - the parity suite against the oldest supported scikit-learn (own venv)"
+	@echo "make screenshot - docs/report.png: the report of the demo's data (README), in Chromium"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -29,6 +30,10 @@ $(STAMP): pyproject.toml | $(PY)
 
 demo: $(STAMP)
 	$(VENV)/bin/modelsync demo
+
+# docs/report.png (README): `modelsync report` of the data `make demo` saved (the tour runs when there is none)
+screenshot: $(STAMP) browser
+	$(PY) scripts/report_screenshot.py docs/report.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -697,6 +697,41 @@ def _knr2() -> Any:
     return m, _pick(X, 10) * 1.01, {"predict": DEFAULT}
 
 
+@case("k_neighbors_classifier_ties_kd_tree",
+      "iris (one decimal): ties at the 7th chebyshev distance, kept as the kd-tree search keeps them")
+def _knc_ties() -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, _, labels = _iris()
+    m = KNeighborsClassifier(n_neighbors=7, metric="chebyshev", algorithm="kd_tree", leaf_size=5)
+    m.fit(X.iloc[::2], labels[::2])
+    return m, _pick(X, 15), {"predict": EXACT, "predict_proba": DEFAULT}
+
+
+@case("k_neighbors_regressor_ties_ball_tree",
+      "integer features: ties at the 5th manhattan distance, kept as the ball-tree search keeps them")
+def _knr_ties() -> Any:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    rng = _rng(3)
+    X = _frame(rng.integers(0, 4, size=(90, 3)).astype(np.float64))
+    m = KNeighborsRegressor(n_neighbors=5, metric="manhattan", algorithm="ball_tree", leaf_size=4)
+    m.fit(X.iloc[:80], rng.normal(size=80).round(2)[:80])
+    return m, X.iloc[75:90].reset_index(drop=True), {"predict": DEFAULT}
+
+
+@case("k_neighbors_classifier_ties_brute",
+      "one integer feature: every query has ties; brute force keeps them in scikit-learn's heap order")
+def _knc_ties_brute() -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = _rng(4)
+    X = _frame(rng.integers(0, 8, size=(60, 1)).astype(np.float64))
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, size=60)]
+    m = KNeighborsClassifier(n_neighbors=4, algorithm="brute").fit(X.iloc[:50], labels[:50])
+    return m, X.iloc[45:60].reset_index(drop=True), {"predict": EXACT, "predict_proba": DEFAULT}
+
+
 # ---------------------------------------------------------------- naive bayes
 NB_TOL = {"predict": EXACT, "predict_proba": EXP}
 

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "modelsync.demo",              # demo
     "modelsync.device",            # device sync / device predict
     "modelsync.commands.operator", # models, publish, alias, approve (the registry API, authenticated)
+    "modelsync.report.command",    # report (an HTML page of a model, from the API)
 )
 
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nDEMO FAILED: {exc}" + (f" (logs: {log_path})" if log_path else ""), flush=True)
             return 1
     print(f"\nDone in {time.perf_counter() - tour.t0:.1f}s: published, rejected, notified, scored online, "
-          "in batch and offline on a device.", flush=True)
+          "in batch and offline on a device, rolled out behind a canary.", flush=True)
     return 0
 
 
@@ -272,6 +273,99 @@ def _tour(tour: Tour, args: argparse.Namespace) -> None:
             api_proba = np.array([[p[c] for c in classes] for p in out["probabilities"]])
             tour.check(bool(np.array_equal(offline.predict_proba(instances), api_proba)),
                        "offline probabilities equal the API's, bit for bit")
+
+        _rollout(tour, stack, models["wine"])
+
+
+def _rollout(tour: Tour, stack: Any, wine: tuple[Any, Any]) -> None:
+    """wine v2 behind a 50 % canary, callers sending rows shifted on one feature, devices on both sides
+    reporting telemetry; the API's answers saved for ``modelsync report wine`` (its offline fallback)."""
+    from sklearn.base import clone
+    from sklearn.datasets import load_wine
+
+    from modelsync.export import export_model
+    from modelsync.report import build
+    from modelsync.report.command import saved_path
+    from modelsync_device import ModelStore, Telemetry, sync
+
+    api = stack.api_url
+    tour.step("Roll out: wine v2 behind a 50 % canary, traffic shifted on alcohol, device telemetry")
+    pipe, Xw = wine
+    y = np.array(WINE_CLASSES, dtype=object)[load_wine().target]
+    v2 = clone(pipe).set_params(clf__C=0.25).fit(Xw, y)
+    doc = export_model(v2, Xw.sample(40, random_state=2), name="wine",
+                       description="modelsync demo: wine v2", baseline=Xw)
+    s3 = stack.boto3_client("s3")
+    s3.put_object(Bucket=stack.bucket, Key="incoming/wine/model-v2.json", Body=json.dumps(doc).encode())
+    info = _wait("wine version 2", lambda: (lambda b: b if b and b["aliases"]["latest"]["version"] == 2
+                                            else None)(_published(api, "wine")))
+    tour.say(f"wine: version 2 published (same input schema), latest -> "
+             f"v{info['aliases']['latest']['version']}")
+    status, alias = _http("PUT", f"{api}/models/wine/aliases/production",
+                          {"version": 1, "canary": {"version": 2, "weight": 0.5}})
+    tour.check(status == 200 and alias["canary"] == {"version": 2, "weight": 0.5},
+               "production: v1 with v2 as a 50 % canary")
+    shifted = Xw.copy()
+    shifted["alcohol"] = shifted["alcohol"] + 2.0  # the drift: alcohol 2 points higher than in training
+    rows = shifted.to_dict(orient="records")
+    served: dict[int, int] = {}
+    for i in range(40):
+        status, out = _http("POST", f"{api}/models/wine/predict?alias=production",
+                            {"instances": rows[3 * i:3 * i + 3]}, {"X-Device-Id": f"shop-{i:02d}"})
+        if status != 200:
+            raise DemoFailed(f"predict through production answered {status}: {out}")
+        served[out["model_version"]] = served.get(out["model_version"], 0) + 1
+    tour.say(f"40 callers through production: {served.get(1, 0)} on v1 (base), "
+             f"{served.get(2, 0)} on v2 (canary)")
+    tour.check(set(served) == {1, 2}, "callers are split between base and canary by their id")
+    sides: dict[int, list[str]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory(prefix="modelsync-fleet-") as tmp:
+        for n in range(1, 21):
+            device = f"cellar-{n:02d}"
+            store = ModelStore(f"{tmp}/{device}")
+            result = sync(api, "wine", store, alias="production", device_id=device)
+            if result.version is None or len(sides[result.version]) >= 3:
+                continue
+            sides[result.version].append(device)
+            telemetry = Telemetry(f"{tmp}/{device}")
+            store.predict("wine", shifted, telemetry=telemetry)
+            flushed = telemetry.flush(api, "wine", device)
+            tour.check(flushed.status == "ok", f"{device} (v{result.version}) sent its telemetry")
+            if all(len(d) >= 3 for d in sides.values()):
+                break
+    tour.say(f"devices: v1 {', '.join(sides[1])}; v2 {', '.join(sides[2])}")
+    _, metrics = _http("GET", f"{api}/models/wine/metrics")
+    by = {(v["version"], v["side"]): v for v in metrics["versions"]}
+    for key in ((1, "base"), (2, "canary")):
+        if key in by:
+            lat = by[key]["total_latency_ms"]
+            tour.say(f"v{key[0]} {key[1]}: {by[key]['requests']} requests, {by[key]['rows']} rows, latency "
+                     f"p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    tour.check((1, "base") in by and (2, "canary") in by, "GET /models/wine/metrics measures each side")
+    _, drift = _http("GET", f"{api}/models/wine/drift")
+    flagged = [e["feature"] for e in drift["features"] if e["status"] != "ok" and e["feature"] in Xw.columns]
+    worst = max(drift["features"], key=lambda e: e["psi"] or 0)
+    tour.say(f"drift of v{drift['version']}: {drift['status']}; worst {worst['feature']} "
+             f"PSI {worst['psi']:.2f}")
+    tour.check(flagged == ["alcohol"], "GET /models/wine/drift flags alcohol, and only alcohol")
+
+    def get(path: str, query: dict[str, str] | None) -> Any:
+        from modelsync.commands.operator import CommandFailed
+
+        url = api + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        status, body = _http("GET", url)
+        if status != 200:
+            raise CommandFailed(f"GET {path}: HTTP {status}", 1)
+        return body
+
+    from modelsync.report.command import DEFAULT_SINCE, since_iso
+
+    data = build.collect(get, "wine", since_iso(DEFAULT_SINCE),
+                         source=f"modelsync demo (local stack at {api})")
+    path = saved_path("wine")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    tour.say(f"the API's answers saved to {path}: `modelsync report wine -o wine.html` draws them")
 
 
 def _published(api: str, name: str) -> Any:

@@ -77,6 +77,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", required=True, help="the device's model store directory")
     p.add_argument("--model", help="model name (needed only when the store holds several)")
     p.add_argument("--no-telemetry", action="store_true", help="do not record telemetry")
+    p.add_argument("--outputs", metavar="METHOD[,METHOD...]", type=tabular.parse_outputs,
+                   help="the methods to write, in order (predict, predict_proba, decision_function, "
+                        "transform; default: prediction + proba_<class> when the model has them)")
     p.add_argument("data", help="CSV file with a header row naming the features ('-' for stdin)")
     p.set_defaults(func=cmd_predict)
 
@@ -190,14 +193,15 @@ def _pick_model(store: ModelStore, name: str | None) -> str:
 
 
 def predict_csv(store: ModelStore, name: str, src: tabular.Readable, out: tabular.Writable,
-                telemetry: Telemetry | None = None) -> int:
+                telemetry: Telemetry | None = None, outputs: Sequence[str] | None = None) -> int:
     """Score the CSV byte stream ``src`` into ``out`` with the active model (offline), in the one table
     shape of every path (``scorer.tabular``): the input columns, ``prediction``, then ``proba_<class>``
-    per class when the model has probabilities. Returns the number of rows scored; each chunk is one
-    telemetry call.
+    per class when the model has probabilities (``outputs``: those methods' columns instead). Returns
+    the number of rows scored; each chunk's main output (predict, else transform) is one telemetry call.
     """
     model = store.scoring_model(name, telemetry)
-    return tabular.score_table(model, tabular.TableReader(src, "csv"), out, proba=None).scored
+    return tabular.score_table(model, tabular.TableReader(src, "csv"), out, proba=None,
+                               outputs=outputs).scored
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -205,12 +209,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     telemetry = None if args.no_telemetry else Telemetry(args.dir)
     try:
         name = _pick_model(store, args.model)
+        if args.outputs:
+            try:  # a method the model lacks is a usage mistake (exit 2), said before reading the data
+                tabular.output_methods(store.scoring_model(name), args.outputs)
+            except MethodNotSupported as exc:
+                log.error("device predict: --outputs: %s", exc)
+                return 2
         sys.stdout.flush()
         if args.data == "-":
-            n = predict_csv(store, name, sys.stdin.buffer, sys.stdout.buffer, telemetry)
+            n = predict_csv(store, name, sys.stdin.buffer, sys.stdout.buffer, telemetry, args.outputs)
         else:
             with open(args.data, "rb") as f:
-                n = predict_csv(store, name, f, sys.stdout.buffer, telemetry)
+                n = predict_csv(store, name, f, sys.stdout.buffer, telemetry, args.outputs)
         sys.stdout.buffer.flush()
     except (StoreError, InvalidInput, InvalidModel, MethodNotSupported, OSError, ValueError) as exc:
         log.error("device predict: %s", exc)

@@ -178,7 +178,10 @@ def _verify_document(raw: bytes, manifest: Mapping[str, Any]) -> dict[str, Any]:
     if doc.get("sha256") != want:
         raise Refused(f"sha256 mismatch: the document says {str(doc.get('sha256'))[:16]}..., "
                       f"the manifest says {want[:16]}...")
-    got = content_sha256(doc)
+    try:  # JCS has no form for some values (integers beyond 2**53): such a document cannot match any sha256
+        got = content_sha256(doc)
+    except InvalidModel as exc:
+        raise Refused(f"the document's content cannot be hashed: {exc}") from None
     if got != want:
         raise Refused(f"sha256 mismatch: the document's content hashes to {got[:16]}..., "
                       f"the manifest says {want[:16]}...")
@@ -378,7 +381,10 @@ def install_bundled(path_or_bytes: str | os.PathLike[str] | bytes, store: ModelS
     check_model_name(name)
     if not _is_int(version) or version < 0:
         raise ValueError("version must be a non-negative integer")
-    sha = content_sha256(doc)
+    try:
+        sha = content_sha256(doc)
+    except InvalidModel as exc:
+        raise ValueError(f"the document's content cannot be hashed: {exc}") from None
     if doc.get("sha256") not in (None, sha):
         raise ValueError(f"sha256 mismatch: the document says {str(doc.get('sha256'))[:16]}..., its content "
                          f"hashes to {sha[:16]}...")

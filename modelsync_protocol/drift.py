@@ -5,7 +5,8 @@ per numeric feature, quantile bin ``edges`` and the baseline ``counts`` per bin;
 the category ``counts``; and the same for the predictions (``prediction``: numeric bins for numeric
 outputs, label counts for classifiers). Whoever scores rows (the Score function, a device) counts them in
 the same bins with :func:`bin_counts`; counts add, so windows merge exactly (:func:`merge_bins`). The
-drift view compares the two with the population stability index (:func:`psi`).
+drift view compares the two with the population stability index (:func:`psi`) and shows both
+distributions as shares per bin (:func:`distributions`).
 
 Bin ``i`` of ``n = len(edges) + 1`` holds the values ``v`` with ``edges[i-1] < v <= edges[i]`` (bin 0:
 ``v <= edges[0]``; the last bin: ``v > edges[-1]``). ``min``/``max`` are the baseline's range; served values
@@ -170,24 +171,50 @@ def status_of(value: float | None, warn: float = PSI_WARN, alert: float = PSI_AL
     return "warn" if value < alert else "alert"
 
 
-def compare(name: str, entry: Mapping[str, Any], seen: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One drift entry: ``{"feature", "psi", "outside_range", "rows", "status"}`` (outside_range: the
-    share of served values outside the baseline's range or categories)."""
+def _aligned(entry: Mapping[str, Any], seen: Mapping[str, Any] | None
+             ) -> tuple[list[str] | None, list[int], list[int]]:
+    """The baseline's and the served counts over the same bins: (category labels or None for numeric
+    bins, expected, actual). Categorical: the categories of either side, sorted."""
     seen = seen or {}
     if entry.get("kind") == "categorical":
         base = dict(entry.get("counts") or {})
         served = dict(seen.get("categories") or {})
         keys = sorted(set(base) | set(served))
-        expected = [base.get(k, 0) for k in keys]
-        actual = [served.get(k, 0) for k in keys]
-    else:
-        expected = list(entry.get("counts") or [])
-        actual = list(seen.get("bins") or [0] * len(expected))
+        return keys, [int(base.get(k, 0)) for k in keys], [int(served.get(k, 0)) for k in keys]
+    expected = [int(n) for n in entry.get("counts") or []]
+    actual = [int(n) for n in seen.get("bins") or [0] * len(expected)]
+    return None, expected, actual
+
+
+def compare(name: str, entry: Mapping[str, Any], seen: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One drift entry: ``{"feature", "psi", "outside_range", "rows", "status"}`` (outside_range: the
+    share of served values outside the baseline's range or categories)."""
+    _, expected, actual = _aligned(entry, seen)
     rows = int(sum(actual))
     value = psi(expected, actual)
     return {"feature": name, "psi": None if value is None else round(value, 6),
-            "outside_range": (int(seen.get("outside") or 0) / rows) if rows else None, "rows": rows,
+            "outside_range": (int((seen or {}).get("outside") or 0) / rows) if rows else None, "rows": rows,
             "status": status_of(value)}
+
+
+def _shares(counts: Sequence[int]) -> list[float] | None:
+    total = sum(counts)
+    return [round(n / total, 6) for n in counts] if total else None
+
+
+def distribution(name: str, entry: Mapping[str, Any], seen: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Baseline vs observed share per bin, for charts: ``{"feature", "kind", "bins", "baseline",
+    "observed"}``. ``bins`` labels the bins: the categories, or for numeric features ``[lo, hi]`` pairs
+    from the edges (``null`` for the open ends); ``observed`` is null without served rows."""
+    keys, expected, actual = _aligned(entry, seen)
+    if keys is None:
+        edges = [float(e) for e in entry.get("edges") or []]
+        bounds: list[float | None] = [None, *edges, None]
+        bins: list[Any] = [[bounds[i], bounds[i + 1]] for i in range(len(expected))]
+    else:
+        bins = list(keys)
+    return {"feature": name, "kind": "categorical" if keys is not None else "numeric", "bins": bins,
+            "baseline": _shares(expected), "observed": _shares(actual)}
 
 
 def drift_entries(baseline: Mapping[str, Any], seen: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -196,4 +223,13 @@ def drift_entries(baseline: Mapping[str, Any], seen: Mapping[str, Any]) -> list[
            for name, entry in (baseline.get("features") or {}).items()]
     if baseline.get("prediction"):
         out.append(compare(PREDICTION, baseline["prediction"], seen.get("prediction")))
+    return out
+
+
+def distributions(baseline: Mapping[str, Any], seen: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """:func:`distribution` per baseline feature, then the predictions (as :func:`drift_entries`)."""
+    out = [distribution(name, entry, (seen.get("features") or {}).get(name))
+           for name, entry in (baseline.get("features") or {}).items()]
+    if baseline.get("prediction"):
+        out.append(distribution(PREDICTION, baseline["prediction"], seen.get("prediction")))
     return out

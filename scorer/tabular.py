@@ -13,7 +13,10 @@ everywhere (docs/model-format.md, "Tabular files")::
   :class:`CategoryRule`).
 * Output, the same shape for every model in CSV and JSON Lines: the input columns, then ``prediction``
   (``prediction_<i>`` for several outputs, ``transform_<i>`` for a model without predict), then one
-  ``proba_<class>`` column per class when probabilities are written.
+  ``proba_<class>`` column per class when probabilities are written. ``outputs=`` names the methods
+  written instead, in that order (:func:`output_columns`): ``predict`` as above, ``predict_proba`` as
+  ``proba_<class>``, ``decision_function`` as one ``decision_function`` column (one value per row) or
+  ``decision_<class>`` per class (``decision_<i>`` without classes), ``transform`` as ``transform_<i>``.
 * Errors: ``on_error=None`` raises :class:`InvalidInput` for the first bad row; a callable receives every
   :class:`BadRow` (line number, reason) in line order while the good rows are scored.
 """
@@ -32,12 +35,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._base import InvalidInput, MethodNotSupported
-from ._inputs import CATEGORICAL, Feature
+from ._inputs import CATEGORICAL, Feature, to_matrix
 from ._model import Model
 from ._records import READ_BYTES, Readable, Record, RecordReader
 
 DEFAULT_CHUNK_ROWS = 10_000
 FORMATS = ("csv", "jsonl")
+#: The methods ``outputs=`` may name (each written as :func:`output_columns` says).
+OUTPUT_METHODS = ("predict", "predict_proba", "decision_function", "transform")
 
 #: The missing-value rule, compared case-insensitively with the whole cell (no surrounding spaces):
 #: these cells are missing in a numeric feature, and in a categorical one unless they are a declared
@@ -58,6 +63,7 @@ __all__ = [
     "FORMATS",
     "MISSING_TOKENS",
     "NUMBER_PATTERN",
+    "OUTPUT_METHODS",
     "BadRow",
     "CategoryRule",
     "Counts",
@@ -70,7 +76,9 @@ __all__ = [
     "json_value",
     "number_column",
     "output_columns",
+    "output_methods",
     "parse_number",
+    "parse_outputs",
     "read_columns",
     "score_table",
 ]
@@ -226,7 +234,8 @@ class BadRow:
 
 
 OnError = Callable[[BadRow], None] | None
-Predictor = Callable[[dict[str, np.ndarray], bool], tuple[np.ndarray, np.ndarray | None]]
+#: Scores converted columns with the named methods: one array per method, in that order.
+Predictor = Callable[[dict[str, np.ndarray], Sequence[str]], list[np.ndarray]]
 
 
 @dataclass
@@ -424,29 +433,92 @@ def _proba_wanted(model: Model, proba: bool | None) -> bool:
     return bool(proba)
 
 
-def _main_width(model: Model) -> int:
-    """How many columns the main output has: the shape of the document's test-vector outputs for that
-    method (validation checks the scorer reproduces them), read without scoring anything."""
+def parse_outputs(value: str | Sequence[str] | None) -> list[str] | None:
+    """``outputs`` as a caller gives it (comma-separated text, as ``--outputs``, an S3 key's
+    ``outputs=`` folder or ``BATCH_OUTPUTS``, or a list) -> method names in order, duplicates dropped;
+    ``None`` when nothing is named (the default columns). Names are checked against the model later
+    (:func:`output_methods`)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    names = list(dict.fromkeys(n.strip() for n in items if n.strip()))
+    return names or None
+
+
+def output_methods(model: Model, outputs: Sequence[str] | None = None,
+                   proba: bool | None = False) -> list[str]:
+    """The methods a scored table writes, in order. ``outputs`` ``None`` (or empty): ``predict`` (else
+    ``transform``) plus ``predict_proba`` as ``proba`` says (:func:`score_table`); otherwise exactly
+    those methods, each one the model has (:class:`MethodNotSupported` listing the ones it has)."""
+    if not outputs:
+        methods = ["predict" if model.supports("predict") else "transform"]
+        return methods + (["predict_proba"] if _proba_wanted(model, proba) else [])
+    methods = list(dict.fromkeys(outputs))
+    for m in methods:
+        if m not in OUTPUT_METHODS or not model.supports(m):
+            raise MethodNotSupported(f"model {model.name or model.type_name!r} has no {m}; "
+                                     f"it offers {', '.join(model.methods) or 'no method'}")
+        if m == "predict_proba":
+            _proba_wanted(model, True)
+    return methods
+
+
+def _width(model: Model, method: str) -> int | None:
+    """Values per row of ``method`` (None: one value, a 1-D output): the shape of the document's
+    test-vector outputs for it (validation checks the scorer reproduces them), read without scoring
+    anything; without them, the first test-vector row scored."""
     tv = model.document.get("test_vectors")
     outputs = tv.get("outputs") if isinstance(tv, dict) else None
-    method = "predict" if model.supports("predict") else "transform"
     rows = outputs.get(method) if isinstance(outputs, dict) else None
-    if isinstance(rows, list) and rows and isinstance(rows[0], list):
-        return len(rows[0])
-    return 1
+    if isinstance(rows, list) and rows:
+        return len(rows[0]) if isinstance(rows[0], list) else None
+    inputs = tv.get("inputs") if isinstance(tv, dict) else None
+    if isinstance(inputs, list) and inputs:
+        try:  # the estimator itself: a wrapping model (a device's telemetry) does not count this call
+            got = np.asarray(getattr(model.estimator, method)(to_matrix(inputs[:1], model.features)))
+        except ROW_ERRORS:
+            return None
+        return int(got.shape[1]) if got.ndim == 2 else None
+    return None
 
 
-def output_columns(model: Model, proba: bool | None = False) -> list[str]:
-    """The columns a scored table gets after its input columns (see :func:`score_table` for ``proba``)."""
-    width = _main_width(model)
-    if model.supports("predict"):
-        cols = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
-    else:
-        cols = [f"transform_{i}" for i in range(width)]
-    if _proba_wanted(model, proba):
+def _columns_of(model: Model, method: str) -> list[str]:
+    """The output columns of one method (see the module docstring)."""
+    width = _width(model, method)
+    if method == "predict":
+        return ["prediction"] if width is None or width == 1 else [f"prediction_{i}" for i in range(width)]
+    if method == "predict_proba":
         assert model.classes is not None
-        cols += [f"proba_{format_value(c)}" for c in np.asarray(model.classes).tolist()]
-    return cols
+        return [f"proba_{format_value(c)}" for c in np.asarray(model.classes).tolist()]
+    if method == "decision_function":
+        if width is None:
+            return ["decision_function"]
+        classes = model.classes
+        if (classes is not None and np.ndim(classes) == 1 and len(classes) == width
+                and not _pairwise(model.document.get("estimator"))):
+            return [f"decision_{format_value(c)}" for c in np.asarray(classes).tolist()]
+        return [f"decision_{i}" for i in range(width)]
+    return [f"transform_{i}" for i in range(width or 1)]
+
+
+def _pairwise(node: Any) -> bool:
+    """True when an estimator node (or one inside it) gives one-vs-one decision values
+    (``decision_function_shape: "ovo"``): their columns are pairs of classes, never named by a class.
+    Lists of numbers are skipped unread, so a large document costs little."""
+    if isinstance(node, dict):
+        if node.get("decision_function_shape") == "ovo":
+            return True
+        return any(_pairwise(v) for v in node.values() if isinstance(v, (dict, list)))
+    if isinstance(node, list) and node and isinstance(node[0], (dict, list)):
+        return any(_pairwise(v) for v in node)
+    return False
+
+
+def output_columns(model: Model, proba: bool | None = False,
+                   outputs: Sequence[str] | None = None) -> list[str]:
+    """The columns a scored table gets after its input columns (see :func:`score_table` for ``proba``
+    and ``outputs``)."""
+    return [c for m in output_methods(model, outputs, proba) for c in _columns_of(model, m)]
 
 
 class TableWriter:
@@ -462,13 +534,13 @@ class TableWriter:
             return b""
         return _csv_bytes([[*self.header, *self.columns]])
 
-    def rows_bytes(self, records: Sequence[Record], main: np.ndarray, proba: np.ndarray | None) -> bytes:
+    def rows_bytes(self, records: Sequence[Record], *outputs: np.ndarray | None) -> bytes:
+        """The rows of ``records`` with ``outputs`` (one array per method, in column order; None
+        skipped) as their extra columns."""
         n = len(records)
         if not n:
             return b""
-        blocks = [np.asarray(main).reshape(n, -1)]
-        if proba is not None:
-            blocks.append(np.asarray(proba).reshape(n, -1))
+        blocks = [np.asarray(out).reshape(n, -1) for out in outputs if out is not None]
         columns = [block[:, j] for block in blocks for j in range(block.shape[1])]
         if self.fmt == "csv":
             cells = zip(*map(_format_column, columns), strict=True)
@@ -504,12 +576,10 @@ class Writable(Protocol):
 
 
 def model_predictor(model: Model) -> Predictor:
-    """The default way a chunk is scored: predict (or transform) and, if asked, predict_proba."""
-    main_method = model.predict if model.supports("predict") else model.transform
+    """The default way a chunk is scored: each method asked (:func:`output_methods`) called on the model."""
 
-    def run(columns: dict[str, np.ndarray], proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        main = np.asarray(main_method(columns))
-        return main, (np.asarray(model.predict_proba(columns)) if proba else None)
+    def run(columns: dict[str, np.ndarray], methods: Sequence[str]) -> list[np.ndarray]:
+        return [np.asarray(getattr(model, m)(columns)) for m in methods]
 
     return run
 
@@ -531,7 +601,7 @@ def _refusal(exc: BaseException) -> tuple[str, str | None]:
     return f"scoring failed: {type(exc).__name__}: {str(exc)[:200]}", None
 
 
-def _refused_rows(predict: Predictor, columns: dict[str, np.ndarray], n: int, proba: bool,
+def _refused_rows(predict: Predictor, columns: dict[str, np.ndarray], n: int, methods: Sequence[str],
                   first: BaseException) -> list[tuple[int, BaseException]]:
     """The rows (positions in ``columns``, which failed with ``first``) the model refuses, by bisection.
 
@@ -555,14 +625,14 @@ def _refused_rows(predict: Predictor, columns: dict[str, np.ndarray], n: int, pr
         for part in (index[:half], index[half:]):
             if len(part):
                 try:
-                    predict(_take(columns, part), proba)
+                    predict(_take(columns, part), methods)
                 except ROW_ERRORS as err:
                     failing.append((part, err))
     return found
 
 
-def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Record], proba: bool
-                ) -> tuple[np.ndarray | None, np.ndarray | None, list[Record], list[BadRow]]:
+def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Record], methods: Sequence[str]
+                ) -> tuple[list[np.ndarray] | None, list[Record], list[BadRow]]:
     """Score the converted rows; the rows the model refuses are found (:func:`_refused_rows`), set aside
     as bad rows, and the rest scored in one call."""
     bad: list[BadRow] = []
@@ -570,10 +640,10 @@ def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Rec
     while len(keep):
         part = columns if len(keep) == len(ok) else _take(columns, keep)
         try:
-            main, probabilities = predict(part, proba)
-            return main, probabilities, [ok[i] for i in keep], bad
+            outputs = predict(part, methods)
+            return outputs, [ok[i] for i in keep], bad
         except ROW_ERRORS as exc:
-            refused = _refused_rows(predict, part, len(keep), proba, exc)
+            refused = _refused_rows(predict, part, len(keep), methods, exc)
             if not refused:  # the block fails though each part scores: a failure of the block itself
                 refused = [(i, exc) for i in range(len(keep))]
         drop = np.zeros(len(keep), dtype=bool)
@@ -583,38 +653,42 @@ def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Rec
             reason, feature = _refusal(err)
             bad.append(BadRow(rec.line, rec.row, reason, feature))
         keep = keep[~drop]
-    return None, None, [], bad
+    return None, [], bad
 
 
 def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool | None = False,
-                on_error: OnError = None, chunk_rows: int = DEFAULT_CHUNK_ROWS, write_header: bool = True,
+                outputs: Sequence[str] | None = None, on_error: OnError = None,
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, write_header: bool = True,
                 predict: Predictor | None = None) -> Counts:
     """Score every record of ``reader`` into ``dst`` (bytes) in the one output shape; return the counts.
 
     ``proba``: ``True`` adds ``proba_<class>`` columns (MethodNotSupported without per-class
     probabilities), ``None`` adds them when the model has them (batch, devices), ``False`` never.
+    ``outputs``: the methods to write instead (``predict``, ``predict_proba``, ``decision_function``,
+    ``transform``; ``proba`` is then ignored); one the model lacks raises MethodNotSupported listing the
+    ones it has, before anything is read or written.
     ``on_error``: ``None`` raises InvalidInput naming the first bad row (row, line, reason); a callable
     gets every bad row in line order and scoring goes on. ``predict`` replaces the model call (the
     device records telemetry around it).
     """
-    want_proba = _proba_wanted(model, proba)
+    methods = output_methods(model, outputs, proba)
     converter = _Converter(model.features, reader.header)
-    writer = TableWriter(reader.fmt, reader.header, output_columns(model, want_proba))
+    writer = TableWriter(reader.fmt, reader.header, [c for m in methods for c in _columns_of(model, m)])
     run = predict or model_predictor(model)
     counts = Counts()
     if write_header:
         dst.write(writer.header_bytes())
     for chunk in reader.chunks(chunk_rows):
         columns, ok, bad = converter.convert(chunk)
-        main, probabilities, ok, refused = _score_kept(run, columns, ok, want_proba)
+        scored, ok, refused = _score_kept(run, columns, ok, methods)
         bad.extend(refused)
         if bad:
             bad.sort(key=lambda b: b.line)
             if on_error is None:
                 raise bad[0].error()
         counts.rows += len(chunk)
-        if ok and main is not None:
-            dst.write(writer.rows_bytes(ok, main, probabilities))
+        if ok and scored is not None:
+            dst.write(writer.rows_bytes(ok, *scored))
             counts.scored += len(ok)
         for b in bad:
             on_error(b)  # type: ignore[misc]  # None raised above

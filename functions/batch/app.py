@@ -2,8 +2,10 @@
 
 Event shapes:
 * EventBridge Scheduled Event (``detail-type: Scheduled Event``), or ``{"action": "run", "model"?,
-  "version"?}`` to run by hand: score every new input;
-* ``{"action": "plan", "request": {"model", "key", "version"?}}``: count lines, write the chunk events;
+  "version"?, "outputs"?}`` to run by hand: score every new input (``outputs``: the methods written,
+  a list or comma-separated, when the key has no ``outputs=`` folder);
+* ``{"action": "plan", "request": {"model", "key", "version"?, "outputs"?}}``: count lines, write the
+  chunk events;
 * ``{"action": "chunk", "model", "key", "start_line", "end_line", ...}`` (``action`` optional when the
   line range is given; ``start_byte``/``end_byte`` make it a ranged read): score one chunk into parts;
 * ``{"action": "finalize", "plan": {...}}``: join the parts, write the manifest.
@@ -92,7 +94,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # a Scheduled Event's own "version" is the envelope's ("0"): parameters of a scheduled run go in detail
     params = dict(event.get("detail") or {}) if event.get("detail-type") == "Scheduled Event" else event
     version = batch.optional_int(params.get("version"))
-    results = batch.run_scheduled(ctx, model=params.get("model"), version=version)
+    results = batch.run_scheduled(ctx, model=params.get("model"), version=version,
+                                  outputs=params.get("outputs"))
     counts: dict[str, int] = {}
     for r in results:
         measured(r.as_dict())

@@ -74,17 +74,29 @@ def register(subparsers: Any) -> None:
         "predict", help="score a CSV or JSON Lines file with a model document; CSV/JSONL on stdout",
         description="Score DATA (CSV with a header, or JSON Lines; '-' reads stdin) with a model document. "
                     "Writes the input columns plus 'prediction' ('prediction_<i>' for several outputs; "
-                    "one 'proba_<class>' column per class with --proba) in the same format to stdout, "
-                    "the shape the batch function and devices write. Stops at the first bad row, naming "
-                    "its row and line (docs/model-format.md, 'Tabular files').")
+                    "one 'proba_<class>' column per class with --proba; --outputs names the methods "
+                    "written instead) in the same format to stdout, the shape the batch function and "
+                    "devices write. Stops at the first bad row, naming its row and line "
+                    "(docs/model-format.md, 'Tabular files').")
     p.add_argument("document", metavar="model.json")
     p.add_argument("data", metavar="DATA.csv")
-    p.add_argument("--proba", action="store_true", help="add one proba_<class> column per class")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--proba", action="store_true", help="add one proba_<class> column per class")
+    which.add_argument("--outputs", metavar="METHOD[,METHOD...]", type=_outputs_arg,
+                       help="the methods to write, in order (predict, predict_proba, decision_function, "
+                            "transform): columns prediction, proba_<class>, decision_function or "
+                            "decision_<class>, transform_<i>")
     p.add_argument("--format", choices=("csv", "jsonl"),
                    help="input/output format (default: from the file extension, .jsonl/.ndjson = jsonl)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--chunk-rows", type=int, default=10_000, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_predict)
+
+
+def _outputs_arg(text: str) -> list[str] | None:
+    from scorer import tabular
+
+    return tabular.parse_outputs(text)
 
 
 def _err(message: str) -> None:
@@ -287,10 +299,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _err(f"{args.document}: {exc}")
         return 1
     fmt = args.format or ("jsonl" if str(args.data).lower().endswith((".jsonl", ".ndjson")) else "csv")
+    if args.outputs:
+        try:  # a method the model lacks is a usage mistake: said before any file is opened
+            tabular.output_methods(model, args.outputs)
+        except scorer.MethodNotSupported as exc:
+            _err(f"--outputs: {exc}")
+            return 2
     try:
         with _open_in(args.data) as src, _open_out(args.output) as dst:
             tabular.score_table(model, tabular.TableReader(src, fmt), dst, proba=args.proba,
-                                chunk_rows=args.chunk_rows)
+                                outputs=args.outputs, chunk_rows=args.chunk_rows)
     except (scorer.InvalidInput, scorer.MethodNotSupported) as exc:
         _err(str(exc))
         return 1

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import scorer
 from scorer import content_sha256, encode_array
@@ -265,8 +266,11 @@ def export_model(estimator: Any, X_sample: Any, name: str, *, description: str =
     task = _task(outputs_of)
     methods = _methods(outputs_of)
     outputs: dict[str, Any] = {}
-    for m in methods:
-        outputs[m] = _output_list(getattr(outputs_of, m)(X_tv), m)
+    # One OpenMP thread: scikit-learn's brute-force neighbour search keeps tied neighbours per thread
+    # (docs/format/neighbors.md, *Ties*); the format specifies the one-thread answer.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for m in methods:
+            outputs[m] = _output_list(getattr(outputs_of, m)(X_tv), m)
     classes = getattr(estimator, "classes_", None)
     output: dict[str, Any] = {"task": task, "methods": methods}
     if classes is not None and task == "classification":

@@ -41,6 +41,19 @@ def _common(est: Any, ctx: ExportContext) -> dict[str, Any]:
     if node["metric"] == "minkowski":
         node["p"] = float(p if p is not None else est.p)
     node["fit_X"] = ctx.array(np.asarray(fit_X, dtype=np.float64))
+    # The search decides which rows tied at the k-th distance are kept: the algorithm, and for the trees
+    # the fitted node layout (sklearn/neighbors/_binary_tree.pxi.tp), as scikit-learn searches it.
+    node["algorithm"] = est._fit_method
+    if est._fit_method in ("kd_tree", "ball_tree"):
+        _, idx_array, node_data, node_bounds = est._tree.get_arrays()
+        tree = {"idx_array": ctx.array(np.asarray(idx_array, dtype=np.int64)),
+                "node_start": ctx.array(np.asarray(node_data["idx_start"], dtype=np.int64)),
+                "node_end": ctx.array(np.asarray(node_data["idx_end"], dtype=np.int64)),
+                "node_is_leaf": ctx.array(np.asarray(node_data["is_leaf"], dtype=bool)),
+                "node_bounds": ctx.array(np.asarray(node_bounds, dtype=np.float64))}
+        if est._fit_method == "ball_tree":
+            tree["node_radius"] = ctx.array(np.asarray(node_data["radius"], dtype=np.float64))
+        node["tree"] = tree
     return node
 
 

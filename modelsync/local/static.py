@@ -18,6 +18,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 # URL prefix (with trailing slash) -> folder. Add a page by adding a line here.
 MOUNTS: dict[str, pathlib.Path] = {
     "/scorer-js/": REPO / "scorer-js",
+    "/demo/": REPO / "scorer-js" / "demo",  # the JS sync client in a browser, offline (scorer-js/demo/)
+    "/console/": REPO / "modelsync" / "report" / "console",
 }
 
 CONTENT_TYPES = {

@@ -15,7 +15,9 @@ from .registry import STATUS_PENDING, Registry, version_status
 from .rules import check_alias_name, check_model_name, parse_version, require_model
 
 VERSION_FIELDS = ("version", "sha256", "size", "format_version", "model_type", "task", "created_at",
-                  "document_key", "approved_at")
+                  "document_key", "approved_at",
+                  # what publish validated (the report's versions table): inputs, outputs, schema changes
+                  "feature_count", "class_count", "methods", "schema_change_count", "compared_with")
 
 
 class RegistryAdmin:

@@ -9,7 +9,9 @@
   memory does not grow with the file.
 * Outputs, the one shape: the input columns (CSV cells, or the JSON object's keys) + ``prediction``
   (``prediction_<i>`` for several outputs) + ``proba_<class>`` per class for classifiers with
-  probabilities. Rows that cannot be scored go to ``...errors.jsonl`` (``{"line", "reason"}``, the line
+  probabilities; or the columns of the methods named (:func:`batch_outputs`: an ``outputs=`` folder in
+  the key, else the event's ``outputs``, else ``BATCH_OUTPUTS``), a method the model lacks being the
+  input's error report. Rows that cannot be scored go to ``...errors.jsonl`` (``{"line", "reason"}``, the line
   where the record starts, in line order) while the others are scored. ``...manifest.json`` is written
   last: its presence marks the input done for that version.
 * The state machine path: ``plan`` reads the records once and writes chunk events cut where records
@@ -149,6 +151,21 @@ class BatchContext:
     remaining_ms: Callable[[], int] = field(default=lambda: 10**9)
 
 
+def batch_outputs(ctx: BatchContext, inp: layout.BatchInput, requested: Any = None) -> list[str] | None:
+    """The methods whose columns an input gets (None: the default columns): the key's ``outputs=`` folder,
+    else ``requested`` (the event's ``outputs``: a list or comma-separated text), else the function's
+    ``BATCH_OUTPUTS`` (the template's ``BatchOutputs``)."""
+    if requested is not None and not (isinstance(requested, str) or (
+            isinstance(requested, list) and all(isinstance(m, str) for m in requested))):
+        raise InputUnusable(f"outputs must be a list of method names or comma-separated text, "
+                            f"got {requested!r}")
+    for source in (inp.outputs, requested, ctx.settings.batch_outputs):
+        methods = tabular.parse_outputs(source)
+        if methods is not None:
+            return methods
+    return None
+
+
 def resolve_version(ctx: BatchContext, inp: layout.BatchInput, override: int | None = None) -> dict[str, Any]:
     """The version record to score ``inp`` with: key's v{N} folder, else ``override``, else latest."""
     version = inp.version or override
@@ -180,8 +197,10 @@ def _read_header(s3: Any, bucket: str, key: str) -> list[str]:
     return header or []
 
 
-def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any]) -> BatchResult:
-    """Score one whole input object (the scheduled path) and write output, errors and manifest."""
+def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any],
+                outputs: list[str] | None = None) -> BatchResult:
+    """Score one whole input object (the scheduled path) and write output, errors and manifest;
+    ``outputs``: the methods written (:func:`batch_outputs`; None: the default columns)."""
     started = time.monotonic()
     started_at = _now()
     version = int(record["version"])
@@ -193,19 +212,26 @@ def score_input(ctx: BatchContext, inp: layout.BatchInput, record: dict[str, Any
     obj = ctx.s3.get_object(Bucket=bucket, Key=inp.key, IfMatch=head["ETag"])
     try:
         counts = _score_to_s3(ctx, model, lambda: tabular.TableReader(obj["Body"], inp.fmt), inp.fmt, bucket,
-                              result.output_key or "", result.errors_key or "", with_header=True)
+                              result.output_key or "", result.errors_key or "", with_header=True,
+                              outputs=outputs)
     finally:
         obj["Body"].close()
     result.rows, result.scored, result.errors = counts.rows, counts.scored, counts.errors
     result.seconds = round(time.monotonic() - started, 3)
     _write_manifest(ctx, inp, record, result, started_at, {"etag": head["ETag"].strip('"'),
-                                                           "size": head.get("ContentLength")})
+                                                           "size": head.get("ContentLength")},
+                    _outputs_field(outputs))
     return result
+
+
+def _outputs_field(outputs: list[str] | None) -> dict[str, Any]:
+    """The manifest's record of the methods written (absent for the default columns)."""
+    return {} if outputs is None else {"outputs": outputs}
 
 
 def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[], tabular.TableReader],
                  fmt: str, bucket: str, output_key: str, errors_key: str,
-                 with_header: bool) -> tabular.Counts:
+                 with_header: bool, outputs: list[str] | None = None) -> tabular.Counts:
     """Score a table into two multipart uploads (outputs, errors); both are aborted on any failure.
 
     Bad rows go to the errors file in line order; the whole input fails only when it cannot be read as
@@ -216,7 +242,8 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
     try:
         try:
             reader = open_reader()
-            counts = tabular.score_table(model, reader, out, proba=None, write_header=with_header,
+            counts = tabular.score_table(model, reader, out, proba=None, outputs=outputs,
+                                         write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
                                          chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()))
         except scorer.InvalidInput as exc:
@@ -265,8 +292,9 @@ def list_inputs(s3: Any, bucket: str, model: str | None = None) -> Iterator[tupl
 
 
 def run_scheduled(ctx: BatchContext, model: str | None = None, version: int | None = None,
-                  min_remaining_ms: int = 60_000) -> list[BatchResult]:
-    """Score every new input (or those of ``model``); one failing input does not stop the others."""
+                  min_remaining_ms: int = 60_000, outputs: Any = None) -> list[BatchResult]:
+    """Score every new input (or those of ``model``); one failing input does not stop the others.
+    ``outputs``: the event's (see :func:`batch_outputs`)."""
     results: list[BatchResult] = []
     bucket = ctx.settings.models_bucket
     for inp, size in list_inputs(ctx.s3, bucket, model):
@@ -284,10 +312,13 @@ def run_scheduled(ctx: BatchContext, model: str | None = None, version: int | No
                                        reason="already scored with this version"))
             continue
         try:
+            methods = batch_outputs(ctx, inp, outputs)
+            if methods is not None:  # a method the model lacks: this input's error report, before any work
+                tabular.output_methods(ctx.load_model(record), methods)
             if size > ctx.settings.max_batch_file_bytes:
-                results.append(hand_off(ctx, inp, v, size))
+                results.append(hand_off(ctx, inp, v, size, methods))
             else:
-                results.append(score_input(ctx, inp, record))
+                results.append(score_input(ctx, inp, record, methods))
         except (ServiceError, scorer.ModelsyncScorerError) as exc:
             log.warning("batch input %s failed: %s", inp.key, exc)
             results.append(input_failed(ctx, inp, v, str(exc)))
@@ -312,7 +343,8 @@ def input_failed(ctx: BatchContext, inp: layout.BatchInput, version: int, reason
     return BatchResult(inp.key, inp.model, "failed", version, errors_key=errors_key, reason=reason)
 
 
-def hand_off(ctx: BatchContext, inp: layout.BatchInput, version: int, size: int) -> BatchResult:
+def hand_off(ctx: BatchContext, inp: layout.BatchInput, version: int, size: int,
+             outputs: list[str] | None = None) -> BatchResult:
     """Start the state machine for a large input (execution name = input + version: started once)."""
     arn = ctx.settings.batch_state_machine_arn
     if not arn or ctx.sfn is None:
@@ -322,8 +354,8 @@ def hand_off(ctx: BatchContext, inp: layout.BatchInput, version: int, size: int)
     digest = hashlib.sha256(f"{inp.key}\n{version}".encode()).hexdigest()[:16]
     name = f"{inp.model[:40]}-v{version}-{digest}".replace(".", "_")
     try:
-        ctx.sfn.start_execution(stateMachineArn=arn, name=name,
-                                input=json.dumps({"model": inp.model, "key": inp.key, "version": version}))
+        request = {"model": inp.model, "key": inp.key, "version": version, **_outputs_field(outputs)}
+        ctx.sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(request))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
             raise
@@ -340,9 +372,16 @@ def plan(ctx: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
         raise InputUnusable(f"not a batch input key: {request.get('key')!r}")
     record = resolve_version(ctx, inp, optional_int(request.get("version")))
     version = int(record["version"])
+    outputs = batch_outputs(ctx, inp, request.get("outputs"))
+    if outputs is not None:
+        try:
+            tabular.output_methods(ctx.load_model(record), outputs)
+        except scorer.MethodNotSupported as exc:
+            input_failed(ctx, inp, version, str(exc))  # the error report, as the scheduled run writes it
+            raise InputUnusable(str(exc)) from None
     bucket = ctx.settings.models_bucket
     base = {"bucket": bucket, "model": inp.model, "key": inp.key, "version": version,
-            "work_prefix": inp.work_prefix(version)}
+            "work_prefix": inp.work_prefix(version), **_outputs_field(outputs)}
     if object_exists(ctx.s3, bucket, inp.manifest_key(version)):
         return {**base, "skipped": True, "chunks": 0, "chunks_key": None}
     head = ctx.s3.head_object(Bucket=bucket, Key=inp.key)
@@ -363,7 +402,8 @@ def plan(ctx: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
     # items cut where records start (never inside a quoted line break): [start, next start)
     ends = [*starts[1:], (line_no + 1, size)]
     for (start_line, start_byte), (end_line, end_byte) in zip(starts, ends, strict=True):
-        chunks.append(_chunk(inp, version, etag, len(chunks), start_line, end_line, start_byte, end_byte))
+        chunks.append({**_chunk(inp, version, etag, len(chunks), start_line, end_line, start_byte, end_byte),
+                       **_outputs_field(outputs)})
     chunks_key = f"{inp.work_prefix(version)}chunks.json"
     ctx.s3.put_object(Bucket=bucket, Key=chunks_key, Body=json.dumps(chunks).encode(),
                       ContentType="application/json")
@@ -418,6 +458,7 @@ def score_chunk(ctx: BatchContext, event: dict[str, Any]) -> dict[str, Any]:
                             f"(data starts at line {first_data_line})")
     record = resolve_version(ctx, inp, optional_int(event.get("version")))
     version = int(record["version"])
+    outputs = batch_outputs(ctx, inp, event.get("outputs"))
     index = int(event.get("index", 0))
     bucket = ctx.settings.models_bucket
     model = ctx.load_model(record)
@@ -439,7 +480,8 @@ def score_chunk(ctx: BatchContext, event: dict[str, Any]) -> dict[str, Any]:
     try:
         counts = _score_to_s3(ctx, model, reader, inp.fmt, bucket,
                               _part_key(inp, version, index, f".{inp.fmt}"),
-                              _part_key(inp, version, index, ".errors.jsonl"), with_header=False)
+                              _part_key(inp, version, index, ".errors.jsonl"), with_header=False,
+                              outputs=outputs)
     finally:
         body.close()
     summary = {"index": index, "start_line": start_line, "end_line": end_line, **asdict(counts)}
@@ -462,7 +504,8 @@ def finalize(ctx: BatchContext, plan_result: dict[str, Any]) -> dict[str, Any]:
     n = int(plan_result.get("chunks") or 0)
     model = ctx.load_model(record)
     header = _read_header(ctx.s3, bucket, inp.key) if inp.fmt == "csv" else None
-    writer = tabular.TableWriter(inp.fmt, header, tabular.output_columns(model, proba=None))
+    outputs = batch_outputs(ctx, inp, plan_result.get("outputs"))
+    writer = tabular.TableWriter(inp.fmt, header, tabular.output_columns(model, proba=None, outputs=outputs))
     totals = tabular.Counts()
     out = MultipartWriter(ctx.s3, bucket, inp.output_key(version), _content_type(inp.fmt))
     errs = MultipartWriter(ctx.s3, bucket, inp.errors_key(version), "application/x-ndjson")
@@ -489,5 +532,6 @@ def finalize(ctx: BatchContext, plan_result: dict[str, Any]) -> dict[str, Any]:
                          inp.output_key(version), inp.errors_key(version), inp.manifest_key(version),
                          seconds=round(time.monotonic() - started, 3))
     _write_manifest(ctx, inp, record, result, str(plan_result.get("planned_at") or _now()),
-                    {"etag": plan_result.get("etag")}, {"chunks": n, "mode": "distributed"})
+                    {"etag": plan_result.get("etag")},
+                    {"chunks": n, "mode": "distributed", **_outputs_field(outputs)})
     return result.as_dict()

@@ -65,6 +65,7 @@ class Settings:
     max_request_bytes: int = 5 * 1024 * 1024
     max_batch_file_bytes: int = 256 * 1024 * 1024
     batch_chunk_rows: int = 5_000
+    batch_outputs: str = ""  # the methods batch writes when neither key nor event names them ("": default)
     presign_seconds: int = 300
     model_cache_size: int = 8
     alias_cache_ttl_seconds: float = 5.0  # how long an alias read is reused (0: read on every request)
@@ -91,6 +92,7 @@ class Settings:
             max_request_bytes=_int(e, "MAX_REQUEST_BYTES", cls.max_request_bytes),
             max_batch_file_bytes=_int(e, "MAX_BATCH_FILE_BYTES", cls.max_batch_file_bytes),
             batch_chunk_rows=max(1, _int(e, "BATCH_CHUNK_ROWS", cls.batch_chunk_rows)),
+            batch_outputs=e.get("BATCH_OUTPUTS", "").strip(),
             presign_seconds=max(1, _int(e, "PRESIGN_SECONDS", cls.presign_seconds)),
             model_cache_size=max(1, _int(e, "MODEL_CACHE_SIZE", cls.model_cache_size)),
             alias_cache_ttl_seconds=_seconds(e, "ALIAS_CACHE_TTL_SECONDS", cls.alias_cache_ttl_seconds),

@@ -230,7 +230,7 @@ class DriftService:
                 "batches": batches, "rows": rows,
                 "thresholds": {"warn": drift.PSI_WARN, "alert": drift.PSI_ALERT},
                 "status": max((e["status"] for e in entries), key=_severity, default="ok"),
-                "features": entries}
+                "features": entries, "distributions": drift.distributions(base, seen) if base else []}
 
 
 def _severity(status: str) -> int:

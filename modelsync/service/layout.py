@@ -4,8 +4,11 @@
                                             one candidate version; other keys are refused with a report)
 ``models/{model}/{version}.json``           published documents, written once (``If-None-Match: *``)
 ``reports/{model}/{upload id}.json``        the outcome of each upload (published or rejected + problems)
-``batch/input/{model}/[v{N}/]{name}``       batch inputs (``.csv`` with a header, or ``.jsonl``)
+``batch/input/{model}/[v{N}/][outputs={methods}/]{name}``
+                                            batch inputs (``.csv`` with a header, or ``.jsonl``); the
+                                            ``outputs=`` folder names the methods written (comma-separated)
 ``batch/output/{model}/{name}.v{N}.{ext}``  scored outputs, ``.errors.jsonl`` and ``.manifest.json`` beside
+                                            (``{name}`` keeps an ``outputs=`` folder: its own outputs)
 ``batch/work/{model}/{name}.v{N}/...``      chunk plans and parts of the state machine (expire after 7 days)
 """
 
@@ -29,6 +32,7 @@ ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LATEST = "latest"
 BATCH_EXTENSIONS = (".csv", ".jsonl")
 _VERSION_DIR_RE = re.compile(r"^v([1-9][0-9]{0,9})$")
+OUTPUTS_DIR = "outputs="  # batch/input/{model}/[v{N}/]outputs=decision_function,predict/{name}
 
 
 def valid_alias(alias: str) -> bool:
@@ -94,8 +98,9 @@ class BatchInput:
     key: str
     model: str
     version: int | None
-    name: str  # path under the model folder (without the version folder)
+    name: str  # path under the model folder (without the version folder; an outputs= folder stays)
     fmt: str  # "csv" | "jsonl"
+    outputs: str | None = None  # the text of an ``outputs=`` folder (methods, comma-separated), if any
 
     @property
     def stem(self) -> str:
@@ -115,7 +120,8 @@ class BatchInput:
 
 
 def parse_batch_input(key: str) -> BatchInput | None:
-    """``batch/input/{model}/[v{N}/]{name}.csv|.jsonl`` -> :class:`BatchInput`; None for anything else."""
+    """``batch/input/{model}/[v{N}/][outputs={methods}/]{name}.csv|.jsonl`` -> :class:`BatchInput`; None
+    for anything else. The methods are checked against the model when it is scored."""
     if not key.startswith(BATCH_INPUT) or key.endswith("/"):
         return None
     parts = key[len(BATCH_INPUT):].split("/")
@@ -127,10 +133,11 @@ def parse_batch_input(key: str) -> BatchInput | None:
     if m and len(rest) > 1:
         version, rest = int(m.group(1)), rest[1:]
     name = "/".join(rest)
+    outputs = rest[0][len(OUTPUTS_DIR):] if len(rest) > 1 and rest[0].startswith(OUTPUTS_DIR) else None
     if any(p in ("", ".", "..") for p in rest):
         return None
     lower = name.lower()
     fmt = next((ext[1:] for ext in BATCH_EXTENSIONS if lower.endswith(ext)), None)
     if fmt is None:
         return None
-    return BatchInput(key=key, model=model, version=version, name=name, fmt=fmt)
+    return BatchInput(key=key, model=model, version=version, name=name, fmt=fmt, outputs=outputs)

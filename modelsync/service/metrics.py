@@ -1,6 +1,8 @@
 """Each served version measured: one CloudWatch embedded-metric-format (EMF) record per scoring request
 (requests, rows, errors by kind, scoring and total latency; dimensions model, version, side), and the
-per-version read-back behind ``GET /models/{name}/metrics``.
+per-version read-back behind ``GET /models/{name}/metrics``: totals and latency percentiles (p50, p90,
+p99) over the window, and a ``series`` of time buckets (``bucket_seconds`` wide, at most
+:data:`MAX_BUCKETS` of them) for charts (``modelsync report``, ``/console/``).
 
 Writing goes through Powertools' ``EphemeralMetrics`` (one instance per request: its dimension set is that
 request's, never shared with another). Reading goes through a :class:`MetricStore`: in memory from the
@@ -29,6 +31,10 @@ ERROR_PREFIX = "Errors_"  # one metric per error kind: Errors_invalid_input, ...
 DIMENSIONS = ("model", "version", "side")
 DEFAULT_WINDOW = _dt.timedelta(hours=24)
 MAX_RECORDS = 100_000  # the in-memory store's bound (oldest dropped first)
+PERCENTILES = (50, 90, 99)  # latency percentiles served (CloudWatch extended statistics p50, p90, p99)
+BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)  # series widths (seconds)
+MAX_BUCKETS = 52  # at most this many buckets: 48 over 24 hours (30 min), with room so that the
+# same window read a little later (a console refreshing) keeps its width
 
 
 @dataclass
@@ -95,7 +101,11 @@ def emit(m: Measure, namespace: str, sink: MemoryMetricStore | None = None) -> N
 class MetricStore(Protocol):
     """Where ``GET /models/{name}/metrics`` reads the per-version figures from."""
 
-    def per_version(self, model: str, since: _dt.datetime) -> list[dict[str, Any]]: ...
+    def per_version(self, model: str, since: _dt.datetime, width: int | None = None
+                    ) -> list[dict[str, Any]]:
+        """Per (version, side): totals, latency summaries and the ``series`` in ``width``-second buckets
+        from ``since`` (default: :func:`bucket_seconds` up to now)."""
+        ...
 
 
 def _values(v: Any) -> list[float]:
@@ -115,14 +125,41 @@ class _Acc:
 
 
 def _summary(values: list[float]) -> dict[str, float | None]:
+    """Mean, nearest-rank percentiles and max (p50 is the lower median)."""
     if not values:
-        return {"mean": None, "p50": None, "max": None}
+        return {"mean": None, **{f"p{p}": None for p in PERCENTILES}, "max": None}
     ordered = sorted(values)
-    return {"mean": sum(values) / len(values), "p50": ordered[(len(ordered) - 1) // 2], "max": ordered[-1]}
+    n = len(ordered)
+    ranks = {f"p{p}": ordered[max(0, -(-p * n // 100) - 1)] for p in PERCENTILES}
+    return {"mean": sum(values) / n, **ranks, "max": ordered[-1]}
+
+
+def bucket_seconds(since: _dt.datetime, until: _dt.datetime) -> int:
+    """The series' bucket width: the narrowest of :data:`BUCKETS` giving at most :data:`MAX_BUCKETS`
+    buckets over the window (whole days beyond)."""
+    span = max(1, int((until - since).total_seconds()))
+    for width in BUCKETS:
+        if -(-span // width) <= MAX_BUCKETS:
+            return width
+    return -(-span // (MAX_BUCKETS * 86400)) * 86400
+
+
+def _iso(t: _dt.datetime) -> str:
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bucket_view(since: _dt.datetime, width: int, index: int, acc: _Acc,
+                 latency: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One series point: the bucket's start, counts, error rate and total latency."""
+    requests = int(acc.requests)
+    return {"start": _iso(since + _dt.timedelta(seconds=index * width)), "requests": requests,
+            "rows": int(acc.rows), "errors": int(acc.errors),
+            "error_rate": acc.errors / requests if requests else None,
+            "total_latency_ms": latency if latency is not None else _summary(acc.total)}
 
 
 def _view(key: tuple[str, str], acc: _Acc, scoring: dict[str, Any] | None = None,
-          total: dict[str, Any] | None = None) -> dict[str, Any]:
+          total: dict[str, Any] | None = None, series: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     version, side = key
     requests = int(acc.requests)
     return {"version": int(version) if version.isdigit() else version, "side": side, "requests": requests,
@@ -130,7 +167,8 @@ def _view(key: tuple[str, str], acc: _Acc, scoring: dict[str, Any] | None = None
             "error_rate": acc.errors / requests if requests else None,
             "errors_by_kind": {k: int(v) for k, v in sorted(acc.by_kind.items())},
             "scoring_latency_ms": scoring if scoring is not None else _summary(acc.scoring),
-            "total_latency_ms": total if total is not None else _summary(acc.total)}
+            "total_latency_ms": total if total is not None else _summary(acc.total),
+            "series": series or []}
 
 
 def _sort(views: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,29 +195,42 @@ class MemoryMetricStore:
         if isinstance(record, dict) and "_aws" in record:
             self.add(record)
 
-    def per_version(self, model: str, since: _dt.datetime) -> list[dict[str, Any]]:
+    def per_version(self, model: str, since: _dt.datetime, width: int | None = None
+                    ) -> list[dict[str, Any]]:
         floor = since.timestamp() * 1000
+        width = width or bucket_seconds(since, _dt.datetime.now(_dt.UTC))
         accs: dict[tuple[str, str], _Acc] = {}
+        buckets: dict[tuple[str, str], dict[int, _Acc]] = {}
         with self._lock:
             records = list(self._records)
         for r in records:
-            if r.get("model") != model or float(r["_aws"].get("Timestamp", 0)) < floor:
+            stamp = float(r["_aws"].get("Timestamp", 0))
+            if r.get("model") != model or stamp < floor:
                 continue
-            acc = accs.setdefault((str(r.get("version")), str(r.get("side"))), _Acc())
-            acc.requests += sum(_values(r.get(REQUESTS)))
-            acc.rows += sum(_values(r.get(ROWS)))
-            acc.errors += sum(_values(r.get(ERRORS)))
+            key = (str(r.get("version")), str(r.get("side")))
+            index = int((stamp - floor) // (width * 1000))
+            for acc in (accs.setdefault(key, _Acc()), buckets.setdefault(key, {}).setdefault(index, _Acc())):
+                acc.requests += sum(_values(r.get(REQUESTS)))
+                acc.rows += sum(_values(r.get(ROWS)))
+                acc.errors += sum(_values(r.get(ERRORS)))
+                acc.total += _values(r.get(TOTAL_LATENCY))
+            acc = accs[key]
             for name, value in r.items():
                 if name.startswith(ERROR_PREFIX):
                     kind = name[len(ERROR_PREFIX):]
                     acc.by_kind[kind] = acc.by_kind.get(kind, 0) + sum(_values(value))
             acc.scoring += _values(r.get(SCORING_LATENCY))
-            acc.total += _values(r.get(TOTAL_LATENCY))
-        return _sort(_view(k, a) for k, a in accs.items())
+        return _sort(_view(k, a, series=[_bucket_view(since, width, i, b) for i, b in
+                                         sorted(buckets[k].items())]) for k, a in accs.items())
 
 
 class CloudWatchMetricStore:
-    """The figures from CloudWatch (``ListMetrics`` for the version/side pairs, ``GetMetricData``)."""
+    """The figures from CloudWatch (``ListMetrics`` for the version/side pairs, ``GetMetricData``): the
+    window's totals and latency statistics (Average, Maximum and the extended statistics p50/p90/p99)
+    with one period spanning the window, and the series with ``width``-second periods."""
+
+    LATENCY_STATS = ("Average", "Maximum", *(f"p{p}" for p in PERCENTILES))
+    SERIES_METRICS = (REQUESTS, ROWS, ERRORS)
 
     def __init__(self, cloudwatch: Any, namespace: str,
                  now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)) -> None:
@@ -187,7 +238,8 @@ class CloudWatchMetricStore:
         self.namespace = namespace
         self.now = now
 
-    def per_version(self, model: str, since: _dt.datetime) -> list[dict[str, Any]]:
+    def per_version(self, model: str, since: _dt.datetime, width: int | None = None
+                    ) -> list[dict[str, Any]]:
         series: dict[tuple[str, str], list[tuple[str, list[dict[str, str]]]]] = {}
         paginator = self.cloudwatch.get_paginator("list_metrics")
         for page in paginator.paginate(Namespace=self.namespace,
@@ -201,24 +253,42 @@ class CloudWatchMetricStore:
         if not series:
             return []
         end = self.now()
+        width = width or bucket_seconds(since, end)
         period = max(60, int((end - since).total_seconds()) // 60 * 60 or 60)
         queries: list[dict[str, Any]] = []
-        index: dict[str, tuple[tuple[str, str], str, str]] = {}
+        index: dict[str, tuple[tuple[str, str], str, str, bool]] = {}  # id -> (key, metric, stat, series?)
+
+        def query(key: tuple[str, str], name: str, dimensions: Any, stat: str, bucketed: bool) -> None:
+            qid = f"q{len(queries)}"
+            index[qid] = (key, name, stat, bucketed)
+            queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
+                "Metric": {"Namespace": self.namespace, "MetricName": name, "Dimensions": dimensions},
+                "Period": width if bucketed else period, "Stat": stat}})
+
         for key, metrics in series.items():
             for name, dimensions in metrics:
-                stats = ["Average", "Maximum"] if name in (SCORING_LATENCY, TOTAL_LATENCY) else ["Sum"]
-                for stat in stats:
-                    qid = f"q{len(queries)}"
-                    index[qid] = (key, name, stat)
-                    queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
-                        "Metric": {"Namespace": self.namespace, "MetricName": name, "Dimensions": dimensions},
-                        "Period": period, "Stat": stat}})
+                is_latency = name in (SCORING_LATENCY, TOTAL_LATENCY)
+                for stat in self.LATENCY_STATS if is_latency else ("Sum",):
+                    query(key, name, dimensions, stat, False)
+                if name == TOTAL_LATENCY:
+                    for stat in self.LATENCY_STATS:
+                        query(key, name, dimensions, stat, True)
+                elif name in self.SERIES_METRICS:
+                    query(key, name, dimensions, "Sum", True)
         values: dict[tuple[tuple[str, str], str, str], list[float]] = {}
+        points: dict[tuple[str, str], dict[int, dict[tuple[str, str], float]]] = {}
         for start in range(0, len(queries), 500):  # GetMetricData takes at most 500 queries
             kwargs = {"MetricDataQueries": queries[start:start + 500], "StartTime": since, "EndTime": end}
             for page in self.cloudwatch.get_paginator("get_metric_data").paginate(**kwargs):
                 for result in page.get("MetricDataResults", []):
-                    values.setdefault(index[result["Id"]], []).extend(result.get("Values", []))
+                    key, name, stat, bucketed = index[result["Id"]]
+                    if not bucketed:
+                        values.setdefault((key, name, stat), []).extend(result.get("Values", []))
+                        continue
+                    for stamp, value in zip(result.get("Timestamps", []), result.get("Values", []),
+                                            strict=False):
+                        i = max(0, int((stamp - since).total_seconds() // width))
+                        points.setdefault(key, {}).setdefault(i, {})[(name, stat)] = float(value)
         views = []
         for key in series:
             acc = _Acc()
@@ -229,13 +299,30 @@ class CloudWatchMetricStore:
             acc.requests, acc.rows, acc.errors = total(REQUESTS), total(ROWS), total(ERRORS)
             acc.by_kind = {name[len(ERROR_PREFIX):]: total(name) for name, _ in series[key]
                            if name.startswith(ERROR_PREFIX)}
-            latency = {}
-            for name in (SCORING_LATENCY, TOTAL_LATENCY):
-                avgs, maxs = values.get((key, name, "Average"), []), values.get((key, name, "Maximum"), [])
-                latency[name] = {"mean": sum(avgs) / len(avgs) if avgs else None, "p50": None,
-                                 "max": max(maxs) if maxs else None}
-            views.append(_view(key, acc, latency[SCORING_LATENCY], latency[TOTAL_LATENCY]))
+            latency = {name: _stats({s: values.get((key, name, s), []) for s in self.LATENCY_STATS})
+                       for name in (SCORING_LATENCY, TOTAL_LATENCY)}
+            buckets = []
+            for i, point in sorted(points.get(key, {}).items()):
+                b = _Acc(requests=point.get((REQUESTS, "Sum"), 0.0), rows=point.get((ROWS, "Sum"), 0.0),
+                         errors=point.get((ERRORS, "Sum"), 0.0))
+                if b.requests:
+                    stats = {s: [point[(TOTAL_LATENCY, s)]] if (TOTAL_LATENCY, s) in point else []
+                             for s in self.LATENCY_STATS}
+                    buckets.append(_bucket_view(since, width, i, b, _stats(stats)))
+            views.append(_view(key, acc, latency[SCORING_LATENCY], latency[TOTAL_LATENCY], buckets))
         return _sort(views)
+
+
+def _stats(by_stat: Mapping[str, list[float]]) -> dict[str, float | None]:
+    """A latency summary from CloudWatch statistics (one value per statistic; a window split over
+    several periods: the mean of the averages and percentiles, the largest maximum)."""
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    maxs = by_stat.get("Maximum") or []
+    return {"mean": mean(by_stat.get("Average") or []),
+            **{f"p{p}": mean(by_stat.get(f"p{p}") or []) for p in PERCENTILES},
+            "max": max(maxs) if maxs else None}
 
 
 LOCAL_STORE = MemoryMetricStore()  # the local stack's records (its functions share the process)
@@ -296,5 +383,7 @@ class MetricsService:
         check_model_name(name)
         require_model(self.registry, name)
         start = parse_since(since)
-        return {"name": name, "since": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "versions": self.store.per_version(name, start)}
+        until = _dt.datetime.now(_dt.UTC)
+        width = bucket_seconds(start, until)
+        return {"name": name, "since": _iso(start), "until": _iso(until), "bucket_seconds": width,
+                "versions": self.store.per_version(name, start, width)}

@@ -145,6 +145,12 @@ const MAX_SAFE = 2 ** 53;
 // JavaScript numbers cannot tell 1e21 from 1000000000000000000000, the text can.
 const BIG_INTEGERS = new WeakMap();
 
+/** JSON pointers of the integer literals beyond 2^53 in a document parseStrict read (they have no canonical
+ * form: a JavaScript number cannot hold them exactly). */
+export function bigIntegerPointers(root) {
+  return [...(BIG_INTEGERS.get(root) || [])];
+}
+
 /** The canonical JSON text (RFC 8785) of a value; refuses non-finite numbers and integers beyond 2^53. */
 export function canonicalJson(value, pointer = "") {
   if (value === null) return "null";

@@ -1,9 +1,12 @@
 """k-nearest neighbours: ``k_neighbors_classifier`` and ``k_neighbors_regressor``.
 
-The document holds the training matrix, so the scorer searches by brute force whatever ``algorithm``
-scikit-learn used: distances to every training row, then the k smallest with ties ordered by training
-row index (a stable sort). The votes and weighted means after that repeat scikit-learn's operations
-in the same order (``sklearn/neighbors/_classification.py``, ``_regression.py``, ``_base.py``).
+The document holds the training matrix, so the scorer first searches by brute force whatever
+``algorithm`` scikit-learn used: distances to every training row, the k smallest (vectorised). Where the
+k-th and (k+1)-th distances of a row are (nearly) equal, which tied rows scikit-learn keeps depends on
+its search: those rows are replayed one at a time through ``_neighbor_search`` (scikit-learn's heap,
+brute-force order or the exported kd-tree / ball-tree layout). The votes and weighted means after that
+repeat scikit-learn's operations in the same order (``sklearn/neighbors/_classification.py``,
+``_regression.py``, ``_base.py``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import numpy as np
 
 from .._base import Estimator, LoadContext, finite_matrix, register
 from .._limits import RowCost
+from ._neighbor_search import Search
 
 METRICS = ("euclidean", "manhattan", "chebyshev", "minkowski", "cosine")
 WEIGHTS = ("uniform", "distance")
+ALGORITHMS = ("brute", "kd_tree", "ball_tree")
+NEAR_TIE = 1e-9  # rows with two of their k+1 nearest distances this close (relative) are replayed
 _CHUNK_ELEMENTS = 1 << 21  # bound on the (rows x train rows x features) difference block
 _CHUNK_ROWS_X_TRAIN = 1 << 22  # bound on the (rows x train rows) distance matrix
-
 
 
 
@@ -59,6 +64,8 @@ class _Neighbors(Estimator):
     fit_X: np.ndarray
     fit_X_normalized: np.ndarray | None
     y: np.ndarray  # training targets (class indices, or values)
+    algorithm: str
+    search: Search
 
     def _load_common(self, node: dict[str, Any], ctx: LoadContext) -> int:
         self.n_features_in = ctx.integer(node, "n_features_in", minimum=1)
@@ -80,7 +87,42 @@ class _Neighbors(Estimator):
             if not self.p > 0:
                 raise ctx.fail("must be > 0", "p")
         self.fit_X_normalized = _normalize(self.fit_X) if self.metric == "cosine" else None
+        self.algorithm = ctx.get(node, "algorithm", str, default="brute", choices=ALGORITHMS)
+        tree = None
+        if self.algorithm != "brute":
+            if self.metric == "cosine" or self.p < 1:
+                raise ctx.fail(f"{self.algorithm} needs a true metric (cosine and minkowski p < 1 are "
+                               "searched by brute force only)", "algorithm")
+            tree = self._load_tree(ctx.get(node, "tree", dict), ctx.child("tree"), n_fit)
+        self.search = Search(self.algorithm, self.metric, self.p, self.fit_X, tree)
         return n_fit
+
+    def _load_tree(self, node: dict[str, Any], ctx: LoadContext, n_fit: int) -> dict[str, np.ndarray]:
+        """The fitted KDTree / BallTree layout: rows in node order, each node's row range and bounds."""
+        idx = ctx.array(node, "idx_array", "int64", ndim=1, shape=[n_fit])
+        if np.any((idx < 0) | (idx >= n_fit)) or np.any(np.bincount(idx, minlength=n_fit) != 1):
+            raise ctx.fail(f"must be a permutation of 0..{n_fit - 1}", "idx_array")
+        start = ctx.array(node, "node_start", "int64", ndim=1)
+        n_nodes = start.shape[0]
+        if n_nodes == 0:
+            raise ctx.fail("needs at least one node", "node_start")
+        end = ctx.array(node, "node_end", "int64", ndim=1, shape=[n_nodes])
+        leaf = ctx.array(node, "node_is_leaf", "bool", ndim=1, shape=[n_nodes])
+        bad = np.flatnonzero((start < 0) | (start > end) | (end > n_fit))
+        if bad.size:
+            raise ctx.fail(f"node {int(bad[0])}: row range {int(start[bad[0]])}..{int(end[bad[0]])} is not "
+                           f"within 0..{n_fit}", "node_end", int(bad[0]))
+        inner = np.flatnonzero(~leaf)
+        if inner.size and 2 * int(inner[-1]) + 2 >= n_nodes:
+            raise ctx.fail(f"node {int(inner[-1])} is not a leaf but has no children (nodes 2i+1, 2i+2)",
+                           "node_is_leaf", int(inner[-1]))
+        kd = self.algorithm == "kd_tree"
+        out = {"idx_array": idx, "node_start": start, "node_end": end, "node_is_leaf": leaf,
+               "node_bounds": ctx.array(node, "node_bounds", "float64", ndim=3,
+                                        shape=[2 if kd else 1, n_nodes, self.n_features_in])}
+        if not kd:
+            out["node_radius"] = ctx.array(node, "node_radius", "float64", ndim=1, shape=[n_nodes])
+        return out
 
     def _distances(self, X: np.ndarray) -> np.ndarray:
         """Distances (n_queries, n_train), computed as scikit-learn's DistanceMetric defines them."""
@@ -107,17 +149,24 @@ class _Neighbors(Estimator):
         return out
 
     def _kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distances and indices of the k nearest training rows, nearest first (ties: lower index)."""
+        """Distances and indices of the k nearest training rows, nearest first, as scikit-learn's search
+        returns them (rows with a tie at the k-th distance are replayed through ``self.search``)."""
         Xf = finite_matrix(X, self.n_features_in, self.type_name)
         k, n_fit = self.n_neighbors, self.fit_X.shape[0]
+        kk = min(k + 1, n_fit)  # one more: is the k-th distance tied with the next?
         step = max(1, _CHUNK_ROWS_X_TRAIN // n_fit)  # bounds the (rows x training rows) matrices
         dist_k = np.empty((Xf.shape[0], k))
         ind_k = np.empty((Xf.shape[0], k), dtype=np.intp)
         for s in range(0, Xf.shape[0], step):
             dist = self._distances(Xf[s:s + step])
-            ind = _k_smallest(dist, k)
-            ind_k[s:s + step] = ind
-            dist_k[s:s + step] = np.take_along_axis(dist, ind, axis=1)
+            ind = _k_smallest(dist, kk)
+            d = np.take_along_axis(dist, ind, axis=1)
+            ind_k[s:s + step] = ind[:, :k]
+            dist_k[s:s + step] = d[:, :k]
+            if kk > 1:  # a tie anywhere in the k + 1 nearest: scikit-learn's order and choice, replayed
+                tied = np.any(d[:, 1:] - d[:, :-1] <= NEAR_TIE * d[:, 1:], axis=1)
+                for r in np.flatnonzero(tied).tolist():
+                    dist_k[s + r], ind_k[s + r] = self.search.query(Xf[s + r], k, dist[r])
         return dist_k, ind_k
 
     def row_cost(self) -> RowCost:

@@ -173,3 +173,58 @@ def _ready_line(proc: subprocess.Popen[str], log_path: Path) -> dict[str, Any]:
             if isinstance(info, dict) and "api" in info:
                 return info
             raise RuntimeError(f"stdout carried something before the ready line: {line!r}")
+
+
+JS_SYNC = REPO / "scorer-js" / "tools" / "sync.mjs"
+
+
+def run_js_sync(api: str, model: str, store: Path, *extra: str, rows: list[list[float]] | None = None
+                ) -> tuple[int, dict[str, Any]]:
+    """One sync with the JavaScript client (scorer-js/tools/sync.mjs) in Node, then, with ``rows``, the
+    active model's answers for them: (exit code, its JSON output)."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        import pytest
+
+        pytest.skip("no node on PATH (the JavaScript client needs Node 20+)")
+    args = [node, str(JS_SYNC), "--api", api, "--model", model, "--dir", str(store), *extra]
+    if rows is not None:
+        rows_file = store.parent / f"{store.name}-rows.json"
+        rows_file.write_text(json.dumps(rows))
+        args += ["--rows", str(rows_file)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.strip(), f"sync.mjs printed nothing (exit {proc.returncode}): {proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def publish_model(stack: Stack, doc: dict[str, Any], model: str) -> int:
+    """Upload under incoming/ and wait for the Publish function to list it; its version."""
+    stack.client("s3").put_object(Bucket=stack.bucket, Key=f"incoming/{model}/model.json",
+                                  Body=json.dumps(doc).encode(), ContentType="application/json")
+
+    def version() -> int | None:
+        r = stack.http("GET", f"/models/{model}")
+        if r.status != 200:
+            return None
+        mine = [v["version"] for v in r.json().get("versions", []) if v.get("sha256") == doc["sha256"]]
+        return int(mine[0]) if mine else None
+
+    return int(wait_for(f"{model} published", version, timeout=30))
+
+
+def api_answers(stack: Stack, model: str, rows: list[list[float]], version: int,
+                headers: dict[str, str] | None = None) -> dict[str, Any]:
+    r = stack.http("POST", f"/models/{model}/predict?version={version}", {"instances": rows}, headers=headers)
+    assert r.status == 200, r.body
+    return dict(r.json())
+
+
+def assert_same_answers(js: dict[str, Any], api: dict[str, Any]) -> None:
+    """Labels exactly; probabilities within 1e-12 (softmax's exp may differ by an ulp between libms)."""
+    assert js["predictions"] == api["predictions"]
+    labels = [str(c) for c in js["classes"]]
+    for got, want in zip(js["probabilities"], api["probabilities"], strict=True):
+        assert list(want) == labels
+        assert max(abs(g - want[c]) for g, c in zip(got, labels, strict=True)) <= 1e-12

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import FEATURES, Stack, launch_stack
+from e2e_support import FEATURES, Stack, launch_stack, run_js_sync
 from vendoring import CLI_PRELUDE, numpy_only, run_isolated, vendored_app
 
 from modelsync.cli import main as modelsync_main
@@ -163,6 +163,8 @@ def test_auth_mode_end_to_end(auth_stack: Stack, docs: list[dict[str, Any]], tmp
     assert rc == 0 and (result["status"], result["version"]) == ("updated", 1), out
     rc, out = _cli(capsys, "device", "predict", "--dir", str(store), "--no-telemetry", str(rows))
     assert rc == 0 and _predictions(out) == bundled_predictions  # version 1 is the bundled document
+    if mode in ("api-key", "cognito"):
+        _js_client_authenticates(stack, tmp_path)
 
     # operators move aliases through the signed client; without credentials they cannot
     rc, out = _cli(capsys, "publish", str(doc_files[1]), *_operator(stack))
@@ -194,6 +196,23 @@ def test_auth_mode_end_to_end(auth_stack: Stack, docs: list[dict[str, Any]], tmp
 
     if mode == "iam":
         _vendored_copy_syncs_with_iam(stack, tmp_path, rows)
+
+
+def _js_client_authenticates(stack: Stack, tmp_path: Path) -> None:
+    """The JavaScript client (scorer-js/tools/sync.mjs): refused without credentials, then a signed sync
+    with the API key (x-api-key) or the bearer token, scoring like the API."""
+    js_store = tmp_path / "js-device"
+    rc, out = run_js_sync(stack.api, MODEL, js_store)
+    assert rc == 4 and out["sync"]["status"] == "unauthorized", out
+    if stack.info["auth"] == "api-key":
+        creds, headers = ["--api-key", stack.info["api_key"]], {"x-api-key": stack.info["api_key"]}
+    else:
+        creds, headers = ["--token", stack.info["token"]], {"Authorization": f"Bearer {stack.info['token']}"}
+    rc, out = run_js_sync(stack.api, MODEL, js_store, *creds, "--public-key", str(tmp_path / "registry.pem"),
+                          rows=ROWS)
+    assert rc == 0 and (out["sync"]["status"], out["version"]) == ("updated", 1), out
+    api = stack.http("POST", f"/models/{MODEL}/predict?version=1", {"instances": ROWS}, headers=headers)
+    assert api.status == 200 and out["predictions"] == api.json()["predictions"]
 
 
 def _vendored_copy_syncs_with_iam(stack: Stack, tmp_path: Path, rows: Path) -> None:

@@ -40,3 +40,13 @@ def test_renamed_feature_keeps_latest_on_the_local_stack(stack: Stack, iris: tup
     assert held["latest_moved"] is False and held["latest_version"] == 1
     assert [c["message"] for c in held["schema_changes"]] == [
         f"feature '{FEATURES[3]}' renamed/removed (position 3 is now 'petal_w')", "feature 'petal_w' added"]
+    # clients of latest still send v1's features; moving latest to v2 is an explicit alias move
+    row = dict(zip(FEATURES, X.iloc[0].tolist(), strict=True))
+    r = stack.http("POST", "/models/flower/predict", {"instances": [row]})
+    assert r.status == 200 and r.headers["X-Model-Version"] == "1"
+    r = stack.http("PUT", "/models/flower/aliases/latest", {"version": 2})
+    assert r.status == 200, r.body
+    assert stack.http("GET", "/models/flower").json()["aliases"]["latest"]["version"] == 2
+    renamed_row = {("petal_w" if k == FEATURES[3] else k): v for k, v in row.items()}
+    r = stack.http("POST", "/models/flower/predict", {"instances": [renamed_row]})
+    assert r.status == 200 and r.headers["X-Model-Version"] == "2"

@@ -409,6 +409,19 @@ OTHERS = [
         lambda: KNeighborsRegressor(n_neighbors=4, weights="distance"),
         "diabetes",
     ),
+    # iris (one decimal, duplicated rows): many queries tie at the k-th distance; scikit-learn's search
+    # decides which tied rows are kept (docs/format/neighbors.md, *Ties*)
+    Case("k_neighbors_classifier_iris_ties_kd_tree", "k_neighbors_classifier",
+         lambda: KNeighborsClassifier(n_neighbors=7, metric="chebyshev", algorithm="kd_tree"), "iris",
+         test_rows_from_train=20),
+    Case("k_neighbors_classifier_iris_ties_ball_tree", "k_neighbors_classifier",
+         lambda: KNeighborsClassifier(n_neighbors=6, weights="distance", metric="manhattan",
+                                      algorithm="ball_tree"), "iris", test_rows_from_train=20),
+    Case("k_neighbors_classifier_iris_ties_brute", "k_neighbors_classifier",
+         lambda: KNeighborsClassifier(n_neighbors=5, algorithm="brute"), "iris", test_rows_from_train=20),
+    Case("k_neighbors_regressor_iris_ties_ball_tree", "k_neighbors_regressor",
+         lambda: KNeighborsRegressor(n_neighbors=8, metric="chebyshev", algorithm="ball_tree"), "iris",
+         test_rows_from_train=20),
     Case("gaussian_nb", "gaussian_nb", GaussianNB, "wine", extra=("predict_log_proba",)),
     Case(
         "multinomial_nb",

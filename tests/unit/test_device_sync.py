@@ -403,6 +403,22 @@ def test_refuses_tampered_content(installed_v1: ModelStore, registry: Registry, 
     _refused_after(installed_v1, registry, models, iris[0], doc, "content hashes to")
 
 
+def test_refuses_content_that_cannot_be_hashed(installed_v1: ModelStore, registry: Registry, models: Models,
+                                               iris: Iris) -> None:
+    """An integer beyond 2**53 has no canonical form (JCS): content_sha256 raises; the sync refuses."""
+    doc = copy.deepcopy(models[2].doc)
+    doc["metadata"]["huge"] = 2**64
+    _refused_after(installed_v1, registry, models, iris[0], doc, "content cannot be hashed")
+
+
+def test_bundled_document_that_cannot_be_hashed_is_a_value_error(store: ModelStore, models: Models) -> None:
+    doc = copy.deepcopy(models[1].doc)
+    doc["metadata"]["huge"] = -(2**60)
+    with pytest.raises(ValueError, match="content cannot be hashed"):
+        install_bundled(json.dumps(doc).encode(), store)
+    assert store.read_state(MODEL) is None
+
+
 def _refused_after(store: ModelStore, registry: Registry, models: Models, X: np.ndarray,
                    doc: dict[str, Any], expect: str) -> None:
     raw = json.dumps(doc).encode()

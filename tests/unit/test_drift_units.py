@@ -84,3 +84,20 @@ def test_device_records_bin_counts_with_its_telemetry(tmp_path: Any) -> None:
 def test_empty_baselines_do_not_fail(values: list[Any]) -> None:
     entry = drift.numeric_baseline(values)
     assert entry["counts"] == [0] and drift.compare("x", entry, None)["psi"] is None
+
+
+def test_distributions_show_baseline_and_observed_shares_per_bin():
+    from modelsync_protocol import drift as d
+
+    base = d.make_baseline({"x": np.arange(100.0), "c": np.array(["a"] * 75 + ["b"] * 25, dtype=object)},
+                           {"x": "numeric", "c": "categorical"}, None, "numeric", bins=4)
+    seen = d.bin_counts(base, {"x": np.full(10, 1000.0), "c": np.array(["b", "z"], dtype=object)}, None)
+    x, c = d.distributions(base, seen)
+    edges = base["features"]["x"]["edges"]
+    assert x["feature"] == "x" and x["kind"] == "numeric"
+    assert x["bins"] == [[None, edges[0]], [edges[0], edges[1]], [edges[1], edges[2]], [edges[2], None]]
+    assert x["baseline"] == [0.25, 0.25, 0.25, 0.25] and x["observed"] == [0.0, 0.0, 0.0, 1.0]
+    assert c == {"feature": "c", "kind": "categorical", "bins": ["a", "b", "z"],
+                 "baseline": [0.75, 0.25, 0.0], "observed": [0.0, 0.5, 0.5]}
+    # no served rows: observed is null (the chart shows the baseline alone)
+    assert d.distribution("x", base["features"]["x"], None)["observed"] is None

@@ -38,3 +38,11 @@ def test_paths_outside_the_mount_are_404_and_unmounted_paths_are_not_claimed(tmp
 def test_the_scorer_js_sources_are_mounted() -> None:
     page = static.lookup("/scorer-js/index.js")
     assert page is not None and page.status == 200 and b"export" in page.body
+
+
+def test_the_console_is_mounted() -> None:
+    page = static.lookup("/console/")
+    assert page is not None and page.status == 200 and b'id="report"' in page.body
+    js = static.lookup("/console/console.mjs")
+    assert js is not None and js.content_type.startswith("text/javascript")
+    assert b"export function render" in js.body

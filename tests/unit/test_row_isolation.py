@@ -7,7 +7,6 @@ call, so their outputs are those of scoring them alone, and the bad rows are rep
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -42,9 +41,9 @@ class _Counting:
     def __init__(self, inner):
         self.inner, self.calls = inner, 0
 
-    def __call__(self, columns, proba):
+    def __call__(self, columns, methods):
         self.calls += 1
-        return self.inner(columns, proba)
+        return self.inner(columns, methods)
 
 
 def _score(model, body: bytes, chunk_rows: int, predict=None):
@@ -85,17 +84,13 @@ def test_isolation_needs_few_model_calls(model):
     assert counting.calls <= 5 * 2 * 13 + 2  # ~2 log2(5000) per refused row at most, not 5 x 5000
 
 
-def test_20000_refused_rows_take_bounded_time(model):
-    # 20,000 rows the model refuses, in blocks of the batch default (5,000 rows); 14 s in the old code
+def test_20000_refused_rows_take_linear_model_calls(model):
+    # 20,000 rows the model refuses, in blocks of the batch default (5,000 rows); the old code re-scored
+    # the block per refused row (its speed is bench/'s business, not a test's)
     body = _csv([REFUSED] * 20_000)
     counting = _Counting(tabular.model_predictor(model))
-    started = time.perf_counter()
     counts, _, errors = _score(model, body, 5000, counting)
-    seconds = time.perf_counter() - started
     assert (counts.scored, counts.errors) == (0, 20_000)
     assert [e.line for e in errors] == list(range(2, 20_002))
     # linear: each model call pins one refused row (a re-score per refused row would be 20,000 x 5,000)
     assert counting.calls <= 20_000 + 4 * 2
-    # well under a second on a quiet machine; the bound is generous for a loaded machine running the
-    # suite on two workers
-    assert seconds < 15, f"{seconds:.1f} s"

@@ -16,24 +16,7 @@ jsonschema = pytest.importorskip("jsonschema")
 sklearn = pytest.importorskip("sklearn")
 
 from modelsync import export as ms_export  # noqa: E402
-
-FAMILIES = (
-    "linear",
-    "preprocessing",
-    "compose",
-    "trees",
-    "hist_gradient_boosting",
-    "kernel",
-    "neighbors",
-    "naive_bayes",
-    "neural_network",
-    "cluster",
-    "ensemble",
-    "calibration",
-    "target",
-    "xgboost",
-    "lightgbm",
-)
+from scorer.models import FAMILIES  # noqa: E402  (the scorer's own list: no family left out)
 
 
 @pytest.fixture(scope="module")
@@ -330,6 +313,19 @@ def test_unknown_envelope_keys_are_allowed_for_minor_versions(validator: Any, do
     doc["format_version"] = "1.3"
     doc["provenance"] = {"git": "abc"}
     doc["metadata"]["tags"] = ["a"]
+    assert errors(validator, doc) == []
+
+
+def test_neighbour_search_fields(validator: Any, doc: dict[str, Any]) -> None:
+    """k-nearest neighbours: a tree algorithm needs its tree, a ball tree its radii."""
+    doc["estimator"] = {"type": "k_neighbors_classifier", "algorithm": "kd_tree"}
+    assert any("'tree' is a required property" in e for e in errors(validator, doc))
+    doc["estimator"]["algorithm"] = "octree"
+    assert errors(validator, doc)
+    tree = {k: [0] for k in ("idx_array", "node_start", "node_end", "node_is_leaf", "node_bounds")}
+    doc["estimator"] = {"type": "k_neighbors_regressor", "algorithm": "ball_tree", "tree": tree}
+    assert any("'node_radius' is a required property" in e for e in errors(validator, doc))
+    doc["estimator"]["algorithm"] = "kd_tree"
     assert errors(validator, doc) == []
 
 

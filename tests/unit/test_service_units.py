@@ -37,6 +37,13 @@ def test_layout():
     assert inp.output_key(3) == "batch/output/iris/day/1.v3.csv"
     assert layout.parse_batch_input("batch/input/iris/v3.jsonl").version is None  # a file, not a folder
     assert layout.parse_batch_input("batch/input/iris/x.parquet") is None
+    # an outputs= folder (after the version folder) names the methods; it stays in the name (own outputs)
+    inp = layout.parse_batch_input("batch/input/iris/v3/outputs=decision_function,predict/day.csv")
+    assert inp and (inp.version, inp.outputs, inp.name) == (3, "decision_function,predict",
+                                                            "outputs=decision_function,predict/day.csv")
+    assert inp.output_key(3) == "batch/output/iris/outputs=decision_function,predict/day.v3.csv"
+    assert layout.parse_batch_input("batch/input/iris/outputs=x.csv").outputs is None  # a file, not a folder
+    assert layout.parse_batch_input("batch/input/iris/day/outputs=transform/a.csv").outputs is None
     assert layout.upload_id("b", "k", '"e"') == layout.upload_id("b", "k", "e")
 
 
@@ -44,6 +51,9 @@ def test_settings():
     s = Settings.from_env({"MODELS_BUCKET": "b", "REGISTRY_TABLE": "t", "REQUIRE_APPROVAL": "true",
                            "MAX_ROWS_PER_REQUEST": "7"})
     assert s.require_approval and s.max_rows_per_request == 7
+    assert s.batch_outputs == ""  # BatchOutputs left empty: the env var is absent, default columns
+    assert Settings.from_env({"MODELS_BUCKET": "b", "REGISTRY_TABLE": "t",
+                              "BATCH_OUTPUTS": " transform "}).batch_outputs == "transform"
     with pytest.raises(ValueError, match="REGISTRY_TABLE"):
         Settings.from_env({"MODELS_BUCKET": "b"})
     with pytest.raises(ValueError, match="integer"):

@@ -58,7 +58,7 @@ def test_cloudwatch_store_sums_counts_and_latencies_per_version_and_side():
     base, canary = views
     assert (base["requests"], base["rows"], base["errors"]) == (12, 30, 1)
     assert base["errors_by_kind"] == {"invalid_input": 1} and base["error_rate"] == pytest.approx(1 / 12)
-    assert base["total_latency_ms"] == {"mean": 5.0, "p50": None, "max": 9.0}
+    assert base["total_latency_ms"] == {"mean": 5.0, "p50": None, "p90": None, "p99": None, "max": 9.0}
     assert canary["requests"] == 7 and canary["scoring_latency_ms"]["mean"] == 1.5
     assert all(q["MetricStat"]["Period"] % 60 == 0 for q in cw.queries)
     assert metrics.CloudWatchMetricStore(FakeCloudWatch({}), "ns").per_version("iris", NOW) == []
@@ -86,3 +86,81 @@ def test_since_is_a_utc_date_or_time():
     assert metrics.parse_since("2026-01-01T10:00:00Z", NOW).hour == 10
     with pytest.raises(InvalidRequest):
         metrics.parse_since("yesterday", NOW)
+
+
+def test_cloudwatch_percentiles_and_series_through_get_metric_data():
+    """The real client (botocore Stubber): p50/p90/p99 as extended statistics over the window, and the
+    series as ``width``-second periods mapped onto buckets from ``since``."""
+    import boto3
+    from botocore.stub import Stubber
+
+    cw = boto3.client("cloudwatch", region_name="us-east-1")
+    dims = [{"Name": "model", "Value": "iris"}, {"Name": "version", "Value": "2"},
+            {"Name": "side", "Value": "canary"}, {"Name": "service", "Value": "modelsync"}]
+    since = NOW - _dt.timedelta(hours=2)
+    width = metrics.bucket_seconds(since, NOW)
+    assert width == 300  # 2 hours: 24 buckets of 5 minutes
+    t1, t2 = since + _dt.timedelta(seconds=10 * width), since + _dt.timedelta(seconds=11 * width)
+    # (metric, stat) -> (the window's value, the two buckets' values)
+    table = {("Requests", "Sum"): (7, [3, 4]), ("Rows", "Sum"): (21, [9, 12]),
+             ("Errors", "Sum"): (1, [0, 1]), ("TotalLatency", "Average"): (5.0, [4.0, 6.0]),
+             ("TotalLatency", "Maximum"): (30.0, [12.0, 30.0]), ("TotalLatency", "p50"): (4.5, [4.0, 5.0]),
+             ("TotalLatency", "p90"): (11.0, [10.0, 12.0]), ("TotalLatency", "p99"): (29.0, [12.0, 29.0])}
+    answer: dict[str, Any] = {"MetricDataResults": []}
+    sent: list[dict[str, Any]] = []
+
+    def fill(params: dict[str, Any], **_: Any) -> None:
+        """Answer each query as CloudWatch would (the stubbed answer is filled in from the request)."""
+        assert params["StartTime"] == since and params["EndTime"] == NOW
+        for q in params["MetricDataQueries"]:
+            stat = q["MetricStat"]
+            sent.append(q)
+            whole, per = table[(stat["Metric"]["MetricName"], stat["Stat"])]
+            if stat["Period"] == width:  # CloudWatch answers newest first
+                answer["MetricDataResults"].append({"Id": q["Id"], "Timestamps": [t2, t1],
+                                                    "Values": [per[1], per[0]], "StatusCode": "Complete"})
+            else:
+                answer["MetricDataResults"].append({"Id": q["Id"], "Timestamps": [since], "Values": [whole],
+                                                    "StatusCode": "Complete"})
+
+    cw.meta.events.register("provide-client-params.cloudwatch.GetMetricData", fill)
+    with Stubber(cw) as stub:
+        stub.add_response("list_metrics", {"Metrics": [
+            {"Namespace": "modelsync", "MetricName": m, "Dimensions": dims}
+            for m in ("Requests", "Rows", "Errors", "TotalLatency")]},
+            {"Namespace": "modelsync", "Dimensions": [{"Name": "model", "Value": "iris"}]})
+        stub.add_response("get_metric_data", answer)
+        (view,) = metrics.CloudWatchMetricStore(cw, "modelsync", now=lambda: NOW).per_version("iris", since)
+        stub.assert_no_pending_responses()
+    stats = {(q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Stat"], q["MetricStat"]["Period"])
+             for q in sent}
+    assert {("TotalLatency", "p99", 7200), ("TotalLatency", "p90", 300), ("Requests", "Sum", 300),
+            ("Requests", "Sum", 7200)} <= stats
+    assert (view["version"], view["side"], view["requests"], view["rows"], view["errors"]) == (2, "canary", 7,
+                                                                                               21, 1)
+    assert view["total_latency_ms"] == {"mean": 5.0, "p50": 4.5, "p90": 11.0, "p99": 29.0, "max": 30.0}
+    first, second = view["series"]
+    assert first["start"] == t1.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (first["requests"], first["rows"], first["errors"], first["error_rate"]) == (3, 9, 0, 0.0)
+    assert first["total_latency_ms"] == {"mean": 4.0, "p50": 4.0, "p90": 10.0, "p99": 12.0, "max": 12.0}
+    assert second["errors"] == 1 and second["total_latency_ms"]["p99"] == 29.0
+
+
+def test_memory_store_percentiles_and_series_buckets():
+    store = metrics.MemoryMetricStore()
+    since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=58)  # mid-bucket: 11.6 buckets ago
+    for ms in range(1, 101):  # 100 requests, total latency 1..100 ms
+        record = metrics.emf_record(metrics.Measure("m", "1", "base", "predict", rows=2, total_ms=float(ms),
+                                                    error="invalid_input" if ms <= 5 else None), "ns")
+        store.add(record)
+    (view,) = store.per_version("m", since, 300)
+    lat = view["total_latency_ms"]
+    assert (lat["p50"], lat["p90"], lat["p99"], lat["max"]) == (50.0, 90.0, 99.0, 100.0)
+    assert view["error_rate"] == 0.05
+    (bucket,) = view["series"]  # all in the last 5 minutes: one bucket, the totals
+    assert (bucket["requests"], bucket["rows"], bucket["errors"]) == (100, 200, 5)
+    assert bucket["total_latency_ms"] == lat
+    start = _dt.datetime.fromisoformat(bucket["start"].replace("Z", "+00:00"))
+    assert 0 <= (start - since.replace(microsecond=0)).total_seconds() <= 3600
+    assert metrics.bucket_seconds(NOW - _dt.timedelta(days=7), NOW) == 6 * 3600
+    assert metrics.bucket_seconds(NOW - _dt.timedelta(days=365), NOW) == 8 * 86400

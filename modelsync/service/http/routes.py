@@ -334,7 +334,9 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
         description="What the Score function measured for each version it served (and the rollout side, "
                     "`base` or `canary`), side by side: from CloudWatch (`GetMetricData` over the "
                     "function's embedded-metric-format records) in AWS, from the emitted records on the "
-                    "local stack. `since` defaults to the last 24 hours."))
+                    "local stack. Latencies as mean, p50, p90, p99 and max; `series` splits the window "
+                    "into `bucket_seconds`-wide buckets (at most 52) for charts. `since` defaults to "
+                    "the last 24 hours."))
     def get_metrics(name: Name, since: Annotated[str | None, Query(
             description="Only requests at or after this UTC date or time (e.g. 2025-01-07T00:00:00Z)."
     )] = None) -> Response[Any]:
@@ -349,8 +351,9 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
         description="The rows the Score function and devices scored (their bin counts), compared with "
                     "the training baseline in the document's `metadata.baseline`: per feature and for the "
                     "predictions (`__prediction__`) `{feature, psi, outside_range, rows, status}`; status "
-                    "`warn` from PSI 0.1, `alert` from 0.25. Defaults: the version `latest` points to, "
-                    "the last 24 hours."))
+                    "`warn` from PSI 0.1, `alert` from 0.25; `distributions`: per feature the "
+                    "baseline's and the observed share of each bin (`bins`: `[lo, hi]` edges or "
+                    "categories). Defaults: the version `latest` points to, the last 24 hours."))
     def get_drift(name: Name, version: Annotated[int | None, Query(
                       ge=1, description="This version (default: the one `latest` points to).")] = None,
                   since: Annotated[str | None, Query(

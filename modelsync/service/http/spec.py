@@ -231,7 +231,13 @@ COMPONENTS: dict[str, Any] = {
                 "sha256": {"type": "string"}, "size": {"type": "integer"},
                 "format_version": {"type": "string"}, "model_type": {"type": "string"},
                 "task": {"type": "string"}, "created_at": {"type": "string"},
-                "document_key": {"type": "string"}, "approved_at": _NULLABLE_STR}}},
+                "document_key": {"type": "string"}, "approved_at": _NULLABLE_STR,
+                "feature_count": _NULLABLE_INT, "class_count": _NULLABLE_INT,
+                "methods": {"type": ["array", "null"], "items": {"type": "string"}},
+                "schema_change_count": {"type": ["integer", "null"], "description": (
+                    "Input-schema changes from `compared_with` (the version latest pointed to): latest "
+                    "was held. null when the schema matched.")},
+                "compared_with": _NULLABLE_INT}}},
             "aliases": {"type": "object", "additionalProperties": ref("Alias")}},
     },
     "Manifest": {
@@ -283,18 +289,27 @@ COMPONENTS: dict[str, Any] = {
     "VersionMetrics": {
         "type": "object",
         "properties": {
-            "name": {"type": "string"}, "since": {"type": "string"},
+            "name": {"type": "string"}, "since": {"type": "string"}, "until": {"type": "string"},
+            "bucket_seconds": {"type": "integer", "description": "Width of the `series` buckets (at most 52 "
+                                                                  "over the window)."},
             "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": ["integer", "string"], "description": "`-`: failed before resolving."},
                 "side": {"type": "string", "enum": ["base", "canary"]},
                 "requests": {"type": "integer"}, "rows": {"type": "integer"}, "errors": {"type": "integer"},
                 "error_rate": _NULLABLE_NUM,
                 "errors_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "scoring_latency_ms": ref("LatencySummary"), "total_latency_ms": ref("LatencySummary")}}}},
+                "scoring_latency_ms": ref("LatencySummary"), "total_latency_ms": ref("LatencySummary"),
+                "series": {"type": "array", "description": "Buckets with requests, oldest first.",
+                           "items": {"type": "object", "properties": {
+                               "start": {"type": "string"}, "requests": {"type": "integer"},
+                               "rows": {"type": "integer"}, "errors": {"type": "integer"},
+                               "error_rate": _NULLABLE_NUM,
+                               "total_latency_ms": ref("LatencySummary")}}}}}}},
     },
     "LatencySummary": {"type": "object", "properties": {
-        "mean": _NULLABLE_NUM, "p50": {"type": ["number", "null"], "description": "null from CloudWatch."},
-        "max": _NULLABLE_NUM}},
+        "mean": _NULLABLE_NUM, "p50": _NULLABLE_NUM, "p90": _NULLABLE_NUM, "p99": _NULLABLE_NUM,
+        "max": _NULLABLE_NUM}, "description": "Milliseconds: mean, percentiles (nearest rank locally; "
+                                             "CloudWatch's p50/p90/p99 in AWS) and max."},
     "TelemetryAccepted": {
         "type": "object",
         "properties": {"accepted": {"type": "array", "items": {"type": "string"}},
