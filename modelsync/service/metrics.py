@@ -340,7 +340,22 @@ def local_or_cloudwatch(env: Any, cloudwatch: Callable[[], Any], namespace: str
     sink = local_sink(env)
     if sink is not None:
         return sink, sink
-    return CloudWatchMetricStore(cloudwatch(), namespace), None
+    return CloudWatchMetricStore(_OnFirstUse(cloudwatch), namespace), None
+
+
+class _OnFirstUse:
+    """A client created on its first use: only the operator's ``GET .../metrics`` reads CloudWatch, so
+    the Score import (the cold start) does not pay for creating it."""
+
+    def __init__(self, create: Callable[[], Any]) -> None:
+        self._create, self._client, self._lock = create, None, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._create()
+        return getattr(self._client, name)
 
 
 def batch_measure(result: Mapping[str, Any]) -> Measure | None:

@@ -85,3 +85,24 @@ def test_lazy_tracer_builds_the_real_tracer_when_active(monkeypatch: pytest.Monk
     assert LazyTracer.active()
     real = tracer.real()
     assert real is not None and tracer.real() is real  # built once
+
+
+def test_cloudwatch_client_is_created_on_first_use() -> None:
+    """In AWS the metrics store reads CloudWatch for the operator's route only: not created at import."""
+    from modelsync.service.metrics import local_or_cloudwatch
+
+    made: list[int] = []
+
+    class Client:
+        def get_metric_data(self) -> str:
+            return "data"
+
+    def create() -> Client:
+        made.append(1)
+        return Client()
+
+    store, sink = local_or_cloudwatch({}, create, "modelsync")
+    assert sink is None and made == []
+    assert store.cloudwatch.get_metric_data() == "data"  # type: ignore[attr-defined]
+    store.cloudwatch.get_metric_data()  # type: ignore[attr-defined]
+    assert made == [1]
