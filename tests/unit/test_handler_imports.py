@@ -81,10 +81,15 @@ def test_lazy_tracer_builds_the_real_tracer_when_active(monkeypatch: pytest.Monk
     monkeypatch.delenv("POWERTOOLS_TRACE_DISABLED", raising=False)
     monkeypatch.delenv("AWS_SAM_LOCAL", raising=False)
     monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    from aws_lambda_powertools.tracing.tracer import Tracer
+
     tracer = LazyTracer(auto_patch=False)
     assert LazyTracer.active()
-    real = tracer.real()
-    assert real is not None and tracer.real() is real  # built once
+    try:
+        real = tracer.real()
+        assert real is not None and tracer.real() is real  # built once
+    finally:
+        Tracer._reset_config()  # Powertools keeps the last Tracer's options at class level
 
 
 def test_cloudwatch_client_is_created_on_first_use() -> None:
