@@ -2,6 +2,11 @@
 
 Usage: python bench/_cold_start.py MODE MODEL_PATH ROW_JSON [INPUT_DTYPE]
   MODE: scorer | sklearn | onnxruntime | bare
+       python bench/_cold_start.py boto3 - -            (import boto3: the Lambda baseline)
+       python bench/_cold_start.py handler CODE_DIR EVENT_JSON|-
+         (import the handler module ``app`` from CODE_DIR, as Lambda's init does, with the environment
+         the caller set; with an event, then invoke ``lambda_handler`` once: the first request;
+         bench/cold_start.py)
 
 Imports only what MODE needs (the runtime under test), so the process's cost is that runtime's.
 Prints one JSON line: the in-process phase times (seconds, from the first line of this script,
@@ -13,6 +18,7 @@ import sys
 import time
 
 _T0 = time.perf_counter()
+_EXTRA: dict = {}  # handler mode: the first request's response body
 
 
 def _main() -> None:
@@ -20,6 +26,29 @@ def _main() -> None:
     if mode == "bare":
         t1 = t2 = t3 = time.perf_counter()
         out = None
+    elif mode == "boto3":
+        import boto3  # noqa: F401
+
+        t1 = t2 = t3 = time.perf_counter()
+        out = None
+    elif mode == "handler":
+        import importlib
+        import json
+        import os
+
+        sys.path.insert(0, path)
+        os.chdir(path)
+        app = importlib.import_module("app")
+        t1 = time.perf_counter()
+        out = None
+        t2 = t3 = t1
+        if row_json != "-":
+            response = app.lambda_handler(json.loads(row_json), _Context())
+            t3 = time.perf_counter()
+            body = json.loads(response["body"])
+            if response["statusCode"] != 200:
+                raise SystemExit(f"first request: {response['statusCode']} {body}")
+            _EXTRA["response"] = body
     elif mode == "scorer":
         import os
 
@@ -71,7 +100,23 @@ def _main() -> None:
         "load": t2 - t1,
         "score": t3 - t2,
         "out": None if out is None else [[float(v) for v in r] for r in out],
+        **_EXTRA,
     }))
+
+
+class _Context:
+    """The Lambda context the handler's Powertools decorators read."""
+
+    function_name = "bench-cold-start"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-cold-start"
+    memory_limit_in_mb = 1024
+    aws_request_id = "bench-first-request"
+    log_group_name = "/aws/lambda/bench-cold-start"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
 
 
 _main()

@@ -67,6 +67,9 @@ SECTIONS = ("batch", "latency", "cold", "size")
 # model benchmarks; each name is also an ``--only`` choice.
 EXTRA_SECTIONS: dict[str, str] = {
     "batch_e2e": "batch_e2e",  # the batch function end to end (bench/batch_e2e.py)
+    "cold_start": "cold_start",  # Lambda cold start of each function + the first request
+    "warm": "warm",  # a single-row request through the Score handler, model cached; registry reads
+    "local_api": "local_api",  # requests/s and p50/p99 through modelsync local with 8 clients
 }
 
 

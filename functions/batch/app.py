@@ -18,7 +18,7 @@ import warnings
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,9 +27,10 @@ from modelsync.service.config import Settings
 from modelsync.service.metrics import batch_measure, emit, local_sink
 from modelsync.service.registry import Registry
 from modelsync.service.store import ModelCache, cached_loader
+from modelsync.service.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()  # the X-Ray SDK is loaded on the first traced invocation, not at import
 metrics = Metrics()
 # metrics here depend on the event: an invocation without any is normal, not worth a warning (as
 # Powertools' docs advise)

@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.idempotency import (
@@ -25,9 +25,10 @@ from modelsync.service import layout
 from modelsync.service.config import Settings
 from modelsync.service.publish import RetryPolicy, Upload, publish_upload
 from modelsync.service.registry import Registry
+from modelsync.service.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()  # the X-Ray SDK is loaded on the first traced invocation, not at import
 metrics = Metrics()
 # metrics here depend on the event: an invocation without any is normal, not worth a warning (as
 # Powertools' docs advise)

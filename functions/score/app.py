@@ -2,7 +2,9 @@
 
 Clients, settings, the bounded model cache and the manifest signer (its signature cache) live at module
 level: warm invocations reuse loaded models by (name, version) and signatures by manifest content, while
-aliases (and their canaries) are resolved from the registry on every request.
+aliases (and their canaries) are re-read from the registry at most every ``ALIAS_CACHE_TTL_SECONDS`` (the
+process's alias cache; the manifest route reads them fresh). The tracer and the HTTP resolver are built on
+first use, so the import pays for the clients and the services only (bench/cold_start.py).
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from modelsync.service.admin import RegistryAdmin
+from modelsync.service.alias_cache import ALIASES
 from modelsync.service.config import Settings
 from modelsync.service.drift import DriftRecorder, DriftService
 from modelsync.service.errors import PayloadTooLarge
 from modelsync.service.http import (
+    LazyResolver,
     Services,
-    build_resolver,
     check_request_size,
     error_proxy_response,
     request_size_limit,
@@ -33,9 +36,10 @@ from modelsync.service.serving import ServingService
 from modelsync.service.signing import ManifestSigner
 from modelsync.service.store import ModelCache, cached_loader
 from modelsync.service.telemetry import TelemetryService
+from modelsync.service.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()  # the X-Ray SDK is loaded on the first traced invocation, not at import
 # metrics: one EphemeralMetrics per scoring request (its own dimensions), see modelsync.service.metrics
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelsync")
 
@@ -58,12 +62,14 @@ def observe(m: Measure) -> None:
 
 # scored rows counted in each version's baseline bins, flushed as telemetry (+ the DriftPsi metric)
 DRIFT = DriftRecorder(registry, SETTINGS.telemetry_retention_days)
-SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER, observe, drift=DRIFT)
+# aliases read at most every ALIAS_CACHE_TTL_SECONDS per process (modelsync.service.alias_cache)
+SERVICE = ServingService(s3, registry, SETTINGS, MODEL_CACHE, SIGNER, observe, drift=DRIFT, aliases=ALIASES)
 SERVICES = Services(SERVICE, RegistryAdmin(registry),
                     TelemetryService(registry, SETTINGS.telemetry_retention_days),
                     metrics=MetricsService(METRIC_STORE, registry),
                     drift=DriftService(registry, cached_loader(s3, SETTINGS.models_bucket, MODEL_CACHE)))
-app = build_resolver(lambda: SERVICES)
+# the resolver (Powertools validation, pydantic models) is built on the first request, not at import
+app = LazyResolver(lambda: SERVICES)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False,

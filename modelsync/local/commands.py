@@ -28,6 +28,19 @@ def _parameter_overrides(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+DEFAULT_CONCURRENCY = 4  # enough to overlap a slow request with others on a laptop; Lambda's is far higher
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "local",
@@ -54,6 +67,10 @@ def register(subparsers: Any) -> None:
         help="fire Schedule events every SECONDS instead of the template's rate",
     )
     p.add_argument("--parameter-overrides", nargs="*", metavar="KEY=VALUE", help="template parameter values")
+    p.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+                   help="execution environments per function, as Lambda's concurrent executions: up to N "
+                        f"invocations of one function run at once (default {DEFAULT_CONCURRENCY}; 1 "
+                        "serialises them)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the process that started this one exits (test fixtures, scripts)")
     p.add_argument("--auth", choices=LOCAL_MODES, default="none",
@@ -129,6 +146,7 @@ def run_local(args: argparse.Namespace) -> int:
             schedule_every=args.schedule_every,
             parameters=_parameter_overrides(args.parameter_overrides),
             auth=args.auth,
+            concurrency=args.concurrency,
         )
         try:
             stack.start()

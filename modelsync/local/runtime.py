@@ -2,13 +2,20 @@
 
 Each function of the template is imported from its code directory under a unique module name, with the
 environment the template gives it, dummy credentials and ``AWS_ENDPOINT_URL`` pointing at the embedded AWS,
-so the handler's boto3 clients talk to the local stack unchanged. Invocations run one at a time (the
-process has one ``os.environ`` and the functions' environments differ), which also mirrors one Lambda
-execution environment handling one request at a time.
+so the handler's boto3 clients talk to the local stack unchanged.
+
+Concurrency as Lambda's: each function has a pool of up to ``concurrency`` execution environments (each
+its own import of the handler module, so its own clients and warm caches); an environment handles one
+invocation at a time, and the invocations of one function run concurrently in different environments.
+The process has one ``os.environ``: invocations of one function share it (their variables are equal);
+those of different functions take turns (:class:`_EnvironmentGate`). Environments are created one at a
+time, with the function's variables (the endpoint and dummy credentials first of all) already set, so no
+client is ever created without them.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib.util
 import io
@@ -160,7 +167,7 @@ class _StdoutRouter(io.TextIOBase):
 
 
 class Runtime:
-    """Imports handlers and invokes them with their environment, one invocation at a time."""
+    """Imports handlers and invokes them in their environment, up to ``concurrency`` at once per function."""
 
     def __init__(
         self,
@@ -169,15 +176,18 @@ class Runtime:
         endpoint: str | None,
         metrics_namespace: str = "modelsync",
         on_invoke: Callable[[Invocation, str, str], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
         # on_invoke(invocation, trigger, outcome) reports each invocation (default: one log line on stderr)
         self.region = region
         self.endpoint = endpoint
         self.metrics_namespace = metrics_namespace
         self.on_invoke = on_invoke or _log_invocation
+        self.concurrency = max(1, int(concurrency))  # execution environments per function, at most
         self._lock = threading.RLock()
-        self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
-        self._modules: dict[str, ModuleType] = {}
+        self._create_lock = threading.Lock()
+        self._gate = _EnvironmentGate()
+        self._pools: dict[str, _Pool] = {}
         self._saved_env: dict[str, str] | None = None
         self._saved_stdout: TextIO | None = None
         self._router: _StdoutRouter | None = None
@@ -232,9 +242,9 @@ class Runtime:
         if self._router is not None:
             self._router.target = sys.stderr
 
-    @contextlib.contextmanager
-    def _function_environment(self, fn: FunctionSpec) -> Iterator[None]:
-        env = {
+    def function_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        """Every variable the function's handler sees: the base, its template Environment, Lambda's own."""
+        return {
             **self.base_environment(),
             **fn.environment,
             "AWS_LAMBDA_FUNCTION_NAME": fn.physical_name,
@@ -244,41 +254,53 @@ class Runtime:
             "LAMBDA_TASK_ROOT": str(fn.code_dir),
             "_HANDLER": fn.handler,
         }
-        before = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        router = self._router
-        try:
+
+    def aws_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        """The function's variables as Lambda sets them in AWS: without the local switches (tracing
+        disabled, SAM local), so Powertools behaves as deployed. bench/cold_start.py and the import
+        tests start fresh processes with it."""
+        env = self.function_environment(fn)
+        for local_only in ("POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL"):
+            env.pop(local_only, None)
+        return env
+
+    @contextlib.contextmanager
+    def _in_environment(self, fn: FunctionSpec) -> Iterator[None]:
+        """The function's variables in ``os.environ`` (shared with its other running invocations)."""
+        with self._gate.hold(fn.logical_id, self.function_environment(fn)):
+            router = self._router
             if router is not None:
                 with router.handler_output():
                     yield
             else:
                 yield
-        finally:
-            for k, v in before.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
-    # -- handlers --------------------------------------------------------------------------------------
-    def load(self, fn: FunctionSpec) -> Callable[[Any, Any], Any]:
-        """Import the handler module by file path under a unique name (every function has an ``app.py``)."""
+    # -- execution environments -------------------------------------------------------------------------
+    def _pool(self, fn: FunctionSpec) -> _Pool:
         with self._lock:
-            handler = self._handlers.get(fn.logical_id)
-            if handler is not None:
-                return handler
-            path, attr = fn.handler_file()
-            if not path.is_file():
-                raise FileNotFoundError(f"{fn.logical_id}: handler file {path} not found")
-            module_name = f"modelsync_local_fn_{fn.logical_id}_{path.stem}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
+            pool = self._pools.get(fn.logical_id)
+            if pool is None:
+                pool = self._pools[fn.logical_id] = _Pool(self.concurrency)
+            return pool
+
+    def _create(self, fn: FunctionSpec, index: int) -> _Environment:
+        """A new execution environment: the handler module imported under its own name (the init phase).
+
+        One at a time in the process (boto3's default session is not safe to create clients from in
+        several threads at once), inside the function's environment variables."""
+        path, attr = fn.handler_file()
+        if not path.is_file():
+            raise FileNotFoundError(f"{fn.logical_id}: handler file {path} not found")
+        module_name = f"modelsync_local_fn_{fn.logical_id}_{path.stem}" + (f"_{index}" if index else "")
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        with self._create_lock:
             # The code directory is the task root in Lambda: siblings of app.py import as top-level modules.
             sys.path.insert(0, str(fn.code_dir))
             try:
-                with self._function_environment(fn):
+                with self._in_environment(fn):
                     sys.modules[module_name] = module
                     try:
                         spec.loader.exec_module(module)
@@ -288,17 +310,60 @@ class Runtime:
             finally:
                 with contextlib.suppress(ValueError):
                     sys.path.remove(str(fn.code_dir))
-            handler = getattr(module, attr, None)
-            if not callable(handler):
-                raise AttributeError(f"{fn.logical_id}: {path} has no function {attr!r}")
-            self._handlers[fn.logical_id] = handler
-            self._modules[fn.logical_id] = module
-            return handler
+        handler = getattr(module, attr, None)
+        if not callable(handler):
+            raise AttributeError(f"{fn.logical_id}: {path} has no function {attr!r}")
+        return _Environment(module, handler, index)
+
+    @contextlib.contextmanager
+    def _environment(self, fn: FunctionSpec) -> Iterator[_Environment]:
+        """An idle environment of the function (the most recently used), a new one while the pool has
+        room, else the first to come free."""
+        pool = self._pool(fn)
+        with pool.cond:
+            while not pool.idle and pool.created >= pool.size:
+                pool.cond.wait()
+            env = pool.idle.pop() if pool.idle else None
+            index = pool.created
+            if env is None:
+                pool.created += 1
+        if env is None:
+            try:
+                env = self._create(fn, index)
+            except BaseException:
+                with pool.cond:
+                    pool.created -= 1
+                    pool.cond.notify()
+                raise
+            with pool.cond:
+                pool.all.append(env)
+        try:
+            yield env
+        finally:
+            with pool.cond:
+                pool.idle.append(env)
+                pool.cond.notify()
+
+    def environments(self, fn: FunctionSpec) -> int:
+        """How many execution environments the function has now (tests; the local stack's log)."""
+        return len(self._pool(fn).all)
+
+    # -- handlers --------------------------------------------------------------------------------------
+    def load(self, fn: FunctionSpec) -> Callable[[Any, Any], Any]:
+        """The handler of the function's first execution environment (created if need be): preflight
+        checks that every handler imports; tests reach its warm state through :meth:`module`."""
+        pool = self._pool(fn)
+        with pool.cond:
+            first = pool.all[0] if pool.all else None
+        if first is not None:
+            return first.handler
+        with self._environment(fn) as env:
+            return env.handler
 
     def module(self, fn: FunctionSpec) -> ModuleType:
-        """The function's imported handler module (loaded if need be): tests reach its warm state."""
+        """The first environment's handler module (loaded if need be): tests reach its warm state."""
         self.load(fn)
-        return self._modules[fn.logical_id]
+        return self._pool(fn).all[0].module
 
     def invoke(
         self,
@@ -308,33 +373,30 @@ class Runtime:
         trigger: str = "invoke",
         outcome_of: Callable[[Any], str] | None = None,
     ) -> Invocation:
-        """Invoke synchronously; the result is JSON round-tripped as Lambda's runtime would serialise it.
+        """Invoke synchronously in a free execution environment; the result is JSON round-tripped as
+        Lambda's runtime would serialise it.
 
         ``outcome_of(result)`` words a successful invocation's outcome for the log line (default "ok").
         """
         request_id = str(uuid.uuid4())
-        with self._lock:
-            start = time.perf_counter()
+        start = time.perf_counter()
+        try:
+            payload = json.loads(json.dumps(event))
+            with self._environment(fn) as env, self._in_environment(fn):
+                result = env.handler(payload, LambdaContext(fn, request_id))
             try:
-                handler = self.load(fn)
-                payload = json.loads(json.dumps(event))
-                with self._function_environment(fn):
-                    result = handler(payload, LambdaContext(fn, request_id))
-                try:
-                    result = json.loads(json.dumps(result))
-                except (TypeError, ValueError) as exc:
-                    raise _MarshalError(f"Unable to marshal response: {exc}") from exc
-                inv = Invocation(
-                    fn.logical_id, request_id, (time.perf_counter() - start) * 1000, result=result
-                )
-            except Exception as exc:
-                inv = Invocation(
-                    fn.logical_id,
-                    request_id,
-                    (time.perf_counter() - start) * 1000,
-                    error=error_payload(exc, request_id),
-                )
-                log.warning("%s raised:", fn.logical_id, exc_info=True)
+                result = json.loads(json.dumps(result))
+            except (TypeError, ValueError) as exc:
+                raise _MarshalError(f"Unable to marshal response: {exc}") from exc
+            inv = Invocation(fn.logical_id, request_id, (time.perf_counter() - start) * 1000, result=result)
+        except Exception as exc:
+            inv = Invocation(
+                fn.logical_id,
+                request_id,
+                (time.perf_counter() - start) * 1000,
+                error=error_payload(exc, request_id),
+            )
+            log.warning("%s raised:", fn.logical_id, exc_info=True)
         if inv.error is not None:
             outcome = f"error {inv.error['errorType']}: {inv.error['errorMessage']}"
         else:
@@ -343,6 +405,75 @@ class Runtime:
             outcome += f" (over its Timeout of {fn.timeout:g} s: Lambda would have stopped it)"
         self.on_invoke(inv, trigger, outcome)
         return inv
+
+
+@dataclass
+class _Environment:
+    """One execution environment: its own import of the handler module."""
+
+    module: ModuleType
+    handler: Callable[[Any, Any], Any]
+    index: int
+
+
+class _Pool:
+    """A function's execution environments: at most ``size``, each running one invocation at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self.cond = threading.Condition()
+        self.all: list[_Environment] = []
+        self.idle: list[_Environment] = []
+        self.created = 0  # environments created or being created
+
+
+class _EnvironmentGate:
+    """``os.environ`` shared by the running invocations of one function at a time.
+
+    The first holder sets the function's variables, the last one restores what was there; a holder of
+    another function waits until then, and while it waits no new holder of the current function joins
+    (so a steady stream of requests cannot starve the other functions). Nothing is restored while any
+    invocation or environment creation still runs: no client is created without the endpoint."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: str | None = None
+        self._holders = 0
+        self._before: dict[str, str | None] = {}
+        self._waiting: collections.Counter[str] = collections.Counter()
+
+    def _may_enter(self, owner: str) -> bool:
+        if self._holders == 0:
+            return True
+        return self._owner == owner and not any(n for k, n in self._waiting.items() if k != owner)
+
+    @contextlib.contextmanager
+    def hold(self, owner: str, env: dict[str, str]) -> Iterator[None]:
+        with self._cond:
+            self._waiting[owner] += 1
+            try:
+                while not self._may_enter(owner):
+                    self._cond.wait()
+            finally:
+                self._waiting[owner] -= 1
+            if self._holders == 0:
+                self._owner = owner
+                self._before = {k: os.environ.get(k) for k in env}
+                os.environ.update(env)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holders -= 1
+                if self._holders == 0:
+                    for k, v in self._before.items():
+                        if v is None:
+                            os.environ.pop(k, None)
+                        else:
+                            os.environ[k] = v
+                    self._owner, self._before = None, {}
+                self._cond.notify_all()
 
 
 def configure_logging() -> None:

@@ -82,7 +82,10 @@ class LocalStack:
         stack_name: str = "modelsync",
         route_handler_stdout: bool = True,
         auth: str = "none",
+        concurrency: int = 1,
     ) -> None:
+        # concurrency: execution environments per function, at most (modelsync local --concurrency)
+        self.concurrency = max(1, int(concurrency))
         self.template_path = pathlib.Path(template) if template else tpl.DEFAULT_TEMPLATE
         self.region = region
         self.host = host
@@ -160,6 +163,7 @@ class LocalStack:
                 if lid in self._names.refs and lid in self._provisioned
             },
             "functions": sorted(self.functions),
+            "concurrency": self.concurrency,
             **self.auth.ready_info(),
         }
 
@@ -189,7 +193,7 @@ class LocalStack:
         configure_logging()
         try:
             self._start_aws()
-            self.runtime = Runtime(region=self.region, endpoint=self.endpoint)
+            self.runtime = Runtime(region=self.region, endpoint=self.endpoint, concurrency=self.concurrency)
             self.runtime.activate(route_stdout=self.route_handler_stdout)
             # before provisioning: moto keeps executable state machines in a backend of their own
             self._step_functions = LocalStepFunctions(self.runtime, self.functions, self._moto_port())

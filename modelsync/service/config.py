@@ -41,6 +41,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration in seconds (``0`` allowed; negative, non-finite or not a number: the default)."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if 0 <= value < float("inf") else default
+
+
 @dataclass(frozen=True)
 class Settings:
     models_bucket: str
@@ -56,6 +68,7 @@ class Settings:
     batch_outputs: str = ""  # the methods batch writes when neither key nor event names them ("": default)
     presign_seconds: int = 300
     model_cache_size: int = 8
+    alias_cache_ttl_seconds: float = 5.0  # how long an alias read is reused (0: read on every request)
     require_approval: bool = False
     manifest_signing_key_id: str = ""  # KMS key (id, ARN or alias) signing manifests; empty: unsigned
     telemetry_retention_days: int = 90  # telemetry items expire (TTL) this long after they arrive; 0: never
@@ -82,6 +95,7 @@ class Settings:
             batch_outputs=e.get("BATCH_OUTPUTS", "").strip(),
             presign_seconds=max(1, _int(e, "PRESIGN_SECONDS", cls.presign_seconds)),
             model_cache_size=max(1, _int(e, "MODEL_CACHE_SIZE", cls.model_cache_size)),
+            alias_cache_ttl_seconds=_seconds(e, "ALIAS_CACHE_TTL_SECONDS", cls.alias_cache_ttl_seconds),
             require_approval=_bool(e, "REQUIRE_APPROVAL", cls.require_approval),
             manifest_signing_key_id=e.get("MANIFEST_SIGNING_KEY_ID", "").strip(),
             telemetry_retention_days=_int(e, "TELEMETRY_RETENTION_DAYS", cls.telemetry_retention_days),

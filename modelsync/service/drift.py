@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 60.0
 FLUSH_ROWS = 100_000
+BIN_ROWS = 256  # pending rows of one version counted together (one bin_counts call)
 METRIC_NAMESPACE = "modelsync"
 METRIC_NAME = "DriftPsi"
 DEFAULT_WINDOW = _dt.timedelta(hours=24)
@@ -67,37 +68,93 @@ class DriftRecorder:
         self._open: dict[tuple[str, int, str], dict[str, Any]] = {}
         self._last = clock()
         self._rows = 0
+        # requests not counted yet, per (model, version, sha256): (model, instances, predictions, matrix)
+        self._pending: dict[tuple[str, int, str], list[tuple[Any, Any, Any, Any]]] = {}
+        self._pending_rows: dict[tuple[str, int, str], int] = {}
 
     def clear(self) -> None:
         """Drop what is not flushed (tests; a container never needs it)."""
         with self._lock:
             self._open, self._rows, self._last = {}, 0, self.clock()
+            self._pending, self._pending_rows = {}, {}
 
     def observe(self, name: str, version: int, model: scorer.Model, instances: Any,
                 predictions: Any = None, matrix: np.ndarray | None = None) -> None:
-        """Count one request's rows (never raises: drift must not break scoring)."""
+        """Note one request's rows (never raises: drift must not break scoring).
+
+        Counting is batched: rows wait until ``BIN_ROWS`` of one version are pending (or the flush), then
+        are converted and counted in one go, so a single-row request pays an append, not the bins."""
         base = baseline_of(model)
         if base is None:
             return
-        try:
-            X = matrix if matrix is not None else scorer.to_matrix(instances, model.features)
-            counts = drift.bin_counts(base, columns_of(model, X), predictions)
-        except (ValueError, TypeError, IndexError) as exc:  # InvalidInput is a ValueError
-            log.debug("drift counts skipped: %s", exc)
-            return
+        if matrix is not None:
+            rows = int(matrix.shape[0])
+        elif isinstance(instances, list):
+            rows = len(instances)
+        else:  # a dict of columns or a DataFrame: converted now (it is not a list to count)
+            try:
+                matrix = scorer.to_matrix(instances, model.features)
+            except (ValueError, TypeError, IndexError) as exc:  # InvalidInput is a ValueError
+                log.debug("drift counts skipped: %s", exc)
+                return
+            rows = int(matrix.shape[0])
         key = (name, int(version), str(model.sha256))
         with self._lock:
-            window = self._open.setdefault(key, {"rows": 0, "window_start": now_iso(), "drift": {},
-                                                 "baseline": base})
-            window["rows"] += int(X.shape[0])
-            drift.merge_all(window["drift"], counts)
-            self._rows += int(X.shape[0])
+            self._pending.setdefault(key, []).append((model, instances, predictions, matrix))
+            self._pending_rows[key] = self._pending_rows.get(key, 0) + rows
+            self._rows += rows
+            ready = self._pending_rows[key] >= BIN_ROWS
             due = self.clock() - self._last >= self.flush_seconds or self._rows >= FLUSH_ROWS
+            batch = self._take(key) if ready and not due else None
+        if batch:
+            self._count(key, batch)
         if due:
             self.flush()
 
+    def _take(self, key: tuple[str, int, str]) -> list[tuple[Any, Any, Any, Any]]:
+        """The pending rows of ``key`` (under the lock)."""
+        self._pending_rows.pop(key, None)
+        return self._pending.pop(key, [])
+
+    def _count(self, key: tuple[str, int, str], batch: list[tuple[Any, Any, Any, Any]]) -> None:
+        """Count pending requests in the baseline's bins: those with predictions and those without in
+        one bin_counts call each."""
+        model = batch[0][0]
+        base = baseline_of(model)
+        if base is None:
+            return
+        groups: dict[bool, tuple[list[np.ndarray], list[Any]]] = {True: ([], []), False: ([], [])}
+        for _, instances, predictions, matrix in batch:
+            try:
+                X = matrix if matrix is not None else scorer.to_matrix(instances, model.features)
+            except (ValueError, TypeError, IndexError) as exc:  # InvalidInput is a ValueError
+                log.debug("drift counts skipped: %s", exc)
+                continue
+            has = predictions is not None and len(predictions) == X.shape[0]
+            groups[has][0].append(X)
+            if has:
+                groups[has][1].extend(predictions)
+        for has, (matrices, preds) in groups.items():
+            if not matrices:
+                continue
+            try:
+                X = matrices[0] if len(matrices) == 1 else np.concatenate(matrices, axis=0)
+                counts = drift.bin_counts(base, columns_of(model, X), preds if has else None)
+            except (ValueError, TypeError, IndexError) as exc:
+                log.debug("drift counts skipped: %s", exc)
+                continue
+            with self._lock:
+                window = self._open.setdefault(key, {"rows": 0, "window_start": now_iso(), "drift": {},
+                                                     "baseline": base})
+                window["rows"] += int(X.shape[0])
+                drift.merge_all(window["drift"], counts)
+
     def flush(self) -> int:
         """Store every open window as one telemetry batch; returns how many were stored."""
+        with self._lock:
+            pending = [(k, self._take(k)) for k in list(self._pending)]
+        for key, requests in pending:
+            self._count(key, requests)
         with self._lock:
             windows, self._open = self._open, {}
             self._last, self._rows = self.clock(), 0

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from .errors import InvalidRequest
 
@@ -88,9 +91,11 @@ def emit(m: Measure, namespace: str, sink: MemoryMetricStore | None = None) -> N
     """Print the request's EMF record (CloudWatch reads it from the function's log); with a ``sink``
     (the local stack), keep the same record for :class:`MemoryMetricStore` reads."""
     metrics = _request_metrics(m, namespace)
+    record = metrics.serialize_metric_set()  # once: flush_metrics would serialise it again
     if sink is not None:
-        sink.add(dict(metrics.serialize_metric_set()))
-    metrics.flush_metrics()
+        sink.add(dict(record))
+    if not is_metrics_disabled():  # what flush_metrics checks before printing the same line
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")  # EMF: one line on stdout
 
 
 class MetricStore(Protocol):
@@ -335,7 +340,22 @@ def local_or_cloudwatch(env: Any, cloudwatch: Callable[[], Any], namespace: str
     sink = local_sink(env)
     if sink is not None:
         return sink, sink
-    return CloudWatchMetricStore(cloudwatch(), namespace), None
+    return CloudWatchMetricStore(_OnFirstUse(cloudwatch), namespace), None
+
+
+class _OnFirstUse:
+    """A client created on its first use: only the operator's ``GET .../metrics`` reads CloudWatch, so
+    the Score import (the cold start) does not pay for creating it."""
+
+    def __init__(self, create: Callable[[], Any]) -> None:
+        self._create, self._client, self._lock = create, None, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._create()
+        return getattr(self._client, name)
 
 
 def batch_measure(result: Mapping[str, Any]) -> Measure | None:

@@ -22,8 +22,8 @@ import yaml
 
 from modelsync import __version__
 
-from .http import build_resolver, spec
-from .http.routes import HEADERS_EXTENSION
+from .http import spec
+from .http.routes import HEADERS_EXTENSION, build_resolver
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_PATH = ROOT / "docs" / "openapi.yaml"

@@ -41,16 +41,17 @@ lists are read from the version's document, see :func:`modelsync.service.publish
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from . import rollout
+from . import alias_cache, rollout
 from .errors import AliasNotFound, Conflict, PreconditionFailed, VersionNotFound
 from .layout import LATEST
 
@@ -71,6 +72,7 @@ _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 MAX_RESERVE_ATTEMPTS = 50
 MAX_ALIAS_ATTEMPTS = 50
+W = TypeVar("W", bound=Callable[..., Any])
 
 
 def now_iso() -> str:
@@ -151,6 +153,20 @@ def device_segment(device: str | None) -> str:
 
 def version_status(record: Mapping[str, Any]) -> str:
     return str(record.get("status") or STATUS_APPROVED)
+
+
+def _invalidates_alias(write: W) -> W:
+    """An alias write: this process's alias cache forgets the alias (whatever the outcome), so this
+    environment serves the change at once (others within the TTL: modelsync.service.alias_cache)."""
+
+    @functools.wraps(write)
+    def call(self: Registry, name: str, alias: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(self, name, alias, *args, **kwargs)
+        finally:
+            alias_cache.invalidate(self.table, name, alias)
+
+    return call  # type: ignore[return-value]
 
 
 class Registry:
@@ -405,6 +421,7 @@ class Registry:
         assert item is not None
         return item
 
+    @_invalidates_alias
     def transition_alias(self, name: str, alias: str,
                          change: Callable[[dict[str, Any] | None], rollout.AliasState | None],
                          expected_revision: int | None = None, actor: str = "api",
@@ -459,6 +476,7 @@ class Registry:
             return deserialize(resp["Attributes"])
         raise Conflict(f"could not move alias {alias!r} of {name} after {MAX_ALIAS_ATTEMPTS} attempts")
 
+    @_invalidates_alias
     def delete_alias(self, name: str, alias: str, expected_revision: int | None = None,
                      actor: str = "api") -> dict[str, Any]:
         """Tombstone the alias (revision + 1). Only an alias that currently exists can be deleted."""

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 import scorer
 
 from . import layout, rollout
+from .alias_cache import ALIASES, AliasCache
 from .config import Settings
 from .drift import DriftRecorder
 from .errors import (
@@ -33,7 +34,7 @@ from .errors import (
 )
 from .inference import decode_v2_inputs, output_metadata, plain_predict, v2_outputs
 from .metrics import Measure
-from .registry import Registry
+from .registry import STATUS_APPROVED, Registry, version_status
 from .rules import check_alias_name, check_model_name, parse_version, require_model
 from .signing import ManifestSigner
 from .store import ModelCache, load_published, version_schema
@@ -73,7 +74,7 @@ class ServingService:
     def __init__(self, s3: Any, registry: Registry, settings: Settings, cache: ModelCache,
                  signer: ManifestSigner | None = None,
                  observer: Callable[[Measure], None] | None = None,
-                 drift: DriftRecorder | None = None) -> None:
+                 drift: DriftRecorder | None = None, aliases: AliasCache | None = None) -> None:
         self.s3 = s3
         self.registry = registry
         self.settings = settings
@@ -81,6 +82,7 @@ class ServingService:
         self.signer = signer
         self.observer = observer  # called with every scoring request's Measure (metrics, log line)
         self.drift = drift  # counts scored rows in the baseline's bins (modelsync.service.drift)
+        self.aliases = aliases if aliases is not None else ALIASES  # the process's alias cache
 
     def _measured(self, route: str, name: str, work: Callable[[Measure], dict[str, Any]]) -> dict[str, Any]:
         """Run one scoring request, measured (version, side, rows, latencies, error kind) for the observer."""
@@ -104,22 +106,26 @@ class ServingService:
         m.side = resolved.cohort or rollout.BASE
 
     def resolve(self, name: str, version: int | str | None = None, alias: str | None = None,
-                caller: str | None = None) -> Resolved:
+                caller: str | None = None, fresh: bool = False) -> Resolved:
         """The version a request gets: by number, or through an alias (``latest`` by default), whose
-        canary (if any) takes the callers whose hash falls under its weight."""
+        canary (if any) takes the callers whose hash falls under its weight.
+
+        At most one registry read: alias items come from the process's alias cache (read again after
+        ``ALIAS_CACHE_TTL_SECONDS``, or now with ``fresh``), approved version records are kept."""
         check_model_name(name)
         v = parse_version(version)
         if v is not None and alias:
             raise InvalidRequest("give either version or alias, not both")
         if v is not None:
-            record = self.registry.get_version(name, v)
+            record = self._version(name, v)
             if record is None:
                 require_model(self.registry, name)
                 raise VersionNotFound(f"model {name} has no version {v}")
             return Resolved(record, None)
         alias = alias or layout.LATEST
         check_alias_name(alias)
-        item = self.registry.get_alias(name, alias, consistent=True)
+        item = self.aliases.alias(self.registry.table, name, alias, self.settings.alias_cache_ttl_seconds,
+                                  lambda: self.registry.get_alias(name, alias, consistent=True), fresh=fresh)
         if item is None:
             require_model(self.registry, name)
             if alias == layout.LATEST:
@@ -132,10 +138,15 @@ class ServingService:
             cohort = rollout.CANARY if rollout.in_canary(name, alias, caller, canary.weight) else rollout.BASE
             if cohort == rollout.CANARY:
                 target = canary.version
-        record = self.registry.get_version(name, target)
+        record = self._version(name, target)
         if record is None:  # an alias always points at a written version; only a manual edit gets here
             raise ModelUnreadable(f"alias {alias!r} of {name} points at a missing version")
         return Resolved(record, item, cohort)
+
+    def _version(self, name: str, version: int) -> dict[str, Any] | None:
+        return self.aliases.version(self.registry.table, name, version,
+                                    lambda r: version_status(r) == STATUS_APPROVED,
+                                    lambda: self.registry.get_version(name, version))
 
     def load(self, resolved: Resolved) -> scorer.Model:
         return self.cache.get((resolved.name, resolved.version),
@@ -234,7 +245,7 @@ class ServingService:
         """The manifest a device syncs from (signed when a key is configured).
 
         With a canary on the alias, ``cohort`` says which side this caller is on."""
-        resolved = self.resolve(name, version, alias, caller)
+        resolved = self.resolve(name, version, alias, caller, fresh=True)  # devices compare revisions
         r = resolved.record
         url = self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": self.settings.models_bucket, "Key": r["document_key"]},

@@ -128,7 +128,7 @@ def mech(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     (root / "fn").mkdir()
     (root / "fn" / "app.py").write_text(HANDLER)
     (root / "template.yaml").write_text(TEMPLATE)
-    with LocalStack(root / "template.yaml", aws_port=0, api_port=0, schedule_every=1,
+    with LocalStack(root / "template.yaml", aws_port=0, api_port=0, schedule_every=1, concurrency=4,
                     bucket="mech-local", route_handler_stdout=False) as stack:
         yield stack
 

@@ -243,7 +243,8 @@ def handler(aws: Aws, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Call
         monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", spec.physical_name)
         module = runtime.module(spec)
-        for warm_state in ("MODEL_CACHE", "SIGNER", "DRIFT"):  # a new moto key sits behind the same alias
+        # a new moto key (and registry) sits behind the same names
+        for warm_state in ("MODEL_CACHE", "SIGNER", "DRIFT", "ALIASES"):
             cache = getattr(module, warm_state, None)
             if cache is not None:
                 cache.clear()

@@ -68,3 +68,26 @@ def test_unshifted_rows_are_ok_and_fleet_view_ignores_score_counts(api, publish,
     status, _, fleet = api("GET", "/models/iris/telemetry")
     assert status == 200 and fleet["devices"] == 0 and fleet["batches"] == 0
     assert api("GET", "/models/iris/drift", query={"version": "7"})[0] == 404
+
+
+def test_single_rows_are_counted_together_and_all_of_them(api, publish, handler, iris_with_baseline):
+    """Counting is batched (drift.BIN_ROWS): single-row requests and a v2 tensor request, counted at the
+    flush, give the same drift as the rows scored in chunks."""
+    from modelsync.service.drift import BIN_ROWS
+
+    doc, rows = iris_with_baseline
+    publish("iris", doc)
+    app = handler("ScoreFunction")
+    shifted = rows[:30].copy()
+    shifted[:, 2] += 3.0
+    for row in shifted[:20]:
+        assert api("POST", "/models/iris/predict", body={"instances": [row.tolist()]})[0] == 200
+    tensor = {"name": "x", "shape": [10, 4], "datatype": "FP64", "data": shifted[20:].tolist()}
+    assert api("POST", "/v2/models/iris/infer", body={"inputs": [tensor]})[0] == 200
+    assert BIN_ROWS > 30  # nothing counted before the flush ...
+    assert app.DRIFT.flush() == 1  # ... then every row, in one window
+    status, _, body = api("GET", "/models/iris/drift")
+    assert status == 200 and body["rows"] == 30, body
+    by_name = {e["feature"]: e for e in body["features"]}
+    assert by_name["petal_length"]["status"] == "alert"
+    assert by_name["__prediction__"]["rows"] == 20  # predictions come with the plain route only

@@ -13,6 +13,7 @@ import pytest
 
 from modelsync.service import rollout
 from modelsync.service.admin import RegistryAdmin
+from modelsync.service.alias_cache import AliasCache
 from modelsync.service.config import Settings
 from modelsync.service.errors import (
     AliasNotFound,
@@ -35,13 +36,16 @@ from modelsync.service.store import ModelCache
 from modelsync.service.telemetry import TelemetryService
 
 SETTINGS = Settings(models_bucket="models", registry_table="registry", max_request_bytes=1000,
-                    max_telemetry_bytes=100)
+                    max_telemetry_bytes=100, alias_cache_ttl_seconds=0)
 
 
 class FakeRegistry:
     """The Registry methods the services call, over dicts (no DynamoDB, no conditions)."""
 
+    table = "fake-registry"
+
     def __init__(self) -> None:
+        self.reads = 0  # get_version / get_alias calls (the alias cache's tests count them)
         self.versions: dict[tuple[str, int], dict[str, Any]] = {}
         self.aliases: dict[tuple[str, str], dict[str, Any]] = {}
         self.telemetry: dict[tuple[str, str | None, str], dict[str, Any]] = {}
@@ -64,9 +68,11 @@ class FakeRegistry:
         return name in self.uploads or any(n == name for n, _ in self.versions)
 
     def get_version(self, name: str, version: int) -> dict[str, Any] | None:
+        self.reads += 1
         return self.versions.get((name, version))
 
     def get_alias(self, name: str, alias: str, consistent: bool = False) -> dict[str, Any] | None:
+        self.reads += 1
         return self.aliases.get((name, alias))
 
     def list_versions(self, name: str) -> list[dict[str, Any]]:
@@ -108,8 +114,11 @@ class FakeS3:
         return f"https://{Params['Bucket']}/{Params['Key']}?expires={ExpiresIn}"
 
 
-def _serving(registry: FakeRegistry) -> ServingService:
-    return ServingService(FakeS3(), registry, SETTINGS, ModelCache(2))  # type: ignore[arg-type]
+def _serving(registry: FakeRegistry, settings: Settings = SETTINGS,
+             aliases: AliasCache | None = None) -> ServingService:
+    """A serving service with its own alias cache (TTL 0 unless the settings say otherwise)."""
+    return ServingService(FakeS3(), registry, settings, ModelCache(2),  # type: ignore[arg-type]
+                          aliases=aliases or AliasCache())
 
 
 # -- serving ------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -22,13 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from modelsync_protocol import MODEL_NAME_RE
 
 from .. import layout, rollout
-from ..admin import RegistryAdmin
-from ..config import Settings
-from ..drift import DriftService
-from ..errors import InvalidRequest, PayloadTooLarge, ServiceError
-from ..metrics import MetricsService
-from ..serving import ServingService
-from ..telemetry import TelemetryService
+from ..errors import InvalidRequest, ServiceError
 from . import spec
 from .binary import binary_response, prepare_binary, wanted_outputs
 from .body import parse_json, prepare_body
@@ -43,45 +36,18 @@ from .errors import (
     status_for,
 )
 from .models import AliasRequest, InferRequest, PredictRequest, TelemetryRequest
+from .services import (  # noqa: F401  (re-exported: the routes' callers import them from here too)
+    TELEMETRY_ROUTE,
+    Services,
+    check_request_size,
+    request_size_limit,
+)
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_ROUTE = "/models/{name}/telemetry"
 PEM_MEDIA_TYPE = "application/x-pem-file"
 CALLER_HEADER = "X-Device-Id"
 HEADERS_EXTENSION = "x-modelsync-headers"  # header parameters a route reads (openapi.py documents them)
-
-
-@dataclass
-class Services:
-    """The plain services the routes call."""
-
-    serving: ServingService
-    admin: RegistryAdmin
-    telemetry: TelemetryService
-    metrics: MetricsService | None = None  # per-version scoring metrics (None: not served here)
-    drift: DriftService | None = None
-
-
-# -- request size (checked by the handler before the resolver parses anything) -------------------------
-
-def request_size_limit(event: dict[str, Any], settings: Settings) -> int:
-    """The body limit of this request: ``MaxRequestBytes``, and a smaller one for device telemetry."""
-    resource = event.get("resource") or event.get("requestContext", {}).get("resourcePath")
-    if event.get("httpMethod") == "POST" and (resource == TELEMETRY_ROUTE
-                                             or str(event.get("path", "")).endswith("/telemetry")):
-        return min(settings.max_request_bytes, settings.max_telemetry_bytes)
-    return settings.max_request_bytes
-
-
-def check_request_size(event: dict[str, Any], limit: int) -> None:
-    """Refuse an oversized body before any parsing (raises :class:`PayloadTooLarge`)."""
-    body = event.get("body") or ""
-    size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
-    if event.get("isBase64Encoded"):
-        size = size * 3 // 4
-    if size > limit:
-        raise PayloadTooLarge(f"request body is {size} bytes, over the limit of {limit} bytes")
 
 
 # -- conditional requests ---------------------------------------------------------------------------
