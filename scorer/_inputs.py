@@ -184,6 +184,18 @@ def number_rows(rows: list[Any], n: int) -> np.ndarray | None:
     return a if a.ndim == 2 and a.shape[1] == n else None
 
 
+def plain_row(row: list[Any], bound: float) -> list[float] | None:
+    """One row for the single-row fast paths (``Estimator.row_path``): its values as Python floats when
+    every one is a plain int or float of magnitude below ``bound`` (NaN and infinities never are), else
+    None: the general path then scores it, and names any problem. Two C-level scans, no numpy."""
+    if not _plain_superset(map(type, row)) or not all(map(bound.__gt__, map(abs, row))):
+        return None
+    return row if _ALL_FLOATS.issuperset(map(type, row)) else [float(v) for v in row]
+
+
+_ALL_FLOATS = frozenset({float})
+
+
 def _names(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -70,13 +70,17 @@ def expit_of_negated(z: np.ndarray) -> np.ndarray:
     return np.divide(1.0, z, out=z)
 
 
+def libm_exp_scalar(x: float) -> float:
+    """:func:`libm_exp` of one Python float (+inf where it overflows)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
 def expit_scalar(x: float) -> float:
     """expit of one Python float with the C library's exp: bit for bit scipy.special.expit."""
-    try:
-        e = math.exp(-x)
-    except OverflowError:
-        e = math.inf
-    return 1.0 / (1.0 + e)
+    return 1.0 / (1.0 + libm_exp_scalar(-x))
 
 
 def binary_proba(p: np.ndarray) -> np.ndarray:
