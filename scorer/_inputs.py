@@ -187,10 +187,19 @@ def number_rows(rows: list[Any], n: int) -> np.ndarray | None:
 def plain_row(row: list[Any], bound: float) -> list[float] | None:
     """One row for the single-row fast paths (``Estimator.row_path``): its values as Python floats when
     every one is a plain int or float of magnitude below ``bound`` (NaN and infinities never are), else
-    None: the general path then scores it, and names any problem. Two C-level scans, no numpy."""
-    if not _plain_superset(map(type, row)) or not all(map(bound.__gt__, map(abs, row))):
+    None: the general path then scores it, and names any problem. Two C-level scans, no numpy.
+
+    The magnitudes are checked through their sum: a sum of non-negative floats is never below its
+    largest term (rounding is monotone), it is NaN or infinite when a term is, and a row whose sum
+    reaches ``bound`` without any one value doing so merely takes the general path."""
+    if _ALL_FLOATS.issuperset(map(type, row)):  # the common row: floats only
+        return row if sum(map(abs, row)) < bound else None
+    if not _plain_superset(map(type, row)):
         return None
-    return row if _ALL_FLOATS.issuperset(map(type, row)) else [float(v) for v in row]
+    try:
+        return [float(v) for v in row] if sum(map(abs, row)) < bound else None
+    except OverflowError:  # an int beyond float64
+        return None
 
 
 _ALL_FLOATS = frozenset({float})

@@ -20,6 +20,7 @@ tests/unit/test_links.py compares every function here with scipy and scikit-lear
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +144,26 @@ def exp32(x: np.ndarray) -> np.ndarray:
 def sigmoid32(x: np.ndarray) -> np.ndarray:
     """XGBoost's ``1.0f / (expf(-x) + 1.0f + 1e-16f)`` in float32 (the 1e-16f never changes a sum >= 1)."""
     return np.float32(1.0) / (exp32(-x) + np.float32(1.0))
+
+
+_FLOAT32 = struct.Struct("<f")
+
+
+def round32(x: float) -> float:
+    """``x`` rounded to the nearest float32 (ties to even; beyond float32's range, infinite), as a float.
+    One float32 operation on float32 operands is its exact result rounded once, and the float64 result
+    of +, -, *, / on float32 values rounded to float32 is exactly that (53 >= 2 * 24 + 2 bits: double
+    rounding is innocuous), so float32 arithmetic on one value is float64 arithmetic + ``round32``."""
+    try:
+        return float(_FLOAT32.unpack(_FLOAT32.pack(x))[0])
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def sigmoid32_scalar(x: float) -> float:
+    """:func:`sigmoid32` of one float32 value (a float): ``expf`` as the C library's exp rounded once."""
+    e = round32(libm_exp_scalar(-x))
+    return round32(1.0 / round32(e + 1.0))
 
 
 def softmax32(x: np.ndarray) -> np.ndarray:

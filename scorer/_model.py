@@ -72,6 +72,7 @@ class Model:
         # one row of plain numbers: the estimator's own path where it has one (no matrix, no checks of a
         # whole matrix, Python floats through the link), built once here
         self._row_paths: dict[str, Any] = {}
+        self._width = len(features)
         if self._numeric:
             for m in self._methods:
                 path = estimator.row_path(m)
@@ -120,11 +121,12 @@ class Model:
                                      f"it offers {offers}")
         # Fast paths, same matrix as to_matrix: numeric list rows, or a float64 C-ordered array passed
         # through uncopied to an estimator that only reads it. One list row: the estimator's row path.
-        if type(X) is list and len(X) == 1 and method in self._row_paths and type(X[0]) is list \
-                and len(X[0]) == len(self._features):
-            out = self._row_paths[method](X[0])
-            if out is not None:
-                return out
+        if type(X) is list and len(X) == 1 and type(X[0]) is list and len(X[0]) == self._width:
+            path = self._row_paths.get(method)
+            if path is not None:
+                out = path(X[0])
+                if out is not None:
+                    return out
         fn = self._blocked(getattr(self.estimator, method))
         if type(X) is list:
             if self._numeric and X and type(X[0]) is list:

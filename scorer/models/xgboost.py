@@ -18,7 +18,7 @@ import numpy as np
 
 from .._base import Estimator, LoadContext, RowPath, register
 from .._inputs import plain_row
-from .._links import exp32, sigmoid32, softmax32
+from .._links import exp32, round32, sigmoid32, sigmoid32_scalar, softmax32
 from ._forest import CompiledForest, compile_forest, float32_checks, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
@@ -126,11 +126,19 @@ class XGBoostClassifier(_XGBoost):
     """XGBClassifier: probabilities as XGBoost computes them; labels from them as XGBClassifier does."""
 
     def row_path(self, method: str) -> RowPath | None:
+        logistic = self.objective in LOGISTIC
+
         def one(row: list[Any]) -> np.ndarray | None:
             m = self._row_margin(row)
             return None if m is None else self._transform(m)
 
         def predict_proba(row: list[Any]) -> np.ndarray | None:
+            if logistic:  # binary: float32 arithmetic on Python floats (round32), no array until the end
+                m = self._row_margin(row)
+                if m is None:
+                    return None
+                p1 = sigmoid32_scalar(float(m[0, 0]))
+                return np.array([[round32(1.0 - p1), p1]], dtype=F32)
             p = one(row)
             return None if p is None else self._proba(p)
 
@@ -145,8 +153,11 @@ class XGBoostClassifier(_XGBoost):
 
     @staticmethod
     def _proba(p: np.ndarray) -> np.ndarray:
-        if p.ndim == 1:
-            return np.stack([F32(1.0) - p, p], axis=1)
+        if p.ndim == 1:  # [1 - p, p] in float32, without np.stack's temporaries
+            out = np.empty((p.shape[0], 2), dtype=F32)
+            out[:, 1] = p
+            np.subtract(F32(1.0), p, out=out[:, 0])
+            return out
         return p
 
     def predict(self, X: np.ndarray) -> np.ndarray:
