@@ -92,6 +92,7 @@ def forest_layouts(monkeypatch: pytest.MonkeyPatch) -> Any:
     (scorer/models/_forest), with chunks of a few rows so that batches cross chunk boundaries."""
     monkeypatch.setattr(traversal, "TRAVERSAL_LANES", 64)
     monkeypatch.setattr(bitvector, "QS_CHUNK_BYTES", 512)
+    monkeypatch.setattr(bitvector, "QS_RANK_ROWS", 40)  # blocks of a few sub-chunks (the last one partial)
 
     def load_all(text: str) -> Iterator[scorer.Model]:
         for layout in LAYOUTS:
