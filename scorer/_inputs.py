@@ -5,6 +5,7 @@ in feature order that estimators score (numbers as float64, categories as given,
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -193,6 +194,8 @@ def plain_row(row: list[Any], bound: float) -> list[float] | None:
     largest term (rounding is monotone), it is NaN or infinite when a term is, and a row whose sum
     reaches ``bound`` without any one value doing so merely takes the general path."""
     if _ALL_FLOATS.issuperset(map(type, row)):  # the common row: floats only
+        if bound == math.inf:  # finite iff the plain sum is (NaN and infinities make it so, or it overflows)
+            return row if math.isfinite(sum(row)) else None
         return row if sum(map(abs, row)) < bound else None
     if not _plain_superset(map(type, row)):
         return None

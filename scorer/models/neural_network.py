@@ -200,9 +200,9 @@ class _MLP(Estimator):
         if x is None:
             return None
         a = np.array(x)
-        if self.hidden is _relu:  # the common case, kept to the bare calls
+        if self.hidden is _relu:  # the common case, kept to the bare calls (methods: no dispatch layers)
             for W, b in self.hidden_layers:
-                a = a @ W
+                a = a.dot(W)
                 a += b
                 np.maximum(a, 0.0, out=a)
             return a
@@ -218,7 +218,7 @@ class _MLP(Estimator):
         a = self._row_hidden(row)
         if a is None:
             return None
-        z = (a @ self.last_W).reshape(1, -1)
+        z = a.dot(self.last_W).reshape(1, -1)
         z += self.last_b
         self.out_fn(z)
         return z
@@ -285,7 +285,7 @@ class MLPClassifier(_MLP):
         a = self._row_hidden(row)
         if a is None:
             return None
-        p = expit_scalar(-(float(a @ self._last_w0) + self._last_b0))  # the layer is negated (see _load)
+        p = expit_scalar(-(float(a.dot(self._last_w0)) + self._last_b0))  # the layer is negated (see _load)
         return np.array([[1.0 - p, p]])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
