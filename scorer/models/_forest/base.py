@@ -81,7 +81,10 @@ class CompiledForest:
         ``sum_dtype``. Small forests are walked in Python (:mod:`.rowwalk`), the others take ``_few``."""
         walker = self.walker
         if walker is None:
-            return self.sums(np.array([row]), False)[0].astype(self.sum_dtype, copy=False)
+            X = np.array([row])
+            if self.few_rows:  # what sums does for one row, without its dispatch
+                return self._one_row(self._few(X, False))[0]
+            return self.sums(X, False)[0].astype(self.sum_dtype, copy=False)
         leaves = walker.values.take(walker.leaves(row), axis=0)
         return self._one_row(leaves.reshape(self.n_trees, 1, self.n_outputs))[0]
 
