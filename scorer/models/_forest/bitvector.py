@@ -84,6 +84,7 @@ class BitVectorForest(CompiledForest):
                        % np.uint64(P)).astype(np.int64)
                 vq[ti * P + res] = values[ti][leaves]
         self.vq = vq
+        self._vq1 = np.ascontiguousarray(vq[:, 0])  # one output: the leaf values as a 1-D table
         # per used feature, a block of table rows: numeric features one per rank of x among the
         # feature's distinct thresholds plus one for NaN; categorical ones one per category plus missing
         self.features: list[int] = sorted(set(num) | set(cat))
@@ -237,6 +238,9 @@ class BitVectorForest(CompiledForest):
             idx = low.astype(np.int64)
         r = idx.shape[1]
         idx += self._tree_off_full if r == self.sub_rows else self._tree_off_col
+        if out is not None and self.n_outputs == 1:  # one output: a 1-D gather (faster than rows of one)
+            np.take(self._vq1, idx, out=out.reshape(idx.shape), mode="clip")
+            return out
         return self.vq.take(idx, axis=0, out=out, mode="clip")
 
     def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
@@ -291,7 +295,7 @@ class BitVectorForest(CompiledForest):
             gathered = self.table.take(G[:, start:stop].ravel(), axis=0, mode="clip")
             np.bitwise_and.reduce(gathered.reshape(self.n_used, stop - start, self.n_trees), axis=0,
                                   out=V[start:stop])
-        self._leaf_values(V.T, out)
+        self._leaf_values(np.ascontiguousarray(V.T), out)  # (trees, rows): the lookups run contiguously
 
 
 def _ctz8(v: np.ndarray) -> np.ndarray:
