@@ -5,7 +5,7 @@ Which ``exp``: two implementations exist and they differ in the last bit, so eve
 
 * :func:`libm_exp` - the C library's ``exp`` (glibc's), element by element. scipy's ``special.expit``
   and libsvm call it, so ``expit(x, exp=libm_exp)`` is bit for bit ``scipy.special.expit(x)``. One C
-  call per element through a ufunc of ``math.exp``: about 100 times slower than numpy's on large arrays.
+  call per element (``math.exp`` over the values as Python floats): about 50 times slower than numpy's.
 * :data:`numpy_exp` - numpy's vectorised ``np.exp`` (SIMD on AVX-512 machines), which scikit-learn's
   ``utils.extmath.softmax``, its log link (``exp``) and its MLP activations call. Where numpy's SIMD
   path runs it differs from the C library's by one ulp on about 2% of inputs (elsewhere it is the C
@@ -28,7 +28,6 @@ import numpy as np
 
 ExpFunction = Callable[..., Any]  # (x, out=None) -> exp(x), a numpy ufunc's signature
 
-_MATH_EXP = np.frompyfunc(math.exp, 1, 1)
 _EXP_OVERFLOW = 709.782712893384  # math.log(sys.float_info.max): above it C's exp() is +inf
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
@@ -42,14 +41,20 @@ def libm_exp(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     over = x > _EXP_OVERFLOW
     if over.any():  # math.exp raises OverflowError where C's exp returns +inf
-        r = np.asarray(_MATH_EXP(np.where(over, 0.0, x)), dtype=np.float64)
+        r = _exp_each(np.where(over, 0.0, x))
         r[over] = np.inf
     else:
-        r = np.asarray(_MATH_EXP(x), dtype=np.float64)
+        r = _exp_each(x)
     if out is None:
         return r
     out[...] = r
     return out
+
+
+def _exp_each(x: np.ndarray) -> np.ndarray:
+    """math.exp of every element (none overflows): Python floats in, one float64 array out (about 1.6
+    times faster than a frompyfunc ufunc, which goes through an object array)."""
+    return np.fromiter(map(math.exp, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
 
 
 def expit(x: np.ndarray, *, exp: ExpFunction, out: np.ndarray | None = None) -> np.ndarray:
