@@ -134,10 +134,10 @@ class XGBoostClassifier(_XGBoost):
 
         def predict_proba(row: list[Any]) -> np.ndarray | None:
             if logistic:  # binary: float32 arithmetic on Python floats (round32), no array until the end
-                m = self._row_margin(row)
-                if m is None:
+                x = plain_row(row, math.inf)
+                if x is None:
                     return None
-                p1 = sigmoid32_scalar(float(m[0, 0]))
+                p1 = sigmoid32_scalar(float(self.forest.row_sums(x)[0, 0]))  # the float32 margin
                 return np.array([[round32(1.0 - p1), p1]], dtype=F32)
             p = one(row)
             return None if p is None else self._proba(p)

@@ -256,7 +256,7 @@ class BitVectorForest(CompiledForest):
             return lut.take(tree_off + bits, axis=0).reshape(self.n_trees, 1, self.n_outputs)
         if r == 1 and not self._categorical:
             x = X.reshape(-1)
-            G = self._few_base - np.add.reduceat(x[self._few_col] <= self._few_u, self._few_starts,
+            G = self._few_base - np.add.reduceat(x.take(self._few_col) <= self._few_u, self._few_starts,
                                                  dtype=np.int64)
             v = np.bitwise_and.reduce(self.table.take(G, axis=0), 0)
             if self.P == 256:
@@ -265,6 +265,8 @@ class BitVectorForest(CompiledForest):
                 low = v & (-v)
                 low %= self.wdtype.type(self.P)
                 idx = self._tree_off + low.astype(np.int64)  # (int64 + uint64 would be float64)
+            if self.n_outputs == 1:
+                return self._vq1.take(idx).reshape(self.n_trees, 1, 1)
             return self.vq.take(idx, axis=0).reshape(self.n_trees, 1, self.n_outputs)
         G = np.empty((r, self.n_used), dtype=np.int64)
         if self._numeric:

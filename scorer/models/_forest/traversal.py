@@ -267,8 +267,8 @@ class TraversalForest(CompiledForest):
                     gr |= np.isnan(xv) & mr[gs]
                 g[:n] = left[gs] + gr
         g += self.vshift
-        v = self.vals[g]
-        return (v if self._identity else v[self.inverse]).reshape(self.n_trees, 1, self.n_outputs)
+        v = self.vals.take(g if self._identity else g[self.inverse], axis=0)
+        return v.reshape(self.n_trees, 1, self.n_outputs)
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         r = X.shape[0]
