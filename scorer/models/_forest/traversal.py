@@ -190,6 +190,7 @@ class TraversalForest(CompiledForest):
             self.lv_packed = [k | fr for k, fr in zip(lv_key, self.lv_featR, strict=True)]
         self.vals = vals
         self.roots = np.arange(len(trees), dtype=np.int64)
+        self._twice_roots = 2 * self.roots  # children's indices on level 1 of the roots going left
         # a lane of sorted tree j ends at index j * 2**D + position: its value row is vbase + position
         self.vshift = vbases - (np.arange(len(trees), dtype=np.int64) << depths)
 
@@ -245,11 +246,18 @@ class TraversalForest(CompiledForest):
         x = self._columns(X, 1).ravel() if self._virtual else X.reshape(-1)
         if has_nan is None:
             has_nan = bool(np.isnan(x).any())
-        g = self.roots.copy()
         T = self.n_trees
         if self.heap:
             take, lv_feat, lv_thr, greater = x.take, self.lv_feat, self.lv_thr, np.greater
-            for d, n in enumerate(self.active):
+            first = 0
+            if not has_nan and self.active and self.active[0] == T:
+                # level 0: the lanes are the roots in order (index = tree): the level's tables as they are
+                g = greater(take(lv_feat[0]), lv_thr[0]) + self._twice_roots
+                first = 1
+            else:
+                g = self.roots.copy()
+            for d in range(first, len(self.active)):
+                n = self.active[d]
                 gs = g if n == T else g[:n]
                 xv = take(lv_feat[d].take(gs))
                 gr = greater(xv, lv_thr[d].take(gs))
@@ -258,6 +266,7 @@ class TraversalForest(CompiledForest):
                 gs += gs
                 gs += gr
         else:
+            g = self.roots.copy()
             feat, thr, left, mr = self.feat, self.thr, self.left, self.mr
             for n in self.active:
                 gs = g[:n]
