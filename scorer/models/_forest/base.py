@@ -71,6 +71,8 @@ class CompiledForest:
     def _one_row(self, vals: np.ndarray) -> np.ndarray:
         """One row's ``(T, 1, K)`` leaf outputs -> ``(1, G, K)`` sums, stage after stage."""
         T, G, K = self.n_trees, self.per_stage, self.n_outputs
+        if G * K == 1 and T > 1:  # one value per tree: cast and add in one call (the same operations)
+            return np.add.accumulate(vals.reshape(T), dtype=self.sum_dtype)[-1:].reshape(1, 1, 1)
         vals = vals.astype(self.sum_dtype, copy=False)
         if T == G:
             return vals.reshape(1, G, K)
