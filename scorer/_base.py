@@ -505,6 +505,13 @@ class Estimator:
     def transform(self, X: np.ndarray) -> np.ndarray:
         raise MethodNotSupported(f"{self.type_name} has no transform")
 
+    def row_path(self, method: str) -> RowPath | None:
+        """A faster ``method`` for one row given as a list of Python numbers in feature order, built once
+        (the model keeps it): the same result as ``method(np.array([row]))``, or None when that row is
+        for the general path (NaN, a value out of range, a non-number: the general path names the
+        problem). None (the default): no such path, every row takes the general one."""
+        return None
+
     def supports(self, method: str) -> bool:
         """Whether ``method`` is implemented (overridden) by this estimator."""
         return getattr(type(self), method, None) is not getattr(Estimator, method, None)
@@ -543,6 +550,8 @@ class Estimator:
                 todo.extend(v)
         return found
 
+
+RowPath = Callable[[list[Any]], Any]  # Estimator.row_path: one row (a list) -> the result, or None
 
 REGISTRY: dict[str, type[Estimator]] = {}
 E = TypeVar("E", bound=type[Estimator])

@@ -5,6 +5,7 @@ in feature order that estimators score (numbers as float64, categories as given,
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -182,6 +183,29 @@ def number_rows(rows: list[Any], n: int) -> np.ndarray | None:
     except (TypeError, ValueError, OverflowError):  # a row that is no sequence, ragged rows, a huge int
         return None
     return a if a.ndim == 2 and a.shape[1] == n else None
+
+
+def plain_row(row: list[Any], bound: float) -> list[float] | None:
+    """One row for the single-row fast paths (``Estimator.row_path``): its values as Python floats when
+    every one is a plain int or float of magnitude below ``bound`` (NaN and infinities never are), else
+    None: the general path then scores it, and names any problem. Two C-level scans, no numpy.
+
+    The magnitudes are checked through their sum: a sum of non-negative floats is never below its
+    largest term (rounding is monotone), it is NaN or infinite when a term is, and a row whose sum
+    reaches ``bound`` without any one value doing so merely takes the general path."""
+    if _ALL_FLOATS.issuperset(map(type, row)):  # the common row: floats only
+        if bound == math.inf:  # finite iff the plain sum is (NaN and infinities make it so, or it overflows)
+            return row if math.isfinite(sum(row)) else None
+        return row if sum(map(abs, row)) < bound else None
+    if not _plain_superset(map(type, row)):
+        return None
+    try:
+        return [float(v) for v in row] if sum(map(abs, row)) < bound else None
+    except OverflowError:  # an int beyond float64
+        return None
+
+
+_ALL_FLOATS = frozenset({float})
 
 
 def _names(names: list[str], limit: int = 8) -> str:

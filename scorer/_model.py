@@ -69,6 +69,15 @@ class Model:
             self._methods = [m for m in METHODS if m in declared and m in supported]
         else:
             self._methods = supported
+        # one row of plain numbers: the estimator's own path where it has one (no matrix, no checks of a
+        # whole matrix, Python floats through the link), built once here
+        self._row_paths: dict[str, Any] = {}
+        self._width = len(features)
+        if self._numeric:
+            for m in self._methods:
+                path = estimator.row_path(m)
+                if path is not None:
+                    self._row_paths[m] = path
 
     @property
     def feature_names(self) -> list[str]:
@@ -110,9 +119,15 @@ class Model:
             offers = ", ".join(self._methods) or "no method"
             raise MethodNotSupported(f"model {self.name or self.type_name!r} has no {method}; "
                                      f"it offers {offers}")
-        fn = self._blocked(getattr(self.estimator, method))
         # Fast paths, same matrix as to_matrix: numeric list rows, or a float64 C-ordered array passed
-        # through uncopied to an estimator that only reads it.
+        # through uncopied to an estimator that only reads it. One list row: the estimator's row path.
+        if type(X) is list and len(X) == 1 and type(X[0]) is list and len(X[0]) == self._width:
+            path = self._row_paths.get(method)
+            if path is not None:
+                out = path(X[0])
+                if out is not None:
+                    return out
+        fn = self._blocked(getattr(self.estimator, method))
         if type(X) is list:
             if self._numeric and X and type(X[0]) is list:
                 M = number_rows(X, len(self._features))

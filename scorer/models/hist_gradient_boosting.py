@@ -10,13 +10,15 @@ index goes left when its bit is set in the split's bitset.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, as_float, register
+from .._base import Estimator, InvalidInput, LoadContext, RowPath, as_float, register
+from .._inputs import plain_row
 from .._limits import RowCost
-from .._links import binary_proba, expit, libm_exp, numpy_exp, softmax
+from .._links import binary_proba, expit, expit_scalar, libm_exp, numpy_exp, softmax
 from ._forest import Categorical, CompiledForest, Tree, compile_forest, load_tree, load_trees
 
 CLASSIFIER_LOSSES = ("log_loss",)
@@ -155,6 +157,18 @@ class _HistGradientBoosting(Estimator):
     def _raw(self, X: np.ndarray) -> np.ndarray:
         return self.forest.sums(self._matrix(X))[:, :, 0]
 
+    def _row_raw(self, row: list[Any]) -> float | np.ndarray | None:
+        """One row's raw prediction: a float (one tree per iteration) or ``(1, per_stage)``; None for the
+        general path (categorical columns, NaN, infinities)."""
+        if self.encoders:
+            return None
+        x = plain_row(row, math.inf)
+        if x is None:
+            return None
+        if self.per_stage == 1:
+            return self.forest.row_total(x)
+        return self.forest.row_sums(x).reshape(1, self.per_stage)
+
     def row_cost(self) -> RowCost:
         return self.forest.row_cost(self.n_features_in, max(self.per_stage, 2))
 
@@ -162,6 +176,18 @@ class _HistGradientBoosting(Estimator):
 @register("hist_gradient_boosting_regressor")
 class HistGradientBoostingRegressor(_HistGradientBoosting):
     losses = REGRESSOR_LOSSES
+
+    def row_path(self, method: str) -> RowPath | None:
+        log_link = self.loss in LOG_LINK
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            if raw is None:
+                return None
+            out = np.array([raw])
+            return numpy_exp(out) if log_link else out
+
+        return predict if method == "predict" else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         raw = self._raw(X)[:, 0]
@@ -171,6 +197,30 @@ class HistGradientBoostingRegressor(_HistGradientBoosting):
 @register("hist_gradient_boosting_classifier")
 class HistGradientBoostingClassifier(_HistGradientBoosting):
     losses = CLASSIFIER_LOSSES
+
+    def row_path(self, method: str) -> RowPath | None:
+        classes = self.classes
+        assert classes is not None
+
+        def decision_function(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            return None if raw is None else raw if isinstance(raw, np.ndarray) else np.array([raw])
+
+        def predict_proba(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            if raw is None or isinstance(raw, np.ndarray):
+                return raw if raw is None else softmax(np.asfortranarray(raw))
+            p = expit_scalar(raw)  # scipy's expit, as HalfBinomialLoss
+            return np.array([[1.0 - p, p]])
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            if raw is None or isinstance(raw, np.ndarray):
+                return raw if raw is None else classes[np.argmax(raw, axis=1)]
+            return classes[[1 if raw > 0 else 0]]
+
+        paths = {"decision_function": decision_function, "predict_proba": predict_proba, "predict": predict}
+        return paths.get(method)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         raw = self._raw(X)

@@ -11,12 +11,14 @@ int; NaN, negative codes and codes not in its bitset go right.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, LoadContext, register
-from .._links import libm_exp, sigmoid_libm, softmax_libm
+from .._base import Estimator, LoadContext, RowPath, register
+from .._inputs import plain_row
+from .._links import libm_exp, libm_exp_scalar, sigmoid_libm, softmax_libm
 from ._forest import Categorical, CompiledForest, compile_forest, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
@@ -34,6 +36,8 @@ class _LightGBM(Estimator):
     objective = ""
     forest: CompiledForest
     sigmoid = 1.0
+    _row_columns: list[int] | None = None
+    _row_zero: list[int]
     n_outputs = 1
     columns: list[tuple[int, int]]  # engine column -> (input column, missing_type or CATEGORY)
 
@@ -89,6 +93,12 @@ class _LightGBM(Estimator):
         categorical = {c: N_CODES for c, (_, kind) in enumerate(self.columns) if kind == CATEGORY}
         self.forest = compile_forest(trees, values, n_engine, per_stage=K,
                                      categorical=Categorical(categorical) if categorical else None)
+        # single rows: the input column of each engine column, and the engine columns whose tiny values
+        # are missing (Zero); none of this when a column is categorical (the general path encodes it)
+        self._row_columns = [f for f, _ in self.columns] or None
+        self._row_zero = [c for c, (_, kind) in enumerate(self.columns) if kind == ZERO]
+        if categorical:
+            self._row_columns = None
         return self
 
     def _engine_matrix(self, X: np.ndarray) -> np.ndarray:
@@ -114,9 +124,40 @@ class _LightGBM(Estimator):
         """``(rows, n_outputs)``: ``predict(raw_score=True)``."""
         return self.forest.sums(self._engine_matrix(X))[:, :, 0]
 
+    def _row_raw(self, row: list[Any]) -> float | np.ndarray | None:
+        """One row's raw score: a float (one output) or ``(1, n_outputs)``; None for the general path
+        (NaN, infinities, a value Zero-missing columns treat as missing, categorical columns)."""
+        cols = self._row_columns
+        if cols is None:
+            return None
+        x = plain_row(row, math.inf)
+        if x is None:
+            return None
+        engine = [x[f] for f in cols]
+        for c in self._row_zero:
+            if abs(engine[c]) <= ZERO_THRESHOLD:
+                return None
+        if self.n_outputs == 1:
+            return self.forest.row_total(engine)
+        return self.forest.row_sums(engine).reshape(1, self.n_outputs)
+
+    def _row_transformed(self, row: list[Any]) -> float | np.ndarray | None:
+        """``transformed`` of one row: a float (one output) or ``(1, n_outputs)``; None: general path."""
+        r = self._row_raw(row)
+        if r is None or isinstance(r, np.ndarray):
+            return r if r is None else self._transform(r)
+        if self.objective in SIGMOID:
+            scale = self.sigmoid if self.objective == "binary" else 1.0
+            return 1.0 / (1.0 + libm_exp_scalar(-scale * r))  # sigmoid_libm's operations on one float
+        if self.objective in LOG_LINK:
+            return libm_exp_scalar(r)
+        return r
+
     def transformed(self, X: np.ndarray) -> np.ndarray:
         """What ``Booster.predict`` returns: the objective's transform of the raw score, in double."""
-        r = self.raw(X)
+        return self._transform(self.raw(X))
+
+    def _transform(self, r: np.ndarray) -> np.ndarray:
         if self.objective in SIGMOID:
             scale = self.sigmoid if self.objective == "binary" else 1.0
             return sigmoid_libm(r[:, 0], scale)
@@ -131,6 +172,13 @@ class _LightGBM(Estimator):
 class LightGBMBooster(_LightGBM):
     """``Booster.predict`` (and LGBMRegressor.predict): the transformed prediction."""
 
+    def row_path(self, method: str) -> RowPath | None:
+        def predict(row: list[Any]) -> np.ndarray | None:
+            p = self._row_transformed(row)
+            return None if p is None else p if isinstance(p, np.ndarray) else np.array([p])
+
+        return predict if method == "predict" else None
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.transformed(X)
 
@@ -139,6 +187,25 @@ class LightGBMBooster(_LightGBM):
 class LightGBMClassifier(_LightGBM):
     """LGBMClassifier: ``predict_proba`` as LightGBM computes it, ``predict`` its argmax,
     ``decision_function`` the raw score (LightGBM >= 4.7)."""
+
+    def row_path(self, method: str) -> RowPath | None:
+        classes = self.classes
+        assert classes is not None
+
+        def decision_function(row: list[Any]) -> np.ndarray | None:
+            r = self._row_raw(row)
+            return None if r is None else r if isinstance(r, np.ndarray) else np.array([r])
+
+        def predict_proba(row: list[Any]) -> np.ndarray | None:
+            p = self._row_transformed(row)
+            return None if p is None else p if isinstance(p, np.ndarray) else np.array([[1.0 - p, p]])
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            p = predict_proba(row)
+            return None if p is None else classes[np.argmax(p, axis=1)]
+
+        paths = {"decision_function": decision_function, "predict_proba": predict_proba, "predict": predict}
+        return paths.get(method)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         r = self.raw(X)

@@ -8,13 +8,24 @@ to those few numpy calls because single-row latency matters for these models.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, InvalidInput, LoadContext, as_float, declared_shape, decode_array, register
+from .._base import (
+    Estimator,
+    InvalidInput,
+    LoadContext,
+    RowPath,
+    as_float,
+    declared_shape,
+    decode_array,
+    register,
+)
+from .._inputs import plain_row
 from .._limits import RowCost
 from .._links import binary_proba, expit, expit_of_negated, expit_scalar, numpy_exp, softmax
 from .linear import all_finite_fast
@@ -121,6 +132,7 @@ class _MLP(Estimator):
             rows = max([_BLOCK_ROWS] + [-(-_BLOCK_WORK // w) for w in work])
             self._block = -(-rows // 64) * 64
         self._last_b0 = float(self.last_b[0])
+        self._last_w0 = np.ascontiguousarray(self.last_W[:, 0])  # one output unit: a dot product
 
     def row_cost(self) -> RowCost:
         """Two consecutive layers' activations at once (the product and its input) besides the input."""
@@ -181,6 +193,36 @@ class _MLP(Estimator):
                                    "values", row=r)
         return X
 
+    def _row_hidden(self, row: list[Any]) -> np.ndarray | None:
+        """One row (a list) through the hidden layers as 1-D vectors (a vector-matrix product per layer,
+        no matrix checks); None for the general path (NaN, infinities, non-numbers: it raises)."""
+        x = plain_row(row, math.inf)
+        if x is None:
+            return None
+        a = np.array(x)
+        if self.hidden is _relu:  # the common case, kept to the bare calls (methods: no dispatch layers)
+            for W, b in self.hidden_layers:
+                a = a.dot(W)
+                a += b
+                np.maximum(a, 0.0, out=a)
+            return a
+        hidden = self.hidden
+        for W, b in self.hidden_layers:
+            a = a @ W
+            a += b
+            hidden(a)
+        return a
+
+    def _row_forward(self, row: list[Any]) -> np.ndarray | None:
+        """The output layer's activations of one row, ``(1, n_outputs)``; None: the general path."""
+        a = self._row_hidden(row)
+        if a is None:
+            return None
+        z = a.dot(self.last_W).reshape(1, -1)
+        z += self.last_b
+        self.out_fn(z)
+        return z
+
     def _hidden(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The hidden layers (scikit-learn's order: product, += intercept, activation in place); the
         last hidden layer's activations, written into ``out`` when given (then there is a hidden layer)."""
@@ -226,9 +268,32 @@ class MLPClassifier(_MLP):
                            f"classes needs {n_out}", "coefs", len(self.layers) - 1)
         return self
 
+    def row_path(self, method: str) -> RowPath | None:
+        if method == "predict_proba" and self.kind == "binary":
+            return self._row_binary_proba
+        if method == "predict_proba":
+            return self._row_forward
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            y = self._row_forward(row)
+            return None if y is None else self._labels(y)
+
+        return predict if method == "predict" else None
+
+    def _row_binary_proba(self, row: list[Any]) -> np.ndarray | None:
+        """``predict_proba`` of one row of a binary classifier, as its one-row branch computes it."""
+        a = self._row_hidden(row)
+        if a is None:
+            return None
+        p = expit_scalar(-(float(a.dot(self._last_w0)) + self._last_b0))  # the layer is negated (see _load)
+        return np.array([[1.0 - p, p]])
+
     def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._labels(self._forward(X))
+
+    def _labels(self, y: np.ndarray) -> np.ndarray:
+        """Labels from the output layer's activations (one column for a binary classifier)."""
         assert self.classes is not None
-        y = self._forward(X)
         if self.kind == "multiclass":
             return self.classes[y.argmax(axis=1)]
         if self.kind == "binary":
@@ -260,6 +325,13 @@ class MLPRegressor(_MLP):
         self = cls()
         self._load(node, ctx)
         return self
+
+    def row_path(self, method: str) -> RowPath | None:
+        def predict(row: list[Any]) -> np.ndarray | None:
+            y = self._row_forward(row)
+            return None if y is None else y.ravel() if y.shape[1] == 1 else y
+
+        return predict if method == "predict" else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         y = self._forward(X)

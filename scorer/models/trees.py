@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, LoadContext, decode_labels, register
+from .._base import Estimator, LoadContext, RowPath, decode_labels, register
+from .._inputs import plain_row
 from .._limits import RowCost
-from .._links import binary_proba, expit, libm_exp, softmax
+from .._links import binary_proba, expit, expit_scalar, libm_exp, softmax
 from ._forest import (
+    FLOAT32_OVERFLOW,
     CompiledForest,
     Tree,
     check_matrix,
@@ -114,9 +116,32 @@ class _SklearnTrees(Estimator):
             total /= self.forest.n_trees
         return total
 
+    def _row_sums(self, row: list[Any]) -> np.ndarray | None:
+        """``_sums`` of one row (``(1, outputs)``); None: the general path (NaN, beyond float32's range)."""
+        x = plain_row(row, FLOAT32_OVERFLOW)
+        if x is None:
+            return None
+        total = self.forest.row_sums(x)
+        return total if self.single else total / self.forest.n_trees
+
 
 class _TreeClassifier(_SklearnTrees):
     classifier = True
+
+    def row_path(self, method: str) -> RowPath | None:
+        if self.n_outputs != 1 or method not in ("predict", "predict_proba"):
+            return None
+        n, labels = self.n_classes[0], self.class_lists[0]
+
+        def proba(row: list[Any]) -> np.ndarray | None:
+            p = self._row_sums(row)
+            return p if p is None or p.shape[1] == n else np.ascontiguousarray(p[:, :n])
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            p = proba(row)
+            return None if p is None else labels[np.argmax(p, axis=1)]
+
+        return proba if method == "predict_proba" else predict
 
     def _probas(self, X: np.ndarray) -> list[np.ndarray]:
         p = self._sums(X).reshape(X.shape[0], self.n_outputs, max(self.n_classes))
@@ -135,6 +160,16 @@ class _TreeClassifier(_SklearnTrees):
 
 
 class _TreeRegressor(_SklearnTrees):
+    def row_path(self, method: str) -> RowPath | None:
+        if method != "predict" or self.n_outputs != 1:
+            return None
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            out = self._row_sums(row)
+            return None if out is None else out[:, 0]
+
+        return predict
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         out = self._sums(X)
         return out[:, 0] if self.n_outputs == 1 else out
@@ -214,10 +249,27 @@ class _GradientBoosting(Estimator):
         float32_checks(Xf, self.type_name, allow_nan=False)
         return self.forest.sums(Xf, False)[:, :, 0]
 
+    def _row_raw(self, row: list[Any]) -> float | np.ndarray | None:
+        """One row's raw prediction: a float (one tree per stage) or ``(1, per_stage)``; None for the
+        general path (NaN, out of float32's range: it raises as scikit-learn does)."""
+        x = plain_row(row, FLOAT32_OVERFLOW)
+        if x is None:
+            return None
+        if self.per_stage == 1:
+            return self.forest.row_total(x)
+        return self.forest.row_sums(x).reshape(1, self.per_stage)
+
 
 @register("gradient_boosting_regressor")
 class GradientBoostingRegressor(_GradientBoosting):
     losses = GB_REGRESSOR_LOSSES
+
+    def row_path(self, method: str) -> RowPath | None:
+        def predict(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            return None if raw is None else np.array([raw])
+
+        return predict if method == "predict" else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self._raw(X)[:, 0]
@@ -226,6 +278,31 @@ class GradientBoostingRegressor(_GradientBoosting):
 @register("gradient_boosting_classifier")
 class GradientBoostingClassifier(_GradientBoosting):
     losses = GB_CLASSIFIER_LOSSES
+
+    def row_path(self, method: str) -> RowPath | None:
+        classes = self.classes
+        assert classes is not None
+        exponential = self.loss == "exponential"
+
+        def decision_function(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            return None if raw is None else raw if isinstance(raw, np.ndarray) else np.array([raw])
+
+        def predict_proba(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            if raw is None or isinstance(raw, np.ndarray):
+                return raw if raw is None else softmax(raw)
+            p = expit_scalar(2.0 * raw if exponential else raw)  # scipy's expit, as in predict_proba
+            return np.array([[1.0 - p, p]])
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            raw = self._row_raw(row)
+            if raw is None or isinstance(raw, np.ndarray):
+                return raw if raw is None else classes[np.argmax(raw, axis=1)]
+            return classes[[1 if raw >= 0 else 0]]
+
+        paths = {"decision_function": decision_function, "predict_proba": predict_proba, "predict": predict}
+        return paths.get(method)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         raw = self._raw(X)

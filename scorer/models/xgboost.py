@@ -11,12 +11,14 @@ rounded expf). docs/format/xgboost.md states the tolerance.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .._base import Estimator, LoadContext, register
-from .._links import exp32, sigmoid32, softmax32
+from .._base import Estimator, LoadContext, RowPath, register
+from .._inputs import plain_row
+from .._links import exp32, round32, sigmoid32, sigmoid32_scalar, softmax32
 from ._forest import CompiledForest, compile_forest, float32_checks, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
@@ -81,9 +83,18 @@ class _XGBoost(Estimator):
         has_nan = float32_checks(Xf, self.type_name, allow_nan=True, allow_inf=True)
         return self.forest.sums(Xf, has_nan)[:, :, 0].astype(F32)
 
+    def _row_margin(self, row: list[Any]) -> np.ndarray | None:
+        """``margin`` of one row (``(1, n_outputs)``); None for the general path (NaN, infinities)."""
+        x = plain_row(row, math.inf)
+        if x is None:
+            return None
+        return self.forest.row_sums(x).reshape(1, self.n_outputs).astype(F32, copy=False)
+
     def transformed(self, X: np.ndarray) -> np.ndarray:
         """What ``Booster.predict`` returns (float32): the objective's transform of the margin."""
-        m = self.margin(X)
+        return self._transform(self.margin(X))
+
+    def _transform(self, m: np.ndarray) -> np.ndarray:
         if self.objective in LOGISTIC:
             return sigmoid32(m[:, 0])
         if self.objective in LOG_LINK:
@@ -99,6 +110,13 @@ class _XGBoost(Estimator):
 class XGBoostBooster(_XGBoost):
     """``Booster.predict`` (and XGBRegressor.predict): the transformed prediction."""
 
+    def row_path(self, method: str) -> RowPath | None:
+        def predict(row: list[Any]) -> np.ndarray | None:
+            m = self._row_margin(row)
+            return None if m is None else self._transform(m)
+
+        return predict if method == "predict" else None
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.transformed(X)
 
@@ -107,14 +125,45 @@ class XGBoostBooster(_XGBoost):
 class XGBoostClassifier(_XGBoost):
     """XGBClassifier: probabilities as XGBoost computes them; labels from them as XGBClassifier does."""
 
+    def row_path(self, method: str) -> RowPath | None:
+        logistic = self.objective in LOGISTIC
+
+        def one(row: list[Any]) -> np.ndarray | None:
+            m = self._row_margin(row)
+            return None if m is None else self._transform(m)
+
+        def predict_proba(row: list[Any]) -> np.ndarray | None:
+            if logistic:  # binary: float32 arithmetic on Python floats (round32), no array until the end
+                x = plain_row(row, math.inf)
+                if x is None:
+                    return None
+                p1 = sigmoid32_scalar(float(self.forest.row_sums(x)[0, 0]))  # the float32 margin
+                return np.array([[round32(1.0 - p1), p1]], dtype=F32)
+            p = one(row)
+            return None if p is None else self._proba(p)
+
+        def predict(row: list[Any]) -> np.ndarray | None:
+            p = one(row)
+            return None if p is None else self._labels(p)
+
+        return {"predict_proba": predict_proba, "predict": predict}.get(method)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        p = self.transformed(X)
-        if p.ndim == 1:
-            return np.stack([F32(1.0) - p, p], axis=1)
+        return self._proba(self.transformed(X))
+
+    @staticmethod
+    def _proba(p: np.ndarray) -> np.ndarray:
+        if p.ndim == 1:  # [1 - p, p] in float32, without np.stack's temporaries
+            out = np.empty((p.shape[0], 2), dtype=F32)
+            out[:, 1] = p
+            np.subtract(F32(1.0), p, out=out[:, 0])
+            return out
         return p
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._labels(self.transformed(X))
+
+    def _labels(self, p: np.ndarray) -> np.ndarray:
         assert self.classes is not None
-        p = self.transformed(X)
         index = (p > 0.5).astype(np.int64) if p.ndim == 1 else np.argmax(p, axis=1)
         return self.classes[index]

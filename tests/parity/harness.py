@@ -22,7 +22,7 @@ from scorer.models._forest import bitvector, traversal
 
 TOL = 1e-9
 EXACT = 0.0  # where a format page promises bit-for-bit parity (trees, boosting probabilities included)
-LAYOUTS = ("auto", "bitvector", "heap", "explicit")
+LAYOUTS = ("auto", "bitvector", "heap", "explicit", "walk")  # walk: single rows walked in Python
 SKLEARN = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
 
 
@@ -53,9 +53,12 @@ def assert_parity(est: Any, X: Any, model: Any, tol: float | Mapping[str, float]
         t = tol.get(m, TOL) if isinstance(tol, Mapping) else tol
         want = getattr(est, m)(X)
         _same(m, want, getattr(model, m)(X), t)
+        list_rows = isinstance(model, scorer.Model) and isinstance(X, np.ndarray) and X.dtype.kind == "f"
         for i in range(min(rows, len(X))):
             row = X.iloc[i : i + 1] if hasattr(X, "iloc") else X[i : i + 1]
             _same(f"{m} of row {i}", _row(want, i), getattr(model, m)(row), t)
+            if list_rows:  # a list row: the estimator's own single-row path (Estimator.row_path)
+                _same(f"{m} of list row {i}", _row(want, i), getattr(model, m)([X[i].tolist()]), t)
 
 
 def _row(want: Any, i: int) -> Any:
@@ -89,15 +92,19 @@ def forest_layouts(monkeypatch: pytest.MonkeyPatch) -> Any:
     (scorer/models/_forest), with chunks of a few rows so that batches cross chunk boundaries."""
     monkeypatch.setattr(traversal, "TRAVERSAL_LANES", 64)
     monkeypatch.setattr(bitvector, "QS_CHUNK_BYTES", 512)
+    monkeypatch.setattr(bitvector, "QS_RANK_ROWS", 40)  # blocks of a few sub-chunks (the last one partial)
 
     def load_all(text: str) -> Iterator[scorer.Model]:
         for layout in LAYOUTS:
-            monkeypatch.setattr(_forest, "FORCE_ENGINE", None if layout == "auto" else layout)
+            monkeypatch.setattr(_forest, "FORCE_ENGINE", None if layout in ("auto", "walk") else layout)
+            # the numpy layouts score single rows themselves; "walk" walks them in Python
+            monkeypatch.setattr(_forest, "FORCE_WALK", None if layout == "auto" else layout == "walk")
             model = scorer.load_model(text)
             forest = model.estimator.forest  # type: ignore[attr-defined]
             if layout == "explicit":  # ("heap" is refused for forests too deep to pad: explicit again)
                 assert isinstance(forest, traversal.TraversalForest) and not forest.heap
             yield model
         monkeypatch.setattr(_forest, "FORCE_ENGINE", None)
+        monkeypatch.setattr(_forest, "FORCE_WALK", None)
 
     return load_all

@@ -24,9 +24,13 @@ Both reach, per tree and row, the leaf scikit-learn's ``apply`` reaches, bit for
 is reproduced exactly (``float32_equivalent`` thresholds, or binary32 keys), thresholds stay float64,
 NaN follows ``missing_go_to_left`` and is only looked for in chunks that hold one. The trees' leaf outputs
 
+Single rows of small forests (few trees, or shallow ones) are walked node by node in Python instead
+(:mod:`.rowwalk`, picked by a cost model): the same trees and leaf outputs, the same sums.
+
 Modules: :mod:`.tree` (one tree: load and validate), :mod:`.float32` (scikit-learn's float32 comparisons
 and input checks), :mod:`.base` (the :class:`CompiledForest` interface, the sequential sum),
-:mod:`.traversal` and :mod:`.bitvector` (the two layouts); :func:`compile_forest` picks one.
+:mod:`.traversal` and :mod:`.bitvector` (the two layouts); :func:`compile_forest` picks one;
+:mod:`.rowwalk` (single rows in Python).
 The estimator families that use it: :mod:`scorer.models.trees`, :mod:`scorer.models.hist_gradient_boosting`.
 """
 
@@ -47,6 +51,7 @@ from .float32 import (
     float32_floor,
     float32_key,
 )
+from .rowwalk import RowWalker, walk_is_faster
 from .traversal import TraversalForest
 from .tree import MAX_TREE_DEPTH, MAX_TREES, Tree, check_node_count, forest_levels, load_tree, load_trees
 
@@ -90,10 +95,31 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
                                   keys=keys)
     forest.per_stage = per_stage
     forest.nodes_per_row = sum(t.depth + 1 for t in trees)
+    # single rows: numpy calls of the layout's path, plus those that add a walk's leaf outputs when they
+    # are not one float per tree
+    if isinstance(forest, TraversalForest):
+        calls = FEW_CALLS_PER_LEVEL * len(forest.active) + FEW_CALLS_FIXED
+    else:
+        calls = FEW_CALLS_LUT if isinstance(forest, BitVectorForest) and forest._lut is not None \
+            else FEW_CALLS_BITVECTOR
+    extra = 0 if K == 1 and per_stage == 1 else WALK_SUM_CALLS
+    walk = FORCE_WALK if FORCE_WALK is not None else walk_is_faster(trees, calls - extra)
+    if categorical is None and walk:
+        forest.walker = RowWalker(trees, values)
     return forest
 
 
+# numpy calls of the single-row paths (TraversalForest._few per level and fixed; BitVectorForest._few with
+# its byte lookup tables or not), and of adding a walk's leaf outputs with numpy
+FEW_CALLS_PER_LEVEL = 5
+FEW_CALLS_FIXED = 6
+FEW_CALLS_LUT = 7
+FEW_CALLS_BITVECTOR = 10
+WALK_SUM_CALLS = 3
+
+
 FORCE_ENGINE: str | None = None  # tests set "bitvector" / "heap" / "explicit" to exercise every layout
+FORCE_WALK: bool | None = None  # tests: True / False to walk single rows in Python always / never
 
 
 def _float32_tree(t: Tree, thr: np.ndarray) -> Tree:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._limits import RowCost
+from .rowwalk import RowWalker
 
 COMPILED_MAX_ELEMENTS = 1 << 25  # leaf-output tables a layout may add to what the document holds
 
@@ -34,6 +35,8 @@ class CompiledForest:
     few_rows: int  # up to this many rows, one call of few numpy ops (the single-row path)
     sum_dtype: type = np.float64  # XGBoost adds leaf values in float32: it sets np.float32
     nodes_per_row: int = 0  # nodes one row visits: the sum over trees of (depth + 1), set by compile_forest
+    walker: RowWalker | None = None  # single rows walked in Python (small forests), set by compile_forest
+    few_calls: float = 0.0  # numpy calls of the single-row path (``_few``), for compile_forest's cost model
 
     def row_cost(self, n_features: int, out: int) -> RowCost:
         """One row: its (tree x row) lanes and leaf outputs of every tree, the sums, the result."""
@@ -49,12 +52,9 @@ class CompiledForest:
         if R == 0:
             return np.zeros((0, G, K))
         if R == 1 and self.few_rows:
-            vals: np.ndarray = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, 1, K)
-            if S == 1:
-                return vals.reshape(1, G, K)
-            return np.add.accumulate(vals.reshape(S, G * K), axis=0)[-1].reshape(1, G, K)
+            return self._one_row(self._few(X, has_nan))
         if self.few_rows >= R:
-            vals = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, R, K)
+            vals: np.ndarray = self._few(X, has_nan).astype(self.sum_dtype, copy=False)  # (T, R, K)
             acc = sequential_sum(vals.reshape(S, G * R * K)) if S > 1 else vals
             return acc.reshape(G, R, K).transpose(1, 0, 2)
         result = np.empty((R, G, K))
@@ -67,6 +67,35 @@ class CompiledForest:
             total = sequential_sum(vals.reshape(S, G * r * K).astype(self.sum_dtype, copy=False))
             result[start:start + r] = total.reshape(G, r, K).transpose(1, 0, 2)
         return result
+
+    def _one_row(self, vals: np.ndarray) -> np.ndarray:
+        """One row's ``(T, 1, K)`` leaf outputs -> ``(1, G, K)`` sums, stage after stage."""
+        T, G, K = self.n_trees, self.per_stage, self.n_outputs
+        if G * K == 1 and T > 1:  # one value per tree: cast and add in one call (the same operations)
+            return np.add.accumulate(vals.reshape(T), dtype=self.sum_dtype)[-1:].reshape(1, 1, 1)
+        vals = vals.astype(self.sum_dtype, copy=False)
+        if T == G:
+            return vals.reshape(1, G, K)
+        return np.add.accumulate(vals.reshape(T // G, G * K), axis=0)[-1].reshape(1, G, K)
+
+    def row_sums(self, row: list[float]) -> np.ndarray:
+        """``sums`` of one row of Python floats without NaN (the caller checked): ``(G, K)``, in
+        ``sum_dtype``. Small forests are walked in Python (:mod:`.rowwalk`), the others take ``_few``."""
+        walker = self.walker
+        if walker is None:
+            X = np.array([row])
+            if self.few_rows:  # what sums does for one row, without its dispatch
+                return self._one_row(self._few(X, False))[0]
+            return self.sums(X, False)[0].astype(self.sum_dtype, copy=False)
+        leaves = walker.values.take(walker.leaves(row), axis=0)
+        return self._one_row(leaves.reshape(self.n_trees, 1, self.n_outputs))[0]
+
+    def row_total(self, row: list[float]) -> float:
+        """The one sum of a forest with one output per row (``per_stage == n_outputs == 1``), as a float."""
+        walker = self.walker
+        if walker is not None and walker.scalar is not None and self.sum_dtype is np.float64:
+            return walker.total(row)
+        return float(self.row_sums(row)[0, 0])
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         raise NotImplementedError

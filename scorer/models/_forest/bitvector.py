@@ -10,7 +10,11 @@ import numpy as np
 from .base import COMPILED_MAX_ELEMENTS, Categorical, CompiledForest
 from .tree import Tree
 
-QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer chunk
+QS_CHUNK_BYTES = 1 << 19  # bytes of gathered masks per QuickScorer sub-chunk (they stay in cache)
+# Rows ranked at once (one binary search over a block: its numpy calls are paid per block, not per
+# sub-chunk of a few dozen rows), bounded by the bytes of leaf outputs a block holds (trees x rows x outputs)
+QS_RANK_ROWS = 8192
+QS_BLOCK_BYTES = 16 << 20
 QS_COMPARE_ELEMENTS = 1 << 15  # up to (rows x thresholds): rank inputs by comparing with every threshold
 _LOWBIT_PRIME = {2: 19, 4: 37, 8: 67}  # 2**k mod p is distinct for k < 8 * itemsize
 
@@ -80,6 +84,7 @@ class BitVectorForest(CompiledForest):
                        % np.uint64(P)).astype(np.int64)
                 vq[ti * P + res] = values[ti][leaves]
         self.vq = vq
+        self._vq1 = np.ascontiguousarray(vq[:, 0])  # one output: the leaf values as a 1-D table
         # per used feature, a block of table rows: numeric features one per rank of x among the
         # feature's distinct thresholds plus one for NaN; categorical ones one per category plus missing
         self.features: list[int] = sorted(set(num) | set(cat))
@@ -123,7 +128,8 @@ class BitVectorForest(CompiledForest):
         self._numeric = [i for i, u in enumerate(self.uniq) if u is not None]
         self._categorical = [i for i, u in enumerate(self.uniq) if u is None]
         per_row = max(1, self.n_used) * T * itemsize
-        self.chunk_rows = int(max(1, min(4096, QS_CHUNK_BYTES // per_row)))
+        self.sub_rows = int(max(1, min(4096, QS_CHUNK_BYTES // per_row)))
+        self.chunk_rows = int(max(self.sub_rows, min(QS_RANK_ROWS, QS_BLOCK_BYTES // (8 * T * K))))
         nn = len(self._numeric)
         self._num_cols = np.array([self.features[i] for i in self._numeric], dtype=np.int64)
         self._num_off = np.array([self.offsets[i] for i in self._numeric], dtype=np.int64)
@@ -150,7 +156,7 @@ class BitVectorForest(CompiledForest):
             self._pad_base = (np.arange(nn, dtype=np.int64) * self._P - 1)[:, None]
         self._tree_off = np.arange(T, dtype=np.int64) * P
         self._tree_off_col = self._tree_off[:, None]
-        self._tree_off_full = np.broadcast_to(self._tree_off_col, (T, self.chunk_rows)).copy()
+        self._tree_off_full = np.broadcast_to(self._tree_off_col, (T, self.sub_rows)).copy()
         small = T * 128 * K <= COMPILED_MAX_ELEMENTS
         self._lut = self._lookup_tables(trees, values) if categorical is None and small else None
 
@@ -231,7 +237,10 @@ class BitVectorForest(CompiledForest):
             low %= self.wdtype.type(self.P)
             idx = low.astype(np.int64)
         r = idx.shape[1]
-        idx += self._tree_off_full if r == self.chunk_rows else self._tree_off_col
+        idx += self._tree_off_full if r == self.sub_rows else self._tree_off_col
+        if out is not None and self.n_outputs == 1:  # one output: a 1-D gather (faster than rows of one)
+            np.take(self._vq1, idx, out=out.reshape(idx.shape), mode="clip")
+            return out
         return self.vq.take(idx, axis=0, out=out, mode="clip")
 
     def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
@@ -247,7 +256,7 @@ class BitVectorForest(CompiledForest):
             return lut.take(tree_off + bits, axis=0).reshape(self.n_trees, 1, self.n_outputs)
         if r == 1 and not self._categorical:
             x = X.reshape(-1)
-            G = self._few_base - np.add.reduceat(x[self._few_col] <= self._few_u, self._few_starts,
+            G = self._few_base - np.add.reduceat(x.take(self._few_col) <= self._few_u, self._few_starts,
                                                  dtype=np.int64)
             v = np.bitwise_and.reduce(self.table.take(G, axis=0), 0)
             if self.P == 256:
@@ -256,6 +265,8 @@ class BitVectorForest(CompiledForest):
                 low = v & (-v)
                 low %= self.wdtype.type(self.P)
                 idx = self._tree_off + low.astype(np.int64)  # (int64 + uint64 would be float64)
+            if self.n_outputs == 1:
+                return self._vq1.take(idx).reshape(self.n_trees, 1, 1)
             return self.vq.take(idx, axis=0).reshape(self.n_trees, 1, self.n_outputs)
         G = np.empty((r, self.n_used), dtype=np.int64)
         if self._numeric:
@@ -269,14 +280,24 @@ class BitVectorForest(CompiledForest):
         return self._leaf_values(np.bitwise_and.reduce(gathered, axis=1).T, None)
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
+        """Ranks of the whole block, then per sub-chunk (its gathered masks in cache): gather, AND, leaves."""
         r = X.shape[0]
         if not self.n_used:
-            v = np.broadcast_to(self.table[0][:, None], (self.n_trees, r))
-        else:
-            G = self._ranks(X)
+            self._leaf_values(np.broadcast_to(self.table[0][:, None], (self.n_trees, r)), out)
+            return
+        G = self._ranks(X)
+        step = self.sub_rows
+        if r <= step:
             gathered = self.table.take(G.ravel(), axis=0, mode="clip").reshape(self.n_used, r, self.n_trees)
-            v = np.bitwise_and.reduce(gathered, axis=0).T
-        self._leaf_values(v, out)
+            self._leaf_values(np.bitwise_and.reduce(gathered, axis=0).T, out)
+            return
+        V = np.empty((r, self.n_trees), dtype=self.wdtype)  # every row's exit masks, then one leaf lookup
+        for start in range(0, r, step):
+            stop = min(r, start + step)
+            gathered = self.table.take(G[:, start:stop].ravel(), axis=0, mode="clip")
+            np.bitwise_and.reduce(gathered.reshape(self.n_used, stop - start, self.n_trees), axis=0,
+                                  out=V[start:stop])
+        self._leaf_values(np.ascontiguousarray(V.T), out)  # (trees, rows): the lookups run contiguously
 
 
 def _ctz8(v: np.ndarray) -> np.ndarray:

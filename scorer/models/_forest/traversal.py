@@ -190,6 +190,7 @@ class TraversalForest(CompiledForest):
             self.lv_packed = [k | fr for k, fr in zip(lv_key, self.lv_featR, strict=True)]
         self.vals = vals
         self.roots = np.arange(len(trees), dtype=np.int64)
+        self._twice_roots = 2 * self.roots  # children's indices on level 1 of the roots going left
         # a lane of sorted tree j ends at index j * 2**D + position: its value row is vbase + position
         self.vshift = vbases - (np.arange(len(trees), dtype=np.int64) << depths)
 
@@ -240,20 +241,32 @@ class TraversalForest(CompiledForest):
         return Xt
 
     def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
-        """One row: the lanes are the trees; five numpy calls per level."""
+        """One row: the lanes are the trees; six numpy calls per level (takes, in-place adds: no fancy
+        indexing, no temporaries)."""
         x = self._columns(X, 1).ravel() if self._virtual else X.reshape(-1)
         if has_nan is None:
             has_nan = bool(np.isnan(x).any())
-        g = self.roots.copy()
+        T = self.n_trees
         if self.heap:
-            for d, n in enumerate(self.active):
-                gs = g[:n]
-                xv = x[self.lv_feat[d][gs]]
-                gr = xv > self.lv_thr[d][gs]
+            take, lv_feat, lv_thr, greater = x.take, self.lv_feat, self.lv_thr, np.greater
+            first = 0
+            if not has_nan and self.active and self.active[0] == T:
+                # level 0: the lanes are the roots in order (index = tree): the level's tables as they are
+                g = greater(take(lv_feat[0]), lv_thr[0]) + self._twice_roots
+                first = 1
+            else:
+                g = self.roots.copy()
+            for d in range(first, len(self.active)):
+                n = self.active[d]
+                gs = g if n == T else g[:n]
+                xv = take(lv_feat[d].take(gs))
+                gr = greater(xv, lv_thr[d].take(gs))
                 if has_nan:
-                    gr |= np.isnan(xv) & self.lv_mr[d][gs]
-                g[:n] = gs + gs + gr
+                    gr |= np.isnan(xv) & self.lv_mr[d].take(gs)
+                gs += gs
+                gs += gr
         else:
+            g = self.roots.copy()
             feat, thr, left, mr = self.feat, self.thr, self.left, self.mr
             for n in self.active:
                 gs = g[:n]
@@ -263,8 +276,8 @@ class TraversalForest(CompiledForest):
                     gr |= np.isnan(xv) & mr[gs]
                 g[:n] = left[gs] + gr
         g += self.vshift
-        v = self.vals[g]
-        return (v if self._identity else v[self.inverse]).reshape(self.n_trees, 1, self.n_outputs)
+        v = self.vals.take(g if self._identity else g[self.inverse], axis=0)
+        return v.reshape(self.n_trees, 1, self.n_outputs)
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         r = X.shape[0]
