@@ -74,6 +74,33 @@ EXTRA_SECTIONS: dict[str, str] = {
 }
 
 
+# For each scorer target that can miss: what bounds it (profiled with cProfile on 2026-12-05) and what was
+# tried. run.py prints the line under the summary whenever that target FAILs, so the committed table says
+# why (see also "Where the scorer's time goes" in bench/README.md).
+MISS_NOTES: dict[tuple[str, str], str] = {
+    ("rf", "lat_ort"): "one row through 100 trees of depth ~10 costs about 60 numpy calls (the traversal "
+    "layout: ~6 calls per level, ~1 µs each). Tried: a Python list walk (`_forest/rowwalk.py`, 2× slower "
+    "at 75k nodes: the lists leave the CPU caches), `take` and in-place adds, no gather at level 0.",
+    ("rf", "batch"): "memory-bound element work over (tree × row) lanes, ~7 numpy operations per level and "
+    "lane. Tried: larger chunks (no change), the bit-vector layout (slower for deep forests).",
+    ("rf10", "batch"): "as the 100-tree forest: per-element lane work; with 10 trees scikit-learn's own "
+    "per-row cost is small, so fixed per-chunk costs weigh more. Tried: larger chunks, bit-vector layout.",
+    ("rf10", "lat_ort"): "the Python list walk of 10 trees (~10 levels each).",
+    ("hgb_es", "batch"): "scikit-learn needs ~0.9 µs a row for 16 trees; ours is dominated by the threshold "
+    "ranks of 20 features and the C library's exp per row (needed for bit-exact probabilities). Tried: "
+    "comparing each value with every threshold instead of a binary search (slower, reverted).",
+    ("hgb_es", "lat_ort"): "the Python list walk of 16 trees plus the scalar expit.",
+    ("xgb", "lat_ort"): "the bit-vector single-row step (~22 of 38 µs: ranks + masks in numpy). Tried: "
+    "float32 sigmoid on Python floats (`round32`), one `accumulate` per row.",
+    ("xgb", "batch"): "measured against XGBoost's own compiled C++ `inplace_predict`, not scikit-learn.",
+    ("lgbm", "lat_ort"): "the bit-vector single-row step, as XGBoost.",
+    ("hgb", "lat_ort"): "the bit-vector single-row step (ranks of 20 features, masks, leaf lookup).",
+    ("gbr", "lat_ort"): "the bit-vector single-row step of 100 shallow trees.",
+    ("mlp", "lat_sk"): "two small matrix products through `ndarray.dot` plus the softmax; numpy's call "
+    "overhead (~1 µs per call) against scikit-learn's own per-call overhead.",
+}
+
+
 @dataclass
 class Spec:
     name: str
@@ -981,6 +1008,11 @@ def report(ctx: dict[str, Any], results: list[Result], cold: dict[str, Cold] | N
     cols = [c for c in cols if any(c[0] in s for s in summary.values())]
     out.append(table(["model", *(c[1] for c in cols)],
                      [[m, *(s.get(k, "–") for k, _ in cols)] for m, s in summary.items()]) + "\n")
+    misses = [f"- **{r.spec.label}, {dict(cols)[k]}** ({v}): {MISS_NOTES[(r.spec.name, k)]}"
+              for r in results for k, v in summary[r.spec.label].items()
+              if "FAIL" in v and (r.spec.name, k) in MISS_NOTES and k in dict(cols)]
+    if misses:
+        out.append("What bounds each miss, and what was tried:\n\n" + "\n".join(misses) + "\n")
     if any(r.supported and r.answers == "near" for r in results):
         out.append("† The scorer's answers for this tree model are not bit-identical to scikit-learn's "
                    f"(they are within {NON_TREE_TOL:g}), so correctness FAILs; its speed verdicts are shown "
