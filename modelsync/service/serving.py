@@ -210,8 +210,9 @@ class ServingService:
             start = time.perf_counter()
             outputs = v2_outputs(model, X, rows, requested, resolved.record.get("predict_datatype"))
             m.scoring_ms = (time.perf_counter() - start) * 1000
-            if self.drift is not None:
-                self.drift.observe(name, resolved.version, model, X)
+            if self.drift is not None:  # the predictions too, when they were asked for (or by default)
+                predicted = next((o["data"] for o in outputs if o["name"] == "predict"), None)
+                self.drift.observe(name, resolved.version, model, X, predicted)
             out: dict[str, Any] = {"model_name": name, "model_version": str(resolved.version),
                                    "outputs": outputs}
             if body.get("id") is not None:

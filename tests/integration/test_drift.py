@@ -90,4 +90,22 @@ def test_single_rows_are_counted_together_and_all_of_them(api, publish, handler,
     assert status == 200 and body["rows"] == 30, body
     by_name = {e["feature"]: e for e in body["features"]}
     assert by_name["petal_length"]["status"] == "alert"
-    assert by_name["__prediction__"]["rows"] == 20  # predictions come with the plain route only
+    assert by_name["__prediction__"]["rows"] == 30  # the V2 request's predictions count too
+
+
+def test_v2_predictions_are_counted_and_only_when_computed(api, publish, handler, iris_with_baseline):
+    """A V2 client (tritonclient's default outputs) feeds the prediction drift as the plain route does;
+    a request for other outputs only counts its features."""
+    doc, rows = iris_with_baseline
+    publish("iris", doc)
+    app = handler("ScoreFunction")
+    tensor = {"name": "x", "shape": [len(rows), 4], "datatype": "FP64", "data": rows.tolist()}
+    assert api("POST", "/v2/models/iris/infer", body={"inputs": [tensor]})[0] == 200
+    assert api("POST", "/v2/models/iris/infer", body={"inputs": [tensor],
+                                                      "outputs": [{"name": "predict_proba"}]})[0] == 200
+    assert app.DRIFT.flush() == 1
+    status, _, body = api("GET", "/models/iris/drift")
+    assert status == 200 and body["rows"] == 2 * len(rows), body
+    by_name = {e["feature"]: e for e in body["features"]}
+    assert by_name["__prediction__"]["rows"] == len(rows)
+    assert by_name["__prediction__"]["status"] == "ok" and by_name["__prediction__"]["psi"] is not None
