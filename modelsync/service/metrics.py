@@ -23,8 +23,6 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from .errors import InvalidRequest
-
 REQUESTS, ROWS, ERRORS = "Requests", "Rows", "Errors"
 SCORING_LATENCY, TOTAL_LATENCY = "ScoringLatency", "TotalLatency"
 ERROR_PREFIX = "Errors_"  # one metric per error kind: Errors_invalid_input, ...
@@ -372,17 +370,11 @@ def batch_measure(result: Mapping[str, Any]) -> Measure | None:
 
 
 def parse_since(since: str | None, now: _dt.datetime | None = None) -> _dt.datetime:
-    """``since`` as a UTC date or time (default: the last 24 hours)."""
-    now = now or _dt.datetime.now(_dt.UTC)
-    if since is None or not since.strip():
-        return now - DEFAULT_WINDOW
-    text = since.strip().replace("Z", "+00:00")
-    try:
-        value = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"since must be a UTC date or time (e.g. 2025-01-07T00:00:00Z), got "
-                             f"{since[:40]!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=_dt.UTC)
+    """``since`` as :func:`.rules.parse_since` reads it (default: the last 24 hours)."""
+    from .rules import parse_since as parse
+
+    value = parse(since)
+    return value if value is not None else (now or _dt.datetime.now(_dt.UTC)) - DEFAULT_WINDOW
 
 
 class MetricsService:

@@ -30,7 +30,7 @@ from modelsync_protocol.telemetry import (
 from . import rollout
 from .errors import InvalidRequest
 from .registry import Registry, now_iso
-from .rules import check_model_name, require_model
+from .rules import check_model_name, parse_since, require_model
 
 SCORE_DEVICE = "score-function"  # the Score function's drift counts (modelsync.service.drift): not a device
 MAX_AGGREGATED_ITEMS = 20_000  # GET reads at most this many batches (then says truncated)
@@ -125,11 +125,14 @@ def store(registry: Registry, name: str, device: str | None, request: Mapping[st
 
 
 def check_since(since: str | None) -> str | None:
-    if since is None or since == "":
+    """``since`` as the stored ``window_end`` texts compare with: a UTC form as given, any other form
+    :func:`.rules.parse_since` reads (an offset, epoch seconds) as UTC text."""
+    if since is None or since == "" or SINCE_RE.match(since):
+        return since or None
+    value = parse_since(since)
+    if value is None:
         return None
-    if not SINCE_RE.match(since):
-        raise InvalidRequest("since must be a UTC date or time, e.g. 2025-01-07 or 2025-01-07T10:00:00Z")
-    return since
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- aggregation --------------------------------------------------------------------------------------

@@ -109,3 +109,36 @@ def test_v2_predictions_are_counted_and_only_when_computed(api, publish, handler
     by_name = {e["feature"]: e for e in body["features"]}
     assert by_name["__prediction__"]["rows"] == len(rows)
     assert by_name["__prediction__"]["status"] == "ok" and by_name["__prediction__"]["psi"] is not None
+
+
+def test_since_reads_iso_8601_with_offsets_and_epoch_seconds_on_every_route(api, publish, handler,
+                                                                            iris_with_baseline):
+    """``since`` is one rule on /drift, /metrics and /telemetry: ISO 8601 (Z, an offset, a date) or Unix
+    epoch seconds (milliseconds too); the same instant written either way selects the same rows."""
+    import datetime as dt
+
+    doc, rows = iris_with_baseline
+    publish("iris", doc)
+    app = handler("ScoreFunction")
+    _score(api, rows[:50])
+    app.DRIFT.flush()
+    now = dt.datetime.now(dt.UTC)
+    hour_ago, in_an_hour = now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)
+    past = [str(int(hour_ago.timestamp())), str(int(hour_ago.timestamp() * 1000)),
+            hour_ago.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat(timespec="seconds"),
+            hour_ago.strftime("%Y-%m-%dT%H:%M:%SZ"), f"{hour_ago.timestamp():.3f}"]
+    requests = set()
+    for since in past:
+        status, _, body = api("GET", "/models/iris/drift", query={"since": since})
+        assert status == 200 and body["rows"] == 50, (since, body)
+        status, _, metrics = api("GET", "/models/iris/metrics", query={"since": since})
+        assert status == 200 and metrics["since"] == hour_ago.strftime("%Y-%m-%dT%H:%M:%SZ"), (since, metrics)
+        requests.add(sum(v["requests"] for v in metrics["versions"]))
+        assert api("GET", "/models/iris/telemetry", query={"since": since})[0] == 200
+    assert len(requests) == 1 and min(requests) >= 1  # the same instant, the same requests
+    for since in (str(int(in_an_hour.timestamp())), in_an_hour.isoformat()):
+        status, _, body = api("GET", "/models/iris/drift", query={"since": since})
+        assert status == 200 and body["rows"] == 0, (since, body)
+    for route in ("drift", "metrics", "telemetry"):
+        status, _, body = api("GET", f"/models/iris/{route}", query={"since": "yesterday"})
+        assert status == 400 and "epoch" in body["error"]["message"], body
