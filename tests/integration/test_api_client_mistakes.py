@@ -91,6 +91,30 @@ def test_a_body_that_is_not_json_media_is_415(iris, content_type):
     _refused(_call(iris, event), 415, "unsupported_media_type", "application/json")
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/models/iris/predict"),
+                                            ("POST", "/v2/models/iris/infer"),
+                                            ("PUT", "/models/iris/aliases/latest")])
+def test_a_request_without_a_body_is_told_so(iris, content_type, method, path):
+    """``curl -X POST URL`` (no body, with or without a Content-Type): 400 saying the body is empty, not
+    a bare "Field required" (nor a 500, which text/plain got)."""
+    event = iris.event(method, path)
+    event["body"] = None
+    if content_type is not None:
+        event["headers"]["Content-Type"] = content_type
+    got, _, body = _call(iris, event)
+    message = body["error"]["message"] if path.startswith("/models") else body["error"]
+    assert got == 400 and "body is empty" in message and "Field required" not in message, body
+
+
+def test_a_bodyless_route_takes_any_content_type(iris):
+    event = iris.event("POST", "/models/iris/aliases/latest/rollback")
+    event["body"] = None
+    event["headers"]["Content-Type"] = "text/plain"
+    got, _, body = _call(iris, event)
+    assert got == 409 and body["error"]["code"] == "conflict", body  # nothing to roll back: not a 415
+
+
 @pytest.mark.parametrize("content_type", [None, "application/json", "Application/JSON; charset=UTF-8"])
 def test_json_bodies_are_read_with_or_without_a_content_type(iris, content_type):
     event = iris.event("POST", "/models/iris/predict", body={"instances": [IRIS_ROW]})

@@ -76,9 +76,11 @@ def prepare_body(event: MutableMapping[str, Any]) -> None:
     Gateway passes bytes that are not UTF-8 text) is decoded here, so the routes only ever see text.
     """
     body = event.get("body")
-    if not body:
-        return
     method = str(event.get("httpMethod") or "").upper()
+    if not body:
+        if method in BODY_METHODS:  # no body to misread: any media type is fine (Powertools would 500)
+            _normalise_content_type(event)
+        return
     check_content_encoding(header_value(event, "content-encoding"))
     if method in BODY_METHODS:
         check_content_type(header_value(event, "content-type"))

@@ -56,6 +56,7 @@ ERROR_STATUS: dict[type[ServiceError], HTTPStatus] = {
 }
 INTERNAL_ERROR = ("internal_error", "internal error; the request id identifies it in the logs")
 NOT_FOUND_ROUTE = ("route_not_found", "no such route")
+EMPTY_BODY = "request body is empty: send a JSON object (Content-Type: application/json)"
 RETRY_AFTER_SECONDS = "30"  # sent with every 503
 
 
@@ -99,7 +100,12 @@ def error_proxy_response(exc: ServiceError, event: Any = None) -> dict[str, Any]
 
 
 def describe_validation(errors: Any, raw_body: str | None, base64_encoded: bool) -> str:
-    """A short message naming the field (and the tensor, for V2 inputs) of the first validation errors."""
+    """A short message naming the field (and the tensor, for V2 inputs) of the first validation errors;
+    a request without a body is told so (a bare "Field required" reads as a mistake in the JSON)."""
+    errors = list(errors)
+    if not raw_body and any(tuple(e.get("loc", ()))[:1] == ("body",) and e.get("type") == "missing"
+                            for e in errors):
+        return EMPTY_BODY
     parts = []
     body: Any = None
     for err in list(errors)[:3]:
