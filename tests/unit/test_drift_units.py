@@ -101,3 +101,25 @@ def test_distributions_show_baseline_and_observed_shares_per_bin():
                  "baseline": [0.75, 0.25, 0.0], "observed": [0.0, 0.5, 0.5]}
     # no served rows: observed is null (the chart shows the baseline alone)
     assert d.distribution("x", base["features"]["x"], None)["observed"] is None
+
+
+def test_the_template_alarm_watches_what_a_flush_emits_and_fires_on_alert() -> None:
+    """Issue 11: "a template alarm fires on alert". The alarm reads the metric a drift flush emits (same
+    namespace and name, a dimension set equal to the alarm's) and breaches at PSI_ALERT, not below."""
+    import pathlib
+
+    from modelsync import template as tpl
+    from modelsync.service.drift import metric_record
+
+    alarm = tpl.load(pathlib.Path(__file__).resolve().parents[2] / "template.yaml").properties("DriftAlarm")
+    record = metric_record("iris", 3, drift.PSI_ALERT)
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert alarm["Namespace"] == directive["Namespace"]
+    assert [m["Name"] for m in directive["Metrics"]] == [alarm["MetricName"]]
+    alarm_dims = sorted(d["Name"] for d in alarm.get("Dimensions", []))
+    assert alarm_dims in [sorted(s) for s in directive["Dimensions"]]  # else CloudWatch never matches
+    assert record[alarm["MetricName"]] == drift.PSI_ALERT
+    assert alarm["Threshold"] == drift.PSI_ALERT and alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    threshold = alarm["Threshold"]
+    assert drift.status_of(threshold) == "alert" and drift.status_of(threshold - 1e-9) != "alert"
