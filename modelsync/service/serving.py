@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "modelsync_sklearn"
 SERVER_NAME = "modelsync"
+EXTENSIONS = ("binary_tensor_data",)  # the protocol extensions served (modelsync.service.http.binary)
 
 
 @dataclass
@@ -166,7 +167,7 @@ class ServingService:
     def server_metadata(self) -> dict[str, Any]:
         from modelsync import __version__
 
-        return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+        return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
 
     def ready(self) -> bool:
         try:

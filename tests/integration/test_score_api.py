@@ -41,6 +41,7 @@ def test_empty_registry(api):
     assert api("GET", "/v2/health/ready")[2] == {"ready": True}
     status, _, meta = api("GET", "/v2")
     assert status == 200 and meta["name"] == "modelsync" and "version" in meta
+    assert meta["extensions"] == ["binary_tensor_data"]  # served by modelsync.service.http.binary
 
 
 def test_known_model_without_a_published_version_is_503(api, publish, models):
