@@ -142,3 +142,40 @@ def test_since_reads_iso_8601_with_offsets_and_epoch_seconds_on_every_route(api,
     for route in ("drift", "metrics", "telemetry"):
         status, _, body = api("GET", f"/models/iris/{route}", query={"since": "yesterday"})
         assert status == 400 and "epoch" in body["error"]["message"], body
+
+
+def test_a_categorical_feature_shift_is_flagged_alone(api, publish, handler):
+    """A categorical baseline (category frequencies): served rows with the categories' mix changed, and a
+    category never seen, flag that feature and no numeric one."""
+    import warnings
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600),
+                      "color": rng.choice(["red", "green", "blue"], size=600, p=[0.5, 0.3, 0.2])})
+    est = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["a", "b"]),
+                                           ("c", OneHotEncoder(handle_unknown="ignore"), ["color"])]),
+                        LogisticRegression()).fit(X, (X["a"] > 0).astype(int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = export_model(est, X.iloc[:30], name="paint", baseline=X)
+    assert doc["metadata"]["baseline"]["features"]["color"]["kind"] == "categorical"
+    publish("paint", doc)
+    app = handler("ScoreFunction")
+    served = X.copy()
+    served["color"] = rng.choice(["blue", "purple"], size=600, p=[0.7, 0.3])
+    rows = served.to_dict(orient="records")
+    for start in range(0, len(rows), 100):
+        assert api("POST", "/models/paint/predict", body={"instances": rows[start:start + 100]})[0] == 200
+    app.DRIFT.flush()
+    status, _, body = api("GET", "/models/paint/drift")
+    assert status == 200 and body["rows"] == 600, body
+    by_name = {e["feature"]: e for e in body["features"]}
+    assert [f for f in ("a", "b", "color") if by_name[f]["status"] != "ok"] == ["color"]
+    assert by_name["color"]["status"] == "alert"
+    assert by_name["color"]["outside_range"] == pytest.approx((served["color"] == "purple").mean())
+    (color,) = [d for d in body["distributions"] if d["feature"] == "color"]
+    assert color["kind"] == "categorical" and "purple" in color["bins"]
