@@ -50,3 +50,38 @@ def test_renamed_feature_keeps_latest_on_the_local_stack(stack: Stack, iris: tup
     renamed_row = {("petal_w" if k == FEATURES[3] else k): v for k, v in row.items()}
     r = stack.http("POST", "/models/flower/predict", {"instances": [renamed_row]})
     assert r.status == 200 and r.headers["X-Model-Version"] == "2"
+
+
+def test_alias_set_moves_latest_to_the_held_version_and_back(stack: Stack, iris: tuple[Any, Any],
+                                                             capsys: Any) -> None:
+    """After a held publish, ``modelsync alias set NAME latest V`` is the explicit move; setting it back
+    serves the old version again (each move visible to the next request)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from modelsync.cli import main
+    from modelsync.export import export_model
+
+    X, y = iris
+    name = "flower-cli"
+    Xr = X[[FEATURES[1], FEATURES[0], *FEATURES[2:]]].rename(columns={FEATURES[3]: "petal_w"})
+    for key, data in (("v1.json", X), ("v2.json", Xr)):  # v2: renamed and reordered
+        doc = export_model(LogisticRegression(max_iter=1000).fit(data, y), data.iloc[::10], name=name,
+                           baseline=data)
+        stack.client("s3").put_object(Bucket=stack.bucket, Key=f"incoming/{name}/{key}",
+                                      Body=json.dumps(doc).encode(), ContentType="application/json")
+        n = int(key[1])
+
+        def listed(n: int = n) -> Any:
+            r = stack.http("GET", f"/models/{name}")
+            return r.status == 200 and len(r.json().get("versions", [])) >= n
+
+        wait_for(f"{name} v{n} published", listed, timeout=30)
+    assert stack.http("GET", f"/models/{name}").json()["aliases"]["latest"]["version"] == 1
+    row = dict(zip(FEATURES, X.iloc[0].tolist(), strict=True))
+    new_row = {("petal_w" if k == FEATURES[3] else k): v for k, v in row.items()}
+    for version, body in ((2, new_row), (1, row)):
+        capsys.readouterr()
+        assert main(["alias", "set", name, "latest", str(version), "--api", stack.api]) == 0
+        assert f"latest -> version {version}" in capsys.readouterr().out
+        r = stack.http("POST", f"/models/{name}/predict", {"instances": [body]})
+        assert r.status == 200 and r.headers["X-Model-Version"] == str(version), r.body
