@@ -28,6 +28,7 @@ from modelsync.service.http import (
     Services,
     check_request_size,
     error_proxy_response,
+    observe_refused,
     request_size_limit,
 )
 from modelsync.service.metrics import Measure, MetricsService, emit, local_or_cloudwatch
@@ -80,6 +81,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         check_request_size(event, request_size_limit(event, SETTINGS))
     except PayloadTooLarge as exc:
         logger.info("request refused: %s", exc.message)
+        observe_refused(observe, event, exc.code)
         return error_proxy_response(exc, event)
     response: dict[str, Any] = app.resolve(event, context)
     return response

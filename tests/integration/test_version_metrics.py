@@ -64,3 +64,29 @@ def test_canary_versions_are_measured_side_by_side(api, publish, models, store):
     # an unknown model is a 404; since must be a date or time
     assert api("GET", "/models/nope/metrics")[0] == 404
     assert api("GET", "/models/metered/metrics", query={"since": "yesterday"})[0] == 400
+
+
+def test_scoring_requests_refused_before_the_service_are_measured_by_kind(api, publish, models, store):
+    """A body of the wrong shape, a non-JSON media type, an empty or oversized body: refused before the
+    serving service runs, yet each is a request with an error of its kind (version ``-``), with a log
+    line; requests to other routes are not scoring requests."""
+    assert publish("metered", renamed(models.iris, "metered"))["version"] == 1
+    assert api("POST", "/models/metered/predict", body={"rows": [ROW]})[0] == 400
+    assert api("POST", "/v2/models/metered/infer", body={"inputs": "x"})[0] == 400
+    assert api("POST", "/v2/models/metered/versions/1/infer", raw_body="")[0] == 400
+    event = api.event("POST", "/models/metered/predict", body={"instances": [ROW]})
+    event["headers"]["Content-Type"] = "text/plain"
+    assert api.invoke(event)[0] == 415
+    too_big = " " * (api.app.SETTINGS.max_request_bytes + 1)
+    huge = api.event("POST", "/models/metered/predict", raw_body=too_big)
+    assert api.invoke(huge)[0] == 413
+    assert api("PUT", "/models/metered/aliases/production", body={"version": "one"})[0] == 400  # not scoring
+    assert api("POST", "/models/no such model/predict", body={"rows": []})[0] in (400, 404)
+
+    status, _, got = api("GET", "/models/metered/metrics")
+    assert status == 200
+    (refused,) = [v for v in got["versions"] if v["version"] == "-"]
+    assert refused["requests"] == refused["errors"] == 5, refused
+    assert refused["errors_by_kind"] == {"invalid_request": 3, "unsupported_media_type": 1,
+                                         "payload_too_large": 1}
+    assert all(v["version"] == "-" for v in got["versions"])  # nothing was scored

@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ERROR_STATUS, error_proxy_response, status_for
-from .services import LazyResolver, Services, check_request_size, request_size_limit
+from .services import LazyResolver, Services, check_request_size, observe_refused, request_size_limit
 
 if TYPE_CHECKING:
     from .routes import build_resolver
 
 __all__ = ["ERROR_STATUS", "LazyResolver", "Services", "build_resolver", "check_request_size",
-           "error_proxy_response", "request_size_limit", "status_for"]
+           "error_proxy_response", "observe_refused", "request_size_limit", "status_for"]
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,7 @@ from .services import (  # noqa: F401  (re-exported: the routes' callers import 
     TELEMETRY_ROUTE,
     Services,
     check_request_size,
+    observe_refused,
     request_size_limit,
 )
 
@@ -121,6 +122,13 @@ class Resolver(APIGatewayRestResolver):
     Powertools reads it (modelsync.service.http.body): those mistakes are 4xx, never 500. V2 infer
     requests and responses may use the binary tensor data extension (modelsync.service.http.binary)."""
 
+    services: Callable[[], Services] | None = None  # set by build_resolver: refused requests are measured
+
+    def refused(self, event: Any, code: str) -> None:
+        """Measure a scoring request refused before the serving service ran (see observe_refused)."""
+        if self.services is not None:
+            observe_refused(self.services().serving.observer, event, code)
+
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         event = dict(event)
         try:
@@ -128,6 +136,7 @@ class Resolver(APIGatewayRestResolver):
             prepare_body(event)
         except ServiceError as exc:
             log.info("request refused: %s", exc.message)
+            self.refused(event, exc.code)
             return error_proxy_response(exc, event)
         return binary_response(super().resolve(event, context), wanted_outputs(event))
 
@@ -135,6 +144,7 @@ class Resolver(APIGatewayRestResolver):
 def build_resolver(services: Callable[[], Services], enable_validation: bool = True) -> Resolver:
     """The REST resolver with every route. ``services`` is called per request (built once by the handler)."""
     app = Resolver(enable_validation=enable_validation, json_body_deserializer=parse_json)
+    app.services = services
     ref, ok = spec.ref, spec.ok
 
     def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -422,6 +432,7 @@ def build_resolver(services: Callable[[], Services], enable_validation: bool = T
     def validation_error(exc: RequestValidationError) -> Response[Any]:
         event = app.current_event
         message = describe_validation(exc.errors(), event.body, bool(event.is_base64_encoded))
+        app.refused(event.raw_event, "invalid_request")
         return json_response(int(HTTPStatus.BAD_REQUEST), error_body("invalid_request", message, v2()))
 
     @app.not_found

@@ -9,7 +9,7 @@ it directly with :func:`modelsync.service.http.routes.build_resolver`, unchanged
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .routes import Resolver
 
 TELEMETRY_ROUTE = "/models/{name}/telemetry"
+# the scoring routes (their Measure's ``route``): a request refused before the service runs is measured too
+SCORING_ROUTES = {"/models/{name}/predict": "predict", "/v2/models/{name}/infer": "v2",
+                  "/v2/models/{name}/versions/{version}/infer": "v2"}
 
 
 @dataclass
@@ -57,6 +60,23 @@ def check_request_size(event: dict[str, Any], limit: int) -> None:
         size = size * 3 // 4
     if size > limit:
         raise PayloadTooLarge(f"request body is {size} bytes, over the limit of {limit} bytes")
+
+
+def observe_refused(observer: Callable[[Any], None] | None, event: Any, code: str) -> None:
+    """A scoring request refused before the serving service ran (body too large, not JSON, a body of the
+    wrong shape): measured as the service measures the others (version ``-``, its error kind), so
+    ``errors_by_kind`` counts every refused scoring request. Other routes, and names that cannot be a
+    model's (no metric dimension from arbitrary text), are not measured."""
+    from ..layout import valid_model_name
+    from ..metrics import Measure
+    from ..rollout import BASE
+
+    if observer is None or not isinstance(event, Mapping):
+        return
+    route = SCORING_ROUTES.get(str(event.get("resource") or ""))
+    name = (event.get("pathParameters") or {}).get("name") if route else None
+    if route and isinstance(name, str) and valid_model_name(name):
+        observer(Measure(model=name, version="-", side=BASE, route=route, error=code))
 
 
 # -- the resolver, built on the first request ---------------------------------------------------------
