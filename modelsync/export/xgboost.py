@@ -22,7 +22,7 @@ from .trees import labels, small_int
 OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "reg:absoluteerror",
               "reg:pseudohubererror", "binary:logitraw", "count:poisson", "reg:gamma", "reg:tweedie",
               "multi:softprob", "multi:softmax")
-CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
+CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob", "multi:softmax")
 F32 = np.float32
 
 

@@ -119,6 +119,15 @@ def test_xgboost_classifier_binary_and_awkward_inputs() -> None:
     assert_parity(est, Xw, _load(est), XGB_TOL)
 
 
+def test_xgboost_classifier_multi_softmax() -> None:
+    """XGBClassifier(objective="multi:softmax"): labels from the Booster's margins, probabilities as
+    XGBClassifier.predict_proba computes them (scipy's softmax of the float32 margins)."""
+    est = xgboost.XGBClassifier(n_estimators=25, max_depth=4, objective="multi:softmax").fit(X, Y3)
+    model = _load(est)
+    assert model.estimator.objective == "multi:softmax"
+    assert_parity(est, XT, model, XGB_TOL)
+
+
 @pytest.mark.filterwarnings("ignore:The argument 'eval_set' is deprecated")
 def test_early_stopping_uses_best_iteration() -> None:
     Xtr, Xva, ytr, yva = X[:400], X[400:], Y3[:400], Y3[400:]
