@@ -123,10 +123,12 @@ class CalibratedClassifier(Estimator):
         assert self.classes is not None
         k = len(self.classes)
         est = fold.estimator
+        # float64 (exact): scikit-learn's fitted a_, b_ are numpy float64 scalars, so a float32 prediction
+        # (XGBoost's) is calibrated in float64; the document's Python floats would keep it float32
         if fold.use_decision:
-            pred = np.asarray(est.decision_function(X))
+            pred = np.asarray(est.decision_function(X), dtype=np.float64)
         else:
-            pred = np.asarray(est.predict_proba(X))
+            pred = np.asarray(est.predict_proba(X), dtype=np.float64)
             if k == 2:
                 pred = pred[:, 1]  # scikit-learn's pos_label: the last class
         if pred.ndim == 1:

@@ -128,6 +128,18 @@ def test_xgboost_classifier_multi_softmax() -> None:
     assert_parity(est, XT, model, XGB_TOL)
 
 
+@pytest.mark.parametrize("ensemble", [True, False])
+@pytest.mark.parametrize("y", [(Y3 > 0).astype(int), Y3], ids=["binary", "multiclass"])
+def test_sigmoid_calibration_of_float32_probabilities(ensemble: bool, y: np.ndarray) -> None:
+    """CalibratedClassifierCV(XGBClassifier()): XGBoost's float32 probabilities are calibrated in float64
+    (scikit-learn's a_, b_ are float64 scalars); the scorer kept them float32 and export refused the model."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    est = CalibratedClassifierCV(xgboost.XGBClassifier(n_estimators=10, max_depth=3), ensemble=ensemble,
+                                 cv=3).fit(X, y)
+    assert_parity(est, XT, _load(est), XGB_TOL)
+
+
 @pytest.mark.filterwarnings("ignore:The argument 'eval_set' is deprecated")
 def test_early_stopping_uses_best_iteration() -> None:
     Xtr, Xva, ytr, yva = X[:400], X[400:], Y3[:400], Y3[400:]
