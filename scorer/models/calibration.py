@@ -2,8 +2,11 @@
 (sklearn.calibration.CalibratedClassifierCV, sigmoid and isotonic). See docs/format/calibration.md.
 
 IsotonicRegression predicts through scipy's ``interp1d(kind="linear")``, which for float64 thresholds is
-``np.interp`` followed by NaN outside the thresholds: the same call here. The calibrated classifier
-follows ``_CalibratedClassifier.predict_proba`` and ``CalibratedClassifierCV.predict_proba`` step by step.
+``np.interp`` followed by NaN outside the thresholds: the same call here. Fitted on float32 data (e.g. the
+isotonic calibrator of XGBoost's float32 probabilities: ``float32`` true), scikit-learn scores in float32
+and scipy takes its generic path, ``slope * (t - x[lo]) + y[lo]``: the same float32 operations here.
+The calibrated classifier follows ``_CalibratedClassifier.predict_proba`` and
+``CalibratedClassifierCV.predict_proba`` step by step.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class IsotonicRegression(Estimator):
     x: np.ndarray
     y: np.ndarray
     out_of_bounds: str
+    float32 = False
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> IsotonicRegression:
@@ -39,10 +43,19 @@ class IsotonicRegression(Estimator):
             raise ctx.fail("thresholds must be strictly increasing", "x")
         self.y = ctx.array(node, "y", ndim=1, shape=(self.x.size,))
         self.out_of_bounds = ctx.string(node, "out_of_bounds", choices=OUT_OF_BOUNDS)
+        if ctx.boolean(node, "float32", default=False):
+            self.float32 = True
+            for key in ("x", "y"):
+                values = getattr(self, key).astype(np.float32)
+                if not np.array_equal(values.astype(np.float64), getattr(self, key)):
+                    raise ctx.fail("must hold float32 values (float32 is true)", key)
+                setattr(self, key, values)
         return self
 
     def predict_1d(self, t: np.ndarray) -> np.ndarray:
         """scikit-learn's ``_transform`` on a 1-D float64 array."""
+        if self.float32:
+            t = t.astype(np.float32)
         if self.out_of_bounds == "clip":
             t = np.clip(t, self.x[0], self.x[-1])
         if self.x.size == 1:
@@ -51,7 +64,13 @@ class IsotonicRegression(Estimator):
         if self.out_of_bounds == "raise" and (below.any() or above.any()):
             r = int(np.flatnonzero(below | above)[0])
             raise InvalidInput(f"row {r}: {t[r]} is outside the range of the isotonic regression", row=r)
-        out = np.interp(t, self.x, self.y)
+        if self.float32:  # scipy's _call_linear, in float32
+            hi = np.searchsorted(self.x, t).clip(1, self.x.size - 1)
+            lo = hi - 1
+            slope = (self.y[hi] - self.y[lo]) / (self.x[hi] - self.x[lo])
+            out = slope * (t - self.x[lo]) + self.y[lo]
+        else:
+            out = np.interp(t, self.x, self.y)
         out[below] = np.nan
         out[above] = np.nan
         return out

@@ -128,16 +128,31 @@ def test_xgboost_classifier_multi_softmax() -> None:
     assert_parity(est, XT, model, XGB_TOL)
 
 
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
 @pytest.mark.parametrize("ensemble", [True, False])
 @pytest.mark.parametrize("y", [(Y3 > 0).astype(int), Y3], ids=["binary", "multiclass"])
-def test_sigmoid_calibration_of_float32_probabilities(ensemble: bool, y: np.ndarray) -> None:
-    """CalibratedClassifierCV(XGBClassifier()): XGBoost's float32 probabilities are calibrated in float64
-    (scikit-learn's a_, b_ are float64 scalars); the scorer kept them float32 and export refused the model."""
+def test_calibration_of_float32_probabilities(method: str, ensemble: bool, y: np.ndarray) -> None:
+    """CalibratedClassifierCV(XGBClassifier()): sigmoid calibrates XGBoost's float32 probabilities in float64
+    (scikit-learn's a_, b_ are float64 scalars: the scorer kept float32 and export refused the model);
+    isotonic calibrators are fitted on float32 and score in float32 (refused at export before)."""
     from sklearn.calibration import CalibratedClassifierCV
 
-    est = CalibratedClassifierCV(xgboost.XGBClassifier(n_estimators=10, max_depth=3), ensemble=ensemble,
-                                 cv=3).fit(X, y)
+    est = CalibratedClassifierCV(xgboost.XGBClassifier(n_estimators=10, max_depth=3), method=method,
+                                 ensemble=ensemble, cv=3).fit(X, y)
     assert_parity(est, XT, _load(est), XGB_TOL)
+
+
+@pytest.mark.parametrize("out_of_bounds", ["clip", "nan"])
+def test_isotonic_regression_fitted_on_float32(out_of_bounds: str) -> None:
+    """scipy's float32 interpolation, bit for bit, thresholds themselves and rows outside the range too."""
+    from sklearn.isotonic import IsotonicRegression
+
+    x = RNG.rand(300).astype(np.float32)
+    est = IsotonicRegression(out_of_bounds=out_of_bounds).fit(x, x + RNG.rand(300).astype(np.float32) / 2)
+    T = np.r_[RNG.rand(200), est.X_thresholds_, -0.5, 1.5].reshape(-1, 1)
+    doc = export_model(est, T[:20], "m")
+    assert doc["estimator"]["float32"] is True
+    assert_parity(est, T, scorer.load_model(json.dumps(doc)), EXACT)
 
 
 @pytest.mark.filterwarnings("ignore:The argument 'eval_set' is deprecated")
