@@ -142,6 +142,25 @@ def test_calibration_of_float32_probabilities(method: str, ensemble: bool, y: np
     assert_parity(est, XT, _load(est), XGB_TOL)
 
 
+@pytest.mark.parametrize("transformer", ["StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler",
+                                         "log1p"])
+def test_transformed_target_of_float32_predictions(transformer: str) -> None:
+    """TransformedTargetRegressor(XGBRegressor()): scikit-learn inverts XGBoost's float32 predictions in
+    float32 (StandardScaler casting scale_ and mean_ first); the scorer computed in float64 and export
+    refused the model."""
+    from sklearn import preprocessing
+    from sklearn.compose import TransformedTargetRegressor
+
+    reg = xgboost.XGBRegressor(n_estimators=10, max_depth=3)
+    y = _targets("count:poisson") * 40 + 7
+    if transformer == "log1p":
+        est = TransformedTargetRegressor(reg, func=np.log1p, inverse_func=np.expm1)
+    else:
+        est = TransformedTargetRegressor(reg, transformer=getattr(preprocessing, transformer)())
+    est.fit(X, y)
+    assert_parity(est, XT, _load(est), XGB_TOL)
+
+
 @pytest.mark.parametrize("out_of_bounds", ["clip", "nan"])
 def test_isotonic_regression_fitted_on_float32(out_of_bounds: str) -> None:
     """scipy's float32 interpolation, bit for bit, thresholds themselves and rows outside the range too."""
