@@ -161,6 +161,23 @@ def test_transformed_target_of_float32_predictions(transformer: str) -> None:
     assert_parity(est, XT, _load(est), XGB_TOL)
 
 
+@pytest.mark.parametrize("classifier", [True, False])
+def test_stacking_over_float32_outputs_only_is_refused_with_a_message(classifier: bool) -> None:
+    """Base estimators that all predict float32 (XGBoost) make scikit-learn fit the final linear model on
+    float32 data and score it in float32: refused by name, never a test-vector mismatch at export."""
+    from sklearn.ensemble import StackingClassifier, StackingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if classifier:
+        est = StackingClassifier([("x", xgboost.XGBClassifier(n_estimators=5))], LogisticRegression(), cv=3)
+        est.fit(X, Y3)
+    else:
+        est = StackingRegressor([("x", xgboost.XGBRegressor(n_estimators=5))], Ridge(), cv=3)
+        est.fit(X, X[:, 0])
+    with pytest.raises(UnsupportedEstimator, match="fitted on float32 data"):
+        export_model(est, X[:5], "m")
+
+
 @pytest.mark.parametrize("out_of_bounds", ["clip", "nan"])
 def test_isotonic_regression_fitted_on_float32(out_of_bounds: str) -> None:
     """scipy's float32 interpolation, bit for bit, thresholds themselves and rows outside the range too."""
