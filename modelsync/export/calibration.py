@@ -45,6 +45,10 @@ def calibrated_classifier(est: Any, ctx: ExportContext) -> dict[str, Any]:
         idx = np.searchsorted(classes, np.asarray(inner.classes_))
         folds.append({"estimator": ctx.convert(inner), "class_indices": ctx.array(idx.astype(np.int64)),
                       "calibrators": [_calibrator(c, est.method, ctx) for c in cc.calibrators]})
-    return {"type": "calibrated_classifier",
+    node = {"type": "calibrated_classifier",
             "classes": [c.item() if isinstance(c, np.generic) else c for c in classes.tolist()],
             "method": est.method, "calibrated": folds}
+    if est.method == "sigmoid" and int(np.__version__.split(".")[0]) < 2:
+        # numpy 1's value-based casting: float64 a_ times a float32 response (XGBoost's) stays float32
+        node["legacy_casting"] = True
+    return node

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, finite_matrix, load_estimator, register
-from .._links import expit, libm_exp
+from .._links import exp32, expit, libm_exp
 
 OUT_OF_BOUNDS = ("nan", "clip", "raise")
 
@@ -96,6 +96,7 @@ class CalibratedClassifier(Estimator):
 
     folds: list[_Fold]
     sigmoid: bool
+    legacy_casting = False
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> CalibratedClassifier:
@@ -105,6 +106,7 @@ class CalibratedClassifier(Estimator):
         if k < 2:
             raise ctx.fail("at least 2 classes are needed", "classes")
         self.sigmoid = ctx.string(node, "method", choices=("sigmoid", "isotonic")) == "sigmoid"
+        self.legacy_casting = ctx.boolean(node, "legacy_casting", default=False)
         raw = ctx.get(node, "calibrated", list)
         if not raw:
             raise ctx.fail("at least one calibrated classifier is needed", "calibrated")
@@ -144,12 +146,12 @@ class CalibratedClassifier(Estimator):
         est = fold.estimator
         # float64 (exact): scikit-learn's fitted a_, b_ are numpy float64 scalars, so a float32 prediction
         # (XGBoost's) is calibrated in float64; the document's Python floats would keep it float32
-        if fold.use_decision:
-            pred = np.asarray(est.decision_function(X), dtype=np.float64)
-        else:
-            pred = np.asarray(est.predict_proba(X), dtype=np.float64)
-            if k == 2:
-                pred = pred[:, 1]  # scikit-learn's pos_label: the last class
+        raw = np.asarray(est.decision_function(X) if fold.use_decision else est.predict_proba(X))
+        # numpy < 2 (legacy_casting): scikit-learn's float64 a_ * a float32 response stays float32
+        sigmoid32 = self.legacy_casting and raw.dtype == np.float32
+        pred = raw.astype(np.float64)
+        if not fold.use_decision and k == 2:
+            pred = pred[:, 1]  # scikit-learn's pos_label: the last class
         if pred.ndim == 1:
             pred = pred.reshape(-1, 1)
         proba = np.zeros((X.shape[0], k))
@@ -157,6 +159,10 @@ class CalibratedClassifier(Estimator):
             col = class_idx + 1 if k == 2 else class_idx
             if isinstance(cal, IsotonicRegression):
                 proba[:, col] = cal.predict_1d(this_pred)
+            elif sigmoid32:  # scipy's float32 expit: 1 / (1 + expf(a*p + b)), every step in float32
+                a, b = cal
+                z = np.float32(a) * this_pred.astype(np.float32) + np.float32(b)
+                proba[:, col] = np.float32(1.0) / (np.float32(1.0) + exp32(z))
             else:
                 a, b = cal
                 proba[:, col] = expit(-(a * this_pred + b), exp=libm_exp)
