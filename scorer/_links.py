@@ -180,6 +180,16 @@ def softmax32(x: np.ndarray) -> np.ndarray:
     return e / wsum.astype(np.float32)
 
 
+def softmax_numpy32(x: np.ndarray) -> np.ndarray:
+    """scipy.special.softmax of float32 values, staying in float32 with numpy's exp and row sum (what
+    XGBClassifier.predict_proba computes from the margins under ``multi:softmax``)."""
+    X = np.array(x, dtype=np.float32, copy=True)
+    X -= _max_reduce(X, axis=1, keepdims=True)
+    numpy_exp(X, out=X)
+    X /= _add_reduce(X, axis=1, keepdims=True)
+    return X
+
+
 # -- LightGBM's links (C library exp, double arithmetic, its own summation order) ---------------------
 
 def sigmoid_libm(x: np.ndarray, scale: float = 1.0) -> np.ndarray:

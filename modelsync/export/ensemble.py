@@ -59,6 +59,14 @@ def stacking(est: Any, ctx: ExportContext) -> dict[str, Any]:
     classifier = isinstance(est, StackingClassifier)
     if classifier and isinstance(est._label_encoder, list):
         raise UnsupportedEstimator("StackingClassifier fitted on multilabel targets is not supported")
+    if getattr(getattr(est.final_estimator_, "coef_", None), "dtype", None) == np.float32:
+        # the stacked predictions were float32 (every base estimator's, e.g. XGBoost's): scikit-learn fitted
+        # the final linear model on them and scores it in float32, which the format does not model
+        raise UnsupportedEstimator(
+            f"{type(est).__name__}: the final estimator {type(est.final_estimator_).__name__} was fitted on "
+            "float32 data (every base estimator predicts float32, as XGBoost's do), so scikit-learn "
+            "scores it in float32, which the document format does not model; add a base estimator "
+            "predicting float64 or use passthrough=True")
     members = [dict(m, method=str(meth))
                for m, meth in zip(_members(est, ctx), est.stack_method_, strict=True)]
     node: dict[str, Any] = {"type": "stacking_classifier" if classifier else "stacking_regressor",

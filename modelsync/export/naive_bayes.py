@@ -23,6 +23,10 @@ _ALPHA = "a smoothing alpha of 0 leaves a count of 0 in a log; refit with alpha 
 
 @converter(GaussianNB)
 def convert_gaussian_nb(est: Any, ctx: ExportContext) -> dict[str, Any]:
+    if np.asarray(est.theta_).dtype != np.float64:
+        # Fitted on float32 data (e.g. the final estimator of a stacking over XGBoost models): scikit-learn
+        # then scores with float32 means and variances, which the format does not model.
+        raise ExportContext.unsupported(est, "theta_.dtype", str(np.asarray(est.theta_).dtype), ["float64"])
     ctx.refuse_unless(est.var_ > 0, est, "var_", est.var_,
                       "variances must be > 0: var_smoothing=0 with a feature constant within a class")
     return {"type": "gaussian_nb", "n_features_in": int(est.n_features_in_), "classes": _classes(est),

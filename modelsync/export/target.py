@@ -24,6 +24,21 @@ def _step(op: str, value: Any, ctx: ExportContext) -> dict[str, Any]:
     return {"op": op, "value": ctx.array(np.asarray(value, dtype=np.float64).reshape(-1))}
 
 
+def _casts_to_float32(tr: Any) -> bool:
+    """Whether this scikit-learn's StandardScaler.inverse_transform of float32 values (XGBoost's predictions)
+    casts ``scale_`` and ``mean_`` to float32 first (newer releases) rather than computing in float64 and
+    rounding each result (older ones): asked of the fitted scaler on a few float32 values."""
+    n = int(tr.n_features_in_)
+    probe = np.linspace(-1e3, 1e3, 64 * n, dtype=np.float32).reshape(-1, n) + np.float32(0.1)
+    got = tr.inverse_transform(probe)
+    cast = probe.copy()
+    if tr.with_std:
+        cast *= np.asarray(tr.scale_).astype(np.float32)
+    if tr.with_mean:
+        cast += np.asarray(tr.mean_).astype(np.float32)
+    return bool(np.array_equal(got, cast))
+
+
 def _inverse(tr: Any, ctx: ExportContext) -> list[dict[str, Any]]:
     """scikit-learn's ``inverse_transform`` of the fitted target transformer, step by step."""
     kind = type(tr)
@@ -37,8 +52,12 @@ def _inverse(tr: Any, ctx: ExportContext) -> list[dict[str, Any]]:
                 f"numpy's {', '.join(UNARY)} (without keyword arguments)")
         return [{"op": "function", "name": name}]
     if kind is StandardScaler:
-        return ([_step("multiply", tr.scale_, ctx)] if tr.with_std else []) + (
+        steps = ([_step("multiply", tr.scale_, ctx)] if tr.with_std else []) + (
             [_step("add", tr.mean_, ctx)] if tr.with_mean else [])
+        if steps and _casts_to_float32(tr):
+            for step in steps:
+                step["cast"] = True
+        return steps
     if kind is RobustScaler:
         return ([_step("multiply", tr.scale_, ctx)] if tr.with_scaling else []) + (
             [_step("add", tr.center_, ctx)] if tr.with_centering else [])

@@ -22,18 +22,20 @@ from .trees import labels, small_int
 OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "reg:absoluteerror",
               "reg:pseudohubererror", "binary:logitraw", "count:poisson", "reg:gamma", "reg:tweedie",
               "multi:softprob", "multi:softmax")
-CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
+CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob", "multi:softmax")
 F32 = np.float32
 
 
 def base_margin(objective: str, base_score: np.ndarray) -> np.ndarray:
-    """XGBoost's ProbToMargin of the stored base_score, in float32 as XGBoost computes it."""
+    """XGBoost's ProbToMargin of the stored base_score, in float32 as XGBoost computes it: the argument
+    in float32, then a correctly rounded logf (the log in double, rounded once). numpy's own float32
+    ``log`` is not correctly rounded (one ulp off for about one base score in six)."""
     bs = base_score.astype(F32)
     with np.errstate(divide="ignore"):
         if objective in ("binary:logistic", "reg:logistic"):
-            return -np.log(F32(1.0) / bs - F32(1.0)).astype(F32)
+            return (-np.log((F32(1.0) / bs - F32(1.0)).astype(np.float64))).astype(F32)
         if objective in ("count:poisson", "reg:gamma", "reg:tweedie"):
-            return np.log(bs).astype(F32)
+            return np.log(bs.astype(np.float64)).astype(F32)
     return bs
 
 

@@ -2,8 +2,11 @@
 (sklearn.calibration.CalibratedClassifierCV, sigmoid and isotonic). See docs/format/calibration.md.
 
 IsotonicRegression predicts through scipy's ``interp1d(kind="linear")``, which for float64 thresholds is
-``np.interp`` followed by NaN outside the thresholds: the same call here. The calibrated classifier
-follows ``_CalibratedClassifier.predict_proba`` and ``CalibratedClassifierCV.predict_proba`` step by step.
+``np.interp`` followed by NaN outside the thresholds: the same call here. Fitted on float32 data (e.g. the
+isotonic calibrator of XGBoost's float32 probabilities: ``float32`` true), scikit-learn scores in float32
+and scipy takes its generic path, ``slope * (t - x[lo]) + y[lo]``: the same float32 operations here.
+The calibrated classifier follows ``_CalibratedClassifier.predict_proba`` and
+``CalibratedClassifierCV.predict_proba`` step by step.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Estimator, InvalidInput, LoadContext, finite_matrix, load_estimator, register
-from .._links import expit, libm_exp
+from .._links import exp32, expit, libm_exp
 
 OUT_OF_BOUNDS = ("nan", "clip", "raise")
 
@@ -25,6 +28,7 @@ class IsotonicRegression(Estimator):
     x: np.ndarray
     y: np.ndarray
     out_of_bounds: str
+    float32 = False
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> IsotonicRegression:
@@ -39,10 +43,19 @@ class IsotonicRegression(Estimator):
             raise ctx.fail("thresholds must be strictly increasing", "x")
         self.y = ctx.array(node, "y", ndim=1, shape=(self.x.size,))
         self.out_of_bounds = ctx.string(node, "out_of_bounds", choices=OUT_OF_BOUNDS)
+        if ctx.boolean(node, "float32", default=False):
+            self.float32 = True
+            for key in ("x", "y"):
+                values = getattr(self, key).astype(np.float32)
+                if not np.array_equal(values.astype(np.float64), getattr(self, key)):
+                    raise ctx.fail("must hold float32 values (float32 is true)", key)
+                setattr(self, key, values)
         return self
 
     def predict_1d(self, t: np.ndarray) -> np.ndarray:
         """scikit-learn's ``_transform`` on a 1-D float64 array."""
+        if self.float32:
+            t = t.astype(np.float32)
         if self.out_of_bounds == "clip":
             t = np.clip(t, self.x[0], self.x[-1])
         if self.x.size == 1:
@@ -51,7 +64,13 @@ class IsotonicRegression(Estimator):
         if self.out_of_bounds == "raise" and (below.any() or above.any()):
             r = int(np.flatnonzero(below | above)[0])
             raise InvalidInput(f"row {r}: {t[r]} is outside the range of the isotonic regression", row=r)
-        out = np.interp(t, self.x, self.y)
+        if self.float32:  # scipy's _call_linear, in float32
+            hi = np.searchsorted(self.x, t).clip(1, self.x.size - 1)
+            lo = hi - 1
+            slope = (self.y[hi] - self.y[lo]) / (self.x[hi] - self.x[lo])
+            out = slope * (t - self.x[lo]) + self.y[lo]
+        else:
+            out = np.interp(t, self.x, self.y)
         out[below] = np.nan
         out[above] = np.nan
         return out
@@ -77,6 +96,7 @@ class CalibratedClassifier(Estimator):
 
     folds: list[_Fold]
     sigmoid: bool
+    legacy_casting = False
 
     @classmethod
     def from_doc(cls, node: dict[str, Any], ctx: LoadContext) -> CalibratedClassifier:
@@ -86,6 +106,7 @@ class CalibratedClassifier(Estimator):
         if k < 2:
             raise ctx.fail("at least 2 classes are needed", "classes")
         self.sigmoid = ctx.string(node, "method", choices=("sigmoid", "isotonic")) == "sigmoid"
+        self.legacy_casting = ctx.boolean(node, "legacy_casting", default=False)
         raw = ctx.get(node, "calibrated", list)
         if not raw:
             raise ctx.fail("at least one calibrated classifier is needed", "calibrated")
@@ -123,12 +144,14 @@ class CalibratedClassifier(Estimator):
         assert self.classes is not None
         k = len(self.classes)
         est = fold.estimator
-        if fold.use_decision:
-            pred = np.asarray(est.decision_function(X))
-        else:
-            pred = np.asarray(est.predict_proba(X))
-            if k == 2:
-                pred = pred[:, 1]  # scikit-learn's pos_label: the last class
+        # float64 (exact): scikit-learn's fitted a_, b_ are numpy float64 scalars, so a float32 prediction
+        # (XGBoost's) is calibrated in float64; the document's Python floats would keep it float32
+        raw = np.asarray(est.decision_function(X) if fold.use_decision else est.predict_proba(X))
+        # numpy < 2 (legacy_casting): scikit-learn's float64 a_ * a float32 response stays float32
+        sigmoid32 = self.legacy_casting and raw.dtype == np.float32
+        pred = raw.astype(np.float64)
+        if not fold.use_decision and k == 2:
+            pred = pred[:, 1]  # scikit-learn's pos_label: the last class
         if pred.ndim == 1:
             pred = pred.reshape(-1, 1)
         proba = np.zeros((X.shape[0], k))
@@ -136,6 +159,10 @@ class CalibratedClassifier(Estimator):
             col = class_idx + 1 if k == 2 else class_idx
             if isinstance(cal, IsotonicRegression):
                 proba[:, col] = cal.predict_1d(this_pred)
+            elif sigmoid32:  # scipy's float32 expit: 1 / (1 + expf(a*p + b)), every step in float32
+                a, b = cal
+                z = np.float32(a) * this_pred.astype(np.float32) + np.float32(b)
+                proba[:, col] = np.float32(1.0) / (np.float32(1.0) + exp32(z))
             else:
                 a, b = cal
                 proba[:, col] = expit(-(a * this_pred + b), exp=libm_exp)

@@ -21,7 +21,7 @@ OPS = ("add", "subtract", "multiply", "divide", "function")
 @register("transformed_target_regressor")
 class TransformedTargetRegressor(Estimator):
     regressor: Estimator
-    steps: list[tuple[str, Any]]
+    steps: list[tuple[str, Any, bool]]
     squeeze: bool
 
     @classmethod
@@ -43,15 +43,20 @@ class TransformedTargetRegressor(Estimator):
             op = sctx.string(step, "op", choices=OPS)
             if op == "function":
                 name = sctx.string(step, "name", choices=UNARY)
-                self.steps.append((op, FUNCS[name]))
+                self.steps.append((op, FUNCS[name], False))
             else:
-                self.steps.append((op, sctx.array(step, "value", ndim=1, shape=(n_targets,))))
+                self.steps.append((op, sctx.array(step, "value", ndim=1, shape=(n_targets,)),
+                                   sctx.boolean(step, "cast", default=False)))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        pred = np.asarray(self.regressor.predict(X), dtype=np.float64)
+        pred = np.asarray(self.regressor.predict(X))
+        if pred.dtype != np.float32:  # a float32 prediction (XGBoost's) stays float32, as in scikit-learn:
+            pred = pred.astype(np.float64)  # each step then rounds to float32 (in-place numpy arithmetic)
         y = pred.reshape(-1, 1) if pred.ndim == 1 else pred.copy()
-        for op, arg in self.steps:
+        for op, arg, cast in self.steps:
+            if cast:  # the value rounded to the prediction's precision first (float32 predictions)
+                arg = arg.astype(y.dtype)
             if op == "function":
                 with np.errstate(all="ignore"):
                     y = arg(y)

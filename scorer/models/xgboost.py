@@ -18,7 +18,7 @@ import numpy as np
 
 from .._base import Estimator, LoadContext, RowPath, register
 from .._inputs import plain_row
-from .._links import exp32, round32, sigmoid32, sigmoid32_scalar, softmax32
+from .._links import exp32, round32, sigmoid32, sigmoid32_scalar, softmax32, softmax_numpy32
 from ._forest import CompiledForest, compile_forest, float32_checks, load_tree, load_trees
 from ._forest.float32 import check_matrix
 
@@ -28,7 +28,7 @@ IDENTITY = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "bi
 LOG_LINK = ("count:poisson", "reg:gamma", "reg:tweedie")
 MULTICLASS = ("multi:softprob", "multi:softmax")
 OBJECTIVES = LOGISTIC + IDENTITY + LOG_LINK + MULTICLASS
-CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob")
+CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob", "multi:softmax")
 
 
 class _XGBoost(Estimator):
@@ -130,7 +130,7 @@ class XGBoostClassifier(_XGBoost):
 
         def one(row: list[Any]) -> np.ndarray | None:
             m = self._row_margin(row)
-            return None if m is None else self._transform(m)
+            return None if m is None else self._classifier_transform(m)
 
         def predict_proba(row: list[Any]) -> np.ndarray | None:
             if logistic:  # binary: float32 arithmetic on Python floats (round32), no array until the end
@@ -143,13 +143,18 @@ class XGBoostClassifier(_XGBoost):
             return None if p is None else self._proba(p)
 
         def predict(row: list[Any]) -> np.ndarray | None:
-            p = one(row)
+            p = self._row_margin(row) if self.objective == "multi:softmax" else one(row)
             return None if p is None else self._labels(p)
 
         return {"predict_proba": predict_proba, "predict": predict}.get(method)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self._proba(self.transformed(X))
+        return self._proba(self._classifier_transform(self.margin(X)))
+
+    def _classifier_transform(self, m: np.ndarray) -> np.ndarray:
+        """XGBClassifier's probabilities: under ``multi:softmax`` (whose Booster predicts class indices)
+        the softmax of the float32 margins, as ``predict_proba`` computes it (scipy's softmax)."""
+        return softmax_numpy32(m) if self.objective == "multi:softmax" else self._transform(m)
 
     @staticmethod
     def _proba(p: np.ndarray) -> np.ndarray:
@@ -161,6 +166,8 @@ class XGBoostClassifier(_XGBoost):
         return p
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.objective == "multi:softmax":  # the Booster's own labels: the first largest margin
+            return self._labels(self.margin(X))
         return self._labels(self.transformed(X))
 
     def _labels(self, p: np.ndarray) -> np.ndarray:

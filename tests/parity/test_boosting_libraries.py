@@ -75,6 +75,21 @@ def test_xgboost_booster_objectives(objective: str) -> None:
     np.testing.assert_array_equal(model.estimator.margin(XT), margin)  # the float32 sums: bit for bit
 
 
+@pytest.mark.parametrize("objective, base_score", [("binary:logistic", 0.3), ("binary:logistic", 0.77),
+                                                    ("reg:logistic", 0.6), ("count:poisson", 1.1),
+                                                    ("reg:tweedie", 1.5125), ("reg:gamma", 2.3)])
+def test_base_score_becomes_the_margin_xgboost_computes(objective: str, base_score: float) -> None:
+    """ProbToMargin as XGBoost: float32 argument, correctly rounded logf (numpy's float32 log is one ulp
+    off for some base scores: the margins, then the exported test vectors, were off)."""
+    make = xgboost.XGBClassifier if objective == "binary:logistic" else xgboost.XGBRegressor
+    y = (X[:, 0] > 0).astype(int) if "logistic" in objective else np.abs(X[:, 0]) + 0.1
+    est = make(n_estimators=20, max_depth=3, objective=objective, base_score=base_score).fit(X, y)
+    model = _load(est)  # export re-scores its test vectors at 1e-9: refused the model before
+    margin = est.get_booster().predict(xgboost.DMatrix(XT), output_margin=True)
+    np.testing.assert_array_equal(model.estimator.margin(XT)[:, 0], margin)
+    assert_parity(est, XT, model, XGB_TOL)
+
+
 @pytest.mark.parametrize("objective", ["binary", "cross_entropy", "regression", "regression_l1", "huber",
                                        "fair", "quantile", "poisson", "gamma", "tweedie", "multiclass"])
 def test_lightgbm_booster_objectives(objective: str) -> None:
@@ -102,6 +117,81 @@ def test_xgboost_classifier_binary_and_awkward_inputs() -> None:
     Xw = XT.copy()
     Xw[80:85, 4] = [np.inf, -np.inf, 1e39, -1e39, 5e-46]  # beyond float32; below its smallest subnormal
     assert_parity(est, Xw, _load(est), XGB_TOL)
+
+
+def test_xgboost_classifier_multi_softmax() -> None:
+    """XGBClassifier(objective="multi:softmax"): labels from the Booster's margins, probabilities as
+    XGBClassifier.predict_proba computes them (scipy's softmax of the float32 margins)."""
+    est = xgboost.XGBClassifier(n_estimators=25, max_depth=4, objective="multi:softmax").fit(X, Y3)
+    model = _load(est)
+    assert model.estimator.objective == "multi:softmax"
+    assert_parity(est, XT, model, XGB_TOL)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+@pytest.mark.parametrize("ensemble", [True, False])
+@pytest.mark.parametrize("y", [(Y3 > 0).astype(int), Y3], ids=["binary", "multiclass"])
+def test_calibration_of_float32_probabilities(method: str, ensemble: bool, y: np.ndarray) -> None:
+    """CalibratedClassifierCV(XGBClassifier()): sigmoid calibrates XGBoost's float32 probabilities in float64
+    (scikit-learn's a_, b_ are float64 scalars: the scorer kept float32 and export refused the model);
+    isotonic calibrators are fitted on float32 and score in float32 (refused at export before)."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    est = CalibratedClassifierCV(xgboost.XGBClassifier(n_estimators=10, max_depth=3), method=method,
+                                 ensemble=ensemble, cv=3).fit(X, y)
+    assert_parity(est, XT, _load(est), XGB_TOL)
+
+
+@pytest.mark.parametrize("transformer", ["StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler",
+                                         "log1p"])
+def test_transformed_target_of_float32_predictions(transformer: str) -> None:
+    """TransformedTargetRegressor(XGBRegressor()): scikit-learn inverts XGBoost's float32 predictions in
+    float32 (StandardScaler casting scale_ and mean_ first); the scorer computed in float64 and export
+    refused the model."""
+    from sklearn import preprocessing
+    from sklearn.compose import TransformedTargetRegressor
+
+    reg = xgboost.XGBRegressor(n_estimators=10, max_depth=3)
+    y = _targets("count:poisson") * 40 + 7
+    if transformer == "log1p":
+        est = TransformedTargetRegressor(reg, func=np.log1p, inverse_func=np.expm1)
+    else:
+        est = TransformedTargetRegressor(reg, transformer=getattr(preprocessing, transformer)())
+    est.fit(X, y)
+    assert_parity(est, XT, _load(est), XGB_TOL)
+
+
+@pytest.mark.parametrize("classifier", [True, False])
+def test_stacking_over_float32_outputs_only_is_refused_with_a_message(classifier: bool) -> None:
+    """Base estimators that all predict float32 (XGBoost) make scikit-learn (recent releases) fit the final
+    linear model on float32 data and score it in float32: refused by name, never a test-vector mismatch."""
+    from sklearn.ensemble import StackingClassifier, StackingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if classifier:
+        est = StackingClassifier([("x", xgboost.XGBClassifier(n_estimators=5))], LogisticRegression(), cv=3)
+        est.fit(X, Y3)
+    else:
+        est = StackingRegressor([("x", xgboost.XGBRegressor(n_estimators=5))], Ridge(), cv=3)
+        est.fit(X, X[:, 0])
+    if est.final_estimator_.coef_.dtype == np.float32:  # scikit-learn >= 1.8 keeps float32 coefficients
+        with pytest.raises(UnsupportedEstimator, match="fitted on float32 data"):
+            export_model(est, X[:5], "m")
+    else:  # older releases fit in float64: exported and exact
+        assert_parity(est, XT, _load(est), XGB_TOL)
+
+
+@pytest.mark.parametrize("out_of_bounds", ["clip", "nan"])
+def test_isotonic_regression_fitted_on_float32(out_of_bounds: str) -> None:
+    """scipy's float32 interpolation, bit for bit, thresholds themselves and rows outside the range too."""
+    from sklearn.isotonic import IsotonicRegression
+
+    x = RNG.rand(300).astype(np.float32)
+    est = IsotonicRegression(out_of_bounds=out_of_bounds).fit(x, x + RNG.rand(300).astype(np.float32) / 2)
+    T = np.r_[RNG.rand(200), est.X_thresholds_, -0.5, 1.5].reshape(-1, 1)
+    doc = export_model(est, T[:20], "m")
+    assert doc["estimator"]["float32"] is True
+    assert_parity(est, T, scorer.load_model(json.dumps(doc)), EXACT)
 
 
 @pytest.mark.filterwarnings("ignore:The argument 'eval_set' is deprecated")

@@ -59,11 +59,25 @@ class XGBoost extends Estimator {
     });
   }
   predict(X) {
+    // a classifier under multi:softmax: the Booster's labels, the first largest margin
+    if (this.classes && this.objective === "multi:softmax") return this.margin(X).map((m) => this.classes[argmax(m)]);
     const out = this.transformed(X);
     if (!this.classes) return out;
     return out.map((p) => this.classes[Array.isArray(p) ? argmax(p) : (p > 0.5 ? 1 : 0)]);
   }
-  predictProba(X) { return this.transformed(X).map((p) => (Array.isArray(p) ? p : [f32(1 - p), p])); }
+  predictProba(X) {
+    if (this.objective === "multi:softmax") { // XGBClassifier: scipy's softmax of the margins, in float32
+      return this.margin(X).map((m) => {
+        let w = m[0];
+        for (const v of m) w = Math.max(v, w);
+        const e = m.map((v) => f32(Math.exp(f32(v - w))));
+        let s = 0;
+        for (const v of e) s = f32(s + v);
+        return e.map((v) => f32(v / s));
+      });
+    }
+    return this.transformed(X).map((p) => (Array.isArray(p) ? p : [f32(1 - p), p]));
+  }
 }
 
 function leafLgb(t, x) {

@@ -13,15 +13,27 @@ class IsotonicRegression extends Estimator {
     if (this.x.some((v, i) => i > 0 && !(v > this.x[i - 1]))) throw ctx.fail("thresholds must be strictly increasing", "x");
     this.y = Array.from(ctx.array(node, "y", { ndim: 1, shape: [this.x.length] }).data);
     this.oob = ctx.string(node, "out_of_bounds", undefined, ["nan", "clip", "raise"]);
+    this.float32 = ctx.get(node, "float32", ["boolean"], false);
+    if (this.float32 && [...this.x, ...this.y].some((v) => Math.fround(v) !== v)) throw ctx.fail("must hold float32 values (float32 is true)", "x");
   }
   /** scikit-learn's _transform of one value: np.interp, NaN (or an error) outside the thresholds. */
   one(t, r) {
     const x = this.x, y = this.y, n = x.length;
+    if (this.float32) t = Math.fround(t);
     if (this.oob === "clip") t = Math.min(Math.max(t, x[0]), x[n - 1]);
     if (n === 1) return y[0];
     if (t < x[0] || t > x[n - 1]) {
       if (this.oob === "raise") throw new InvalidInput(`row ${r}: ${t} is outside the range of the isotonic regression`, r);
       return NaN;
+    }
+    if (this.float32) { // scipy's generic interp1d path, every operation in float32
+      const f = Math.fround;
+      let h = 0;
+      while (h < n && x[h] < t) h++;
+      h = Math.min(Math.max(h, 1), n - 1);
+      const l = h - 1;
+      const s = f(f(y[h] - y[l]) / f(x[h] - x[l]));
+      return f(f(s * f(t - x[l])) + y[l]);
     }
     let j = 0;
     while (j + 1 < n && x[j + 1] <= t) j++;
