@@ -23,6 +23,8 @@ SCHEMA = "modelsync.report/1"
 CONSOLE = pathlib.Path(__file__).resolve().parent / "console"
 WORST = 3  # features whose distributions are drawn (largest PSI first)
 PREDICTION = "__prediction__"
+ERROR_HINT = ('<p class="hint">Error rate: failed requests out of requests; a batch input counts its refused '
+              "rows out of the rows it read.</p>")
 
 Getter = Callable[[str, "dict[str, str] | None"], Any]
 
@@ -272,7 +274,7 @@ def metrics(data: dict[str, Any]) -> str:
         charts.append("<figure>" + lines("Latency of " + label, per, n, first, last, ms)
                       + f"<figcaption>Total latency percentiles of {esc(label)} per bucket</figcaption><"
                         f"/figure>")
-    return (f'<section id="metrics"><h2>Serving per version</h2><table class="data"'
+    return (f'<section id="metrics"><h2>Serving per version</h2>{ERROR_HINT}<table class="data"'
             f'>{head}{"".join(rows)}</table>'
             f'<div class="charts">{"".join(charts)}</div></section>')
 

@@ -404,9 +404,12 @@ function metrics(data) {
     charts.push("<figure>" + lines("Latency of " + label, per, n, first, last, ms) +
       `<figcaption>Total latency percentiles of ${esc(label)} per bucket</figcaption></figure>`);
   });
-  return `<section id="metrics"><h2>Serving per version</h2><table class="data">${head}${rows.join("")}</table>` +
+  return `<section id="metrics"><h2>Serving per version</h2>${ERROR_HINT}<table class="data">${head}${rows.join("")}</table>` +
     `<div class="charts">${charts.join("")}</div></section>`;
 }
+
+const ERROR_HINT = '<p class="hint">Error rate: failed requests out of requests; a batch input counts its refused ' +
+  "rows out of the rows it read.</p>";
 
 function binLabels(d) {
   if (d.kind === "categorical") return (d.bins || []).map((b) => String(b));

@@ -296,7 +296,9 @@ COMPONENTS: dict[str, Any] = {
                 "version": {"type": ["integer", "string"], "description": "`-`: failed before resolving."},
                 "side": {"type": "string", "enum": ["base", "canary"]},
                 "requests": {"type": "integer"}, "rows": {"type": "integer"}, "errors": {"type": "integer"},
-                "error_rate": _NULLABLE_NUM,
+                "error_rate": {**_NULLABLE_NUM, "description": "Errors out of what they count: failed API "
+                               "requests out of requests, a batch input's refused rows out of the rows it "
+                               "read (a failed input: 1 of 1); from 0 to 1."},
                 "errors_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "scoring_latency_ms": ref("LatencySummary"), "total_latency_ms": ref("LatencySummary"),
                 "series": {"type": "array", "description": "Buckets with requests, oldest first.",
