@@ -494,7 +494,19 @@ function devices(data) {
     `${esc(count(t.devices))}</b> devices reported in the window.</p><div class="charts"><figure>` +
     hbars("Devices per version", bars, null, [], count) +
     `<figcaption>Devices per version</figcaption></figure></div><table class="data">${head}${rows.join("")}` +
-    "</table></section>";
+    "</table>" + lastSeen(t) + "</section>";
+}
+
+function lastSeen(t) {
+  const rows = (t.last_seen || []).map((d) => {
+    const k = "telemetry/device/" + String(d.device_id) + "/";
+    return `<tr><td>${esc(d.device_id)}</td>` +
+      `<td${fig(k + "version", d.version)}>${esc(vname(d.version))}</td>` +
+      `<td${fig(k + "last_seen", String(d.last_seen || ""))}>${esc(stamp(d.last_seen))}</td></tr>`;
+  });
+  if (!rows.length) return "";
+  return '<h3>Devices, most recently seen first</h3><table class="data"><tr><th>Device</th><th>Version</th>' +
+    `<th>Last seen (UTC)</th></tr>${rows.join("")}</table>`;
 }
 
 // -- live: the API's answers, as build.collect gathers them ------------------------------------------

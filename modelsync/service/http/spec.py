@@ -324,6 +324,11 @@ COMPONENTS: dict[str, Any] = {
             "dropped_batches": {"type": "integer",
                                 "description": "Batches devices reported dropping (their local bounds)."},
             "truncated": {"type": "boolean"}, "filters": {"type": "object"},
+            "last_seen": {"type": "array", "description": "Each device's newest batch: when the server "
+                          "received it and the version it reported (newest first, at most 100 devices).",
+                          "items": {"type": "object", "properties": {
+                              "device_id": {"type": "string"}, "version": {"type": "integer"},
+                              "last_seen": {"type": "string"}}}},
             "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "sha256": {"type": "array", "items": {"type": "string"}},
                 "devices": {"type": "integer"}, "batches": {"type": "integer"}, "calls": {"type": "integer"},
