@@ -156,3 +156,12 @@ test("CSV cells follow scorer/tabular.py's rules: strict numbers, missing tokens
     assert.throws(() => scoreCsv(model, csv(bad)), /expected a number/, bad);
   }
 });
+
+test("the Python scorer's method names work too (predict_proba, decision_function)", () => {
+  const doc = JSON.parse(readFileSync(ROOT + "conformance/cases/logistic_regression_multinomial.json", "utf8"));
+  const model = loadModel(doc);
+  const X = doc.test_vectors.inputs;
+  assert.deepEqual(model.predict_proba(X), model.predictProba(X));
+  assert.deepEqual(model.decision_function(X), model.decisionFunction(X));
+  assert.deepEqual(model.predict_proba(X), model.call("predict_proba", X));
+});
