@@ -40,6 +40,9 @@ export class Model {
   predictProba(X: Rows): number[][] | number[][][];
   decisionFunction(X: Rows): number[] | number[][];
   transform(X: Rows): Cell[][];
+  /** The Python scorer's names (same as predictProba / decisionFunction). */
+  predict_proba(X: Rows): number[][] | number[][][];
+  decision_function(X: Rows): number[] | number[][];
 }
 
 export interface LoadOptions {

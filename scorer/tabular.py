@@ -501,7 +501,10 @@ def json_value(v: Any) -> Any:
 def _proba_wanted(model: Model, proba: bool | None) -> bool:
     """``None``: probabilities when the model has per-class ones; ``True``: required; ``False``: none."""
     has = model.supports("predict_proba")
-    per_class = model.classes is not None and np.ndim(model.classes) == 1
+    classes = model.classes
+    # several outputs keep one class list each (an object array of lists: still 1-D), no single proba row
+    per_class = (classes is not None and np.ndim(classes) == 1
+                 and not any(isinstance(c, (list, tuple, np.ndarray)) for c in classes))
     if proba is None:
         return has and per_class
     if proba and not has:

@@ -80,6 +80,9 @@ def expected_figures(data: dict[str, Any]) -> dict[str, Any]:
     for v in t["versions"]:
         for f in ("devices", "batches", "rows", "errors", "error_rate", "window_end"):
             out[f"telemetry/{v['version']}/{f}"] = v[f]
+    for dev in t.get("last_seen") or []:
+        out[f"telemetry/device/{dev['device_id']}/version"] = dev["version"]
+        out[f"telemetry/device/{dev['device_id']}/last_seen"] = dev["last_seen"]
     out.update({"summary/versions": len(data["model"]["versions"]),
                 "summary/latest": data["model"]["aliases"]["latest"]["version"],
                 "summary/requests": sum(v["requests"] for v in data["metrics"]["versions"]),

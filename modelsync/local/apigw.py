@@ -253,8 +253,10 @@ class ApiGateway:
         if route is None and method in ("GET", "HEAD"):
             page = static.lookup(split.path or "/")
             if page is not None:  # the pages beside the API (modelsync.local.static), public like S3 sites
+                extra = ([("Location", page.location + (f"?{split.query}" if split.query else ""))]
+                         if page.location else [])
                 return HttpResponse(page.status, [("Content-Type", page.content_type),
-                                                  ("Cache-Control", "no-cache")], page.body)
+                                                  ("Cache-Control", "no-cache"), *extra], page.body)
         if route is None:
             return _json_response(403, MISSING_TOKEN)
         context: dict[str, Any] = {}

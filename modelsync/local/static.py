@@ -39,6 +39,7 @@ class StaticFile:
     status: int
     content_type: str
     body: bytes
+    location: str | None = None  # a redirect's target (the query string is the caller's to add)
 
 
 NOT_FOUND = StaticFile(404, "application/json", b'{"message": "Not Found"}')
@@ -47,15 +48,17 @@ NOT_FOUND = StaticFile(404, "application/json", b'{"message": "Not Found"}')
 def lookup(path: str, mounts: dict[str, pathlib.Path] | None = None) -> StaticFile | None:
     """The file a GET of ``path`` names under a mount; ``None`` when no mount claims the path.
 
-    ``/demo`` redirects nowhere: it is served as ``/demo/index.html`` (so relative links need the slash,
-    which pages get by being linked as ``/demo/``). Paths that leave the mount's folder are 404.
+    ``/demo`` is a 308 redirect to ``/demo/``: served as is, its relative links (``report.css``,
+    ``./console.mjs``) would resolve outside the mount and the page would load broken. Paths that leave
+    the mount's folder are 404.
     """
     table = MOUNTS if mounts is None else mounts
     path = urllib.parse.unquote(path)
     for prefix, folder in table.items():
-        if path == prefix.rstrip("/") or path.startswith(prefix):
-            rest = path[len(prefix):] if path.startswith(prefix) else ""
-            return _read(folder, rest or "index.html")
+        if path == prefix.rstrip("/"):
+            return StaticFile(308, "text/plain; charset=utf-8", f"moved to {prefix}\n".encode(), prefix)
+        if path.startswith(prefix):
+            return _read(folder, path[len(prefix):] or "index.html")
     return None
 
 

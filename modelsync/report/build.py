@@ -23,6 +23,8 @@ SCHEMA = "modelsync.report/1"
 CONSOLE = pathlib.Path(__file__).resolve().parent / "console"
 WORST = 3  # features whose distributions are drawn (largest PSI first)
 PREDICTION = "__prediction__"
+ERROR_HINT = ('<p class="hint">Error rate: failed requests out of requests; a batch input counts its refused '
+              "rows out of the rows it read.</p>")
 
 Getter = Callable[[str, "dict[str, str] | None"], Any]
 
@@ -272,7 +274,7 @@ def metrics(data: dict[str, Any]) -> str:
         charts.append("<figure>" + lines("Latency of " + label, per, n, first, last, ms)
                       + f"<figcaption>Total latency percentiles of {esc(label)} per bucket</figcaption><"
                         f"/figure>")
-    return (f'<section id="metrics"><h2>Serving per version</h2><table class="data"'
+    return (f'<section id="metrics"><h2>Serving per version</h2>{ERROR_HINT}<table class="data"'
             f'>{head}{"".join(rows)}</table>'
             f'<div class="charts">{"".join(charts)}</div></section>')
 
@@ -383,7 +385,22 @@ def devices(data: dict[str, Any]) -> str:
             + hbars("Devices per version", bars, value_text=count)
             + f'<figcaption>Devices per version</figcaption></figure></div><table class="data"'
               f'>{head}{"".join(rows)}'
-            "</table></section>")
+            "</table>" + last_seen(t) + "</section>")
+
+
+def last_seen(t: dict[str, Any]) -> str:
+    """Each device's newest telemetry (the API lists the most recent 100): its version and when."""
+    rows = []
+    for d in t.get("last_seen") or []:
+        k = "telemetry/device/" + str(d.get("device_id")) + "/"
+        rows.append(f'<tr><td>{esc(d.get("device_id"))}</td>'
+                    f'<td{fig(k + "version", d.get("version"))}>{esc(vname(d.get("version")))}</td>'
+                    f'<td{fig(k + "last_seen", str(d.get("last_seen") or ""))}'
+                    f'>{esc(stamp(d.get("last_seen")))}</td></tr>')
+    if not rows:
+        return ""
+    return ('<h3>Devices, most recently seen first</h3><table class="data"><tr><th>Device</th>'
+            f'<th>Version</th><th>Last seen (UTC)</th></tr>{"".join(rows)}</table>')
 
 
 def page(data: dict[str, Any]) -> str:

@@ -1,13 +1,20 @@
 """Each served version measured: one CloudWatch embedded-metric-format (EMF) record per scoring request
-(requests, rows, errors by kind, scoring and total latency; dimensions model, version, side), and the
-per-version read-back behind ``GET /models/{name}/metrics``: totals and latency percentiles (p50, p90,
-p99) over the window, and a ``series`` of time buckets (``bucket_seconds`` wide, at most
-:data:`MAX_BUCKETS` of them) for charts (``modelsync report``, ``/console/``).
+(requests, rows, errors by kind, what the errors count out of, scoring and total latency; dimensions
+model, version, side), and the per-version read-back behind ``GET /models/{name}/metrics``: totals, the
+error rate and latency percentiles (p50, p90, p99) over the window, and a ``series`` of time buckets
+(``bucket_seconds`` wide, at most :data:`MAX_BUCKETS` of them) for charts (``modelsync report``,
+``/console/``).
 
 Writing goes through Powertools' ``EphemeralMetrics`` (one instance per request: its dimension set is that
 request's, never shared with another). Reading goes through a :class:`MetricStore`: in memory from the
 emitted records (the local stack and tests: the same records the function prints), or CloudWatch
 ``GetMetricData`` in AWS.
+
+The error rate is a fraction of what the errors count: an API request counts one error when it fails
+(out of one request), a batch input counts its refused rows (out of the rows it read; a failed input: one
+error out of one). Each record carries that denominator (``ErrorBase``), so a (version, side) row mixing
+API requests and batch inputs still gets ``errors / error base``, never above 1. Records without it
+(written before it existed) count their requests.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 REQUESTS, ROWS, ERRORS = "Requests", "Rows", "Errors"
+ERROR_BASE = "ErrorBase"  # what Errors counts out of: 1 per API request, the rows read per batch input
 SCORING_LATENCY, TOTAL_LATENCY = "ScoringLatency", "TotalLatency"
 ERROR_PREFIX = "Errors_"  # one metric per error kind: Errors_invalid_input, ...
 DIMENSIONS = ("model", "version", "side")
@@ -54,6 +62,12 @@ class Measure:
     def error_count(self) -> int:
         return self.errors or (1 if self.error else 0)
 
+    @property
+    def error_base(self) -> int:
+        """What ``error_count`` is out of: the rows read by a batch input (at least its errors: a failed
+        input is one error out of one), one request elsewhere."""
+        return max(self.rows, self.error_count) if self.route == "batch" else 1
+
     def fields(self) -> dict[str, Any]:
         """The structured log line's fields (the metric record's, by name)."""
         return {"model": self.model, "version": self.version, "side": self.side, "route": self.route,
@@ -73,6 +87,7 @@ def _request_metrics(m: Measure, namespace: str) -> Any:
     metrics.add_metric(REQUESTS, MetricUnit.Count, 1)
     metrics.add_metric(ROWS, MetricUnit.Count, m.rows)
     metrics.add_metric(ERRORS, MetricUnit.Count, m.error_count)
+    metrics.add_metric(ERROR_BASE, MetricUnit.Count, m.error_base)
     if m.error:
         metrics.add_metric(ERROR_PREFIX + m.error, MetricUnit.Count, m.error_count)
     metrics.add_metric(SCORING_LATENCY, MetricUnit.Milliseconds, m.scoring_ms)
@@ -117,6 +132,7 @@ class _Acc:
     requests: float = 0
     rows: float = 0
     errors: float = 0
+    base: float = 0  # what errors counts out of (ErrorBase; requests in records without it)
     by_kind: dict[str, float] = field(default_factory=dict)
     scoring: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
@@ -146,13 +162,16 @@ def _iso(t: _dt.datetime) -> str:
     return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _error_rate(acc: _Acc) -> float | None:
+    """Errors over what they count (see the module's docstring): a fraction, never above 1."""
+    return min(1.0, acc.errors / acc.base) if acc.base else None
+
+
 def _bucket_view(since: _dt.datetime, width: int, index: int, acc: _Acc,
                  latency: dict[str, Any] | None = None) -> dict[str, Any]:
     """One series point: the bucket's start, counts, error rate and total latency."""
-    requests = int(acc.requests)
-    return {"start": _iso(since + _dt.timedelta(seconds=index * width)), "requests": requests,
-            "rows": int(acc.rows), "errors": int(acc.errors),
-            "error_rate": acc.errors / requests if requests else None,
+    return {"start": _iso(since + _dt.timedelta(seconds=index * width)), "requests": int(acc.requests),
+            "rows": int(acc.rows), "errors": int(acc.errors), "error_rate": _error_rate(acc),
             "total_latency_ms": latency if latency is not None else _summary(acc.total)}
 
 
@@ -161,8 +180,7 @@ def _view(key: tuple[str, str], acc: _Acc, scoring: dict[str, Any] | None = None
     version, side = key
     requests = int(acc.requests)
     return {"version": int(version) if version.isdigit() else version, "side": side, "requests": requests,
-            "rows": int(acc.rows), "errors": int(acc.errors),
-            "error_rate": acc.errors / requests if requests else None,
+            "rows": int(acc.rows), "errors": int(acc.errors), "error_rate": _error_rate(acc),
             "errors_by_kind": {k: int(v) for k, v in sorted(acc.by_kind.items())},
             "scoring_latency_ms": scoring if scoring is not None else _summary(acc.scoring),
             "total_latency_ms": total if total is not None else _summary(acc.total),
@@ -211,6 +229,7 @@ class MemoryMetricStore:
                 acc.requests += sum(_values(r.get(REQUESTS)))
                 acc.rows += sum(_values(r.get(ROWS)))
                 acc.errors += sum(_values(r.get(ERRORS)))
+                acc.base += sum(_values(r.get(ERROR_BASE) if ERROR_BASE in r else r.get(REQUESTS)))
                 acc.total += _values(r.get(TOTAL_LATENCY))
             acc = accs[key]
             for name, value in r.items():
@@ -228,7 +247,7 @@ class CloudWatchMetricStore:
     with one period spanning the window, and the series with ``width``-second periods."""
 
     LATENCY_STATS = ("Average", "Maximum", *(f"p{p}" for p in PERCENTILES))
-    SERIES_METRICS = (REQUESTS, ROWS, ERRORS)
+    SERIES_METRICS = (REQUESTS, ROWS, ERRORS, ERROR_BASE)
 
     def __init__(self, cloudwatch: Any, namespace: str,
                  now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)) -> None:
@@ -295,6 +314,8 @@ class CloudWatchMetricStore:
                 return float(sum(values.get((k, name, stat), [])))
 
             acc.requests, acc.rows, acc.errors = total(REQUESTS), total(ROWS), total(ERRORS)
+            has_base = any(name == ERROR_BASE for name, _ in series[key])
+            acc.base = total(ERROR_BASE) if has_base else acc.requests
             acc.by_kind = {name[len(ERROR_PREFIX):]: total(name) for name, _ in series[key]
                            if name.startswith(ERROR_PREFIX)}
             latency = {name: _stats({s: values.get((key, name, s), []) for s in self.LATENCY_STATS})
@@ -303,6 +324,7 @@ class CloudWatchMetricStore:
             for i, point in sorted(points.get(key, {}).items()):
                 b = _Acc(requests=point.get((REQUESTS, "Sum"), 0.0), rows=point.get((ROWS, "Sum"), 0.0),
                          errors=point.get((ERRORS, "Sum"), 0.0))
+                b.base = point.get((ERROR_BASE, "Sum"), 0.0) if has_base else b.requests
                 if b.requests:
                     stats = {s: [point[(TOTAL_LATENCY, s)]] if (TOTAL_LATENCY, s) in point else []
                              for s in self.LATENCY_STATS}

@@ -34,6 +34,7 @@ from .rules import check_model_name, parse_since, require_model
 
 SCORE_DEVICE = "score-function"  # the Score function's drift counts (modelsync.service.drift): not a device
 MAX_AGGREGATED_ITEMS = 20_000  # GET reads at most this many batches (then says truncated)
+MAX_LISTED_DEVICES = 100  # ``last_seen`` lists at most this many devices (the most recently heard from)
 MAX_STORED_SUMMARY_BYTES = 350_000  # one batch is one item: DynamoDB items are at most 400 KB
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 SINCE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?Z)?$")
@@ -146,9 +147,11 @@ def _new_version(version: int) -> dict[str, Any]:
 
 def aggregate(name: str, items: Iterable[Mapping[str, Any]], limit: int = MAX_AGGREGATED_ITEMS
               ) -> dict[str, Any]:
-    """Merge stored batches per model version (see the module docstring)."""
+    """Merge stored batches per model version (see the module docstring), and when each device was last
+    heard from (``last_seen``: the newest ``received_at`` of its batches, the version it ran then)."""
     versions: dict[int, dict[str, Any]] = {}
     devices: set[str] = set()
+    seen: dict[str, tuple[str, int]] = {}  # device -> (received_at, version) of its newest batch
     dropped = batches = 0
     truncated = False
     for item in items:
@@ -161,6 +164,9 @@ def aggregate(name: str, items: Iterable[Mapping[str, Any]], limit: int = MAX_AG
         device = item.get("device_id") or "(none)"
         devices.add(device)
         v["devices"].add(device)
+        if item.get("device_id"):
+            heard = (str(item.get("received_at") or item.get("window_end") or ""), int(item["model_version"]))
+            seen[device] = max(seen.get(device, heard), heard)
         v["sha256"].add(item.get("sha256"))
         v["batches"] += 1
         dropped += int(item.get("dropped_batches") or 0)
@@ -178,5 +184,7 @@ def aggregate(name: str, items: Iterable[Mapping[str, Any]], limit: int = MAX_AG
         if v["output"] is not None:
             v["output"] = finish_summary(v["output"])
         out_versions.append(v)
+    newest = sorted(seen.items(), key=lambda kv: (kv[1][0], kv[0]), reverse=True)[:MAX_LISTED_DEVICES]
     return {"name": name, "batches": batches, "devices": len(devices), "dropped_batches": dropped,
-            "truncated": truncated, "versions": out_versions}
+            "truncated": truncated, "versions": out_versions,
+            "last_seen": [{"device_id": d, "version": v, "last_seen": at} for d, (at, v) in newest]}

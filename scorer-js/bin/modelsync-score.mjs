@@ -12,7 +12,7 @@ const USAGE = "usage: modelsync-score predict MODEL.json DATA.csv|DATA.jsonl [--
 
 function main(argv) {
   const args = argv.slice(2);
-  if (args[0] === "-h" || args[0] === "--help") { process.stdout.write(USAGE); return 0; }
+  if (args.includes("-h") || args.includes("--help")) { process.stdout.write(USAGE); return 0; }
   if (args[0] !== "predict") { process.stderr.write(USAGE); return 2; }
   const positional = [];
   let proba = false, out = null, format = null;

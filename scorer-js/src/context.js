@@ -9,6 +9,10 @@ export const MAX_ARRAY_NDIM = 8;
 export const MAX_TOTAL_ELEMENTS = 100_000_000;
 export const MAX_DECODED_BYTES = 512 * 1024 * 1024;
 export const MAX_ESTIMATOR_DEPTH = 16;
+// docs/model-format.md#cost-limits (the Python scorer's defaults, scorer.Limits)
+export const MAX_CLASSES = 50_000; // classes of one classifier
+export const MAX_TREES_PER_ENSEMBLE = 20_000; // trees of one ensemble
+export const MAX_TREE_NODES = 2_000_000; // tree nodes of one ensemble, from the declared lengths
 const MAX_SAFE_INTEGER = 2 ** 53;
 
 const DTYPES = {
@@ -96,7 +100,13 @@ export class LoadContext {
     return v;
   }
   labels(node, key) {
-    return decodeLabels(this.get(node, key, ["array"]), this.child(key));
+    const raw = this.get(node, key, ["array"]);
+    this.checkClasses(raw.length, key);
+    return decodeLabels(raw, this.child(key));
+  }
+  /** Refuse more classes than the limit, before anything per class is decoded. */
+  checkClasses(n, ...parts) {
+    if (n > MAX_CLASSES) throw this.fail(`${n} classes, over the limit of ${MAX_CLASSES}`, ...parts);
   }
   takeBudget(n, nbytes) {
     this.budget.elements -= n;

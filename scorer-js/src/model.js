@@ -255,6 +255,9 @@ export class Model {
   predictProba(X) { return this.call("predict_proba", X); }
   decisionFunction(X) { return this.call("decision_function", X); }
   transform(X) { return this.call("transform", X); }
+  /** The Python scorer's names, for code ported from it. */
+  predict_proba(X) { return this.predictProba(X); }
+  decision_function(X) { return this.decisionFunction(X); }
 }
 
 function labelsEqual(a, b) {

@@ -156,3 +156,28 @@ test("CSV cells follow scorer/tabular.py's rules: strict numbers, missing tokens
     assert.throws(() => scoreCsv(model, csv(bad)), /expected a number/, bad);
   }
 });
+
+test("the Python scorer's method names work too (predict_proba, decision_function)", () => {
+  const doc = JSON.parse(readFileSync(ROOT + "conformance/cases/logistic_regression_multinomial.json", "utf8"));
+  const model = loadModel(doc);
+  const X = doc.test_vectors.inputs;
+  assert.deepEqual(model.predict_proba(X), model.predictProba(X));
+  assert.deepEqual(model.decision_function(X), model.decisionFunction(X));
+  assert.deepEqual(model.predict_proba(X), model.call("predict_proba", X));
+});
+
+test("cost limits of docs/model-format.md: trees per ensemble, tree nodes, classes (as the Python scorer)", () => {
+  const kit = (id) => JSON.parse(readFileSync(`${ROOT}conformance/cases/${id}.json`, "utf8"));
+  const refused = (doc, pointer, message) => assert.throws(() => loadModel(doc),
+    (e) => e instanceof InvalidModel && e.problems.some(([p, m]) => p === pointer && message.test(m)));
+  let doc = kit("extra_trees_regressor");
+  doc.estimator.trees = Array(20_001).fill(doc.estimator.trees[0]);
+  refused(doc, "/estimator/trees", /20001 trees, over the limit of 20000/);
+  doc = kit("extra_trees_regressor");
+  doc.estimator.trees = [{ ...doc.estimator.trees[0],
+    children_left: { encoding: "base64", dtype: "int64", shape: [2_000_001], data: "" } }];
+  refused(doc, "/estimator/trees", /2000001 nodes, over the limit of 2000000/);
+  doc = kit("logistic_regression_multinomial");
+  doc.estimator.classes = Array.from({ length: 50_001 }, (_, i) => `c${i}`);
+  refused(doc, "/estimator/classes", /50001 classes, over the limit of 50000/);
+});

@@ -102,3 +102,11 @@ test("JSON Lines in, JSON Lines out: each object with the output keys added, as 
   assert.match(bad.stderr, new RegExp(`row 1 \\(line 2\\): missing feature '${names[0]}'`));
   assert.equal(run("predict", `${ROOT}conformance/cases/${caseId}.json`, txt, "--format", "xml").status, 2);
 });
+
+test("--help prints the usage with exit status 0, before or after the command", () => {
+  for (const args of [["--help"], ["predict", "--help"], ["predict", "-h"]]) {
+    const r = run(...args);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^usage: modelsync-score predict MODEL\.json/);
+  }
+});

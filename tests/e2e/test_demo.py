@@ -57,5 +57,11 @@ def test_demo_tour_passes(tmp_path: Path) -> None:
     figures = parse(page).figures
     assert figures["aliases/production/canary_weight"] == ["0.5"]
     assert figures["drift/alcohol/status"] == ["alert"] and figures["summary/devices"] == ["6"]
+    # error rates are fractions of what the errors count (the batch input's 1 refused row of 21: 1/21)
+    rates = [float(v) for k, vs in figures.items() if k.endswith("/error_rate") for v in vs if v]
+    assert rates and all(0 <= r <= 1 for r in rates), rates
+    assert [d["device_id"] for d in data["telemetry"]["last_seen"]] and all(
+        figures[f"telemetry/device/{d['device_id']}/version"] == [str(d["version"])]
+        for d in data["telemetry"]["last_seen"])
     assert {k.split("/")[1:3] == ["2", "canary"] for k in figures if k.startswith("metrics"
                     "/")} == {True, False}

@@ -89,7 +89,11 @@ def sample_data(canary: bool = True) -> dict[str, Any]:
                           {"version": 1, "devices": 2, "batches": 3, "calls": 9, "rows": 90, "errors": 1,
                            "error_rate": 1 / 9, "window_end": "2026-03-04T11:58:00Z"},
                           {"version": 2, "devices": 1, "batches": 1, "calls": 3, "rows": 30, "errors": 0,
-                           "error_rate": 0.0, "window_end": "2026-03-04T11:59:30Z"}]},
+                           "error_rate": 0.0, "window_end": "2026-03-04T11:59:30Z"}],
+                      "last_seen": [  # device ids with characters to escape
+                          {"device_id": d, "version": v, "last_seen": f"2026-03-04T{at}.250000Z"}
+                          for d, v, at in (("cellar-02", 2, "11:59:31"), ("kiosk<1>&'\"", 1, "11:58:01"),
+                                           ("cellar-01", 1, "11:40:00"))]},
     }
 
 

@@ -370,3 +370,28 @@ def test_body_encodings_and_json_bounds():
     assert event["body"] == '{"é": 1}' and event["isBase64Encoded"] is False
     assert event["headers"] == {"content-type": "application/json"}
     assert event["multiValueHeaders"] == {"content-type": ["application/json"]}
+
+
+def test_telemetry_lists_when_each_device_was_last_seen():
+    """``last_seen``: per device, its newest batch's ``received_at`` and version, newest first, at most
+    MAX_LISTED_DEVICES (the report's per-device "last seen")."""
+    from modelsync.service import telemetry
+
+    summary = json.dumps({"calls": 1, "rows": 1, "errors": 0})
+
+    def item(device: str | None, version: int, at: str) -> dict[str, Any]:
+        return {"device_id": device, "model_version": version, "sha256": "s", "window_start": at,
+                "window_end": at, "received_at": at, "summary": summary}
+
+    out = telemetry.aggregate("iris", [
+        item("kiosk-1", 1, "2026-01-01T10:00:00.000000Z"), item("kiosk-1", 2, "2026-01-01T12:00:00.000000Z"),
+        item("kiosk-2", 1, "2026-01-01T11:00:00.000000Z"), item(None, 1, "2026-01-01T13:00:00.000000Z"),
+        item("kiosk-1", 1, "2026-01-01T09:00:00.000000Z")])
+    assert out["last_seen"] == [
+        {"device_id": "kiosk-1", "version": 2, "last_seen": "2026-01-01T12:00:00.000000Z"},
+        {"device_id": "kiosk-2", "version": 1, "last_seen": "2026-01-01T11:00:00.000000Z"}]
+    many = telemetry.aggregate("iris", [
+        item(f"d{i:03d}", 1, f"2026-01-01T10:{i // 60:02d}:{i % 60:02d}.000000Z")
+        for i in range(telemetry.MAX_LISTED_DEVICES + 20)])
+    assert len(many["last_seen"]) == telemetry.MAX_LISTED_DEVICES and many["devices"] == 120
+    assert many["last_seen"][0]["device_id"] == "d119"

@@ -281,3 +281,28 @@ def test_device_predict_outputs(files, docs, rows, tmp_path, command):
     assert refused.returncode == 2 and refused.stdout == b""
     assert refused.stderr.decode().splitlines() == [
         "device predict: --outputs: model 'anomaly' has no transform; it offers predict, decision_function"]
+
+
+def test_multi_output_classifiers_have_no_proba_columns(tmp_path: pathlib.Path):
+    """Several outputs, one class list each: no ``proba_<class>`` columns by default (batch, devices), a
+    MethodNotSupported when asked (``--proba``, ``outputs=predict_proba``): the columns were once named
+    ``proba_[0, 1, 2]`` with every output's probabilities under them (more cells than header fields)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from modelsync.export import export_model
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=FEATURES)
+    y = np.c_[np.where(X["a"] > 0, "hi", np.where(X["b"] > 0, "mid", "lo")),
+              np.array(["x", "y", "z"], dtype=object)[np.arange(60) % 3]]
+    model = scorer.load_model(export_model(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y),
+                                           X.iloc[:10], name="multi"))
+    text = X.iloc[:4].to_csv(index=False).encode()
+    out = io.BytesIO()
+    tabular.score_table(model, tabular.TableReader(io.BytesIO(text), "csv"), out, proba=None)
+    lines = out.getvalue().decode().splitlines()
+    assert lines[0] == "a,b,c,prediction_0,prediction_1"
+    assert all(len(line.split(",")) == 5 for line in lines)
+    for kwargs in ({"proba": True}, {"outputs": ["predict", "predict_proba"]}):
+        with pytest.raises(MethodNotSupported, match="per-class probabilities"):
+            tabular.score_table(model, tabular.TableReader(io.BytesIO(text), "csv"), io.BytesIO(), **kwargs)

@@ -164,3 +164,58 @@ def test_memory_store_percentiles_and_series_buckets():
     assert 0 <= (start - since.replace(microsecond=0)).total_seconds() <= 3600
     assert metrics.bucket_seconds(NOW - _dt.timedelta(days=7), NOW) == 6 * 3600
     assert metrics.bucket_seconds(NOW - _dt.timedelta(days=365), NOW) == 8 * 86400
+
+
+def test_error_rate_counts_errors_out_of_what_they_count():
+    """An API request errs out of one request; a batch input's refused rows out of the rows it read (the
+    demo's batch: 1 refused row of 21 is 1/21, not 1 error per request = 100 %); mixed in one row, a
+    fraction of both (never above 1). A failed batch input is one error out of one."""
+    store = metrics.MemoryMetricStore()
+    batch = metrics.batch_measure({"status": "scored", "model": "wine", "version": 2, "rows": 21,
+                                   "errors": 1, "seconds": 0.03, "key": "batch/input/wine/demo.csv"})
+    assert batch is not None and (batch.error_count, batch.error_base) == (1, 21)
+    store.add(metrics.emf_record(batch, "ns"))
+    (view,) = store.per_version("wine", NOW - _dt.timedelta(days=3650))
+    assert (view["requests"], view["rows"], view["errors"]) == (1, 21, 1)
+    assert view["error_rate"] == pytest.approx(1 / 21)
+    assert view["series"][0]["error_rate"] == pytest.approx(1 / 21)
+
+    many = metrics.batch_measure({"status": "scored", "model": "wine", "version": 2, "rows": 10,
+                                  "errors": 4, "seconds": 0.01})
+    failed = metrics.batch_measure({"status": "failed", "model": "wine", "version": 2, "seconds": 0.01})
+    assert failed is not None and (failed.error_count, failed.error_base) == (1, 1)
+    api_ok = metrics.Measure("wine", "2", "base", "predict", rows=3)
+    api_bad = metrics.Measure("wine", "2", "base", "v2", error="invalid_input")
+    assert (api_ok.error_base, api_bad.error_base) == (1, 1)
+    for m in (many, failed, api_ok, api_bad):
+        assert m is not None
+        store.add(metrics.emf_record(m, "ns"))
+    (view,) = store.per_version("wine", NOW - _dt.timedelta(days=3650))
+    # errors 1 + 4 + 1 + 0 + 1 over 21 + 10 + 1 (batch rows, failed input) + 1 + 1 (API requests)
+    assert (view["requests"], view["errors"]) == (5, 7)
+    assert view["error_rate"] == pytest.approx(7 / 34)
+    assert all(0 <= b["error_rate"] <= 1 for b in view["series"])
+
+
+def test_records_without_error_base_count_requests():
+    """EMF records written before ErrorBase (CloudWatch keeps 15 months) are read as before: per request."""
+    store = metrics.MemoryMetricStore()
+    bad = metrics.Measure("m", "1", "base", "predict", rows=2, error="invalid_input")
+    record = metrics.emf_record(bad, "ns")
+    record.pop(metrics.ERROR_BASE)
+    store.add(record)
+    store.add(metrics.emf_record(metrics.Measure("m", "1", "base", "predict", rows=2), "ns"))
+    (view,) = store.per_version("m", NOW - _dt.timedelta(days=3650))
+    assert view["error_rate"] == 0.5
+
+
+def test_cloudwatch_error_rate_uses_error_base():
+    cw = FakeCloudWatch({
+        ("2", "base", "Requests", "Sum"): [1], ("2", "base", "Rows", "Sum"): [21],
+        ("2", "base", "Errors", "Sum"): [1], ("2", "base", "ErrorBase", "Sum"): [21],
+        ("3", "base", "Requests", "Sum"): [4], ("3", "base", "Errors", "Sum"): [1],  # older records: no base
+    })
+    v2, v3 = metrics.CloudWatchMetricStore(cw, "modelsync", now=lambda: NOW).per_version(
+        "iris", NOW - _dt.timedelta(hours=1))
+    assert v2["error_rate"] == pytest.approx(1 / 21) and v3["error_rate"] == pytest.approx(1 / 4)
+    assert any(q["MetricStat"]["Metric"]["MetricName"] == "ErrorBase" for q in cw.queries)

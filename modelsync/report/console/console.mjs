@@ -404,9 +404,12 @@ function metrics(data) {
     charts.push("<figure>" + lines("Latency of " + label, per, n, first, last, ms) +
       `<figcaption>Total latency percentiles of ${esc(label)} per bucket</figcaption></figure>`);
   });
-  return `<section id="metrics"><h2>Serving per version</h2><table class="data">${head}${rows.join("")}</table>` +
+  return `<section id="metrics"><h2>Serving per version</h2>${ERROR_HINT}<table class="data">${head}${rows.join("")}</table>` +
     `<div class="charts">${charts.join("")}</div></section>`;
 }
+
+const ERROR_HINT = '<p class="hint">Error rate: failed requests out of requests; a batch input counts its refused ' +
+  "rows out of the rows it read.</p>";
 
 function binLabels(d) {
   if (d.kind === "categorical") return (d.bins || []).map((b) => String(b));
@@ -491,7 +494,19 @@ function devices(data) {
     `${esc(count(t.devices))}</b> devices reported in the window.</p><div class="charts"><figure>` +
     hbars("Devices per version", bars, null, [], count) +
     `<figcaption>Devices per version</figcaption></figure></div><table class="data">${head}${rows.join("")}` +
-    "</table></section>";
+    "</table>" + lastSeen(t) + "</section>";
+}
+
+function lastSeen(t) {
+  const rows = (t.last_seen || []).map((d) => {
+    const k = "telemetry/device/" + String(d.device_id) + "/";
+    return `<tr><td>${esc(d.device_id)}</td>` +
+      `<td${fig(k + "version", d.version)}>${esc(vname(d.version))}</td>` +
+      `<td${fig(k + "last_seen", String(d.last_seen || ""))}>${esc(stamp(d.last_seen))}</td></tr>`;
+  });
+  if (!rows.length) return "";
+  return '<h3>Devices, most recently seen first</h3><table class="data"><tr><th>Device</th><th>Version</th>' +
+    `<th>Last seen (UTC)</th></tr>${rows.join("")}</table>`;
 }
 
 // -- live: the API's answers, as build.collect gathers them ------------------------------------------

@@ -296,7 +296,9 @@ COMPONENTS: dict[str, Any] = {
                 "version": {"type": ["integer", "string"], "description": "`-`: failed before resolving."},
                 "side": {"type": "string", "enum": ["base", "canary"]},
                 "requests": {"type": "integer"}, "rows": {"type": "integer"}, "errors": {"type": "integer"},
-                "error_rate": _NULLABLE_NUM,
+                "error_rate": {**_NULLABLE_NUM, "description": "Errors out of what they count: failed API "
+                               "requests out of requests, a batch input's refused rows out of the rows it "
+                               "read (a failed input: 1 of 1); from 0 to 1."},
                 "errors_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "scoring_latency_ms": ref("LatencySummary"), "total_latency_ms": ref("LatencySummary"),
                 "series": {"type": "array", "description": "Buckets with requests, oldest first.",
@@ -322,6 +324,11 @@ COMPONENTS: dict[str, Any] = {
             "dropped_batches": {"type": "integer",
                                 "description": "Batches devices reported dropping (their local bounds)."},
             "truncated": {"type": "boolean"}, "filters": {"type": "object"},
+            "last_seen": {"type": "array", "description": "Each device's newest batch: when the server "
+                          "received it and the version it reported (newest first, at most 100 devices).",
+                          "items": {"type": "object", "properties": {
+                              "device_id": {"type": "string"}, "version": {"type": "integer"},
+                              "last_seen": {"type": "string"}}}},
             "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "sha256": {"type": "array", "items": {"type": "string"}},
                 "devices": {"type": "integer"}, "batches": {"type": "integer"}, "calls": {"type": "integer"},

@@ -2,7 +2,7 @@
 // boosting, HistGradientBoosting (categorical splits) and isolation forests. Bit-exact: float32 inputs
 // via Math.fround, NaN routed by missing_go_to_left, sums in tree order.
 import { InvalidInput } from "../errors.js";
-import { decodeLabels, register } from "../context.js";
+import { MAX_TREES_PER_ENSEMBLE, MAX_TREE_NODES, decodeLabels, register } from "../context.js";
 import { Estimator, argmax, base, classes as loadClasses, expit, numeric, softmax } from "./common.js";
 
 const MAX_TREES = 100_000;
@@ -92,6 +92,14 @@ export function loadTrees(node, ctx, p, valueShape, categorical = null, missingR
   const list = ctx.get(node, "trees", ["array"]);
   if (!list.length) throw ctx.fail("at least one tree is needed", "trees");
   if (list.length > MAX_TREES) throw ctx.fail(`more than ${MAX_TREES} trees`, "trees");
+  if (list.length > MAX_TREES_PER_ENSEMBLE) throw ctx.fail(`${list.length} trees, over the limit of ${MAX_TREES_PER_ENSEMBLE}`, "trees");
+  // the node limit from the lengths the trees declare, before any tree is decoded
+  let nodes = 0;
+  for (const t of list) {
+    const cl = t && typeof t === "object" ? t.children_left : null;
+    nodes += Array.isArray(cl) ? cl.length : cl && Array.isArray(cl.shape) && Number.isInteger(cl.shape[0]) ? cl.shape[0] : 0;
+  }
+  if (nodes > MAX_TREE_NODES) throw ctx.fail(`the trees hold ${nodes} nodes, over the limit of ${MAX_TREE_NODES}`, "trees");
   return list.map((t, i) => loadTree(t, ctx.child("trees", i), p, valueShape, categorical, missingRequired));
 }
 
@@ -121,7 +129,10 @@ class TreeClassifier extends Estimator {
     if (this.q === 1) this.classes = loadClasses(node, ctx, 1);
     else {
       if (cls.length !== this.q || !cls.every(Array.isArray)) throw ctx.fail(`expected ${this.q} class lists`, "classes");
-      this.classes = cls.map((c, k) => decodeLabels(c, ctx.child("classes", k)));
+      this.classes = cls.map((c, k) => {
+        ctx.checkClasses(c.length, "classes", k);
+        return decodeLabels(c, ctx.child("classes", k));
+      });
     }
     this.perOutput = this.q === 1 ? [this.classes] : this.classes;
     this.c = Math.max(...this.perOutput.map((c) => c.length));
