@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -21,26 +20,36 @@ TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
 ROW_STEP_LEVELS = 3  # levels one single-row step decides: 7 splits and a spare column, 8 bytes of results
 # A step's comparisons (one byte each, 0 or 1) read as one integer: multiplied by MAGIC, its top byte holds
 # them as distinct bits (a multiply gathers the bytes' low bits; no carry reaches the top byte).
-_VIEW = {2: np.int16, 4: np.int32, 8: np.int64}
-_MAGIC = {4: np.int32(0x01020408), 8: np.int64(0x0102040810204080)}
-_TOP = {w: (w - 1 if sys.byteorder == "little" else 0) for w in _VIEW}  # the top byte's index in memory
+_VIEW = {4: np.int32, 8: np.int64, 16: np.int64}
+_MAGIC = {4: np.int32(0x01020408), 8: np.int64(0x0102040810204080), 16: np.int64(0x0102040810204080)}
+_TOP = {w: (min(w, 8) - 1 if sys.byteorder == "little" else 0) for w in _VIEW}  # top byte, in memory
+
+
+def _step_code(c: np.ndarray) -> np.ndarray:
+    """A step's comparisons ``(n, W)`` (``W`` of 4, 8 or 16 bytes) -> ``(n,)`` indices of its exits table:
+    the top byte of each 8-byte word times MAGIC (two words: their two top bytes read as one uint16)."""
+    W = c.shape[1]
+    top = (c.view(_VIEW[W]) * _MAGIC[W]).view(np.uint8)
+    if W <= 8:
+        return top[:, _TOP[W]]
+    return np.ascontiguousarray(top[:, _TOP[W]::8]).view(np.uint16).reshape(-1)
 
 
 def _step_exits(k: int) -> np.ndarray:
     """For a step of ``k`` levels (``W = 2**k`` columns: ``W - 1`` splits in heap order, and the spare
-    one that never goes right): top byte of (comparisons x MAGIC) -> the exit position among the ``W``
-    nodes ``k`` levels down."""
+    one that never goes right): :func:`_step_code` of every outcome -> the exit position among the
+    ``W`` nodes ``k`` levels down."""
     W = 1 << k
     pattern = np.arange(1 << (W - 1), dtype=np.int64)
     bits = (pattern[:, None] >> np.arange(W - 1)) & 1
-    v = (bits << (8 * np.arange(W - 1))).sum(axis=1).astype(_VIEW[W])
-    with np.errstate(over="ignore"):
-        top = (v * _MAGIC[W]).view(np.uint8).reshape(-1, W)[:, _TOP[W]]
+    c = np.zeros((pattern.size, W), dtype=bool)
+    c[:, : W - 1] = bits
     s = np.zeros(pattern.size, dtype=np.int64)
     for _ in range(k):
         s = 2 * s + 1 + bits[np.arange(pattern.size), s]
-    exits = np.zeros(256, dtype=np.int64)
-    exits[top] = s - (W - 1)
+    exits = np.zeros(1 << (16 if W > 8 else 8), dtype=np.uint8)
+    with np.errstate(over="ignore"):
+        exits[_step_code(c)] = s - (W - 1)
     return exits
 
 
@@ -227,16 +236,17 @@ class TraversalForest(CompiledForest):
         level, ``index << k`` (for a tree that ends there, its value row: its ``vshift`` added). A tree
         that ends inside a step is padded with always-left splits (column 0, threshold +inf)."""
         L = len(self.active)
+        # steps of three levels; the first (no gathers: its lanes are the roots) takes the rest, 1 to 4
         step = ROW_STEP_LEVELS
-        ks = ([L % step] if L % step else []) + [step] * (L // step)  # the short step first: no gathers
+        first = L % step + (step if L % step == 1 and step < L else 0)
+        ks = ([first] if first else []) + [step] * ((L - first) // step)
         bounds = np.cumsum([0, *ks])
         padded = bounds[np.searchsorted(bounds, depths)]  # the step boundary where each tree ends
         extra = padded - depths
         fused = not extra.any()  # else: the index is shifted back and vshift added after the walk
         self._row_extra = None if fused else extra
         self._row_g0 = (self.vshift + self.roots) if fused else self.roots.copy()  # trees of depth 0: done
-        self._steps: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, type, Any,
-                                int]] = []
+        self._steps: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
         d = 0
         for k in ks:
             n = self.active[d]
@@ -258,8 +268,7 @@ class TraversalForest(CompiledForest):
             if fused:
                 nxt += np.where(padded[tree] == d + k, self.vshift[tree], 0)
             feat[:, W - 1] = nxt
-            self._steps.append((n, d, feat, thr, mr, None if k == 1 else _step_exits(k), _VIEW[W],
-                                _MAGIC.get(W), _TOP[W]))
+            self._steps.append((n, d, feat, thr, mr, None if k == 1 else _step_exits(k)))
             d += k
 
     def _walk_steps(self, x: np.ndarray, has_nan: bool) -> np.ndarray:
@@ -270,7 +279,7 @@ class TraversalForest(CompiledForest):
         T = self.n_trees
         g = self._row_g0.copy()
         add = np.add
-        for n, d, feat, thr, mr, exits, view, magic, top in self._steps:
+        for n, d, feat, thr, mr, exits in self._steps:
             gs = g if n == T else g[:n]
             if d:
                 feat, thr = feat.take(gs, axis=0), thr.take(gs, axis=0)
@@ -278,11 +287,8 @@ class TraversalForest(CompiledForest):
             c = xv > thr
             if has_nan:
                 c |= np.isnan(xv) & (mr.take(gs, axis=0) if d else mr)
-            v: np.ndarray = c.view(view)  # (n, 1)
-            if exits is None:  # one level: the comparison is the exit
-                add(feat[:, -1], v.reshape(-1), out=gs)
-            else:
-                add(feat[:, -1], exits.take((v * magic).view(np.uint8)[:, top]), out=gs)
+            # one level: the comparison is the exit
+            add(feat[:, -1], c[:, 0] if exits is None else exits.take(_step_code(c)), out=gs)
         if self._row_extra is not None:
             g >>= self._row_extra
             g += self.vshift
@@ -355,6 +361,16 @@ class TraversalForest(CompiledForest):
             g += self.vshift
         v = self.vals.take(g if self._identity else g[self.inverse], axis=0)
         return v.reshape(self.n_trees, 1, self.n_outputs)
+
+    def row_sums(self, row: list[float]) -> np.ndarray:
+        """One row without NaN (the caller checked): the level tables' steps straight from the list."""
+        if self.walker is not None or not self.heap or self._virtual:
+            return super().row_sums(row)
+        g = self._walk_steps(np.array(row), False)
+        v = self.vals.take(g if self._identity else g[self.inverse], axis=0)  # (T, K), tree order
+        if self.per_stage == 1 and self.sum_dtype is np.float64:
+            return np.add.accumulate(v, axis=0)[-1:]  # added tree after tree, as _one_row does
+        return self._one_row(v.reshape(self.n_trees, 1, self.n_outputs))[0]
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         r = X.shape[0]
