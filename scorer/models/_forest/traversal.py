@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -246,7 +247,7 @@ class TraversalForest(CompiledForest):
         fused = not extra.any()  # else: the index is shifted back and vshift added after the walk
         self._row_extra = None if fused else extra
         self._row_g0 = (self.vshift + self.roots) if fused else self.roots.copy()  # trees of depth 0: done
-        self._steps: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self._steps: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]] = []
         d = 0
         for k in ks:
             n = self.active[d]
@@ -268,7 +269,9 @@ class TraversalForest(CompiledForest):
             if fused:
                 nxt += np.where(padded[tree] == d + k, self.vshift[tree], 0)
             feat[:, W - 1] = nxt
-            self._steps.append((n, d, feat, thr, mr, None if k == 1 else _step_exits(k)))
+            # one word of comparisons: _step_code inlined (its view, magic and top byte)
+            word = (_VIEW[W], _MAGIC[W], _TOP[W]) if 2 < W <= 8 else None
+            self._steps.append((n, d, feat, thr, mr, None if k == 1 else _step_exits(k), word))
             d += k
 
     def _walk_steps(self, x: np.ndarray, has_nan: bool) -> np.ndarray:
@@ -279,7 +282,7 @@ class TraversalForest(CompiledForest):
         T = self.n_trees
         g = self._row_g0.copy()
         add = np.add
-        for n, d, feat, thr, mr, exits in self._steps:
+        for n, d, feat, thr, mr, exits, word in self._steps:
             gs = g if n == T else g[:n]
             if d:
                 feat, thr = feat.take(gs, axis=0), thr.take(gs, axis=0)
@@ -287,8 +290,11 @@ class TraversalForest(CompiledForest):
             c = xv > thr
             if has_nan:
                 c |= np.isnan(xv) & (mr.take(gs, axis=0) if d else mr)
-            # one level: the comparison is the exit
-            add(feat[:, -1], c[:, 0] if exits is None else exits.take(_step_code(c)), out=gs)
+            if word is not None and exits is not None:
+                view, magic, top = word
+                add(feat[:, -1], exits.take((c.view(view) * magic).view(np.uint8)[:, top]), out=gs)
+            else:  # one level: the comparison is the exit; two words: _step_code
+                add(feat[:, -1], c[:, 0] if exits is None else exits.take(_step_code(c)), out=gs)
         if self._row_extra is not None:
             g >>= self._row_extra
             g += self.vshift
