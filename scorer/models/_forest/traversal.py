@@ -285,7 +285,7 @@ class TraversalForest(CompiledForest):
         for n, d, feat, thr, mr, exits, word in self._steps:
             gs = g if n == T else g[:n]
             if d:
-                feat, thr = feat.take(gs, axis=0), thr.take(gs, axis=0)
+                feat, thr = feat.take(gs, 0), thr.take(gs, 0)  # (positional: no keyword parsing)
             xv = x.take(feat, mode="clip")  # the spare column's index is clipped; its threshold is +inf
             c = xv > thr
             if has_nan:
