@@ -78,9 +78,13 @@ EXTRA_SECTIONS: dict[str, str] = {
 # tried. run.py prints the line under the summary whenever that target FAILs, so the committed table says
 # why (see also "Where the scorer's time goes" in bench/README.md).
 MISS_NOTES: dict[tuple[str, str], str] = {
-    ("rf", "lat_ort"): "one row through 100 trees of depth ~10 costs about 60 numpy calls (the traversal "
-    "layout: ~6 calls per level, ~1 µs each). Tried: a Python list walk (`_forest/rowwalk.py`, 2× slower "
-    "at 75k nodes: the lists leave the CPU caches), `take` and in-place adds, no gather at level 0.",
+    ("rf", "lat_ort"): "one row through 100 trees of depth 10 walks the level tables in three steps "
+    "(4 + 3 + 3 levels, ~8 numpy calls of ~1 µs each per step: gathers of the subtrees' columns and "
+    "thresholds and of the row's values, the comparisons read as one integer, a multiply gathering their "
+    "bits, the exit looked up) plus ~12 µs of row check, leaf values, sums and division. Tried: a level "
+    "at a time (~60 calls, 2.0×), a Python list walk (`_forest/rowwalk.py`, 2× slower at 75k nodes: the "
+    "lists leave the CPU caches), four-level steps everywhere (two words of comparisons: no faster), "
+    "`packbits` or a remainder instead of the multiply (slower).",
     ("rf", "batch"): "memory-bound element work over (tree × row) lanes, ~7 numpy operations per level and "
     "lane. Tried: larger chunks (no change), the bit-vector layout (slower for deep forests).",
     ("rf10", "batch"): "as the 100-tree forest: per-element lane work; with 10 trees scikit-learn's own "

@@ -81,3 +81,33 @@ def test_hist_gradient_boosting_list_rows_and_their_fallbacks() -> None:
     for row in X[:60].tolist():  # rows with NaN take the general path
         np.testing.assert_array_equal(model.predict([row]), est.predict(np.array([row])))
     np.testing.assert_array_equal(model.predict([[1, 2, 3]]), est.predict(np.array([[1.0, 2.0, 3.0]])))
+
+
+@pytest.mark.parametrize("max_depth", [1, 2, 3, 4, 5, 7, 9, None])
+def test_forest_single_rows_walked_in_steps_of_levels(monkeypatch: pytest.MonkeyPatch,
+                                                      max_depth: int | None) -> None:
+    """The level tables' single-row walk (three levels per step, the short step first; trees that end
+    inside a step padded): rows with and without NaN, on and around the thresholds, as scikit-learn."""
+    monkeypatch.setattr(_forest, "FORCE_ENGINE", "heap")
+    monkeypatch.setattr(_forest, "FORCE_WALK", False)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((600, 5))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0.3 * X[:, 3]).astype(int) + (X[:, 4] > 1)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    # trees of different depths in one forest: few samples per tree, some of them shallow
+    est = RandomForestClassifier(n_estimators=12, max_depth=max_depth, max_samples=0.3, min_samples_leaf=1,
+                                 random_state=0).fit(X, y)
+    model = scorer.load_model(export_model(est, X[:100], name="m"))
+    forest = model.estimator.forest  # type: ignore[attr-defined]
+    assert forest.heap and forest.walker is None
+    depths = {t.tree_.max_depth for t in est.estimators_}
+    assert max(depths) == len(forest.active)
+    rows = X[rng.integers(0, len(X), 120)]
+    edge = np.array(_edge_rows(est.estimators_, np.nan_to_num(X)))
+    edge = edge[(np.abs(edge) < 3e38).all(axis=1)][:120]  # NaN-routing splits may sit at +inf
+    for row in np.concatenate([rows, edge]):
+        want = est.predict_proba(row.reshape(1, -1))
+        np.testing.assert_array_equal(model.predict_proba(row.reshape(1, -1)), want)  # the 1-row matrix
+        np.testing.assert_array_equal(model.predict_proba([row.tolist()]), want)  # NaN: the general path
+    if max_depth is None:  # trees of several depths: some end inside a step
+        assert len(depths) > 1 and forest._row_extra is not None

@@ -15,7 +15,9 @@ numpy calls per tree level:
   the exit leaf is the lowest set bit. Single rows of depth-3 forests use byte lookup tables.
 * :class:`TraversalForest` (deeper trees: random forests, isolation forests): all trees advance one
   level per step over a (tree x row) lane matrix, deepest trees first so that the trees still walking
-  are a prefix of the lanes. Forests that fit use complete-binary level tables (child index
+  are a prefix of the lanes. A single row on the level tables advances three levels per step: the
+  subtree's seven comparisons read as one integer, one multiply gathers their bits, a lookup gives the
+  exit. Forests that fit use complete-binary level tables (child index
   ``2 * index + go_right``, leaves padded with always-left splits); the others breadth-first numbering
   with adjacent siblings (``left[node] + go_right``). With float32 inputs, threshold and column offset
   are packed into one int64 word next to order-preserving keys of the inputs: one gather, one compare.
@@ -98,7 +100,8 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
     # single rows: numpy calls of the layout's path, plus those that add a walk's leaf outputs when they
     # are not one float per tree
     if isinstance(forest, TraversalForest):
-        calls = FEW_CALLS_PER_LEVEL * len(forest.active) + FEW_CALLS_FIXED
+        per_level = FEW_CALLS_PER_LEVEL * len(forest.active)
+        calls = (FEW_CALLS_PER_STEP * len(forest._steps) if forest.heap else per_level) + FEW_CALLS_FIXED
     else:
         calls = FEW_CALLS_LUT if isinstance(forest, BitVectorForest) and forest._lut is not None \
             else FEW_CALLS_BITVECTOR
@@ -109,8 +112,10 @@ def compile_forest(trees: Sequence[Tree], values: Sequence[np.ndarray], n_featur
     return forest
 
 
-# numpy calls of the single-row paths (TraversalForest._few per level and fixed; BitVectorForest._few with
-# its byte lookup tables or not), and of adding a walk's leaf outputs with numpy
+# numpy calls of the single-row paths (TraversalForest._few per step of up to four levels of the level
+# tables, or per level of the breadth-first ones, and fixed; BitVectorForest._few with its byte lookup
+# tables or not), and of adding a walk's leaf outputs with numpy
+FEW_CALLS_PER_STEP = 9
 FEW_CALLS_PER_LEVEL = 5
 FEW_CALLS_FIXED = 6
 FEW_CALLS_LUT = 7

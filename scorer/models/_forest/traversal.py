@@ -3,7 +3,9 @@ per step over a (tree x row) lane matrix; see :mod:`scorer.models._forest`."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,40 @@ HEAP_MAX_SLOTS = 1 << 22  # complete-binary layout for all trees together, in no
 HEAP_MAX_DEPTH = 22
 CHUNK_MAX_ELEMENTS = 1 << 22  # transposed inputs per traversal chunk (very wide inputs: fewer rows)
 TRAVERSAL_LANES = 1 << 15  # trees x rows per traversal chunk
+ROW_STEP_LEVELS = 3  # levels one single-row step decides: 7 splits and a spare column, 8 bytes of results
+# A step's comparisons (one byte each, 0 or 1) read as one integer: multiplied by MAGIC, its top byte holds
+# them as distinct bits (a multiply gathers the bytes' low bits; no carry reaches the top byte).
+_VIEW = {4: np.int32, 8: np.int64, 16: np.int64}
+_MAGIC = {4: np.int32(0x01020408), 8: np.int64(0x0102040810204080), 16: np.int64(0x0102040810204080)}
+_TOP = {w: (min(w, 8) - 1 if sys.byteorder == "little" else 0) for w in _VIEW}  # top byte, in memory
+
+
+def _step_code(c: np.ndarray) -> np.ndarray:
+    """A step's comparisons ``(n, W)`` (``W`` of 4, 8 or 16 bytes) -> ``(n,)`` indices of its exits table:
+    the top byte of each 8-byte word times MAGIC (two words: their two top bytes read as one uint16)."""
+    W = c.shape[1]
+    top = (c.view(_VIEW[W]) * _MAGIC[W]).view(np.uint8)
+    if W <= 8:
+        return top[:, _TOP[W]]
+    return np.ascontiguousarray(top[:, _TOP[W]::8]).view(np.uint16).reshape(-1)
+
+
+def _step_exits(k: int) -> np.ndarray:
+    """For a step of ``k`` levels (``W = 2**k`` columns: ``W - 1`` splits in heap order, and the spare
+    one that never goes right): :func:`_step_code` of every outcome -> the exit position among the
+    ``W`` nodes ``k`` levels down."""
+    W = 1 << k
+    pattern = np.arange(1 << (W - 1), dtype=np.int64)
+    bits = (pattern[:, None] >> np.arange(W - 1)) & 1
+    c = np.zeros((pattern.size, W), dtype=bool)
+    c[:, : W - 1] = bits
+    s = np.zeros(pattern.size, dtype=np.int64)
+    for _ in range(k):
+        s = 2 * s + 1 + bits[np.arange(pattern.size), s]
+    exits = np.zeros(1 << (16 if W > 8 else 8), dtype=np.uint8)
+    with np.errstate(over="ignore"):
+        exits[_step_code(c)] = s - (W - 1)
+    return exits
 
 
 class TraversalForest(CompiledForest):
@@ -190,9 +226,79 @@ class TraversalForest(CompiledForest):
             self.lv_packed = [k | fr for k, fr in zip(lv_key, self.lv_featR, strict=True)]
         self.vals = vals
         self.roots = np.arange(len(trees), dtype=np.int64)
-        self._twice_roots = 2 * self.roots  # children's indices on level 1 of the roots going left
         # a lane of sorted tree j ends at index j * 2**D + position: its value row is vbase + position
         self.vshift = vbases - (np.arange(len(trees), dtype=np.int64) << depths)
+        self._build_steps(depths)
+
+    def _build_steps(self, depths: np.ndarray) -> None:
+        """The single-row tables: levels grouped in steps of ``ROW_STEP_LEVELS``, one table row per lane
+        (tree and position) at a step's first level holding the columns and thresholds of the subtree's
+        ``2**k - 1`` splits (heap order) plus one spare column: the lane's index on the step's last
+        level, ``index << k`` (for a tree that ends there, its value row: its ``vshift`` added). A tree
+        that ends inside a step is padded with always-left splits (column 0, threshold +inf)."""
+        L = len(self.active)
+        # steps of three levels; the first (no gathers: its lanes are the roots) takes the rest, 1 to 4
+        step = ROW_STEP_LEVELS
+        first = L % step + (step if L % step == 1 and step < L else 0)
+        ks = ([first] if first else []) + [step] * ((L - first) // step)
+        bounds = np.cumsum([0, *ks])
+        padded = bounds[np.searchsorted(bounds, depths)]  # the step boundary where each tree ends
+        extra = padded - depths
+        fused = not extra.any()  # else: the index is shifted back and vshift added after the walk
+        self._row_extra = None if fused else extra
+        self._row_g0 = (self.vshift + self.roots) if fused else self.roots.copy()  # trees of depth 0: done
+        self._steps: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]] = []
+        d = 0
+        for k in ks:
+            n = self.active[d]
+            rows, W = n << d, 1 << k
+            feat = np.zeros((rows, W), dtype=np.int64)
+            thr = np.full((rows, W), np.inf)
+            mr = np.zeros((rows, W), dtype=bool)
+            lane = np.arange(rows, dtype=np.int64)
+            tree = lane >> d
+            for i in range(k):
+                ok = tree < self.active[d + i]  # the trees still walking on level d + i (a prefix)
+                src = lane[ok] << i
+                for q in range(1 << i):
+                    s = (1 << i) - 1 + q
+                    feat[ok, s] = self.lv_feat[d + i][src + q]
+                    thr[ok, s] = self.lv_thr[d + i][src + q]
+                    mr[ok, s] = self.lv_mr[d + i][src + q]
+            nxt = lane << k
+            if fused:
+                nxt += np.where(padded[tree] == d + k, self.vshift[tree], 0)
+            feat[:, W - 1] = nxt
+            # one word of comparisons: _step_code inlined (its view, magic and top byte)
+            word = (_VIEW[W], _MAGIC[W], _TOP[W]) if 2 < W <= 8 else None
+            self._steps.append((n, d, feat, thr, mr, None if k == 1 else _step_exits(k), word))
+            d += k
+
+    def _walk_steps(self, x: np.ndarray, has_nan: bool) -> np.ndarray:
+        """The value row (heap layout) each sorted tree's lane reaches for the one row ``x``: per step of
+        up to three levels: the splits' columns and thresholds (two gathers of table rows), the row's
+        values (one gather), the comparisons, their bits (one multiply), the subtree's exit (a lookup)
+        added to the spare column: seven numpy calls where a level at a time takes eighteen."""
+        T = self.n_trees
+        g = self._row_g0.copy()
+        add = np.add
+        for n, d, feat, thr, mr, exits, word in self._steps:
+            gs = g if n == T else g[:n]
+            if d:
+                feat, thr = feat.take(gs, 0), thr.take(gs, 0)  # (positional: no keyword parsing)
+            xv = x.take(feat, mode="clip")  # the spare column's index is clipped; its threshold is +inf
+            c = xv > thr
+            if has_nan:
+                c |= np.isnan(xv) & (mr.take(gs, axis=0) if d else mr)
+            if word is not None and exits is not None:
+                view, magic, top = word
+                add(feat[:, -1], exits.take((c.view(view) * magic).view(np.uint8)[:, top]), out=gs)
+            else:  # one level: the comparison is the exit; two words: _step_code
+                add(feat[:, -1], c[:, 0] if exits is None else exits.take(_step_code(c)), out=gs)
+        if self._row_extra is not None:
+            g >>= self._row_extra
+            g += self.vshift
+        return g
 
     def _build_explicit(self, trees: list[Tree], values: list[np.ndarray],
                         per_node: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -241,30 +347,13 @@ class TraversalForest(CompiledForest):
         return Xt
 
     def _few(self, X: np.ndarray, has_nan: bool | None) -> np.ndarray:
-        """One row: the lanes are the trees; six numpy calls per level (takes, in-place adds: no fancy
-        indexing, no temporaries)."""
+        """One row: the lanes are the trees. Level tables: steps of three levels (:meth:`_walk_steps`);
+        breadth-first: four numpy calls per level (takes, in-place adds: no fancy indexing)."""
         x = self._columns(X, 1).ravel() if self._virtual else X.reshape(-1)
         if has_nan is None:
             has_nan = bool(np.isnan(x).any())
-        T = self.n_trees
         if self.heap:
-            take, lv_feat, lv_thr, greater = x.take, self.lv_feat, self.lv_thr, np.greater
-            first = 0
-            if not has_nan and self.active and self.active[0] == T:
-                # level 0: the lanes are the roots in order (index = tree): the level's tables as they are
-                g = greater(take(lv_feat[0]), lv_thr[0]) + self._twice_roots
-                first = 1
-            else:
-                g = self.roots.copy()
-            for d in range(first, len(self.active)):
-                n = self.active[d]
-                gs = g if n == T else g[:n]
-                xv = take(lv_feat[d].take(gs))
-                gr = greater(xv, lv_thr[d].take(gs))
-                if has_nan:
-                    gr |= np.isnan(xv) & self.lv_mr[d].take(gs)
-                gs += gs
-                gs += gr
+            g = self._walk_steps(x, has_nan)
         else:
             g = self.roots.copy()
             feat, thr, left, mr = self.feat, self.thr, self.left, self.mr
@@ -275,9 +364,19 @@ class TraversalForest(CompiledForest):
                 if has_nan:
                     gr |= np.isnan(xv) & mr[gs]
                 g[:n] = left[gs] + gr
-        g += self.vshift
+            g += self.vshift
         v = self.vals.take(g if self._identity else g[self.inverse], axis=0)
         return v.reshape(self.n_trees, 1, self.n_outputs)
+
+    def row_sums(self, row: list[float]) -> np.ndarray:
+        """One row without NaN (the caller checked): the level tables' steps straight from the list."""
+        if self.walker is not None or not self.heap or self._virtual:
+            return super().row_sums(row)
+        g = self._walk_steps(np.array(row), False)
+        v = self.vals.take(g if self._identity else g[self.inverse], axis=0)  # (T, K), tree order
+        if self.per_stage == 1 and self.sum_dtype is np.float64:
+            return np.add.accumulate(v, axis=0)[-1:]  # added tree after tree, as _one_row does
+        return self._one_row(v.reshape(self.n_trees, 1, self.n_outputs))[0]
 
     def _chunk(self, X: np.ndarray, out: np.ndarray, has_nan: bool | None) -> None:
         r = X.shape[0]
