@@ -30,7 +30,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,6 +69,8 @@ __all__ = [
     "BadRow",
     "CategoryRule",
     "Counts",
+    "Parsed",
+    "ReadAhead",
     "Readable",
     "TableReader",
     "TableWriter",
@@ -263,6 +265,27 @@ class Counts:
         self.rows += other.rows
         self.scored += other.scored
         self.errors += other.errors
+
+
+@dataclass
+class Parsed:
+    """One chunk read and parsed, ready to score: a :class:`Block` of plain CSV lines with its columns
+    parsed in bulk, or records converted by :meth:`_Converter.convert` (the good ones, the bad rows).
+    ``offset``: the input bytes read once the chunk was read (for progress)."""
+
+    offset: int
+    columns: dict[str, np.ndarray]
+    block: Block | None = None
+    chunk: list[Record] = field(default_factory=list)
+    ok: list[Record] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
+
+
+#: Takes the iterator of parsed chunks (:class:`Parsed`) and yields the same items in the same order,
+#: possibly computed ahead (e.g. by one worker thread with a small bounded queue; never in scorer/). It
+#: must re-raise, at the same place in the order, any exception the iterator raised, and stop (and
+#: end its worker) when its ``close()`` is called: :func:`score_table` calls it on the way out.
+ReadAhead = Callable[[Iterator[Parsed]], Iterator[Parsed]] | None
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -771,7 +794,8 @@ def _score_kept(predict: Predictor, columns: dict[str, np.ndarray], ok: list[Rec
 def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool | None = False,
                 outputs: Sequence[str] | None = None, on_error: OnError = None,
                 chunk_rows: int = DEFAULT_CHUNK_ROWS, write_header: bool = True,
-                predict: Predictor | None = None, progress: Progress = None) -> Counts:
+                predict: Predictor | None = None, progress: Progress = None,
+                read_ahead: ReadAhead = None) -> Counts:
     """Score every record of ``reader`` into ``dst`` (bytes) in the one output shape; return the counts.
 
     ``proba``: ``True`` adds ``proba_<class>`` columns (MethodNotSupported without per-class
@@ -783,6 +807,8 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
     gets every bad row in line order and scoring goes on. ``predict`` replaces the model call (the
     device records telemetry around it). ``progress`` is called after every chunk with the counts so
     far and the input bytes read so far (a plain callback: progress bars are the caller's business).
+    ``read_ahead`` (:data:`ReadAhead`) may compute the read-and-parse stage ahead of the scoring (the
+    batch function runs it in a worker thread); the outputs, errors and progress calls are the same.
 
     Runs of plain CSV lines (digits, signs, points, exponents, commas) whose cells are all numbers are
     parsed and written in bulk; any other chunk, or a plain one the bulk path refuses, is read record
@@ -795,43 +821,61 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
     counts = Counts()
     if write_header:
         dst.write(writer.header_bytes())
-    for item in reader.blocks(chunk_rows):
-        if isinstance(item, Block):
-            if converter.bulk and _score_block(run, converter, writer, item, methods, dst):
-                counts.rows += len(item)
-                counts.scored += len(item)
-                if progress is not None:
-                    progress(counts, reader.offset)
-                continue
-            chunk = item.records()
-        else:
-            chunk = item
-        columns, ok, bad = converter.convert(chunk)
-        scored, ok, refused = _score_kept(run, columns, ok, methods)
-        bad.extend(refused)
-        if bad:
-            bad.sort(key=lambda b: b.line)
-            if on_error is None:
-                raise bad[0].error()
-        counts.rows += len(chunk)
-        if ok and scored is not None:
-            dst.write(writer.rows_bytes(ok, *scored))
-            counts.scored += len(ok)
-        for b in bad:
-            on_error(b)  # type: ignore[misc]  # None raised above
-        counts.errors += len(bad)
-        if progress is not None:
-            progress(counts, reader.offset)
+    parsed = _parsed(reader, converter, chunk_rows)
+    items = read_ahead(parsed) if read_ahead is not None else parsed
+    try:
+        for item in items:
+            if item.block is not None:
+                if _score_block(run, writer, item.block, item.columns, methods, dst):
+                    counts.rows += len(item.block)
+                    counts.scored += len(item.block)
+                    if progress is not None:
+                        progress(counts, item.offset)
+                    continue
+                chunk = item.block.records()  # the model refuses some row: record by record
+                columns, ok, bad = converter.convert(chunk)
+            else:
+                chunk, columns, ok, bad = item.chunk, item.columns, item.ok, item.bad
+            scored, ok, refused = _score_kept(run, columns, ok, methods)
+            bad.extend(refused)
+            if bad:
+                bad.sort(key=lambda b: b.line)
+                if on_error is None:
+                    raise bad[0].error()
+            counts.rows += len(chunk)
+            if ok and scored is not None:
+                dst.write(writer.rows_bytes(ok, *scored))
+                counts.scored += len(ok)
+            for b in bad:
+                on_error(b)  # type: ignore[misc]  # None raised above
+            counts.errors += len(bad)
+            if progress is not None:
+                progress(counts, item.offset)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:  # a read-ahead stops (and its worker ends) before the caller goes on
+            close()
     return counts
 
 
-def _score_block(run: Predictor, converter: _Converter, writer: TableWriter, block: Block,
+def _parsed(reader: TableReader, converter: _Converter, chunk_rows: int) -> Iterator[Parsed]:
+    """The read-and-parse stage of :func:`score_table`: reading, splitting records, converting cells. It
+    touches only the reader and the converter, never the model or the output, so it may run ahead."""
+    for item in reader.blocks(chunk_rows):
+        if isinstance(item, Block):
+            block_columns = converter.convert_block(item) if converter.bulk else None
+            if block_columns is not None:
+                yield Parsed(reader.offset, block_columns, block=item)
+                continue
+            item = item.records()
+        columns, ok, bad = converter.convert(item)
+        yield Parsed(reader.offset, columns, chunk=item, ok=ok, bad=bad)
+
+
+def _score_block(run: Predictor, writer: TableWriter, block: Block, columns: dict[str, np.ndarray],
                  methods: Sequence[str], dst: Writable) -> bool:
-    """Score a block of plain lines in bulk; False (nothing written) when it must go record by record:
-    a cell is not a number, or the model refuses some row (the record path isolates it)."""
-    columns = converter.convert_block(block)
-    if columns is None:
-        return False
+    """Score a block of plain lines parsed in bulk; False (nothing written) when the model refuses
+    some row: the block then goes record by record (the record path isolates it)."""
     try:
         scored = run(columns, methods)
     except ROW_ERRORS:

@@ -27,10 +27,12 @@ import hashlib
 import io
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -48,6 +50,10 @@ PART_BYTES = 8 * 1024 * 1024  # multipart part size (S3 minimum is 5 MiB)
 ROWS_PER_MAP_ITEM_FACTOR = 10  # a Distributed Map item scores this many chunks of batch_chunk_rows
 READ_CHUNK = 1024 * 1024
 MAX_ERROR_TEXT = 300
+READ_AHEAD_DEPTH = 1  # parsed chunks waiting for the scorer (besides the one parsed and the one scored)
+_POLL_SECONDS = 0.05  # how often a worker waiting on a full queue looks whether it should stop
+
+T = TypeVar("T")
 
 
 class InputUnusable(ServiceError):
@@ -112,6 +118,57 @@ class MultipartWriter:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
             except ClientError:
                 log.warning("could not abort the multipart upload of %s", self.key)
+
+
+def read_ahead(items: Iterator[T], depth: int = READ_AHEAD_DEPTH) -> Iterator[T]:
+    """``items``, computed by one worker thread up to ``depth`` items ahead of the consumer.
+
+    Why: the batch's reading and parsing (S3 reads, numpy's text parser) and its scoring (numpy calls
+    that release the GIL on large arrays, as a forest's traversal does) then overlap on the function's
+    cores; the queue is bounded, so memory stays a few chunks whatever the input size. The items come
+    in order; an exception of ``items`` is raised here at its place in the order. Closing this
+    generator (:func:`scorer.tabular.score_table` does on its way out, a failure included) stops the
+    worker and waits for it, so the input stream is no longer read once the caller goes on.
+    """
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(depth, 1))  # (done, item or error)
+    stop = threading.Event()
+
+    def put(message: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(message, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+        except BaseException as exc:  # noqa: BLE001  # handed to the consumer, raised there
+            put((True, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        put((True, None))
+
+    worker = threading.Thread(target=work, name="batch-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            done, value = box.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _error_line(bad: tabular.BadRow) -> bytes:
@@ -266,7 +323,7 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
                                          write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
                                          chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()),
-                                         progress=progress)
+                                         progress=progress, read_ahead=read_ahead)
         except scorer.InvalidInput as exc:
             raise InputUnusable(str(exc)) from None
         out.close()
