@@ -656,10 +656,8 @@ class TableWriter:
     def block_bytes(self, block: Block, *outputs: np.ndarray | None) -> bytes:
         """A block of plain CSV lines scored: each line as it was (plain cells need no quotes, so the CSV
         writer would write them back unchanged) + the output cells, as :meth:`rows_bytes` writes them."""
-        n = len(block)
-        cells = [_csv_column(col) for col in _output_columns(n, outputs)]
-        text = b"\n".join(block.lines).decode("ascii").split("\n")
-        return ("\n".join(map(",".join, zip(text, *cells, strict=True))) + "\n").encode("utf-8")
+        cells = [_csv_column_bytes(col) for col in _output_columns(len(block), outputs)]
+        return b"\n".join(map(b",".join, zip(block.lines, *cells, strict=True))) + b"\n"
 
 
 _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
@@ -686,6 +684,15 @@ def _csv_column(col: np.ndarray) -> list[str]:
         return cells
     quoted = {u: _csv_bytes([["", u]]).decode("utf-8")[1:-1] for u in set(cells)}
     return [quoted[c] for c in cells]
+
+
+def _csv_column_bytes(col: np.ndarray) -> list[bytes]:
+    """:func:`_csv_column` as UTF-8 bytes (the plain lines of a block stay bytes: no decoding, no copy);
+    number cells hold no line break, so a column is encoded in one call and split."""
+    cells = _csv_column(col)
+    if col.dtype.kind in "fiub":
+        return "\n".join(cells).encode("ascii").split(b"\n")
+    return [c.encode("utf-8") for c in cells]
 
 
 def _format_column(col: np.ndarray) -> list[str]:
