@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -75,7 +76,12 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 class MultipartWriter:
-    """Write an S3 object in parts with a bounded buffer; small objects become one PutObject."""
+    """Write an S3 object in parts with a bounded buffer; small objects become one PutObject.
+
+    A full part is uploaded by one background thread while the next one fills (the upload is network
+    time the scoring need not wait for); at most one part is in flight, so memory stays two parts. An
+    upload's error is raised by the next :meth:`write` that fills a part, or by :meth:`close`.
+    """
 
     def __init__(self, s3: Any, bucket: str, key: str, content_type: str,
                  part_bytes: int = PART_BYTES) -> None:
@@ -84,6 +90,9 @@ class MultipartWriter:
         self._buf = io.BytesIO()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._next_part = 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[dict[str, Any]] | None = None
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
@@ -96,23 +105,49 @@ class MultipartWriter:
         if self._upload_id is None:
             self._upload_id = self.s3.create_multipart_upload(
                 Bucket=self.bucket, Key=self.key, ContentType=self.content_type)["UploadId"]
-        number = len(self._parts) + 1
-        resp = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                   PartNumber=number, Body=self._buf.getvalue())
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        body, number = self._buf.getvalue(), self._next_part
         self._buf = io.BytesIO()
+        self._next_part += 1
+        self._wait()  # the previous part first: one in flight
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-upload")
+        self._pending = self._pool.submit(self._upload, self._upload_id, number, body)
+
+    def _upload(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        resp = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                                   PartNumber=number, Body=body)
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    def _wait(self) -> None:
+        """Wait for the part in flight, if any, and record it (its upload's error is raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._parts.append(pending.result())
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._upload_id is None:
             self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._buf.getvalue(),
                                ContentType=self.content_type)
             return
-        if self._buf.tell():
-            self._flush_part()
+        try:
+            if self._buf.tell():
+                self._flush_part()
+            self._wait()
+        finally:
+            self._stop()
         self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
                                           MultipartUpload={"Parts": self._parts})
 
     def abort(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()  # let it end; its outcome no longer matters
+        self._stop()
         if self._upload_id is not None:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
