@@ -314,7 +314,7 @@ def section(quick: bool, rows: int | None = None) -> Section:
         "queued) and full output parts are uploaded by another (one in flight): on S3 the network reads "
         "and writes overlap the CPU work; CPU work overlaps CPU work only while numpy runs without the "
         "GIL (every cell's conversion and every output `repr` need it), and on this shared 2-core machine"
-        " the threads gained nothing measurable: A/B at 200,000 rows (fresh processes calling "
+        " the threads showed no reliable gain: A/B at 200,000 rows (fresh processes calling "
         "`score_input` as here, alternated, load 2-3) the CSV path took 3-9% (forest) and 12% (logistic) "
         "less time than the code of 2026-12-05, from less CPU per row (the C reader ~15% less per cell "
         "than `numpy.fromstring`, no decode/split of the written lines); JSON Lines ~2%. The forest's "
