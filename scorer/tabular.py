@@ -286,10 +286,12 @@ class Counts:
 class Parsed:
     """One chunk read and parsed, ready to score: a :class:`Block` of plain CSV lines with its columns
     parsed in bulk, or records converted by :meth:`_Converter.convert` (the good ones, the bad rows).
-    ``offset``: the input bytes read once the chunk was read (for progress)."""
+    ``offset``: the input bytes read once the chunk was read (for progress); ``size``: the input bytes
+    read for it (what a read-ahead weighs memory by)."""
 
     offset: int
     columns: dict[str, np.ndarray]
+    size: int = 0
     block: Block | None = None
     chunk: list[Record] = field(default_factory=list)
     ok: list[Record] = field(default_factory=list)
@@ -903,15 +905,18 @@ def score_table(model: Model, reader: TableReader, dst: Writable, *, proba: bool
 def _parsed(reader: TableReader, converter: _Converter, chunk_rows: int) -> Iterator[Parsed]:
     """The read-and-parse stage of :func:`score_table`: reading, splitting records, converting cells. It
     touches only the reader and the converter, never the model or the output, so it may run ahead."""
+    last = reader.offset
     for item in reader.blocks(chunk_rows):
+        offset = reader.offset
+        size, last = offset - last, offset
         if isinstance(item, Block):
             block_columns = converter.convert_block(item) if converter.bulk else None
             if block_columns is not None:
-                yield Parsed(reader.offset, block_columns, block=item)
+                yield Parsed(offset, block_columns, size, block=item)
                 continue
             item = item.records()
         columns, ok, bad = converter.convert(item)
-        yield Parsed(reader.offset, columns, chunk=item, ok=ok, bad=bad)
+        yield Parsed(offset, columns, size, chunk=item, ok=ok, bad=bad)
 
 
 def _score_block(run: Predictor, writer: TableWriter, block: Block, columns: dict[str, np.ndarray],

@@ -52,6 +52,7 @@ ROWS_PER_MAP_ITEM_FACTOR = 10  # a Distributed Map item scores this many chunks 
 READ_CHUNK = 1024 * 1024
 MAX_ERROR_TEXT = 300
 READ_AHEAD_DEPTH = 1  # parsed chunks waiting for the scorer (besides the one parsed and the one scored)
+READ_AHEAD_BYTES = 32 * 1024 * 1024  # input bytes of the chunks handed over before the next is parsed
 _POLL_SECONDS = 0.05  # how often a worker waiting on a full queue looks whether it should stop
 
 T = TypeVar("T")
@@ -155,20 +156,26 @@ class MultipartWriter:
                 log.warning("could not abort the multipart upload of %s", self.key)
 
 
-def read_ahead(items: Iterator[T], depth: int = READ_AHEAD_DEPTH) -> Iterator[T]:
+def read_ahead(items: Iterator[T], depth: int = READ_AHEAD_DEPTH, size: Callable[[T], int] | None = None,
+               max_ahead: int = READ_AHEAD_BYTES) -> Iterator[T]:
     """``items``, computed by one worker thread up to ``depth`` items ahead of the consumer.
 
     Why: the batch's reading and parsing (S3 reads, numpy's text parser) and its scoring (numpy calls
     that release the GIL on large arrays, as a forest's traversal does) then overlap on the function's
-    cores; the queue is bounded, so memory stays a few chunks whatever the input size. The items come
-    in order; an exception of ``items`` is raised here at its place in the order. Closing this
-    generator (:func:`scorer.tabular.score_table` does on its way out, a failure included) stops the
-    worker and waits for it, so the input stream is no longer read once the caller goes on.
+    cores. Memory stays bounded whatever the input size: at most ``depth`` items wait, and with
+    ``size`` (an item's weight, e.g. its input bytes) the worker starts the next item only while the
+    items handed over and not yet done with (the one the consumer holds included) weigh at most
+    ``max_ahead``, so chunks of wide rows are not held three at a time. The items come in order; an
+    exception of ``items`` is raised here at its place in the order. Closing this generator
+    (:func:`scorer.tabular.score_table` does on its way out, a failure included) stops the worker and
+    waits for it, so the input stream is no longer read once the caller goes on.
     """
-    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(depth, 1))  # (done, item or error)
+    box: queue.Queue[tuple[bool, Any, int]] = queue.Queue(maxsize=max(depth, 1))  # (done, item|error, size)
     stop = threading.Event()
+    room = threading.Condition()
+    ahead = [0]  # the weight handed over and not yet done with
 
-    def put(message: tuple[bool, Any]) -> bool:
+    def put(message: tuple[bool, Any, int]) -> bool:
         while not stop.is_set():
             try:
                 box.put(message, timeout=_POLL_SECONDS)
@@ -177,25 +184,41 @@ def read_ahead(items: Iterator[T], depth: int = READ_AHEAD_DEPTH) -> Iterator[T]
                 continue
         return False
 
+    def wait_for_room() -> bool:
+        with room:
+            while ahead[0] > max_ahead and not stop.is_set():
+                room.wait(_POLL_SECONDS)
+        return not stop.is_set()
+
     def work() -> None:
         try:
-            for item in items:
-                if not put((False, item)):
+            while wait_for_room():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    put((True, None, 0))
+                    return
+                weight = size(item) if size is not None else 0
+                with room:
+                    ahead[0] += weight
+                if not put((False, item, weight)):
                     return
         except BaseException as exc:  # noqa: BLE001  # handed to the consumer, raised there
-            put((True, exc))
-            return
+            put((True, exc, 0))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
-        put((True, None))
 
     worker = threading.Thread(target=work, name="batch-read-ahead", daemon=True)
     worker.start()
+    held = 0
     try:
         while True:
-            done, value = box.get()
+            with room:  # the item yielded last is done with once the next one is asked for
+                ahead[0] -= held
+                room.notify()
+            done, value, held = box.get()
             if done:
                 if value is not None:
                     raise value
@@ -204,6 +227,15 @@ def read_ahead(items: Iterator[T], depth: int = READ_AHEAD_DEPTH) -> Iterator[T]
     finally:
         stop.set()
         worker.join()
+
+
+def _chunk_bytes(item: tabular.Parsed) -> int:
+    return item.size
+
+
+def _read_ahead(items: Iterator[tabular.Parsed]) -> Iterator[tabular.Parsed]:
+    """The batch's read-ahead of parsed chunks, weighed by their input bytes."""
+    return read_ahead(items, size=_chunk_bytes)
 
 
 def _error_line(bad: tabular.BadRow) -> bytes:
@@ -358,7 +390,7 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
                                          write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
                                          chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()),
-                                         progress=progress, read_ahead=read_ahead)
+                                         progress=progress, read_ahead=_read_ahead)
         except scorer.InvalidInput as exc:
             raise InputUnusable(str(exc)) from None
         out.close()

@@ -55,6 +55,18 @@ def test_items_come_in_order_and_the_worker_stays_within_the_queue(depth: int) -
     assert src.closed and not _workers()
 
 
+@pytest.mark.parametrize("weight, extra", [(10, 1), (100, 0)])
+def test_the_worker_waits_while_the_items_handed_over_weigh_more_than_the_budget(weight: int,
+                                                                                  extra: int) -> None:
+    # budget 15: with items of 10, one more than the consumer holds; with items of 100, none
+    src = Source(40)
+    got = []
+    for item in batch.read_ahead(iter(src), depth=5, size=lambda _: weight, max_ahead=15):
+        assert src.produced <= len(got) + 1 + extra  # this item, and `extra` parsed ahead at most
+        got.append(item)
+    assert got == list(range(40)) and not _workers()
+
+
 def test_an_error_of_the_source_is_raised_after_the_items_before_it() -> None:
     got: list[int] = []
     with pytest.raises(ValueError, match="item 7 is unreadable"):
@@ -124,8 +136,15 @@ def test_score_table_with_read_ahead_writes_the_same_bytes_errors_and_progress(m
                                                                                 fmt: str, seed: int) -> None:
     data = _table(random.Random(seed), 3000, fmt)
     want = _score(model, data, fmt)
-    got = _score(model, data, fmt, read_ahead=batch.read_ahead)
+    sizes: list[int] = []
+
+    def weighed(items: Iterator[tabular.Parsed]) -> Iterator[tabular.Parsed]:
+        return batch.read_ahead(items, size=lambda p: sizes.append(p.size) or p.size, max_ahead=3000)
+
+    got = _score(model, data, fmt, read_ahead=weighed)
     assert got == want
+    header = data.index(b"\n") + 1 if fmt == "csv" else 0
+    assert sum(sizes) == len(data) - header and len(sizes) > 10  # every chunk weighed by its bytes
     assert want[1]  # the input did have bad rows
     assert not _workers()
 
@@ -143,9 +162,9 @@ def test_the_batch_scores_through_the_read_ahead(model: scorer.Model,
     used: list[bool] = []
     real = batch.read_ahead
 
-    def spy(items: Iterator[Any]) -> Iterator[Any]:
-        used.append(True)
-        return real(items)
+    def spy(items: Iterator[Any], **kw: Any) -> Iterator[Any]:
+        used.append(kw.get("size") is not None)
+        return real(items, **kw)
 
     monkeypatch.setattr(batch, "read_ahead", spy)
     writes: list[bytes] = []
