@@ -1,7 +1,8 @@
 """Batch end to end: the batch function's own code on a large CSV / JSON Lines input, against the scorer.
 
     .venv/bin/python bench/run.py --only batch_e2e [--quick]
-    .venv/bin/python bench/batch_e2e.py [--quick]          # the same section printed alone
+    .venv/bin/python bench/batch_e2e.py [--quick] [--rows N]   # the same section printed alone; --rows:
+                                                            # N-row inputs, no 1 GB run (a quick A/B)
 
 Each run is a fresh child process calling ``modelsync.service.batch.score_input`` (what the Batch
 function's scheduled run does for one input) with a local-file stand-in for S3 (:class:`LocalS3`: the
@@ -223,8 +224,10 @@ def _stage(root: Path, model: str, path: Path) -> str:
     return key
 
 
-def measure(quick: bool) -> dict[str, Any]:
-    cfg = QUICK if quick else FULL
+def measure(quick: bool, rows: int | None = None) -> dict[str, Any]:
+    cfg = dict(QUICK if quick else FULL)
+    if rows:
+        cfg.update(rows=rows, jsonl_rows=rows, big_bytes=0)
     docs = _models()
     tmp = Path(tempfile.mkdtemp(prefix="modelsync-batch-bench-"))
     out: dict[str, Any] = {"cfg": cfg, "runs": {}, "memory": {}}
@@ -250,8 +253,8 @@ def _fmt_rate(rows: float, seconds: float) -> str:
     return f"{rows / seconds:,.0f}"
 
 
-def section(quick: bool) -> Section:
-    m = measure(quick)
+def section(quick: bool, rows: int | None = None) -> Section:
+    m = measure(quick, rows)
     labels = dict(MODELS)
     rows_md = ["| model | input | rows | size | e2e time | e2e rows/s | in-memory rows/s | e2e / in-memory | "
                "peak RSS |", "|---|---|---|---|---|---|---|---|---|"]
@@ -284,7 +287,8 @@ def section(quick: bool) -> Section:
                               passed(max(big["rss_mb"], peak) < RSS_LIMIT_MB)))
     else:
         targets.append(Target(f"batch e2e: peak RSS < {RSS_LIMIT_MB} MB at 1 GB of input",
-                              f"{peak:.0f} MB (max, small inputs)", "not measured at 1 GB (--quick)"))
+                              f"{peak:.0f} MB (max, small inputs)",
+                              "not measured at 1 GB (--quick or --rows)"))
     cfg = m["cfg"]
     chunk_rows = next(iter(m["runs"].values()))["chunk_rows"]
     body = "\n".join([
@@ -300,21 +304,36 @@ def section(quick: bool) -> Section:
         "",
         *rows_md,
         "",
-        "Where the time goes (cProfile of the CSV path): the number parsing. Plain blocks (digits, signs, "
-        "points, exponents, commas) are parsed with one `numpy.fromstring` call per block, which runs "
-        "CPython's correctly rounded `PyOS_string_to_double` per cell: ~0.35 µs for a 17-digit `repr` "
-        "number, ~7 µs per 20-feature row, about the forest's own time per row (predict + predict_proba) "
-        "and ~150x the logistic model's, so the 0.5x target is out of reach for the logistic model by "
-        "construction and borderline for the forest. Output: one `repr` per output float, lines copied. "
-        "Tried: the csv module and per-cell Python work are gone (bulk path, ~2-3x faster than before); "
-        "an exact vectorised parser in numpy (digits to a uint64 mantissa, long-double division, midpoint "
-        "check) was bit-identical but 2.5x slower than `fromstring` (byte-level numpy passes cost more "
-        "than C strtod) and was dropped; blocks of 20,000 rows by default instead of 5,000 (the forest "
-        "scores 5,000-row blocks at about half its large-block rate). JSON Lines: one strict decoder "
-        "reused, numbers to float64 in one call, one encoder; it stays bound by parsing every input number "
-        "and re-encoding it as the one output shape requires (byte-identical to before): profiled, the C "
-        "JSON encoder spends ~1 µs per 17-digit input number in `float.__repr__` (shortest round trip), "
-        "more than the parse, so JSON Lines costs ~3-5x CSV's time on these rows.",
+        "Where the time goes (cProfile of the CSV path): the number parsing. Plain blocks (digits, signs,"
+        " points, exponents, commas) are parsed with one `numpy.loadtxt` call per block (numpy's C text "
+        "reader; every cell goes through CPython's correctly rounded `PyOS_string_to_double`): ~0.3 µs "
+        "for a 17-digit `repr` number, ~6 µs per 20-feature row, close to the forest's own time per row "
+        "(predict + predict_proba) and ~100x the logistic model's, so the 0.5x target is out of reach for"
+        " the logistic model by construction and borderline for the forest. Output: the plain lines are "
+        "written back as the bytes read, plus one `repr` per output float (~1 µs each). The next block is"
+        " read and parsed by one worker thread while this one is scored (`batch.read_ahead`, one chunk "
+        "queued) and full output parts are uploaded by another (one in flight): on S3 the network reads "
+        "and writes overlap the CPU work; CPU work overlaps CPU work only while numpy runs without the "
+        "GIL (every cell's conversion and every output `repr` need it), and on this shared 2-core machine"
+        " the threads showed no reliable gain: A/B at 200,000 rows (fresh processes calling "
+        "`score_input` as here, alternated, load 2-3) the CSV path took 3-9% (forest) and 12% (logistic) "
+        "less time than the code of 2026-12-05, from less CPU per row (the C reader ~15% less per cell "
+        "than `numpy.fromstring`, no decode/split of the written lines); JSON Lines ~2%. The forest's "
+        "input check (`float32_checks`, one `np.vdot` per call) wakes OpenBLAS's thread pool, whose "
+        "spinning thread then holds the second core (CPU time ~1.5x wall for one scoring thread); with "
+        "`OPENBLAS_NUM_THREADS=1` the in-memory forest scored ~20% more rows/s on this machine. Tried: "
+        "the csv module and per-cell Python work are gone (bulk path, ~2-3x faster than before); an exact"
+        " vectorised parser in numpy (digits to a uint64 mantissa, long-double division, midpoint check) "
+        "was bit-identical but 2.5x slower than `fromstring` (byte-level numpy passes cost more than C "
+        "strtod) and was dropped; blocks of 20,000 rows by default instead of 5,000 (the forest scores "
+        "5,000-row blocks at about half its large-block rate). JSON Lines: one strict decoder reused (~16"
+        " µs a row of 20 numbers), a chunk's features read into one matrix in one call, rows re-encoded "
+        "by a C encoder built once; it stays bound by parsing every input number and re-encoding it as "
+        "the one output shape requires (byte-identical to before): the encoder spends ~0.75 µs per "
+        "17-digit input number in `float.__repr__` (shortest round trip, ~15 µs a row), about the parse, "
+        "and both need the GIL (no overlap by threads), so JSON Lines costs ~3x (forest) to ~5x "
+        "(logistic) CSV's time on these rows. Writing an input line's own text back instead needs a proof"
+        " per number that it is `repr`'s spelling, which costs a `repr`.",
     ])
     return Section("Batch end to end", body, targets)
 
@@ -322,6 +341,8 @@ def section(quick: bool) -> Section:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rows", type=int, default=None, help="rows of the CSV and JSON Lines inputs "
+                    "(no 1 GB run): a shorter A/B of the batch code")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -329,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         result = child_e2e(*rest) if mode == "e2e" else child_memory(rest[0], int(rest[1]))
         print(json.dumps(result))
         return 0
-    s = section(args.quick)
+    s = section(args.quick, args.rows)
     print(f"## {s.title}\n\n{s.body}\n")
     for t in s.targets:
         print(f"- {t.target}: {t.figure} {t.verdict}")

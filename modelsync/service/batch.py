@@ -27,10 +27,13 @@ import hashlib
 import io
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -48,6 +51,11 @@ PART_BYTES = 8 * 1024 * 1024  # multipart part size (S3 minimum is 5 MiB)
 ROWS_PER_MAP_ITEM_FACTOR = 10  # a Distributed Map item scores this many chunks of batch_chunk_rows
 READ_CHUNK = 1024 * 1024
 MAX_ERROR_TEXT = 300
+READ_AHEAD_DEPTH = 1  # parsed chunks waiting for the scorer (besides the one parsed and the one scored)
+READ_AHEAD_BYTES = 32 * 1024 * 1024  # input bytes of the chunks handed over before the next is parsed
+_POLL_SECONDS = 0.05  # how often a worker waiting on a full queue looks whether it should stop
+
+T = TypeVar("T")
 
 
 class InputUnusable(ServiceError):
@@ -69,7 +77,12 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 class MultipartWriter:
-    """Write an S3 object in parts with a bounded buffer; small objects become one PutObject."""
+    """Write an S3 object in parts with a bounded buffer; small objects become one PutObject.
+
+    A full part is uploaded by one background thread while the next one fills (the upload is network
+    time the scoring need not wait for); at most one part is in flight, so memory stays two parts. An
+    upload's error is raised by the next :meth:`write` that fills a part, or by :meth:`close`.
+    """
 
     def __init__(self, s3: Any, bucket: str, key: str, content_type: str,
                  part_bytes: int = PART_BYTES) -> None:
@@ -78,6 +91,9 @@ class MultipartWriter:
         self._buf = io.BytesIO()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._next_part = 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[dict[str, Any]] | None = None
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
@@ -90,28 +106,136 @@ class MultipartWriter:
         if self._upload_id is None:
             self._upload_id = self.s3.create_multipart_upload(
                 Bucket=self.bucket, Key=self.key, ContentType=self.content_type)["UploadId"]
-        number = len(self._parts) + 1
-        resp = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                   PartNumber=number, Body=self._buf.getvalue())
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        body, number = self._buf.getvalue(), self._next_part
         self._buf = io.BytesIO()
+        self._next_part += 1
+        self._wait()  # the previous part first: one in flight
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-upload")
+        self._pending = self._pool.submit(self._upload, self._upload_id, number, body)
+
+    def _upload(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        resp = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                                   PartNumber=number, Body=body)
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    def _wait(self) -> None:
+        """Wait for the part in flight, if any, and record it (its upload's error is raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._parts.append(pending.result())
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._upload_id is None:
             self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._buf.getvalue(),
                                ContentType=self.content_type)
             return
-        if self._buf.tell():
-            self._flush_part()
+        try:
+            if self._buf.tell():
+                self._flush_part()
+            self._wait()
+        finally:
+            self._stop()
         self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
                                           MultipartUpload={"Parts": self._parts})
 
     def abort(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()  # let it end; its outcome no longer matters
+        self._stop()
         if self._upload_id is not None:
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
             except ClientError:
                 log.warning("could not abort the multipart upload of %s", self.key)
+
+
+def read_ahead(items: Iterator[T], depth: int = READ_AHEAD_DEPTH, size: Callable[[T], int] | None = None,
+               max_ahead: int = READ_AHEAD_BYTES) -> Iterator[T]:
+    """``items``, computed by one worker thread up to ``depth`` items ahead of the consumer.
+
+    Why: the batch's reading and parsing (S3 reads, numpy's text parser) and its scoring (numpy calls
+    that release the GIL on large arrays, as a forest's traversal does) then overlap on the function's
+    cores. Memory stays bounded whatever the input size: at most ``depth`` items wait, and with
+    ``size`` (an item's weight, e.g. its input bytes) the worker starts the next item only while the
+    items handed over and not yet done with (the one the consumer holds included) weigh at most
+    ``max_ahead``, so chunks of wide rows are not held three at a time. The items come in order; an
+    exception of ``items`` is raised here at its place in the order. Closing this generator
+    (:func:`scorer.tabular.score_table` does on its way out, a failure included) stops the worker and
+    waits for it, so the input stream is no longer read once the caller goes on.
+    """
+    box: queue.Queue[tuple[bool, Any, int]] = queue.Queue(maxsize=max(depth, 1))  # (done, item|error, size)
+    stop = threading.Event()
+    room = threading.Condition()
+    ahead = [0]  # the weight handed over and not yet done with
+
+    def put(message: tuple[bool, Any, int]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(message, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def wait_for_room() -> bool:
+        with room:
+            while ahead[0] > max_ahead and not stop.is_set():
+                room.wait(_POLL_SECONDS)
+        return not stop.is_set()
+
+    def work() -> None:
+        try:
+            while wait_for_room():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    put((True, None, 0))
+                    return
+                weight = size(item) if size is not None else 0
+                with room:
+                    ahead[0] += weight
+                if not put((False, item, weight)):
+                    return
+        except BaseException as exc:  # noqa: BLE001  # handed to the consumer, raised there
+            put((True, exc, 0))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="batch-read-ahead", daemon=True)
+    worker.start()
+    held = 0
+    try:
+        while True:
+            with room:  # the item yielded last is done with once the next one is asked for
+                ahead[0] -= held
+                room.notify()
+            done, value, held = box.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _chunk_bytes(item: tabular.Parsed) -> int:
+    return item.size
+
+
+def _read_ahead(items: Iterator[tabular.Parsed]) -> Iterator[tabular.Parsed]:
+    """The batch's read-ahead of parsed chunks, weighed by their input bytes."""
+    return read_ahead(items, size=_chunk_bytes)
 
 
 def _error_line(bad: tabular.BadRow) -> bytes:
@@ -266,7 +390,7 @@ def _score_to_s3(ctx: BatchContext, model: scorer.Model, open_reader: Callable[[
                                          write_header=with_header,
                                          on_error=lambda bad: errs.write(_error_line(bad)),
                                          chunk_rows=min(ctx.settings.batch_chunk_rows, model.max_rows()),
-                                         progress=progress)
+                                         progress=progress, read_ahead=_read_ahead)
         except scorer.InvalidInput as exc:
             raise InputUnusable(str(exc)) from None
         out.close()

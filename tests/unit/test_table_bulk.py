@@ -230,3 +230,25 @@ def test_chosen_outputs_are_written_alike_in_bulk(labelled: scorer.Model,
     monkeypatch.setattr(RecordReader, "plain_block", lambda self, *a, **k: None)
     assert got == score(labelled, data, outputs=["predict_proba", "predict"], chunk_rows=64)
     assert got[0].splitlines()[0].endswith('"proba_a,b","proba_say ""hi""",proba_c,prediction')
+
+
+def test_labels_with_line_breaks_and_non_ascii_are_written_as_the_record_path_writes_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kit.install()
+    try:
+        model = scorer.load_model(kit.make_doc(coef=(1.0, 1.0, 1.0), classes=["a\nb", "é, ü", "c\r\n"],
+                                               rows=[[1.0, 2.0, 3.0]]))
+    finally:
+        kit.uninstall()
+    rng = random.Random(7)
+    data = ("f0,f1,f2\n" + "".join(",".join(repr(rng.gauss(0, 3)) for _ in range(3)) + "\n"
+                                   for _ in range(300))).encode()
+    taken: list[bool] = []
+    real = tabular._score_block
+    monkeypatch.setattr(tabular, "_score_block", lambda *a: taken.append(real(*a)) or taken[-1])
+    got = score(model, data, chunk_rows=64)
+    assert taken and all(taken)  # every block went the bulk way
+    with monkeypatch.context() as m:
+        m.setattr(RecordReader, "plain_block", lambda self, *a, **k: None)
+        want = score(model, data, chunk_rows=64)
+    assert got == want and '"a\nb"' in got[0] and "é, ü" in got[0]
