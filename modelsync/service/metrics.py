@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from .rules import parse_since as _parse_since
+
 REQUESTS, ROWS, ERRORS = "Requests", "Rows", "Errors"
 ERROR_BASE = "ErrorBase"  # what Errors counts out of: 1 per API request, the rows read per batch input
 SCORING_LATENCY, TOTAL_LATENCY = "ScoringLatency", "TotalLatency"
@@ -393,9 +395,7 @@ def batch_measure(result: Mapping[str, Any]) -> Measure | None:
 
 def parse_since(since: str | None, now: _dt.datetime | None = None) -> _dt.datetime:
     """``since`` as :func:`.rules.parse_since` reads it (default: the last 24 hours)."""
-    from .rules import parse_since as parse
-
-    value = parse(since)
+    value = _parse_since(since)
     return value if value is not None else (now or _dt.datetime.now(_dt.UTC)) - DEFAULT_WINDOW
 
 

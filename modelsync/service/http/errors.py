@@ -108,7 +108,7 @@ def describe_validation(errors: Any, raw_body: str | None, base64_encoded: bool)
         return EMPTY_BODY
     parts = []
     body: Any = None
-    for err in list(errors)[:3]:
+    for err in errors[:3]:
         loc = list(err.get("loc", ()))
         msg = str(err.get("msg") or err.get("type") or "invalid")
         where = ""
